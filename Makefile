@@ -1,0 +1,39 @@
+# Caseloop. `make run` starts the product on SQLite; `make test` runs the suite on SQLite
+# and PostgreSQL + pgvector. Both set up the virtualenv first.
+PYTHON ?= python3
+VENV := .venv
+PY := $(VENV)/bin/python
+
+.PHONY: setup run serve test bench lint clean
+
+$(VENV)/.installed: requirements.txt requirements-dev.txt
+	$(PYTHON) -m venv $(VENV)
+	$(PY) -m pip install --quiet --upgrade pip
+	$(PY) -m pip install --quiet -r requirements-dev.txt
+	touch $@
+
+setup: $(VENV)/.installed
+
+run: setup
+	$(PY) manage.py migrate --noinput
+	$(PY) manage.py seed_demo
+	$(PY) manage.py ensure_admin
+	$(PY) manage.py setup_schedules
+	bash scripts/serve_dev.sh
+
+# Production servers on this machine: gunicorn (API) + uvicorn (SSE stream) + qcluster.
+serve: setup
+	bash scripts/serve.sh all
+
+test: setup
+	$(VENV)/bin/ruff check .
+	$(PY) scripts/run_tests.py
+
+bench: setup
+	$(PY) scripts/run_bench.py
+
+clean:
+	rm -rf $(VENV) var
+
+lint: setup
+	$(VENV)/bin/ruff check .

@@ -1,0 +1,23 @@
+"""JSON 404/500 for `/api/` paths that never reach a DRF view (a URL no pattern matches, a crash
+outside the view), so API clients always get `{"detail": ..., "errors": {}}` and never HTML or
+a traceback."""
+from __future__ import annotations
+
+from django.http import HttpRequest, HttpResponse, JsonResponse
+from django.views import defaults
+
+
+def _is_api(request: HttpRequest) -> bool:
+    return request.path.startswith("/api/")
+
+
+def not_found(request: HttpRequest, exception: Exception) -> HttpResponse:
+    if _is_api(request):
+        return JsonResponse({"detail": "Not found.", "errors": {}}, status=404)
+    return defaults.page_not_found(request, exception)
+
+
+def server_error(request: HttpRequest) -> HttpResponse:
+    if _is_api(request):
+        return JsonResponse({"detail": "Internal error; it has been logged.", "errors": {}}, status=500)
+    return defaults.server_error(request)

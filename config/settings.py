@@ -1,0 +1,294 @@
+"""Caseloop settings: one module, read from the environment.
+
+With no environment at all the dev server starts on SQLite, a local-memory cache and
+django-q2's ORM broker. `DATABASE_URL` switches to PostgreSQL (+ pgvector), `REDIS_URL`
+switches the cache and the task broker to Redis. Secrets only ever come from the environment.
+"""
+from __future__ import annotations
+
+from pathlib import Path
+
+import environ
+from django.core.exceptions import ImproperlyConfigured
+
+BASE_DIR = Path(__file__).resolve().parent.parent
+VAR_DIR = BASE_DIR / "var"
+
+env = environ.Env()
+
+DEBUG = env.bool("DJANGO_DEBUG", default=False)
+# A fixed development key is only tolerated in DEBUG; production must supply its own.
+SECRET_KEY = env.str("DJANGO_SECRET_KEY", default="")
+if not SECRET_KEY:
+    if not DEBUG and env.bool("CASELOOP_REQUIRE_SECRET", default=False):
+        raise ImproperlyConfigured("DJANGO_SECRET_KEY must be set in production.")
+    # The "django-insecure-" prefix makes `check --deploy` flag it (security.W009).
+    SECRET_KEY = "django-insecure-caseloop-dev-only-key-do-not-use-in-production"
+ALLOWED_HOSTS = env.list("DJANGO_ALLOWED_HOSTS", default=["127.0.0.1", "localhost", "[::1]"])
+CSRF_TRUSTED_ORIGINS = env.list("DJANGO_CSRF_TRUSTED_ORIGINS", default=[])
+
+# HTTPS hardening, off by default so the dev server works over http; docs/deployment.md lists
+# the production values that make `manage.py check --deploy` clean.
+SECURE_SSL_REDIRECT = env.bool("DJANGO_SECURE_SSL_REDIRECT", default=False)
+# Probes and scrapers talk plain HTTP to the pod, inside the cluster.
+SECURE_REDIRECT_EXEMPT = [r"^health", r"^metrics$"]
+SESSION_COOKIE_SECURE = env.bool("DJANGO_SECURE_COOKIES", default=False)
+CSRF_COOKIE_SECURE = SESSION_COOKIE_SECURE
+SECURE_HSTS_SECONDS = env.int("DJANGO_HSTS_SECONDS", default=0)
+SECURE_HSTS_INCLUDE_SUBDOMAINS = env.bool("DJANGO_HSTS_INCLUDE_SUBDOMAINS", default=False)
+SECURE_HSTS_PRELOAD = env.bool("DJANGO_HSTS_PRELOAD", default=False)
+if env.bool("DJANGO_BEHIND_TLS_PROXY", default=False):
+    SECURE_PROXY_SSL_HEADER = ("HTTP_X_FORWARDED_PROTO", "https")
+# Parts whose failure makes /health answer 503 (see config/health.py).
+HEALTH_REQUIRED = env.list("HEALTH_REQUIRED", default=["database"])
+
+INSTALLED_APPS = [
+    "django.contrib.admin",
+    "django.contrib.auth",
+    "django.contrib.contenttypes",
+    "django.contrib.sessions",
+    "django.contrib.messages",
+    "django.contrib.staticfiles",
+    "django_prometheus",
+    "rest_framework",
+    "drf_spectacular",
+    "drf_spectacular_sidecar",
+    "django_q",
+    "casebank",
+    "reflection",
+    "agents",
+]
+
+MIDDLEWARE = [
+    "django_prometheus.middleware.PrometheusBeforeMiddleware",
+    "django.middleware.security.SecurityMiddleware",
+    "django.contrib.sessions.middleware.SessionMiddleware",
+    "django.middleware.common.CommonMiddleware",
+    "django.middleware.csrf.CsrfViewMiddleware",
+    "django.contrib.auth.middleware.AuthenticationMiddleware",
+    "django.contrib.messages.middleware.MessageMiddleware",
+    "django.middleware.clickjacking.XFrameOptionsMiddleware",
+    "django_prometheus.middleware.PrometheusAfterMiddleware",
+]
+
+ROOT_URLCONF = "config.urls"
+WSGI_APPLICATION = "config.wsgi.application"
+ASGI_APPLICATION = "config.asgi.application"
+
+TEMPLATES = [
+    {
+        "BACKEND": "django.template.backends.django.DjangoTemplates",
+        "DIRS": [BASE_DIR / "templates"],
+        "APP_DIRS": True,
+        "OPTIONS": {
+            "context_processors": [
+                "django.template.context_processors.request",
+                "django.contrib.auth.context_processors.auth",
+                "django.contrib.messages.context_processors.messages",
+            ],
+        },
+    },
+]
+
+
+def _database_from_url(url: str) -> dict:
+    config = environ.Env.db_url_config(url)
+    engine = config["ENGINE"]
+    if engine == "django.db.backends.sqlite3":
+        config["OPTIONS"] = {
+            # WAL lets the qcluster write logs while the web process reads.
+            "init_command": "PRAGMA journal_mode=WAL; PRAGMA synchronous=NORMAL;",
+            "transaction_mode": "IMMEDIATE",
+            "timeout": 20,
+        }
+    elif engine == "django.db.backends.postgresql":
+        config["CONN_MAX_AGE"] = env.int("DATABASE_CONN_MAX_AGE", default=60)
+        config["CONN_HEALTH_CHECKS"] = True
+    else:
+        raise ImproperlyConfigured(f"DATABASE_URL must be sqlite:// or postgres://, got {engine}.")
+    return config
+
+
+DATABASE_URL = env.str("DATABASE_URL", default="")
+if not DATABASE_URL:
+    # The embedded default: a SQLite file under var/, created on first use.
+    VAR_DIR.mkdir(exist_ok=True)
+    DATABASE_URL = f"sqlite:///{VAR_DIR / 'caseloop.sqlite3'}"
+DATABASES = {"default": _database_from_url(DATABASE_URL)}
+DEFAULT_AUTO_FIELD = "django.db.models.BigAutoField"
+
+REDIS_URL = env.str("REDIS_URL", default="")
+# Layered cache (casebank.cache): "l1" is this process's memory, "l2" the shared Redis. The
+# "default" alias (throttling, sessions) is the same Redis but ignores its errors, so a Redis
+# outage never fails a request; "l2" raises, so the layered cache can notice and back off.
+_L1_CACHE = {"BACKEND": "django.core.cache.backends.locmem.LocMemCache", "LOCATION": "l1",
+             "OPTIONS": {"MAX_ENTRIES": env.int("CACHE_L1_MAX_ENTRIES", default=10_000)}}
+if REDIS_URL:
+    _redis_options = {"SOCKET_CONNECT_TIMEOUT": 1, "SOCKET_TIMEOUT": 1}
+    CACHES = {
+        "default": {
+            "BACKEND": "django_redis.cache.RedisCache",
+            "LOCATION": REDIS_URL,
+            "OPTIONS": {**_redis_options, "IGNORE_EXCEPTIONS": True},
+        },
+        "l2": {"BACKEND": "django_redis.cache.RedisCache", "LOCATION": REDIS_URL, "OPTIONS": _redis_options},
+        "l1": _L1_CACHE,
+    }
+    CACHE_L2_ALIAS = "l2"
+else:
+    CACHES = {"default": {"BACKEND": "django.core.cache.backends.locmem.LocMemCache"}, "l1": _L1_CACHE}
+    CACHE_L2_ALIAS = ""
+DJANGO_REDIS_LOG_IGNORED_EXCEPTIONS = True
+CACHE_L1_ALIAS = "l1"
+CACHE_L1_SECONDS = env.int("CACHE_L1_SECONDS", default=30)
+CACHE_L2_RETRY_SECONDS = env.float("CACHE_L2_RETRY_SECONDS", default=5.0)
+
+# django-q2: `timeout` must stay below `retry`, or a slow task would be handed out twice.
+Q_CLUSTER = {
+    "name": "caseloop",
+    "workers": env.int("Q_WORKERS", default=2),
+    "timeout": env.int("Q_TIMEOUT", default=300),
+    "retry": env.int("Q_RETRY", default=360),
+    "max_attempts": 5,
+    "save_limit": 1000,
+    "catch_up": False,
+    "label": "Task queue",
+}
+if REDIS_URL:
+    Q_CLUSTER["redis"] = REDIS_URL
+else:
+    Q_CLUSTER["orm"] = "default"
+    # Cluster heartbeats (read by /health) live in a cache every local process can see; the
+    # Redis broker keeps them in Redis instead.
+    CACHES["q_stats"] = {
+        "BACKEND": "django.core.cache.backends.filebased.FileBasedCache",
+        "LOCATION": env.str("Q_STATS_DIR", default=str(VAR_DIR / "q_stats")),
+    }
+    Q_CLUSTER["cache"] = "q_stats"
+Q_CLUSTER["sync"] = env.bool("Q_SYNC", default=False)
+
+AUTH_PASSWORD_VALIDATORS = [
+    {"NAME": "django.contrib.auth.password_validation.UserAttributeSimilarityValidator"},
+    {"NAME": "django.contrib.auth.password_validation.MinimumLengthValidator"},
+    {"NAME": "django.contrib.auth.password_validation.CommonPasswordValidator"},
+    {"NAME": "django.contrib.auth.password_validation.NumericPasswordValidator"},
+]
+
+LANGUAGE_CODE = "en-us"
+TIME_ZONE = "UTC"
+USE_I18N = True
+USE_TZ = True
+
+STATIC_URL = "static/"
+STATIC_ROOT = BASE_DIR / "staticfiles"
+
+REST_FRAMEWORK = {
+    "DEFAULT_AUTHENTICATION_CLASSES": ["casebank.authentication.ApiKeyAuthentication"],
+    "DEFAULT_PERMISSION_CLASSES": ["rest_framework.permissions.IsAuthenticated"],
+    "DEFAULT_RENDERER_CLASSES": ["rest_framework.renderers.JSONRenderer"],
+    "DEFAULT_PARSER_CLASSES": ["rest_framework.parsers.JSONParser"],
+    "DEFAULT_SCHEMA_CLASS": "config.schema.CaseloopAutoSchema",
+    "EXCEPTION_HANDLER": "config.exception_handler.api_exception_handler",
+    "UNAUTHENTICATED_USER": None,
+    # Per API key and tier, counted in the shared "default" cache (casebank.throttling).
+    "DEFAULT_THROTTLE_CLASSES": ["casebank.throttling.ApiKeyTierThrottle"],
+    "DEFAULT_THROTTLE_RATES": {
+        "standard": env.str("API_RATE_STANDARD", default="100/min"),
+        "premium": env.str("API_RATE_PREMIUM", default="1000/min"),
+        "anon": env.str("API_RATE_ANON", default="60/min"),
+    },
+}
+
+SPECTACULAR_SETTINGS = {
+    "TITLE": "Caseloop API",
+    "DESCRIPTION": (
+        "Case bank, execution log, reflection and supervisor of agents that learn from their "
+        "own runs. Every endpoint needs `Authorization: Token <key>`."
+    ),
+    "VERSION": "0.1.0",
+    "SERVE_INCLUDE_SCHEMA": False,
+    "SERVE_PERMISSIONS": ["rest_framework.permissions.AllowAny"],
+    "COMPONENT_SPLIT_REQUEST": True,
+    "PREPROCESSING_HOOKS": ["config.schema_hooks.drop_slash_aliases"],
+    # Several models have a `status`; stable enum names keep `check --deploy` and clients clean.
+    "ENUM_NAME_OVERRIDES": {
+        "CaseStatusEnum": "casebank.models.CaseStatus",
+        # Sessions and reflection runs share one lifecycle (same values, so one enum).
+        "RunStatusEnum": "reflection.models_analysis.ReflectionRunStatus",
+        "SuggestionStatusEnum": "reflection.models_suggestions.SuggestionStatus",
+    },
+    # Served from the sidecar package: the docs page must work without a CDN.
+    "SWAGGER_UI_DIST": "SIDECAR",
+    "SWAGGER_UI_FAVICON_HREF": "SIDECAR",
+    "REDOC_DIST": "SIDECAR",
+}
+
+# Embeddings: the offline all-MiniLM-L6-v2 package by default, or any sentence-transformers
+# model by name or path.
+EMBEDDING_MODEL = env.str("EMBEDDING_MODEL", default="")
+EMBEDDING_DIMENSIONS = 384
+
+# Supervisor and workers (agents app); defaults and meaning in docs/agents.md.
+QUALITY_THRESHOLD = env.float("QUALITY_THRESHOLD", default=0.6)
+AGENTS_MAX_ITERATIONS = env.int("AGENTS_MAX_ITERATIONS", default=3)
+AGENTS_AGENT_TIMEOUT_S = env.float("AGENTS_AGENT_TIMEOUT_S", default=30.0)
+AGENTS_SESSION_TIMEOUT_S = env.float("AGENTS_SESSION_TIMEOUT_S", default=120.0)
+AGENTS_PLANNER_LLM_TIMEOUT_S = env.float("AGENTS_PLANNER_LLM_TIMEOUT_S", default=10.0)
+AGENTS_CASE_SIMILARITY = env.float("AGENTS_CASE_SIMILARITY", default=0.8)
+# Text2SQL target: sqlite:///path or postgres://... (give it a read-only role); empty = var/analytics.sqlite3.
+ANALYTICS_DATABASE_URL = env.str("ANALYTICS_DATABASE_URL", default="")
+ANALYTICS_ALLOWED_TABLES = env.list(
+    "ANALYTICS_ALLOWED_TABLES", default=["customers", "products", "orders", "order_items", "support_tickets"]
+)
+ANALYTICS_STATEMENT_TIMEOUT_MS = env.int("ANALYTICS_STATEMENT_TIMEOUT_MS", default=5000)
+ANALYTICS_ROW_CAP = env.int("ANALYTICS_ROW_CAP", default=500)
+RETRIEVAL_VECTOR_THRESHOLD = env.float("RETRIEVAL_VECTOR_THRESHOLD", default=0.7)
+SSE_KEEPALIVE_S = env.float("SSE_KEEPALIVE_S", default=15.0)
+SSE_POLL_S = env.float("SSE_POLL_S", default=0.25)
+
+# LLM: any OpenAI-compatible endpoint. Without a key and a model the product runs on rules.
+OPENAI_API_KEY = env.str("OPENAI_API_KEY", default="")
+OPENAI_BASE_URL = env.str("OPENAI_BASE_URL", default="")
+LLM_MODEL = env.str("LLM_MODEL", default="")
+LLM_TIMEOUT_SECONDS = env.float("LLM_TIMEOUT_SECONDS", default=30.0)
+# Shared by every process through the database (see reflection.llm.ratelimit).
+LLM_CALLS_PER_MINUTE = env.int("LLM_CALLS_PER_MINUTE", default=5)
+LLM_RETRY_ATTEMPTS = env.int("LLM_RETRY_ATTEMPTS", default=3)
+LLM_RETRY_BASE_SECONDS = env.float("LLM_RETRY_BASE_SECONDS", default=1.0)
+LLM_RETRY_CAP_SECONDS = env.float("LLM_RETRY_CAP_SECONDS", default=60.0)
+LLM_BREAKER_FAILURES = env.int("LLM_BREAKER_FAILURES", default=5)
+LLM_BREAKER_RESET_SECONDS = env.float("LLM_BREAKER_RESET_SECONDS", default=60.0)
+LLM_PRICE_INPUT_PER_1K = env.float("LLM_PRICE_INPUT_PER_1K", default=0.0)
+LLM_PRICE_OUTPUT_PER_1K = env.float("LLM_PRICE_OUTPUT_PER_1K", default=0.0)
+
+# Alerts (new suggestions, regressions): email to reviewers and an optional JSON webhook.
+ALERT_WEBHOOK_URL = env.str("ALERT_WEBHOOK_URL", default="")
+ALERT_WEBHOOK_TIMEOUT_SECONDS = env.float("ALERT_WEBHOOK_TIMEOUT_SECONDS", default=5.0)
+ALERT_WEBHOOK_ATTEMPTS = env.int("ALERT_WEBHOOK_ATTEMPTS", default=3)
+ALERT_WEBHOOK_BACKOFF_SECONDS = env.float("ALERT_WEBHOOK_BACKOFF_SECONDS", default=1.0)
+DEFAULT_FROM_EMAIL = env.str("DEFAULT_FROM_EMAIL", default="caseloop@localhost")
+EMAIL_BACKEND = env.str("EMAIL_BACKEND", default="django.core.mail.backends.console.EmailBackend")
+
+# Reflection: decay half-life of the weighted success rate; raw logs older than the retention
+# are rolled up into daily per-case summaries and deleted (30 days is also the floor, so the
+# default 30-day analysis window always reads raw logs).
+REFLECTION_HALF_LIFE_DAYS = env.float("REFLECTION_HALF_LIFE_DAYS", default=3.5)
+if REFLECTION_HALF_LIFE_DAYS <= 0:
+    raise ImproperlyConfigured("REFLECTION_HALF_LIFE_DAYS must be positive.")
+LOG_RETENTION_DAYS = env.int("LOG_RETENTION_DAYS", default=30)
+if LOG_RETENTION_DAYS < 30:
+    raise ImproperlyConfigured("LOG_RETENTION_DAYS must be at least 30.")
+# New logs for one case that start an early reflection run for it.
+REFLECTION_EARLY_TRIGGER_LOGS = env.int("REFLECTION_EARLY_TRIGGER_LOGS", default=100)
+
+# CaseTerm's covering index (INCLUDE) is a PostgreSQL feature; SQLite just builds the key index.
+SILENCED_SYSTEM_CHECKS = ["models.W040"]
+
+LOGGING = {
+    "version": 1,
+    "disable_existing_loggers": False,
+    "formatters": {"plain": {"format": "%(asctime)s %(levelname)s %(name)s %(message)s"}},
+    "handlers": {"console": {"class": "logging.StreamHandler", "formatter": "plain"}},
+    "root": {"handlers": ["console"], "level": env.str("LOG_LEVEL", default="INFO")},
+    "loggers": {"sentence_transformers": {"level": "WARNING"}},
+}
