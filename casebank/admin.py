@@ -1,0 +1,293 @@
+from __future__ import annotations
+
+import json
+from typing import Any
+
+from django import forms
+from django.contrib import admin, messages
+from django.contrib.admin.utils import unquote
+from django.core.exceptions import PermissionDenied
+from django.db.models import QuerySet
+from django.http import HttpRequest, HttpResponse, HttpResponseRedirect
+from django.shortcuts import get_object_or_404
+from django.template.response import TemplateResponse
+from django.urls import path, reverse
+from django.utils.html import format_html
+
+from casebank import services
+from casebank.errors import DomainError
+from casebank.models import ApiKey, Case, CaseStatus, CaseStatusChange, CaseVersion
+
+STATUS_COLOURS = {
+    CaseStatus.ACTIVE: "#1a7f37",
+    CaseStatus.WARNING: "#bf8700",
+    CaseStatus.DEPRECATED: "#6e7781",
+    CaseStatus.ARCHIVED: "#57606a",
+}
+
+
+def status_badge(status: str) -> str:
+    return format_html(
+        '<span style="background:{};color:#fff;border-radius:9px;padding:1px 8px;font-size:11px">{}</span>',
+        STATUS_COLOURS.get(status, "#57606a"),
+        status,
+    )
+
+
+def percent(rate: float | None) -> str:
+    return "—" if rate is None else f"{rate * 100:.1f}%"
+
+
+class PrettyJSONField(forms.JSONField):
+    """Plans are read by people: show them indented."""
+
+    def prepare_value(self, value: Any) -> str:
+        if isinstance(value, forms.fields.InvalidJSONInput):
+            return value
+        return json.dumps(value, indent=2, ensure_ascii=False)
+
+
+class CaseForm(forms.ModelForm):
+    plan = PrettyJSONField(
+        widget=forms.Textarea(attrs={"rows": 12, "cols": 90, "style": "font-family:monospace"}),
+        help_text='Text in quotes, or a JSON list of steps: [{"agent": "data_analysis", "action": "..."}]',
+    )
+    tags = forms.JSONField(
+        required=False,
+        initial=list,
+        widget=forms.TextInput(attrs={"size": 60}),
+        help_text='A JSON list, e.g. ["sql", "revenue"].',
+    )
+
+    class Meta:
+        model = Case
+        fields = ["title", "query", "plan", "category", "tags"]
+
+    def clean(self) -> dict[str, Any]:
+        data = super().clean()
+        if self.errors:
+            return data
+        try:
+            services.validate_case_content(
+                title=data.get("title", ""),
+                query=data.get("query", ""),
+                plan=data.get("plan"),
+                category=data.get("category", ""),
+                tags=data.get("tags") or [],
+            )
+        except DomainError as error:
+            for field, problems in error.errors.items():
+                self.add_error(field if field in self.fields else None, problems)
+        return data
+
+
+class CaseVersionInline(admin.TabularInline):
+    model = CaseVersion
+    extra = 0
+    can_delete = False
+    fields = ["version", "reason", "author", "created_at", "plan_preview", "rollback"]
+    readonly_fields = fields
+    ordering = ["-version"]
+    verbose_name_plural = "Version history"
+
+    def has_add_permission(self, request: HttpRequest, obj: Any = None) -> bool:
+        return False
+
+    @admin.display(description="Plan")
+    def plan_preview(self, version: CaseVersion) -> str:
+        text = version.plan if isinstance(version.plan, str) else json.dumps(version.plan)
+        return text[:120] + ("…" if len(text) > 120 else "")
+
+    @admin.display(description="")
+    def rollback(self, version: CaseVersion) -> str:
+        if version.version == version.case.version:
+            return "current"
+        url = reverse("admin:casebank_case_rollback", args=[version.case_id, version.version])
+        return format_html('<a class="button" href="{}">Roll back to v{}</a>', url, version.version)
+
+
+class CaseStatusChangeInline(admin.TabularInline):
+    model = CaseStatusChange
+    extra = 0
+    can_delete = False
+    fields = ["created_at", "from_status", "to_status", "actor", "reason"]
+    readonly_fields = fields
+    verbose_name_plural = "Status history"
+
+    def has_add_permission(self, request: HttpRequest, obj: Any = None) -> bool:
+        return False
+
+
+@admin.register(Case)
+class CaseAdmin(admin.ModelAdmin):
+    form = CaseForm
+    list_display = [
+        "title",
+        "status_label",
+        "category",
+        "version",
+        "success",
+        "run_count",
+        "usage_count",
+        "last_used_at",
+        "updated_at",
+    ]
+    list_filter = ["status", "category"]
+    search_fields = ["title", "query", "=id"]
+    ordering = ["-updated_at"]
+    list_per_page = 50
+    readonly_fields = [
+        "id",
+        "status_label",
+        "version",
+        "success",
+        "run_count",
+        "usage_count",
+        "last_used_at",
+        "created_at",
+        "updated_at",
+        "updated_by",
+    ]
+    fieldsets = [
+        (None, {"fields": ["title", "query", "plan", "category", "tags"]}),
+        (
+            "Lifecycle and track record",
+            {"fields": ["id", "status_label", "version", "success", "run_count", "usage_count", "last_used_at"]},
+        ),
+        ("Audit", {"fields": ["created_at", "updated_at", "updated_by"]}),
+    ]
+    inlines = [CaseVersionInline, CaseStatusChangeInline]
+    actions = ["mark_active", "mark_deprecated", "mark_archived"]
+
+    def get_queryset(self, request: HttpRequest) -> QuerySet:
+        return super().get_queryset(request).defer("embedding")
+
+    @admin.display(description="Status", ordering="status")
+    def status_label(self, case: Case) -> str:
+        return status_badge(case.status)
+
+    @admin.display(description="Success rate", ordering="success_rate")
+    def success(self, case: Case) -> str:
+        return percent(case.success_rate)
+
+    def has_delete_permission(self, request: HttpRequest, obj: Any = None) -> bool:
+        # Cases are archived, never deleted: their logs and history must survive.
+        return False
+
+    def save_model(self, request: HttpRequest, obj: Case, form: Any, change: bool) -> None:
+        data = form.cleaned_data
+        content = {field: data[field] for field in ["title", "query", "plan", "category"]}
+        content["tags"] = data.get("tags") or []
+        if change:
+            saved = services.case_update(case=Case.objects.get(pk=obj.pk), actor=request.user.username, **content)
+        else:
+            saved = services.case_create(actor=request.user.username, **content)
+        # The admin redirects and logs by this object: make it the one the service wrote.
+        obj.pk, obj.version = saved.pk, saved.version
+
+    def _set_status(self, request: HttpRequest, queryset: QuerySet, status: str) -> None:
+        moved, refused = 0, []
+        for case in queryset:
+            try:
+                updated = services.case_set_status(
+                    case=case, status=status, actor=request.user.username, reason="admin action"
+                )
+            except DomainError as error:
+                refused.append(f"{case.title}: {error.message}")
+                continue
+            if updated.status == status:
+                moved += 1
+                self.log_change(request, case, f"Status set to {status}.")
+        if moved:
+            self.message_user(request, f"{moved} case(s) now {status}.", messages.SUCCESS)
+        for problem in refused:
+            self.message_user(request, problem, messages.WARNING)
+
+    @admin.action(description="Mark selected cases active", permissions=["change"])
+    def mark_active(self, request: HttpRequest, queryset: QuerySet) -> None:
+        self._set_status(request, queryset, CaseStatus.ACTIVE)
+
+    @admin.action(description="Deprecate selected cases", permissions=["change"])
+    def mark_deprecated(self, request: HttpRequest, queryset: QuerySet) -> None:
+        self._set_status(request, queryset, CaseStatus.DEPRECATED)
+
+    @admin.action(description="Archive selected cases", permissions=["change"])
+    def mark_archived(self, request: HttpRequest, queryset: QuerySet) -> None:
+        self._set_status(request, queryset, CaseStatus.ARCHIVED)
+
+    def get_urls(self) -> list:
+        custom = [
+            path(
+                "<path:object_id>/rollback/<int:version>/",
+                self.admin_site.admin_view(self.rollback_view),
+                name="casebank_case_rollback",
+            )
+        ]
+        return custom + super().get_urls()
+
+    def rollback_view(self, request: HttpRequest, object_id: str, version: int) -> HttpResponse:
+        """Confirm, then roll back: the old snapshot becomes a new version."""
+        if not request.user.has_perm("casebank.rollback_case"):
+            raise PermissionDenied
+        case = get_object_or_404(Case.objects.defer("embedding"), pk=unquote(object_id))
+        snapshot = get_object_or_404(CaseVersion, case=case, version=version)
+        change_url = reverse("admin:casebank_case_change", args=[case.pk])
+        if request.method == "POST":
+            try:
+                updated = services.case_rollback(case=case, to_version=version, actor=request.user.username)
+            except DomainError as error:
+                self.message_user(request, error.message, messages.ERROR)
+                return HttpResponseRedirect(change_url)
+            self.log_change(request, case, f"Rolled back to v{version} as v{updated.version}.")
+            self.message_user(
+                request, f"Rolled back to v{version}: the case is now at v{updated.version}.", messages.SUCCESS
+            )
+            return HttpResponseRedirect(change_url)
+        context = {
+            **self.admin_site.each_context(request),
+            "title": f"Roll back “{case.title}” to v{version}?",
+            "case": case,
+            "snapshot": snapshot,
+            "current_plan": json.dumps(case.plan, indent=2, ensure_ascii=False),
+            "snapshot_plan": json.dumps(snapshot.plan, indent=2, ensure_ascii=False),
+            "opts": self.model._meta,
+            "change_url": change_url,
+        }
+        return TemplateResponse(request, "admin/casebank/case/rollback_confirmation.html", context)
+
+
+class ApiKeyForm(forms.ModelForm):
+    class Meta:
+        model = ApiKey
+        fields = ["name", "tier", "user", "is_active"]
+
+
+@admin.register(ApiKey)
+class ApiKeyAdmin(admin.ModelAdmin):
+    form = ApiKeyForm
+    list_display = ["name", "prefix", "tier", "user", "is_active", "created_at", "last_used_at"]
+    list_filter = ["tier", "is_active"]
+    search_fields = ["name", "prefix"]
+    raw_id_fields = ["user"]
+    readonly_fields = ["prefix", "created_at", "last_used_at"]
+
+    def get_form(self, request: HttpRequest, obj: Any = None, **kwargs: Any) -> Any:
+        form = super().get_form(request, obj, **kwargs)
+        if obj is None:
+            form.base_fields["user"].required = False
+            form.base_fields["user"].help_text = "Leave empty to create a service user named api-<name>."
+        return form
+
+    def save_model(self, request: HttpRequest, obj: ApiKey, form: Any, change: bool) -> None:
+        if change:
+            obj.full_clean()
+            obj.save(update_fields=["name", "tier", "user", "is_active"])
+            return
+        data = form.cleaned_data
+        created, plain = services.api_key_create(name=data["name"], tier=data["tier"], user=data.get("user"))
+        obj.pk = created.pk
+        self.message_user(
+            request,
+            f"API key for {created.name}: {plain} — copy it now, it is not stored and will not be shown again.",
+            messages.WARNING,
+        )

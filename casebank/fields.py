@@ -1,0 +1,40 @@
+"""A vector column that is pgvector's `vector(n)` on PostgreSQL and float32 bytes on SQLite.
+
+One model serves both databases: PostgreSQL searches it with an HNSW index, SQLite with
+exact cosine in NumPy (see `casebank.selectors.vector_search`).
+"""
+from __future__ import annotations
+
+from typing import Any
+
+import numpy as np
+from pgvector import Vector
+from pgvector.django import VectorField
+
+
+class EmbeddingField(VectorField):
+    def db_type(self, connection: Any) -> str:
+        if connection.vendor == "postgresql":
+            return super().db_type(connection)
+        return "blob"
+
+    def get_db_prep_value(self, value: Any, connection: Any, prepared: bool = False) -> Any:
+        if value is None:
+            return None
+        if connection.vendor == "postgresql":
+            return Vector._to_db(value)
+        return np.asarray(value, dtype=np.float32).tobytes()
+
+    def from_db_value(self, value: Any, expression: Any, connection: Any) -> np.ndarray | None:
+        if value is None:
+            return None
+        if isinstance(value, (bytes, bytearray, memoryview)):
+            return np.frombuffer(bytes(value), dtype=np.float32)
+        return Vector._from_db(value)
+
+    def to_python(self, value: Any) -> Any:
+        if value is None or isinstance(value, (list, np.ndarray)):
+            return value
+        if isinstance(value, (bytes, bytearray, memoryview)):
+            return np.frombuffer(bytes(value), dtype=np.float32)
+        return Vector._from_db(value)

@@ -1,0 +1,24 @@
+"""`manage.py consolidate [--apply]`: show (or apply) the consolidation of the case bank."""
+from __future__ import annotations
+
+from typing import Any
+
+from django.core.management.base import BaseCommand
+
+from casebank.consolidation import consolidation_run
+
+
+class Command(BaseCommand):
+    help = "Archive low performers, inactive cases and near-duplicates (SPEC rules). Dry run unless --apply."
+
+    def add_arguments(self, parser: Any) -> None:
+        parser.add_argument("--apply", action="store_true", help="Archive for real (default: only list candidates).")
+
+    def handle(self, *args: Any, apply: bool, **options: Any) -> None:
+        report = consolidation_run(dry_run=not apply, actor="manage.py consolidate")
+        for action in report["actions"]:
+            mark = "archived" if action["applied"] else ("skipped" if apply else "would archive")
+            self.stdout.write(f"{mark}: {action['case_id']} [{action['reason']}] {action['title']}: {action['detail']}")
+        verb = "applied" if apply else "candidates (dry run; --apply to act)"
+        count = report["applied"] if apply else len(report["actions"])
+        self.stdout.write(f"{count} {verb}")

@@ -1,0 +1,18 @@
+from django.urls import path
+
+from casebank import apis, apis_consolidation
+
+urlpatterns = [
+    path("cases/", apis.CaseListCreateApi.as_view(), name="case-list"),
+    path("cases/search/", apis.CaseSearchApi.as_view(), name="case-search"),
+    path("cases/<uuid:case_id>/", apis.CaseDetailApi.as_view(), name="case-detail"),
+    path("cases/<uuid:case_id>/status/", apis.CaseStatusApi.as_view(), name="case-status"),
+    path("cases/<uuid:case_id>/versions/", apis.CaseVersionsApi.as_view(), name="case-versions"),
+    path("cases/<uuid:case_id>/rollback/", apis.CaseRollbackApi.as_view(), name="case-rollback"),
+    path("consolidation/run", apis_consolidation.ConsolidationRunApi.as_view(), name="consolidation-run"),
+    path(
+        "consolidation/restore/<uuid:case_id>",
+        apis_consolidation.ConsolidationRestoreApi.as_view(),
+        name="consolidation-restore",
+    ),
+]
