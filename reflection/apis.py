@@ -1,0 +1,133 @@
+"""Execution-log API: batch ingestion and a filtered, cursor-paginated list."""
+from __future__ import annotations
+
+import time
+
+from drf_spectacular.utils import OpenApiExample, extend_schema
+from rest_framework import serializers, status
+from rest_framework.pagination import CursorPagination
+from rest_framework.request import Request
+from rest_framework.response import Response
+from rest_framework.views import APIView
+
+from reflection import ingestion, metrics, selectors
+from reflection.models import ExecutionLog
+from reflection.parsers import FastJSONParser
+
+
+class LogSchemaSerializer(serializers.Serializer):
+    """The shape of one log, for the schema; validation itself is `reflection.ingestion`."""
+
+    id = serializers.UUIDField(required=False, help_text="Re-sending the same id never duplicates the log.")
+    case_id = serializers.UUIDField(required=False, allow_null=True)
+    case_version = serializers.IntegerField(required=False, min_value=1, help_text="Defaults to the case's current version.")
+    session_id = serializers.UUIDField(required=False, allow_null=True)
+    success = serializers.BooleanField()
+    error_type = serializers.CharField(required=False, max_length=100)
+    error_message = serializers.CharField(required=False, max_length=ingestion.MAX_ERROR_MESSAGE)
+    execution_time_ms = serializers.FloatField(min_value=0)
+    tokens_in = serializers.IntegerField(required=False, min_value=0)
+    tokens_out = serializers.IntegerField(required=False, min_value=0)
+    cost_usd = serializers.FloatField(required=False, min_value=0)
+    model = serializers.CharField(required=False, max_length=100)
+    context = serializers.DictField(required=False)
+    created_at = serializers.DateTimeField(required=False, help_text="When the run happened; defaults to now.")
+
+
+class LogOutputSerializer(serializers.ModelSerializer):
+    case_id = serializers.UUIDField(allow_null=True)
+
+    class Meta:
+        model = ExecutionLog
+        fields = [
+            "id",
+            "case_id",
+            "case_version",
+            "session_id",
+            "success",
+            "error_type",
+            "error_message",
+            "execution_time_ms",
+            "tokens_in",
+            "tokens_out",
+            "cost_usd",
+            "model",
+            "context",
+            "created_at",
+            "ingested_at",
+        ]
+
+
+class IngestOutputSerializer(serializers.Serializer):
+    ids = serializers.ListField(child=serializers.UUIDField())
+    created = serializers.IntegerField(help_text="Logs stored by this request.")
+    duplicates = serializers.IntegerField(help_text="Logs whose id was already stored (not stored again).")
+
+
+class LogCursorPagination(CursorPagination):
+    ordering = "-created_at"
+    page_size = 100
+    page_size_query_param = "page_size"
+    max_page_size = 1000
+
+
+class LogListCreateApi(APIView):
+    parser_classes = [FastJSONParser]
+    # Read by the schema generator only (the view paginates by hand): documents the page envelope.
+    pagination_class = LogCursorPagination
+
+    class FilterSerializer(serializers.Serializer):
+        case = serializers.UUIDField(required=False)
+        success = serializers.BooleanField(required=False, allow_null=True, default=None)
+        error_type = serializers.CharField(required=False, max_length=100)
+        session = serializers.UUIDField(required=False)
+        created_after = serializers.DateTimeField(required=False)
+        created_before = serializers.DateTimeField(required=False)
+
+    @extend_schema(
+        request=LogSchemaSerializer(many=True),
+        responses={201: IngestOutputSerializer},
+        summary="Store one log or a batch of up to 1,000 (all validated before any is written)",
+        examples=[
+            OpenApiExample(
+                "One failed run",
+                value={
+                    "case_id": "3f1c2a9e-0000-4000-8000-000000000001",
+                    "success": False,
+                    "error_type": "TimeoutError",
+                    "error_message": "SQL query exceeded 5000 ms",
+                    "execution_time_ms": 5012,
+                    "tokens_in": 812,
+                    "tokens_out": 96,
+                    "model": "gpt-4o-mini",
+                },
+                request_only=True,
+            )
+        ],
+    )
+    def post(self, request: Request) -> Response:
+        started = time.perf_counter()
+        payload = request.data
+        items = payload if isinstance(payload, list) else [payload]
+        records = ingestion.parse_batch(items)
+        result = ingestion.logs_ingest(records=records)
+        metrics.record_ingestion(
+            created=result.created, duplicates=result.duplicates, seconds=time.perf_counter() - started
+        )
+        return Response(
+            {"ids": [str(i) for i in result.ids], "created": result.created, "duplicates": result.duplicates},
+            status=status.HTTP_201_CREATED,
+        )
+
+    @extend_schema(
+        parameters=[FilterSerializer],
+        responses=LogOutputSerializer(many=True),
+        summary="List logs, newest first (filter by case, success, error type, session, time range)",
+    )
+    def get(self, request: Request) -> Response:
+        filters = self.FilterSerializer(data=request.query_params)
+        filters.is_valid(raise_exception=True)
+        logs = selectors.log_list(**filters.validated_data)
+        paginator = LogCursorPagination()
+        page = paginator.paginate_queryset(logs, request, view=self)
+        return paginator.get_paginated_response(LogOutputSerializer(page, many=True).data)

@@ -1,0 +1,113 @@
+"""Reflection API: analyse one case now, start a batch run, read a run."""
+from __future__ import annotations
+
+from drf_spectacular.utils import extend_schema
+from rest_framework import serializers, status
+from rest_framework.request import Request
+from rest_framework.response import Response
+from rest_framework.views import APIView
+
+from casebank.apis import actor_of
+from casebank.errors import NotFound
+from reflection import engine, services
+from reflection.models import ReflectionRun, ReflectionTrigger
+
+
+class LatencySerializer(serializers.Serializer):
+    mean = serializers.FloatField(allow_null=True)
+    p50 = serializers.FloatField(allow_null=True)
+    p95 = serializers.FloatField(allow_null=True)
+    p99 = serializers.FloatField(allow_null=True)
+
+
+class TemplateSerializer(serializers.Serializer):
+    template = serializers.CharField()
+    count = serializers.IntegerField()
+
+
+class ErrorGroupSerializer(serializers.Serializer):
+    error_type = serializers.CharField()
+    count = serializers.IntegerField()
+    percentage = serializers.FloatField(help_text="Of all executions in the window, 0..100.")
+    example = serializers.CharField()
+    templates = TemplateSerializer(many=True)
+
+
+class AnalysisOutputSerializer(serializers.Serializer):
+    case_id = serializers.UUIDField()
+    window_days = serializers.IntegerField()
+    total_executions = serializers.IntegerField()
+    successes = serializers.IntegerField()
+    success_rate = serializers.FloatField(allow_null=True)
+    weighted_success_rate = serializers.FloatField(allow_null=True)
+    common_errors = ErrorGroupSerializer(many=True)
+    latency_ms = LatencySerializer()
+    slow = serializers.BooleanField()
+    anomalies = serializers.ListField(child=serializers.DictField())
+    confidence = serializers.ChoiceField(choices=["ok", "insufficient"])
+
+
+class AnalyzeApi(APIView):
+    class InputSerializer(serializers.Serializer):
+        case_id = serializers.UUIDField()
+        window_days = serializers.IntegerField(
+            required=False, default=30, min_value=engine.MIN_WINDOW_DAYS, max_value=engine.MAX_WINDOW_DAYS
+        )
+
+    @extend_schema(
+        request=InputSerializer,
+        responses={200: AnalysisOutputSerializer},
+        summary="Analyse one case now (stored as history; updates its success rate and warning flag)",
+    )
+    def post(self, request: Request) -> Response:
+        data = self.InputSerializer(data=request.data)
+        data.is_valid(raise_exception=True)
+        record = services.case_analysis_record(**data.validated_data)
+        return Response(record.result)
+
+
+class RunOutputSerializer(serializers.ModelSerializer):
+    class Meta:
+        model = ReflectionRun
+        fields = [
+            "id", "status", "trigger", "requested_by", "case_ids", "window_days", "snapshot_at", "since",
+            "cases_total", "cases_analysed", "cases_skipped", "cases_failed", "warnings_set",
+            "warnings_cleared", "error", "created_at", "started_at", "finished_at", "duration_ms",
+        ]
+
+
+class BatchStartApi(APIView):
+    class InputSerializer(serializers.Serializer):
+        case_ids = serializers.ListField(
+            child=serializers.UUIDField(), required=False, default=list, max_length=10_000,
+            help_text="Only these cases; by default every case with new logs since the last run.",
+        )
+        window_days = serializers.IntegerField(
+            required=False, default=30, min_value=engine.MIN_WINDOW_DAYS, max_value=engine.MAX_WINDOW_DAYS
+        )
+
+    class OutputSerializer(serializers.Serializer):
+        run_id = serializers.IntegerField()
+
+    @extend_schema(
+        request=InputSerializer,
+        responses={202: OutputSerializer},
+        summary="Start a reflection run in the task queue",
+    )
+    def post(self, request: Request) -> Response:
+        data = self.InputSerializer(data=request.data)
+        data.is_valid(raise_exception=True)
+        run = services.reflection_run_start(
+            trigger=ReflectionTrigger.API, requested_by=actor_of(request), **data.validated_data
+        )
+        return Response({"run_id": run.pk}, status=status.HTTP_202_ACCEPTED)
+
+
+class RunDetailApi(APIView):
+    @extend_schema(responses={200: RunOutputSerializer}, summary="A reflection run: status, counts, duration")
+    def get(self, request: Request, run_id: int) -> Response:
+        # Ids past a bigint would make the database raise rather than find nothing.
+        run = ReflectionRun.objects.filter(pk=run_id).first() if run_id < 2**63 else None
+        if run is None:
+            raise NotFound(f"No reflection run with id {run_id}.")
+        return Response(RunOutputSerializer(run).data)

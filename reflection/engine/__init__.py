@@ -1,0 +1,194 @@
+"""The reflection engine: the analysis of SPEC section 4 for one case or many at once.
+
+`analyze_case` answers the API; `analyze_cases` serves batch runs with the same queries over
+many cases. Raw logs are aggregated in SQL (`queries`); days older than retention come from
+`DailyCaseRollup` rows and are merged in, so nothing a user saw disappears.
+"""
+from __future__ import annotations
+
+import uuid
+from collections.abc import Iterable
+from datetime import datetime, time, timedelta, timezone as dt_timezone
+
+from django.conf import settings
+from django.utils import timezone
+
+from casebank.errors import InvalidInput, NotFound
+from casebank.models import Case
+from reflection.engine import stats
+from reflection.engine.queries import PERCENTILES, Bounds, Figures, merge_error, raw_errors, raw_figures, raw_histograms
+from reflection.models import DailyCaseRollup
+
+MIN_WINDOW_DAYS = 1
+MAX_WINDOW_DAYS = 365
+MIN_CONFIDENT_RUNS = 100
+SLOW_P95_MS = 2_000
+TOP_TEMPLATES = 5
+# Cases per statement: keeps IN-lists and ANY arrays moderate, and memory flat in big runs.
+CHUNK = 2_000
+
+
+def half_life_days() -> float:
+    return float(getattr(settings, "REFLECTION_HALF_LIFE_DAYS", 3.5))
+
+
+def validate_window(window_days: object) -> int:
+    if isinstance(window_days, bool) or not isinstance(window_days, int) or not (
+        MIN_WINDOW_DAYS <= window_days <= MAX_WINDOW_DAYS
+    ):
+        raise InvalidInput(
+            f"window_days must be a whole number from {MIN_WINDOW_DAYS} to {MAX_WINDOW_DAYS}.",
+            errors={"window_days": [f"Between {MIN_WINDOW_DAYS} and {MAX_WINDOW_DAYS}."]},
+        )
+    return window_days
+
+
+def make_bounds(*, window_days: int, now: datetime | None, snapshot_at: datetime | None = None) -> Bounds:
+    now = now or timezone.now()
+    return Bounds(
+        now=now,
+        start=now - timedelta(days=window_days),
+        recent_start=now - timedelta(hours=24),
+        baseline_start=now - timedelta(days=8),
+        snapshot_at=snapshot_at,
+        half_life_days=half_life_days(),
+    )
+
+
+def analyze_case(*, case_id: uuid.UUID | str, window_days: int = 30, now: datetime | None = None,
+                 snapshot_at: datetime | None = None) -> dict:
+    """The analysis of one case; NotFound for an unknown case, InvalidInput for a bad window."""
+    validate_window(window_days)
+    try:
+        key = case_id if isinstance(case_id, uuid.UUID) else uuid.UUID(str(case_id))
+    except ValueError:
+        raise NotFound(f"No case with id {case_id}.") from None
+    if not Case.objects.filter(pk=key).exists():
+        raise NotFound(f"No case with id {key}.")
+    return analyze_cases(case_ids=[key], window_days=window_days, now=now, snapshot_at=snapshot_at)[key]
+
+
+def analyze_cases(*, case_ids: Iterable[uuid.UUID], window_days: int = 30, now: datetime | None = None,
+                  snapshot_at: datetime | None = None) -> dict[uuid.UUID, dict]:
+    """Analyses of many cases with a handful of grouped queries per chunk of cases."""
+    validate_window(window_days)
+    bounds = make_bounds(window_days=window_days, now=now, snapshot_at=snapshot_at)
+    ids = list(dict.fromkeys(case_ids))
+    result: dict[uuid.UUID, dict] = {}
+    for offset in range(0, len(ids), CHUNK):
+        chunk = ids[offset:offset + CHUNK]
+        figures = raw_figures(chunk, bounds)
+        errors = raw_errors(chunk, bounds)
+        rollups = _rollups(chunk, bounds)
+        histograms = raw_histograms(list(rollups), bounds) if rollups else {}
+        for case_id in chunk:
+            result[case_id] = _analysis(
+                case_id=case_id,
+                window_days=window_days,
+                bounds=bounds,
+                figures=figures.get(case_id, Figures()),
+                errors=errors.get(case_id, {}),
+                rollups=rollups.get(case_id, []),
+                raw_histogram=histograms.get(case_id, {}),
+            )
+    return result
+
+
+def _rollups(case_ids: list[uuid.UUID], bounds: Bounds) -> dict[uuid.UUID, list[DailyCaseRollup]]:
+    rows: dict[uuid.UUID, list[DailyCaseRollup]] = {}
+    # A roll-up day counts when it starts inside the window (days are whole, windows are not).
+    for rollup in DailyCaseRollup.objects.filter(case_id__in=case_ids, day__gte=bounds.start.date()):
+        rows.setdefault(rollup.case_id, []).append(rollup)
+    return rows
+
+
+def _merge_rollups(figures: Figures, errors: dict, rollups: list[DailyCaseRollup], bounds: Bounds) -> dict[int, int]:
+    histogram: dict[int, int] = {}
+    for rollup in rollups:
+        midday = datetime.combine(rollup.day, time(12), tzinfo=dt_timezone.utc)
+        age_days = max(0.0, (bounds.now - midday).total_seconds() / 86400)
+        weight = 0.5 ** (age_days / bounds.half_life_days)
+        figures.runs += rollup.runs
+        figures.successes += rollup.successes
+        figures.weight_sum += weight * rollup.runs
+        figures.weighted_successes += weight * rollup.successes
+        figures.latency_sum += rollup.latency_sum_ms
+        for bucket, count in rollup.latency_histogram.items():
+            histogram[int(bucket)] = histogram.get(int(bucket), 0) + int(count)
+        for kind, entry in rollup.errors.items():
+            for template, count in entry.get("templates", {}).items():
+                merge_error(errors, kind, template, int(count), entry.get("example", ""))
+    return histogram
+
+
+def _analysis(*, case_id: uuid.UUID, window_days: int, bounds: Bounds, figures: Figures, errors: dict,
+              rollups: list[DailyCaseRollup], raw_histogram: dict[int, int]) -> dict:
+    percentiles = figures.percentiles
+    if rollups:
+        histogram = _merge_rollups(figures, errors, rollups, bounds)
+        for bucket, count in raw_histogram.items():
+            histogram[bucket] = histogram.get(bucket, 0) + count
+        percentiles = {p: stats.histogram_percentile(histogram, p) for p in PERCENTILES}
+    total = figures.runs
+    anomalies = [
+        finding
+        for finding in (
+            stats.success_rate_drop(
+                recent_runs=figures.recent_runs,
+                recent_successes=figures.recent_successes,
+                baseline_runs=figures.baseline_runs,
+                baseline_successes=figures.baseline_successes,
+            ),
+            stats.latency_regression(
+                recent_runs=figures.recent_runs,
+                recent_sum=figures.recent_latency_sum,
+                recent_squares=figures.recent_latency_squares,
+                baseline_runs=figures.baseline_runs,
+                baseline_sum=figures.baseline_latency_sum,
+                baseline_squares=figures.baseline_latency_squares,
+            ),
+        )
+        if finding is not None
+    ]
+    p95 = _ms(percentiles.get(0.95))
+    return {
+        "case_id": str(case_id),
+        "window_days": window_days,
+        "total_executions": total,
+        "successes": figures.successes,
+        "success_rate": round(figures.successes / total, 4) if total else None,
+        "weighted_success_rate": (
+            round(figures.weighted_successes / figures.weight_sum, 4) if figures.weight_sum > 0 else None
+        ),
+        "common_errors": _common_errors(errors, total),
+        "latency_ms": {
+            "mean": _ms(figures.latency_sum / total) if total else None,
+            "p50": _ms(percentiles.get(0.5)),
+            "p95": p95,
+            "p99": _ms(percentiles.get(0.99)),
+        },
+        "slow": p95 is not None and p95 > SLOW_P95_MS,
+        "anomalies": anomalies,
+        "confidence": "ok" if total >= MIN_CONFIDENT_RUNS else "insufficient",
+    }
+
+
+def _ms(value: float | None) -> float | None:
+    return None if value is None else round(float(value), 1)
+
+
+def _common_errors(errors: dict[str, dict], total: int) -> list[dict]:
+    rows = []
+    for kind, entry in errors.items():
+        templates = sorted(entry["templates"].items(), key=lambda item: (-item[1], item[0]))
+        rows.append(
+            {
+                "error_type": kind,
+                "count": entry["count"],
+                "percentage": round(100 * entry["count"] / total, 1) if total else 0.0,
+                "example": entry["example"],
+                "templates": [{"template": t, "count": n} for t, n in templates[:TOP_TEMPLATES]],
+            }
+        )
+    rows.sort(key=lambda row: (-row["count"], row["error_type"]))
+    return rows

@@ -1,0 +1,250 @@
+"""The SQL behind an analysis: a few set-based aggregates for any number of cases at once.
+
+One statement per concern (figures, errors, percentiles or histograms), each grouped by case,
+so analysing one case and analysing ten thousand run the same queries. PostgreSQL computes
+percentiles with `percentile_cont` and error templates with `regexp_replace`; SQLite picks
+the rows around each percentile rank with window functions and templates in Python.
+Epochs are cast to float8 on PostgreSQL: `extract(epoch ...)` is `numeric`, ten times slower.
+"""
+from __future__ import annotations
+
+import uuid
+from collections import defaultdict
+from dataclasses import dataclass, field
+from datetime import datetime
+
+from django.db import connection
+
+from reflection.engine import stats
+from reflection.models import ExecutionLog
+
+LOG_TABLE = ExecutionLog._meta.db_table
+PERCENTILES = (0.5, 0.95, 0.99)
+
+
+@dataclass
+class Bounds:
+    """Every time bound of one analysis, shared by all the cases of a batch."""
+
+    now: datetime
+    start: datetime  # window start
+    recent_start: datetime  # last 24 h
+    baseline_start: datetime  # the 7 days before the last 24 h
+    snapshot_at: datetime | None  # only logs ingested up to here (a run's snapshot)
+    half_life_days: float
+
+
+@dataclass
+class Figures:
+    runs: int = 0
+    successes: int = 0
+    weight_sum: float = 0.0
+    weighted_successes: float = 0.0
+    latency_sum: float = 0.0
+    percentiles: dict[float, float | None] = field(default_factory=dict)
+    recent_runs: int = 0
+    recent_successes: int = 0
+    recent_latency_sum: float = 0.0
+    recent_latency_squares: float = 0.0
+    baseline_runs: int = 0
+    baseline_successes: int = 0
+    baseline_latency_sum: float = 0.0
+    baseline_latency_squares: float = 0.0
+
+
+def _is_pg() -> bool:
+    return connection.vendor == "postgresql"
+
+
+def _param(moment: datetime | None):
+    return connection.ops.adapt_datetimefield_value(moment)
+
+
+def _case_filter(case_ids: list[uuid.UUID]) -> tuple[str, list]:
+    if _is_pg():
+        return "case_id = ANY(%s::uuid[])", [list(case_ids)]
+    marks = ", ".join(["%s"] * len(case_ids))
+    return f"case_id IN ({marks})", [case_id.hex for case_id in case_ids]
+
+
+def _window_filter(case_ids: list[uuid.UUID], bounds: Bounds, *, failures_only: bool = False) -> tuple[str, list]:
+    where, params = _case_filter(case_ids)
+    clauses = [where, "created_at >= %s"]
+    params.append(_param(bounds.start))
+    if bounds.snapshot_at is not None:
+        # A filter, never an index condition: on a fresh backlog every row passes it, and the
+        # planner would otherwise walk the ingested_at index over the whole table.
+        clauses.append("ingested_at + INTERVAL '0 seconds' <= %s" if _is_pg() else "ingested_at <= %s")
+        params.append(_param(bounds.snapshot_at))
+    if failures_only:
+        clauses.append("NOT success" if _is_pg() else "success = 0")
+    return " AND ".join(clauses), params
+
+
+def _as_uuid(value) -> uuid.UUID:
+    return value if isinstance(value, uuid.UUID) else uuid.UUID(str(value))
+
+
+def raw_figures(case_ids: list[uuid.UUID], bounds: Bounds) -> dict[uuid.UUID, Figures]:
+    """Counts, decayed weights, latency sums and the recent/baseline split, per case."""
+    where, where_params = _window_filter(case_ids, bounds)
+    if _is_pg():
+        age_days = "greatest(0.0, extract(epoch FROM (%s::timestamptz - created_at))::float8 / 86400.0)"
+        ok = "success"
+        percentile = (
+            ", percentile_cont(ARRAY[0.5, 0.95, 0.99]) WITHIN GROUP (ORDER BY execution_time_ms::float8)"
+        )
+    else:
+        age_days = "max(0.0, julianday(%s) - julianday(created_at))"
+        ok = "success = 1"
+        percentile = ""
+    recent = "created_at >= %s"
+    baseline = "created_at >= %s AND created_at < %s"
+    sql = f"""
+        SELECT case_id,
+               COUNT(*),
+               SUM(CASE WHEN {ok} THEN 1 ELSE 0 END),
+               SUM(w),
+               SUM(CASE WHEN {ok} THEN w ELSE 0.0 END),
+               SUM(ms),
+               SUM(CASE WHEN {recent} THEN 1 ELSE 0 END),
+               SUM(CASE WHEN {recent} AND {ok} THEN 1 ELSE 0 END),
+               SUM(CASE WHEN {recent} THEN ms ELSE 0.0 END),
+               SUM(CASE WHEN {recent} THEN ms * ms ELSE 0.0 END),
+               SUM(CASE WHEN {baseline} THEN 1 ELSE 0 END),
+               SUM(CASE WHEN {baseline} AND {ok} THEN 1 ELSE 0 END),
+               SUM(CASE WHEN {baseline} THEN ms ELSE 0.0 END),
+               SUM(CASE WHEN {baseline} THEN ms * ms ELSE 0.0 END)
+               {percentile}
+        FROM (
+            SELECT case_id, success, created_at, execution_time_ms,
+                   CAST(execution_time_ms AS {'float8' if _is_pg() else 'REAL'}) AS ms,
+                   power(0.5, {age_days} / %s) AS w
+            FROM {LOG_TABLE}
+            WHERE {where}
+        ) AS logs
+        GROUP BY case_id
+    """
+    recent_p = [_param(bounds.recent_start)]
+    baseline_p = [_param(bounds.baseline_start), _param(bounds.recent_start)]
+    params = [
+        *recent_p, *recent_p, *recent_p, *recent_p,
+        *baseline_p, *baseline_p, *baseline_p, *baseline_p,
+        _param(bounds.now), bounds.half_life_days,
+        *where_params,
+    ]
+    result: dict[uuid.UUID, Figures] = {}
+    with connection.cursor() as cursor:
+        cursor.execute(sql, params)
+        for row in cursor.fetchall():
+            figures = Figures(
+                runs=int(row[1]),
+                successes=int(row[2] or 0),
+                weight_sum=float(row[3] or 0),
+                weighted_successes=float(row[4] or 0),
+                latency_sum=float(row[5] or 0),
+                recent_runs=int(row[6] or 0),
+                recent_successes=int(row[7] or 0),
+                recent_latency_sum=float(row[8] or 0),
+                recent_latency_squares=float(row[9] or 0),
+                baseline_runs=int(row[10] or 0),
+                baseline_successes=int(row[11] or 0),
+                baseline_latency_sum=float(row[12] or 0),
+                baseline_latency_squares=float(row[13] or 0),
+            )
+            if _is_pg():
+                figures.percentiles = dict(zip(PERCENTILES, row[14]))
+            result[_as_uuid(row[0])] = figures
+    if not _is_pg() and result:
+        for case_id, percentiles in _sqlite_percentiles(list(result), bounds).items():
+            result[case_id].percentiles = percentiles
+    return result
+
+
+def _sqlite_percentiles(case_ids: list[uuid.UUID], bounds: Bounds) -> dict[uuid.UUID, dict[float, float]]:
+    """`percentile_cont` without it: rank rows per case, keep only those around each rank."""
+    where, params = _window_filter(case_ids, bounds)
+    picks = " OR ".join(
+        f"rn = CAST({p!r} * (cnt - 1) AS INTEGER) + 1 OR rn = CAST({p!r} * (cnt - 1) AS INTEGER) + 2"
+        for p in PERCENTILES
+    )
+    sql = f"""
+        SELECT case_id, rn, cnt, execution_time_ms FROM (
+            SELECT case_id, execution_time_ms,
+                   ROW_NUMBER() OVER (PARTITION BY case_id ORDER BY execution_time_ms) AS rn,
+                   COUNT(*) OVER (PARTITION BY case_id) AS cnt
+            FROM {LOG_TABLE} WHERE {where}
+        ) AS ranked
+        WHERE {picks}
+    """
+    rows: dict[uuid.UUID, dict[int, float]] = defaultdict(dict)
+    counts: dict[uuid.UUID, int] = {}
+    with connection.cursor() as cursor:
+        cursor.execute(sql, params)
+        for case_id, rn, cnt, ms in cursor.fetchall():
+            key = _as_uuid(case_id)
+            rows[key][int(rn)] = float(ms)
+            counts[key] = int(cnt)
+    result: dict[uuid.UUID, dict[float, float]] = {}
+    for case_id, values in rows.items():
+        percentiles = {}
+        for p in PERCENTILES:
+            lower, upper, weight = stats.exact_percentile_positions(counts[case_id], p)
+            percentiles[p] = values[lower] + (values[upper] - values[lower]) * weight
+        result[case_id] = percentiles
+    return result
+
+
+def raw_histograms(case_ids: list[uuid.UUID], bounds: Bounds) -> dict[uuid.UUID, dict[int, int]]:
+    """Raw latencies in the roll-up's buckets, to merge with roll-ups for percentiles."""
+    where, params = _window_filter(case_ids, bounds)
+    bucket = stats.histogram_bucket_sql("CAST(execution_time_ms AS {})".format("float8" if _is_pg() else "REAL"))
+    sql = f"SELECT case_id, {bucket} AS b, COUNT(*) FROM {LOG_TABLE} WHERE {where} GROUP BY case_id, b"
+    result: dict[uuid.UUID, dict[int, int]] = defaultdict(dict)
+    with connection.cursor() as cursor:
+        cursor.execute(sql, params)
+        for case_id, b, count in cursor.fetchall():
+            result[_as_uuid(case_id)][int(b)] = int(count)
+    return result
+
+
+def raw_errors(case_ids: list[uuid.UUID], bounds: Bounds) -> dict[uuid.UUID, dict[str, dict]]:
+    """Failures per case, error type and message template, with one example message each.
+
+    Returns {case_id: {error_type: {"count", "example", "templates": {template: count}}}},
+    the same shape as `DailyCaseRollup.errors`, so that roll-ups merge in directly.
+    """
+    where, params = _window_filter(case_ids, bounds, failures_only=True)
+    result: dict[uuid.UUID, dict[str, dict]] = defaultdict(dict)
+    with connection.cursor() as cursor:
+        if _is_pg():
+            cursor.execute(
+                f"""SELECT case_id, error_type, {stats.template_sql('error_message')} AS template,
+                           COUNT(*), min(error_message)
+                    FROM {LOG_TABLE} WHERE {where} GROUP BY case_id, error_type, template""",
+                params,
+            )
+            rows = [(case_id, kind, template, count, example) for case_id, kind, template, count, example in cursor.fetchall()]
+        else:
+            # Group identical messages in SQL; only the distinct ones are templated in Python.
+            cursor.execute(
+                f"""SELECT case_id, error_type, error_message, COUNT(*)
+                    FROM {LOG_TABLE} WHERE {where} GROUP BY case_id, error_type, error_message""",
+                params,
+            )
+            rows = [
+                (case_id, kind, stats.message_template(message), count, message)
+                for case_id, kind, message, count in cursor.fetchall()
+            ]
+    for case_id, kind, template, count, example in rows:
+        merge_error(result[_as_uuid(case_id)], kind or "unknown", template, int(count), example)
+    return result
+
+
+def merge_error(errors: dict[str, dict], kind: str, template: str, count: int, example: str) -> None:
+    entry = errors.setdefault(kind, {"count": 0, "example": example, "templates": {}})
+    entry["count"] += count
+    if example and (not entry["example"] or example < entry["example"]):
+        # The smallest message is a stable choice: the same data gives the same example.
+        entry["example"] = example
+    entry["templates"][template] = entry["templates"].get(template, 0) + count

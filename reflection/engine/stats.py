@@ -1,0 +1,168 @@
+"""Pure statistics of the reflection engine: no database here, so each piece is testable alone.
+
+Message templates, the log-scale latency histogram of the daily roll-ups, percentiles from
+sorted samples or a histogram, and the two one-sided tests behind `anomalies`.
+"""
+from __future__ import annotations
+
+import math
+import re
+from functools import lru_cache
+
+# --- message templates ------------------------------------------------------------------
+
+# (pattern, replacement), applied in order. Written in the common subset of Python `re` and
+# PostgreSQL regular expressions (no \b, \d, lookarounds) so that PostgreSQL can group by the
+# same template in SQL that SQLite gets from `message_template` in Python.
+TEMPLATE_RULES: tuple[tuple[str, str], ...] = (
+    ("'[^']*'", "'<str>'"),
+    ('"[^"]*"', '"<str>"'),
+    ("[0-9a-fA-F]{8}-[0-9a-fA-F]{4}-[0-9a-fA-F]{4}-[0-9a-fA-F]{4}-[0-9a-fA-F]{12}", "<id>"),
+    ("0x[0-9a-fA-F]+", "<hex>"),
+    ("[0-9]+([.][0-9]+)?", "<n>"),
+)
+TEMPLATE_MAX_LENGTH = 200
+_COMPILED = tuple((re.compile(pattern), replacement) for pattern, replacement in TEMPLATE_RULES)
+
+
+@lru_cache(maxsize=50_000)
+def message_template(message: str) -> str:
+    """Mask quoted strings, UUIDs, hex ids and numbers so that the same error groups together."""
+    text = message
+    for pattern, replacement in _COMPILED:
+        text = pattern.sub(replacement, text)
+    return text[:TEMPLATE_MAX_LENGTH]
+
+
+def template_sql(column: str) -> str:
+    """The PostgreSQL expression equal to `message_template(column)`."""
+    expression = column
+    for pattern, replacement in TEMPLATE_RULES:
+        quoted_pattern = pattern.replace("'", "''")
+        quoted_replacement = replacement.replace("'", "''")
+        expression = f"regexp_replace({expression}, '{quoted_pattern}', '{quoted_replacement}', 'g')"
+    return f"left({expression}, {TEMPLATE_MAX_LENGTH})"
+
+
+# --- latency histogram ------------------------------------------------------------------
+
+# Buckets grow by 10 %: bucket 0 holds [0, 1) ms, bucket b >= 1 holds [1.1**(b-1), 1.1**b).
+# A percentile read from it is off by at most half a bucket (~5 %): enough for p95 and `slow`.
+HISTOGRAM_RATIO = 1.1
+_LOG_RATIO = math.log(HISTOGRAM_RATIO)
+
+
+def histogram_bucket(ms: float) -> int:
+    if ms < 1:
+        return 0
+    return int(math.floor(math.log(ms) / _LOG_RATIO)) + 1
+
+
+def bucket_bounds(bucket: int) -> tuple[float, float]:
+    if bucket <= 0:
+        return 0.0, 1.0
+    return HISTOGRAM_RATIO ** (bucket - 1), HISTOGRAM_RATIO**bucket
+
+
+def histogram_bucket_sql(column: str) -> str:
+    """SQL (PostgreSQL and SQLite, where Django registers LN) for `histogram_bucket`."""
+    return (
+        f"CASE WHEN {column} < 1 THEN 0 "
+        f"ELSE CAST(floor(ln({column}) / {_LOG_RATIO!r}) AS INTEGER) + 1 END"
+    )
+
+
+def histogram_percentile(histogram: dict[int, int], fraction: float) -> float | None:
+    """Percentile by linear interpolation inside the bucket where the rank falls."""
+    total = sum(histogram.values())
+    if total == 0:
+        return None
+    rank = fraction * total
+    seen = 0
+    for bucket in sorted(histogram):
+        count = histogram[bucket]
+        if count and seen + count >= rank:
+            low, high = bucket_bounds(bucket)
+            return low + (high - low) * ((rank - seen) / count)
+        seen += count
+    low, high = bucket_bounds(max(histogram))
+    return high
+
+
+def exact_percentile_positions(count: int, fraction: float) -> tuple[int, int, float]:
+    """1-based row numbers around a `percentile_cont` rank, and the weight of the upper one."""
+    position = fraction * (count - 1)
+    lower = int(math.floor(position))
+    return lower + 1, min(lower + 2, count), position - lower
+
+
+# --- anomaly tests ----------------------------------------------------------------------
+
+ALPHA = 0.01  # one-sided; z below -2.326 (or above +2.326 for latency)
+Z_CRITICAL = 2.3263478740408408
+MIN_RECENT_RUNS = 20
+MIN_BASELINE_RUNS = 50
+MIN_RATE_DROP = 0.05  # a significant but tiny drop is not worth an operator's attention
+MIN_LATENCY_RATIO = 1.2
+
+
+def _p_lower(z: float) -> float:
+    return 0.5 * math.erfc(-z / math.sqrt(2))
+
+
+def success_rate_drop(*, recent_runs: int, recent_successes: int, baseline_runs: int, baseline_successes: int) -> dict | None:
+    """Two-proportion z-test (pooled), one-sided: is the last 24 h worse than the previous 7 days?"""
+    if recent_runs < MIN_RECENT_RUNS or baseline_runs < MIN_BASELINE_RUNS:
+        return None
+    recent = recent_successes / recent_runs
+    baseline = baseline_successes / baseline_runs
+    pooled = (recent_successes + baseline_successes) / (recent_runs + baseline_runs)
+    variance = pooled * (1 - pooled) * (1 / recent_runs + 1 / baseline_runs)
+    if variance <= 0:
+        return None
+    z = (recent - baseline) / math.sqrt(variance)
+    if z > -Z_CRITICAL or baseline - recent < MIN_RATE_DROP:
+        return None
+    return {
+        "type": "success_rate_drop",
+        "test": "two-proportion z-test, one-sided",
+        "recent_success_rate": round(recent, 4),
+        "baseline_success_rate": round(baseline, 4),
+        "recent_runs": recent_runs,
+        "baseline_runs": baseline_runs,
+        "z": round(z, 3),
+        "p_value": _p_lower(z),
+    }
+
+
+def _mean_variance(n: int, total: float, squares: float) -> tuple[float, float]:
+    mean = total / n
+    variance = max(0.0, (squares - n * mean * mean) / (n - 1)) if n > 1 else 0.0
+    return mean, variance
+
+
+def latency_regression(
+    *, recent_runs: int, recent_sum: float, recent_squares: float,
+    baseline_runs: int, baseline_sum: float, baseline_squares: float,
+) -> dict | None:
+    """Welch's test on mean latency (normal approximation), one-sided, plus a 20 % floor."""
+    if recent_runs < MIN_RECENT_RUNS or baseline_runs < MIN_BASELINE_RUNS:
+        return None
+    recent_mean, recent_var = _mean_variance(recent_runs, recent_sum, recent_squares)
+    baseline_mean, baseline_var = _mean_variance(baseline_runs, baseline_sum, baseline_squares)
+    standard_error = math.sqrt(recent_var / recent_runs + baseline_var / baseline_runs)
+    if standard_error == 0:
+        return None
+    z = (recent_mean - baseline_mean) / standard_error
+    if z < Z_CRITICAL or recent_mean < MIN_LATENCY_RATIO * baseline_mean:
+        return None
+    return {
+        "type": "latency_regression",
+        "test": "Welch z-test on mean latency, one-sided",
+        "recent_mean_ms": round(recent_mean, 1),
+        "baseline_mean_ms": round(baseline_mean, 1),
+        "recent_runs": recent_runs,
+        "baseline_runs": baseline_runs,
+        "z": round(z, 3),
+        "p_value": _p_lower(-z),
+    }

@@ -1,0 +1,348 @@
+"""Execution-log ingestion: validate a whole batch, then write it once, idempotently.
+
+DRF's per-field serializers cost more than the insert itself at this volume, so validation
+here is hand-written and flat. Nothing is written unless every record is valid; ids the
+database already holds are skipped, so a client can safely re-send a batch.
+"""
+from __future__ import annotations
+
+import math
+import uuid
+from dataclasses import dataclass, field
+from datetime import datetime, timedelta, timezone as dt_timezone
+from typing import Any
+
+import orjson
+from django.db import connection, transaction
+from psycopg.types.json import Jsonb
+from django.utils import timezone
+
+from casebank.errors import InvalidInput
+from casebank.models import Case
+from reflection.models import ExecutionLog
+
+MAX_BATCH = 1_000
+MAX_ERROR_MESSAGE = 10_000
+MAX_CONTEXT_BYTES = 64 * 1024
+MAX_EXECUTION_TIME_MS = 24 * 3600 * 1000
+MAX_REPORTED_ERRORS = 50
+# Clocks drift; a run "from the future" by more than this is a client bug.
+FUTURE_TOLERANCE = timedelta(minutes=5)
+
+FIELDS = frozenset(
+    {
+        "id",
+        "case_id",
+        "case_version",
+        "session_id",
+        "success",
+        "error_type",
+        "error_message",
+        "execution_time_ms",
+        "tokens_in",
+        "tokens_out",
+        "cost_usd",
+        "model",
+        "context",
+        "created_at",
+    }
+)
+
+
+@dataclass
+class LogRecord:
+    id: uuid.UUID
+    case_id: uuid.UUID | None
+    case_version: int | None
+    session_id: uuid.UUID | None
+    success: bool
+    error_type: str
+    error_message: str
+    execution_time_ms: int
+    tokens_in: int
+    tokens_out: int
+    cost_usd: float
+    model: str
+    context: dict
+    created_at: datetime
+
+
+@dataclass
+class IngestResult:
+    ids: list[uuid.UUID]
+    created: int
+    duplicates: int = field(init=False)
+
+    def __post_init__(self) -> None:
+        self.duplicates = len(self.ids) - self.created
+
+
+def _uuid(value: Any, name: str, errors: dict, *, required: bool = False) -> uuid.UUID | None:
+    if value is None:
+        if required:
+            errors[name] = "This field is required."
+        return None
+    if isinstance(value, uuid.UUID):
+        return value
+    if not isinstance(value, str):
+        errors[name] = "Must be a UUID string."
+        return None
+    try:
+        return uuid.UUID(value)
+    except ValueError:
+        errors[name] = f'"{value[:50]}" is not a valid UUID.'
+        return None
+
+
+def _count(value: Any, name: str, errors: dict, *, maximum: int = 2**31 - 1) -> int:
+    if value is None:
+        return 0
+    if isinstance(value, bool) or not isinstance(value, int):
+        errors[name] = "Must be a whole number."
+        return 0
+    if not 0 <= value <= maximum:
+        errors[name] = f"Must be between 0 and {maximum}."
+        return 0
+    return value
+
+
+def _text(value: Any, name: str, errors: dict, *, max_length: int) -> str:
+    if value is None:
+        return ""
+    if not isinstance(value, str):
+        errors[name] = "Must be a string."
+        return ""
+    if len(value) > max_length:
+        errors[name] = f"At most {max_length} characters."
+        return ""
+    return value
+
+
+def _timestamp(value: Any, errors: dict, now: datetime) -> datetime:
+    if value is None:
+        return now
+    if not isinstance(value, str):
+        errors["created_at"] = "Must be an ISO 8601 date-time string."
+        return now
+    try:
+        moment = datetime.fromisoformat(value)
+    except ValueError:
+        errors["created_at"] = f'"{value[:50]}" is not an ISO 8601 date-time.'
+        return now
+    if moment.tzinfo is None:
+        moment = moment.replace(tzinfo=dt_timezone.utc)
+    if moment > now + FUTURE_TOLERANCE:
+        errors["created_at"] = "Must not be in the future."
+    return moment
+
+
+def parse_record(item: Any, now: datetime) -> tuple[LogRecord | None, dict[str, str]]:
+    """Validate one log object; returns the record or the field errors."""
+    if not isinstance(item, dict):
+        return None, {"non_field_errors": "Each log must be a JSON object."}
+    errors: dict[str, str] = {}
+    unknown = item.keys() - FIELDS
+    if unknown:
+        errors["non_field_errors"] = f"Unknown field(s): {', '.join(sorted(unknown)[:5])}."
+    success = item.get("success")
+    if not isinstance(success, bool):
+        errors["success"] = "This field is required and must be true or false."
+    elapsed = item.get("execution_time_ms")
+    if isinstance(elapsed, bool) or not isinstance(elapsed, (int, float)) or not math.isfinite(elapsed):
+        errors["execution_time_ms"] = "This field is required and must be a number."
+        elapsed = 0
+    elif not 0 <= elapsed <= MAX_EXECUTION_TIME_MS:
+        errors["execution_time_ms"] = f"Must be between 0 and {MAX_EXECUTION_TIME_MS}."
+    cost = item.get("cost_usd")
+    if cost is None:
+        cost = 0.0
+    elif isinstance(cost, bool) or not isinstance(cost, (int, float)) or not math.isfinite(cost) or cost < 0:
+        errors["cost_usd"] = "Must be a non-negative number."
+        cost = 0.0
+    context = item.get("context")
+    if context is None:
+        context = {}
+    elif not isinstance(context, dict):
+        errors["context"] = "Must be a JSON object."
+    elif len(orjson.dumps(context)) > MAX_CONTEXT_BYTES:
+        errors["context"] = f"At most {MAX_CONTEXT_BYTES // 1024} KiB of JSON."
+    case_version = item.get("case_version")
+    if case_version is not None and (
+        isinstance(case_version, bool) or not isinstance(case_version, int) or case_version < 1
+    ):
+        errors["case_version"] = "Must be a positive whole number."
+
+    record = LogRecord(
+        id=_uuid(item.get("id"), "id", errors) or uuid.uuid4(),
+        case_id=_uuid(item.get("case_id"), "case_id", errors),
+        case_version=case_version,
+        session_id=_uuid(item.get("session_id"), "session_id", errors),
+        success=bool(success),
+        error_type=_text(item.get("error_type"), "error_type", errors, max_length=100),
+        error_message=_text(item.get("error_message"), "error_message", errors, max_length=MAX_ERROR_MESSAGE),
+        execution_time_ms=round(elapsed),
+        tokens_in=_count(item.get("tokens_in"), "tokens_in", errors),
+        tokens_out=_count(item.get("tokens_out"), "tokens_out", errors),
+        cost_usd=float(cost),
+        model=_text(item.get("model"), "model", errors, max_length=100),
+        context=context,
+        created_at=_timestamp(item.get("created_at"), errors, now),
+    )
+    return (None, errors) if errors else (record, {})
+
+
+def parse_batch(items: list[Any]) -> list[LogRecord]:
+    """Validate a batch against the payload rules and the case bank; all or nothing."""
+    if not items:
+        raise InvalidInput("Send one log object or a non-empty list of them.")
+    if len(items) > MAX_BATCH:
+        raise InvalidInput(
+            f"A batch holds at most {MAX_BATCH} logs; this one has {len(items)}. Split it.",
+            errors={"non_field_errors": [f"At most {MAX_BATCH} logs per request."]},
+        )
+    now = timezone.now()
+    records: list[LogRecord] = []
+    errors: dict[str, dict[str, str]] = {}
+    for index, item in enumerate(items):
+        record, record_errors = parse_record(item, now)
+        if record_errors:
+            errors[str(index)] = record_errors
+        else:
+            records.append(record)
+    if not errors:
+        _check_references(records, errors)
+    if errors:
+        shown = dict(list(errors.items())[:MAX_REPORTED_ERRORS])
+        raise InvalidInput(
+            f"{len(errors)} of {len(items)} logs are invalid; nothing was stored.", errors=shown
+        )
+    return records
+
+
+def _check_references(records: list[LogRecord], errors: dict[str, dict[str, str]]) -> None:
+    """Unknown cases, versions past the case's current one, and repeated ids are refused."""
+    seen: dict[uuid.UUID, int] = {}
+    for index, record in enumerate(records):
+        if record.id in seen:
+            errors[str(index)] = {"id": f"Repeats the id of log {seen[record.id]} in this batch."}
+        seen.setdefault(record.id, index)
+    case_ids = {record.case_id for record in records if record.case_id is not None}
+    versions = dict(Case.objects.filter(pk__in=case_ids).values_list("id", "version")) if case_ids else {}
+    for index, record in enumerate(records):
+        if record.case_id is None:
+            continue
+        current = versions.get(record.case_id)
+        if current is None:
+            errors[str(index)] = {"case_id": f"No case with id {record.case_id}."}
+        elif record.case_version is None:
+            record.case_version = current
+        elif record.case_version > current:
+            errors[str(index)] = {"case_version": f"The case is only at version {current}."}
+
+
+def logs_ingest(*, records: list[LogRecord]) -> IngestResult:
+    """Store validated records once each; returns every id with how many were new."""
+    ids = [record.id for record in records]
+    if not records:
+        return IngestResult(ids=ids, created=0)
+    with transaction.atomic():
+        if connection.vendor == "postgresql":
+            created = _insert_postgresql(records)
+        else:
+            created = _insert_portable(records)
+        if created:
+            _note_new_logs(records)
+    return IngestResult(ids=ids, created=created)
+
+
+def _note_new_logs(records: list[LogRecord]) -> None:
+    """Feed the early-reflection counters (cache, two round trips); runs are queued on commit.
+
+    A partly re-sent batch counts all its records: the counter only decides when to start an
+    early run, so a few extra counts are harmless and cheaper than finding which were new.
+    """
+    from reflection.services import note_new_logs
+
+    counts: dict[uuid.UUID, int] = {}
+    for record in records:
+        if record.case_id is not None:
+            counts[record.case_id] = counts.get(record.case_id, 0) + 1
+    note_new_logs(counts=counts)
+
+
+_COLUMNS = (
+    "id, case_id, case_version, session_id, success, error_type, error_message, "
+    "execution_time_ms, tokens_in, tokens_out, cost_usd, model, context, created_at, ingested_at"
+)
+
+
+def _json_text(value: Any) -> str:
+    return orjson.dumps(value).decode()
+
+
+_COPY_TYPES = [
+    "uuid", "uuid", "int4", "uuid", "bool", "text", "text",
+    "int4", "int4", "int4", "float8", "text", "jsonb", "timestamptz", "timestamptz",
+]
+
+
+def _insert_postgresql(records: list[LogRecord]) -> int:
+    # Binary COPY into a session-local staging table, then one INSERT ... ON CONFLICT: COPY is
+    # about twice as fast as a multi-row INSERT here, and ON CONFLICT keeps re-sent ids a no-op
+    # even when two requests race. (Temp tables need session pooling, not PgBouncer
+    # transaction pooling: see docs/scaling.md.)
+    now = timezone.now()
+    table = ExecutionLog._meta.db_table
+    with connection.cursor() as cursor:
+        cursor.execute(
+            f"CREATE TEMP TABLE IF NOT EXISTS log_ingest_stage "
+            f"(LIKE {table} INCLUDING DEFAULTS) ON COMMIT DELETE ROWS"
+        )
+        raw = cursor.cursor  # the psycopg cursor: Django's wrapper has no COPY
+        with raw.copy(f"COPY log_ingest_stage ({_COLUMNS}) FROM STDIN (FORMAT BINARY)") as copy:
+            copy.set_types(_COPY_TYPES)
+            for r in records:
+                copy.write_row(
+                    (
+                        r.id, r.case_id, r.case_version, r.session_id, r.success, r.error_type,
+                        r.error_message, r.execution_time_ms, r.tokens_in, r.tokens_out, r.cost_usd,
+                        r.model, Jsonb(r.context, dumps=_json_text), r.created_at, now,
+                    )
+                )
+        cursor.execute(
+            f"INSERT INTO {table} ({_COLUMNS}) SELECT {_COLUMNS} FROM log_ingest_stage "
+            "ON CONFLICT (id) DO NOTHING"
+        )
+        created = cursor.rowcount
+        cursor.execute("TRUNCATE log_ingest_stage")
+        return created
+
+
+def _insert_portable(records: list[LogRecord]) -> int:
+    existing = set(
+        ExecutionLog.objects.filter(pk__in=[r.id for r in records]).values_list("id", flat=True)
+    )
+    now = timezone.now()
+    new = [
+        ExecutionLog(
+            id=r.id,
+            case_id=r.case_id,
+            case_version=r.case_version,
+            session_id=r.session_id,
+            success=r.success,
+            error_type=r.error_type,
+            error_message=r.error_message,
+            execution_time_ms=r.execution_time_ms,
+            tokens_in=r.tokens_in,
+            tokens_out=r.tokens_out,
+            cost_usd=r.cost_usd,
+            model=r.model,
+            context=r.context,
+            created_at=r.created_at,
+            ingested_at=now,
+        )
+        for r in records
+        if r.id not in existing
+    ]
+    ExecutionLog.objects.bulk_create(new, batch_size=500, ignore_conflicts=True)
+    return len(new)

@@ -1,0 +1,299 @@
+"""JSON completions from any OpenAI-compatible endpoint, with retries, a breaker and a shared limit.
+
+The official `openai` SDK does the HTTP; its own retries are off so that ours (exponential
+backoff, a schema check of the answer) are the only ones and every attempt is accounted for.
+"""
+from __future__ import annotations
+
+import json
+import logging
+import time
+from dataclasses import dataclass, field
+from functools import lru_cache
+from typing import Any
+
+import jsonschema
+import openai
+from django.conf import settings
+
+from reflection import metrics
+from reflection.llm import ratelimit
+from reflection.llm.breaker import BreakerOpen, CircuitBreaker
+from reflection.llm.errors import LLMError, LLMUnavailable
+from reflection.models_llm import LLMCall, LLMOutcome
+
+logger = logging.getLogger(__name__)
+
+# Answers that are worth another try after a pause: the provider is busy or briefly down.
+_TRANSIENT = (openai.APITimeoutError, openai.APIConnectionError, openai.RateLimitError, openai.InternalServerError)
+
+
+# Prometheus counts outcomes coarser than the LLMCall table.
+_METRIC_OUTCOME = {
+    LLMOutcome.OK: "ok",
+    LLMOutcome.INVALID_OUTPUT: "error",
+    LLMOutcome.ERROR: "error",
+    LLMOutcome.BREAKER_OPEN: "rejected",
+    LLMOutcome.RATE_LIMITED: "rejected",
+}
+
+
+@dataclass(frozen=True)
+class LLMResult:
+    data: dict
+    model: str
+    tokens_in: int
+    tokens_out: int
+    cost_usd: float
+
+
+@dataclass
+class _Attempts:
+    count: int = 0
+    tokens_in: int = 0
+    tokens_out: int = 0
+    errors: list[str] = field(default_factory=list)
+
+
+def backoff_delay(attempt: int, *, base: float, cap: float) -> float:
+    """Seconds to wait after failed attempt number `attempt` (1-based): base, 2·base, 4·base … ≤ cap."""
+    return min(cap, base * (2 ** (attempt - 1)))
+
+
+class LLMClient:
+    def __init__(
+        self,
+        *,
+        api_key: str,
+        model: str,
+        base_url: str | None = None,
+        timeout: float = 30.0,
+        attempts: int = 3,
+        backoff_base: float = 1.0,
+        backoff_cap: float = 60.0,
+        calls_per_minute: int = 5,
+        breaker: CircuitBreaker | None = None,
+        price_input_per_1k: float = 0.0,
+        price_output_per_1k: float = 0.0,
+    ) -> None:
+        self.model = model
+        self.timeout = timeout
+        self.attempts = max(attempts, 1)
+        self.backoff_base = backoff_base
+        self.backoff_cap = backoff_cap
+        self.calls_per_minute = calls_per_minute
+        self.breaker = breaker or CircuitBreaker("llm", failures=5, reset_seconds=60)
+        self.price_input_per_1k = price_input_per_1k
+        self.price_output_per_1k = price_output_per_1k
+        self._sdk = openai.OpenAI(api_key=api_key, base_url=base_url or None, max_retries=0, timeout=timeout)
+
+    # -- public -------------------------------------------------------------------------
+
+    def complete_json(
+        self, *, purpose: str, messages: list[dict], schema: dict, timeout: float | None = None
+    ) -> LLMResult:
+        """Ask for one JSON object that validates against `schema`.
+
+        Raises `LLMUnavailable` when no call may be made (breaker open, rate limit used up) and
+        `LLMError` when the calls failed (provider errors or invalid output after all attempts).
+        """
+        if not messages:
+            raise ValueError("messages must not be empty")
+        jsonschema.Draft202012Validator.check_schema(schema)
+        started = time.monotonic()
+        try:
+            self.breaker.before_call()
+        except BreakerOpen as exc:
+            self._record(purpose, LLMOutcome.BREAKER_OPEN, _Attempts(), started, str(exc))
+            raise LLMUnavailable("The LLM circuit breaker is open.", reason="breaker_open", retry_after=exc.retry_after) from None
+        if not ratelimit.try_acquire(limit=self.calls_per_minute):
+            wait = ratelimit.seconds_until_free(limit=self.calls_per_minute)
+            self._record(purpose, LLMOutcome.RATE_LIMITED, _Attempts(), started, f"retry in {wait:.0f} s")
+            raise LLMUnavailable(
+                f"The LLM budget of {self.calls_per_minute} calls per minute is used up.",
+                reason="rate_limited",
+                retry_after=wait,
+            )
+
+        conversation = [self._schema_message(schema), *messages]
+        attempts = _Attempts()
+        last_invalid = False
+        while attempts.count < self.attempts:
+            attempts.count += 1
+            try:
+                response = self._sdk.chat.completions.create(
+                    model=self.model,
+                    messages=conversation,
+                    response_format={"type": "json_object"},
+                    timeout=timeout if timeout is not None else self.timeout,
+                )
+            except _TRANSIENT as exc:
+                last_invalid = False
+                attempts.errors.append(f"attempt {attempts.count}: {type(exc).__name__}: {exc}")
+                if attempts.count < self.attempts:
+                    time.sleep(self._delay(attempts.count, exc))
+                continue
+            except openai.APIStatusError as exc:
+                # 400/401/403/404: another try would get the same answer.
+                attempts.errors.append(f"attempt {attempts.count}: HTTP {exc.status_code}: {exc}")
+                self.breaker.record_failure()
+                self._record(purpose, LLMOutcome.ERROR, attempts, started, "\n".join(attempts.errors))
+                raise LLMError(f"The LLM refused the request (HTTP {exc.status_code}).") from exc
+
+            usage = getattr(response, "usage", None)
+            attempts.tokens_in += getattr(usage, "prompt_tokens", 0) or 0
+            attempts.tokens_out += getattr(usage, "completion_tokens", 0) or 0
+            content = response.choices[0].message.content if response.choices else None
+            try:
+                data = self._parse(content, schema)
+            except ValueError as exc:
+                last_invalid = True
+                attempts.errors.append(f"attempt {attempts.count}: invalid output: {exc}")
+                # Show the model its mistake; a malformed answer needs no pause.
+                conversation = [
+                    *conversation,
+                    {"role": "assistant", "content": (content or "")[:4000]},
+                    {"role": "user", "content": f"That answer was rejected: {exc}. Reply with only the corrected JSON object."},
+                ]
+                continue
+
+            self.breaker.record_success()
+            cost = self._cost(attempts)
+            self._record(purpose, LLMOutcome.OK, attempts, started, "\n".join(attempts.errors))
+            return LLMResult(
+                data=data,
+                model=getattr(response, "model", None) or self.model,
+                tokens_in=attempts.tokens_in,
+                tokens_out=attempts.tokens_out,
+                cost_usd=cost,
+            )
+
+        detail = "\n".join(attempts.errors)
+        if last_invalid:
+            # The endpoint answered, so it is up: bad output does not trip the breaker.
+            self.breaker.record_success()
+            self._record(purpose, LLMOutcome.INVALID_OUTPUT, attempts, started, detail)
+            raise LLMError(f"The LLM gave no valid JSON in {attempts.count} attempts.")
+        self.breaker.record_failure()
+        self._record(purpose, LLMOutcome.ERROR, attempts, started, detail)
+        raise LLMError(f"The LLM failed {attempts.count} times: {attempts.errors[-1] if attempts.errors else ''}")
+
+    # -- helpers ------------------------------------------------------------------------
+
+    @staticmethod
+    def _schema_message(schema: dict) -> dict:
+        return {
+            "role": "system",
+            "content": "Answer with one JSON object only, valid against this JSON Schema:\n"
+            + json.dumps(schema, separators=(",", ":")),
+        }
+
+    @staticmethod
+    def _parse(content: str | None, schema: dict) -> dict:
+        if not content:
+            raise ValueError("empty answer")
+        try:
+            data = json.loads(content)
+        except json.JSONDecodeError as exc:
+            raise ValueError(f"not JSON ({exc.msg} at position {exc.pos})") from None
+        try:
+            jsonschema.validate(data, schema)
+        except jsonschema.ValidationError as exc:
+            where = "/".join(str(p) for p in exc.absolute_path) or "(root)"
+            raise ValueError(f"schema violation at {where}: {exc.message}") from None
+        if not isinstance(data, dict):
+            raise ValueError("the answer must be a JSON object")
+        return data
+
+    def _delay(self, attempt: int, exc: Exception) -> float:
+        delay = backoff_delay(attempt, base=self.backoff_base, cap=self.backoff_cap)
+        response = getattr(exc, "response", None)
+        retry_after = response.headers.get("retry-after") if response is not None else None
+        if retry_after:
+            try:
+                delay = max(delay, min(float(retry_after), self.backoff_cap))
+            except ValueError:
+                pass
+        return delay
+
+    def _cost(self, attempts: _Attempts) -> float:
+        return round(
+            attempts.tokens_in / 1000 * self.price_input_per_1k
+            + attempts.tokens_out / 1000 * self.price_output_per_1k,
+            8,
+        )
+
+    def _record(self, purpose: str, outcome: str, attempts: _Attempts, started: float, error: str) -> None:
+        call = LLMCall(
+            purpose=purpose[:100],
+            model=self.model[:100],
+            outcome=outcome,
+            attempts=attempts.count,
+            tokens_in=attempts.tokens_in,
+            tokens_out=attempts.tokens_out,
+            cost_usd=self._cost(attempts),
+            latency_ms=int((time.monotonic() - started) * 1000),
+            error=error[:5000],
+        )
+        call.full_clean()
+        call.save()
+        metrics.record_llm_call(
+            outcome=_METRIC_OUTCOME[outcome],
+            tokens_in=attempts.tokens_in,
+            tokens_out=attempts.tokens_out,
+            cost_usd=call.cost_usd,
+            seconds=call.latency_ms / 1000,
+        )
+        if outcome != LLMOutcome.OK:
+            logger.warning("LLM call for %s: %s %s", purpose, outcome, error[:500])
+
+
+def llm_configured() -> bool:
+    return bool(settings.OPENAI_API_KEY and settings.LLM_MODEL)
+
+
+@lru_cache(maxsize=4)
+def _client_for(config: tuple[Any, ...]) -> LLMClient:
+    (api_key, base_url, model, timeout, attempts, base, cap, per_minute, failures, reset, p_in, p_out) = config
+    return LLMClient(
+        api_key=api_key,
+        base_url=base_url,
+        model=model,
+        timeout=timeout,
+        attempts=attempts,
+        backoff_base=base,
+        backoff_cap=cap,
+        calls_per_minute=per_minute,
+        breaker=CircuitBreaker("llm", failures=failures, reset_seconds=reset),
+        price_input_per_1k=p_in,
+        price_output_per_1k=p_out,
+    )
+
+
+def get_llm_client() -> LLMClient | None:
+    """The configured client, or None when `OPENAI_API_KEY` and `LLM_MODEL` are not set."""
+    if not llm_configured():
+        return None
+    return _client_for(
+        (
+            settings.OPENAI_API_KEY,
+            settings.OPENAI_BASE_URL,
+            settings.LLM_MODEL,
+            settings.LLM_TIMEOUT_SECONDS,
+            settings.LLM_RETRY_ATTEMPTS,
+            settings.LLM_RETRY_BASE_SECONDS,
+            settings.LLM_RETRY_CAP_SECONDS,
+            settings.LLM_CALLS_PER_MINUTE,
+            settings.LLM_BREAKER_FAILURES,
+            settings.LLM_BREAKER_RESET_SECONDS,
+            settings.LLM_PRICE_INPUT_PER_1K,
+            settings.LLM_PRICE_OUTPUT_PER_1K,
+        )
+    )
+
+
+def llm_breaker_state() -> str:
+    """`closed`, `open` or `half_open`, for /health and /metrics."""
+    return CircuitBreaker(
+        "llm", failures=settings.LLM_BREAKER_FAILURES, reset_seconds=settings.LLM_BREAKER_RESET_SECONDS
+    ).state()

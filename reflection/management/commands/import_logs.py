@@ -1,0 +1,99 @@
+from __future__ import annotations
+
+import hashlib
+import uuid
+from pathlib import Path
+from typing import Any
+
+import orjson
+from django.core.management.base import BaseCommand, CommandError
+from tqdm import tqdm
+
+from casebank.errors import InvalidInput
+from reflection import ingestion
+
+# Lines without an id get one derived from their bytes, so importing a file twice is harmless.
+IMPORT_NAMESPACE = uuid.UUID("0b7c4a8e-9a51-4f39-8d7e-3c1f6a2b9e10")
+
+
+class Command(BaseCommand):
+    help = (
+        "Import execution logs from a JSON Lines file (one log object per line). Bad lines are "
+        "reported by line number and skipped; good lines are stored once, even on a re-run "
+        "(a line without an id gets one derived from its content)."
+    )
+
+    def add_arguments(self, parser: Any) -> None:
+        parser.add_argument("path", type=Path, help="The .jsonl file.")
+        parser.add_argument("--batch-size", type=int, default=ingestion.MAX_BATCH)
+        parser.add_argument("--no-progress", action="store_true", help="Hide the progress bar.")
+
+    def handle(self, *args: Any, **options: Any) -> None:
+        path: Path = options["path"]
+        if not path.is_file():
+            raise CommandError(f"No such file: {path}")
+        batch_size = options["batch_size"]
+        if not 1 <= batch_size <= ingestion.MAX_BATCH:
+            raise CommandError(f"--batch-size must be between 1 and {ingestion.MAX_BATCH}.")
+
+        totals = {"created": 0, "duplicates": 0, "bad": 0}
+        pending: list[tuple[int, Any]] = []
+        with path.open("rb") as handle, tqdm(
+            total=path.stat().st_size, unit="B", unit_scale=True, disable=options["no_progress"], file=self.stderr
+        ) as progress:
+            for number, line in enumerate(handle, start=1):
+                progress.update(len(line))
+                if not line.strip():
+                    continue
+                try:
+                    item = orjson.loads(line)
+                except orjson.JSONDecodeError as error:
+                    self._report(number, f"not valid JSON ({error})", totals)
+                    continue
+                if isinstance(item, dict) and item.get("id") is None:
+                    item["id"] = str(uuid.uuid5(IMPORT_NAMESPACE, hashlib.sha256(line.strip()).hexdigest()))
+                pending.append((number, item))
+                if len(pending) >= batch_size:
+                    self._flush(pending, totals)
+                    pending = []
+            self._flush(pending, totals)
+
+        summary = f"Imported {totals['created']} log(s); {totals['duplicates']} already stored; {totals['bad']} bad line(s)."
+        self.stdout.write(self.style.SUCCESS(summary) if not totals["bad"] else self.style.WARNING(summary))
+
+    def _report(self, number: int, problem: str, totals: dict[str, int]) -> None:
+        totals["bad"] += 1
+        self.stderr.write(f"line {number}: {problem}")
+
+    def _flush(self, pending: list[tuple[int, Any]], totals: dict[str, int]) -> None:
+        """Store the good lines of a chunk; a bad line never holds back the others."""
+        if not pending:
+            return
+        try:
+            records = ingestion.parse_batch([item for _, item in pending])
+        except InvalidInput as error:
+            if not error.errors:
+                raise CommandError(error.message) from None
+            # Validate line by line to name every bad one, then store the rest.
+            good = []
+            for number, item in pending:
+                try:
+                    good.extend(ingestion.parse_batch([item]))
+                except InvalidInput as line_error:
+                    detail = "; ".join(f"{k}: {v}" for k, v in line_error.errors.get("0", {}).items())
+                    self._report(number, detail or line_error.message, totals)
+            records = self._without_repeats(good, totals)
+        result = ingestion.logs_ingest(records=records)
+        totals["created"] += result.created
+        totals["duplicates"] += result.duplicates
+
+    @staticmethod
+    def _without_repeats(records: list[ingestion.LogRecord], totals: dict[str, int]) -> list[ingestion.LogRecord]:
+        seen, unique = set(), []
+        for record in records:
+            if record.id in seen:
+                totals["duplicates"] += 1
+                continue
+            seen.add(record.id)
+            unique.append(record)
+        return unique

@@ -1,0 +1,82 @@
+from __future__ import annotations
+
+import uuid
+
+from django.db import models
+from django.utils import timezone
+
+from casebank.models import Case
+
+
+class ExecutionLog(models.Model):
+    """One run of an agent, usually of a case. Written only through `reflection.ingestion`.
+
+    `id` may come from the client so that re-sending a batch never duplicates a run;
+    `created_at` is when the run happened (client-supplied or now), `ingested_at` when we
+    stored it: reflection runs snapshot on `ingested_at`, so back-dated logs are not missed.
+    """
+
+    id = models.UUIDField(primary_key=True, default=uuid.uuid4, editable=False)
+    # No database-level FK: a per-row constraint trigger costs a third of the insert time at
+    # 50k logs/s. Ingestion checks every case_id in the same transaction, and cases are never
+    # deleted (they are archived), so the reference holds without the trigger.
+    case = models.ForeignKey(
+        Case,
+        on_delete=models.DO_NOTHING,
+        null=True,
+        blank=True,
+        related_name="execution_logs",
+        db_constraint=False,
+    )
+    case_version = models.PositiveIntegerField(null=True, blank=True)
+    # The supervisor session that produced the run; a plain id keeps reflection unaware of agents.
+    session_id = models.UUIDField(null=True, blank=True)
+    success = models.BooleanField()
+    error_type = models.CharField(max_length=100, blank=True, default="")
+    error_message = models.TextField(blank=True, default="")
+    execution_time_ms = models.PositiveIntegerField()
+    tokens_in = models.PositiveIntegerField(default=0)
+    tokens_out = models.PositiveIntegerField(default=0)
+    cost_usd = models.FloatField(default=0.0)
+    model = models.CharField(max_length=100, blank=True, default="")
+    context = models.JSONField(default=dict, blank=True)
+    created_at = models.DateTimeField(default=timezone.now)
+    ingested_at = models.DateTimeField(default=timezone.now, editable=False)
+
+    class Meta:
+        ordering = ["-created_at"]
+        indexes = [
+            # Per-case analysis over a window: WHERE case_id = ? AND created_at >= ?
+            models.Index(fields=["case", "created_at"], name="log_case_created_idx"),
+            # The log list and retention: ORDER BY / WHERE created_at.
+            models.Index(fields=["created_at"], name="log_created_idx"),
+            # Reflection runs: which cases got logs since the last run's snapshot.
+            models.Index(fields=["ingested_at"], name="log_ingested_idx"),
+        ]
+
+    def __str__(self) -> str:
+        outcome = "ok" if self.success else (self.error_type or "failed")
+        return f"{self.id} {outcome} {self.execution_time_ms} ms"
+
+
+# Analyses, runs, watermarks and roll-ups live in their own module; importing registers them.
+from reflection.models_analysis import (  # noqa: E402,F401
+    CaseAnalysis,
+    CaseReflectionState,
+    DailyCaseRollup,
+    ReflectionRun,
+    ReflectionRunStatus,
+    ReflectionTrigger,
+)
+
+# The LLM client's bookkeeping and the improvement suggestions; importing registers them.
+from reflection.models_llm import LLMCall, LLMOutcome, LLMRateSlot  # noqa: E402,F401
+from reflection.models_suggestions import (  # noqa: E402,F401
+    DecisionAction,
+    PendingSuggestion,
+    Suggestion,
+    SuggestionDecision,
+    SuggestionSource,
+    SuggestionStatus,
+    Verification,
+)

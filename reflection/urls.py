@@ -1,0 +1,16 @@
+from django.urls import path
+
+from reflection import apis, apis_analysis, apis_suggestions
+
+urlpatterns = [
+    path("logs/", apis.LogListCreateApi.as_view(), name="log-list"),
+    path("reflection/analyze", apis_analysis.AnalyzeApi.as_view(), name="reflection-analyze"),
+    path("reflection/batch", apis_analysis.BatchStartApi.as_view(), name="reflection-batch"),
+    path("reflection/runs/<int:run_id>", apis_analysis.RunDetailApi.as_view(), name="reflection-run"),
+    path("suggestions/", apis_suggestions.SuggestionListApi.as_view(), name="suggestion-list"),
+    path("suggestions/generate", apis_suggestions.SuggestionGenerateApi.as_view(), name="suggestion-generate"),
+    path("suggestions/<int:suggestion_id>", apis_suggestions.SuggestionDetailApi.as_view(), name="suggestion-detail"),
+    path("suggestions/<int:suggestion_id>/approve", apis_suggestions.SuggestionApproveApi.as_view(), name="suggestion-approve"),
+    path("suggestions/<int:suggestion_id>/reject", apis_suggestions.SuggestionRejectApi.as_view(), name="suggestion-reject"),
+    path("suggestions/<int:suggestion_id>/rollback", apis_suggestions.SuggestionRollbackApi.as_view(), name="suggestion-rollback"),
+]
