@@ -1,0 +1,36 @@
+from __future__ import annotations
+
+from typing import Any
+
+from django.core.management.base import BaseCommand
+from tqdm import tqdm
+
+from agents import demo_cases, demo_data
+from agents.documents import documents_load_path
+
+
+class Command(BaseCommand):
+    help = (
+        "Seed the demo: ~50 cases across categories and ~10,000 execution logs over 30 days "
+        "with known failure patterns, a sample analytics database and knowledge documents. "
+        "Idempotent: running it again adds nothing."
+    )
+
+    def add_arguments(self, parser: Any) -> None:
+        parser.add_argument("--logs", type=int, default=demo_cases.LOG_COUNT, help="How many demo logs.")
+        parser.add_argument("--no-progress", action="store_true", help="Hide progress bars.")
+
+    def handle(self, *args: Any, **options: Any) -> None:
+        quiet = options["no_progress"]
+        with tqdm(total=len(demo_cases.DEMO_CASES), desc="cases", disable=quiet, file=self.stderr) as bar:
+            cases = demo_cases.seed_cases(on_progress=bar.update)
+        with tqdm(total=options["logs"], desc="logs", disable=quiet, file=self.stderr) as bar:
+            logs = demo_cases.seed_logs(count=options["logs"], on_progress=bar.update)
+        # The supervisor's side: a sample analytics database and knowledge documents.
+        analytics = demo_data.seed_analytics()
+        with tqdm(desc="documents", disable=quiet, file=self.stderr) as bar:
+            _, documents = documents_load_path(demo_data.DEMO_DOCS_DIR, on_progress=bar.update)
+        self.stdout.write(self.style.SUCCESS(
+            f"Demo seeded: {cases} new case(s), {logs} new log(s), {documents} new document(s)"
+            f"{', analytics database created' if analytics else ''}."
+        ))

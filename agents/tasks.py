@@ -1,0 +1,17 @@
+"""django-q2 tasks: thin functions that take ids."""
+from __future__ import annotations
+
+from agents import services, supervisor
+from agents.models import Session
+
+
+def run_session(session_id: str) -> str | None:
+    session = supervisor.run_session(session_id=session_id)
+    return None if session is None else session.status
+
+
+def record_session_outcome(session_id: str) -> dict | None:
+    session = Session.objects.select_related("case", "created_case").filter(pk=session_id).first()
+    if session is None or session.finished_at is None:
+        return None
+    return services.session_outcome_record(session=session)
