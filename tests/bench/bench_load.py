@@ -1,0 +1,212 @@
+"""HTTP load: 32 concurrent clients, mixed traffic, against the production servers.
+
+gunicorn (sync workers, as `scripts/serve.sh web` runs it) serves the API; the same read mix is
+then sent to uvicorn (ASGI, the SSE server) to show why the API is not served there. Loopback
+only, bounded in time. The load generator is an asyncio HTTP/1.1 keep-alive client in this
+process; it shares the 2 cores with the servers and PostgreSQL.
+"""
+from __future__ import annotations
+
+import asyncio
+import os
+import random
+import time
+import uuid
+from collections import defaultdict
+from datetime import timedelta
+from pathlib import Path
+
+import orjson
+from django.utils import timezone
+
+from casebank import services as case_services
+from casebank.models import ApiTier
+from reflection import ingestion
+from tests.bench.support import percentile, server
+
+NAME = "load"
+TITLE = "HTTP load: mixed traffic, 32 clients, gunicorn (API) vs uvicorn"
+CLIENTS = 32
+DURATION_S = float(os.environ.get("BENCH_LOAD_SECONDS", "20"))
+WEB_WORKERS = 4
+CASES = 100
+SEED_LOGS = 20_000
+LOG_BATCH = 100
+# (name, weight): what an agent fleet plus a dashboard send.
+MIX = [("log batch (100)", 20), ("case search", 30), ("case read", 30), ("log list", 10), ("analysis", 10)]
+TOPICS = ["revenue", "churn", "latency", "refund", "invoice", "forecast", "inventory", "support", "fraud", "pricing"]
+
+
+def _rss_mb(pid: int) -> float:
+    for line in Path(f"/proc/{pid}/status").read_text().splitlines():
+        if line.startswith("VmRSS:"):
+            return int(line.split()[1]) / 1024
+    return 0.0
+
+
+def _children(pid: int) -> list[int]:
+    found = []
+    for entry in Path("/proc").iterdir():
+        if entry.name.isdigit():
+            try:
+                stat = (entry / "stat").read_text()
+            except OSError:
+                continue
+            if int(stat.rsplit(")", 1)[1].split()[1]) == pid:
+                found.append(int(entry.name))
+    return found
+
+
+def _seed(rng: random.Random) -> tuple[list[str], str]:
+    case_ids = []
+    for index in range(CASES):
+        topic = TOPICS[index % len(TOPICS)]
+        case = case_services.case_create(
+            title=f"{topic.title()} report {index}",
+            query=f"Show {topic} by region and month for segment {index}",
+            plan=[{"agent": "data_analysis", "action": f"aggregate {topic}"}],
+            category=f"analytics/{topic}",
+            tags=[topic],
+            actor="bench",
+        )
+        case_ids.append(str(case.id))
+    now = timezone.now()
+    items = [
+        {"case_id": rng.choice(case_ids), "success": rng.random() < 0.8, "execution_time_ms": rng.randint(50, 4000),
+         "error_type": "", "created_at": (now - timedelta(seconds=rng.randint(0, 20 * 86400))).isoformat()}
+        for _ in range(SEED_LOGS)
+    ]
+    for start in range(0, len(items), 1000):
+        ingestion.logs_ingest(records=ingestion.parse_batch(items[start:start + 1000]))
+    _, key = case_services.api_key_create(name=f"bench-load-{uuid.uuid4().hex[:8]}", tier=ApiTier.PREMIUM)
+    return case_ids, key
+
+
+def _request(kind: str, case_ids: list[str], rng: random.Random) -> tuple[str, str, bytes | None]:
+    case_id = rng.choice(case_ids)
+    if kind == "log batch (100)":
+        body = [{"id": str(uuid.uuid4()), "case_id": case_id, "success": rng.random() < 0.8,
+                 "execution_time_ms": rng.randint(50, 4000), "tokens_in": 800, "tokens_out": 90}
+                for _ in range(LOG_BATCH)]
+        return "POST", "/api/logs/", orjson.dumps(body)
+    if kind == "case search":
+        query = f"{rng.choice(TOPICS)} by {rng.choice(['region', 'month', 'segment'])}"
+        return "POST", "/api/cases/search/", orjson.dumps({"query": query, "k": 10, "mode": "bm25"})
+    if kind == "case read":
+        return "GET", f"/api/cases/{case_id}/", None
+    if kind == "log list":
+        return "GET", f"/api/logs/?case={case_id}&page_size=20", None
+    return "POST", "/api/reflection/analyze", orjson.dumps({"case_id": case_id})
+
+
+async def _client(host: str, port: int, key: str, plan: list[str], case_ids: list[str], seed: int,
+                  stop_at: float, samples: dict, statuses: dict) -> None:
+    rng = random.Random(seed)
+    reader, writer = await asyncio.open_connection(host, port)
+    try:
+        while time.perf_counter() < stop_at:
+            kind = rng.choice(plan)
+            method, path, body = _request(kind, case_ids, rng)
+            head = (f"{method} {path} HTTP/1.1\r\nHost: {host}:{port}\r\nAuthorization: Token {key}\r\n"
+                    f"Accept: application/json\r\nConnection: keep-alive\r\n")
+            if body is not None:
+                head += f"Content-Type: application/json\r\nContent-Length: {len(body)}\r\n"
+            started = time.perf_counter()
+            writer.write(head.encode() + b"\r\n" + (body or b""))
+            await writer.drain()
+            status_line = await reader.readline()
+            if not status_line:  # the server closed the connection (gunicorn sync does)
+                writer.close()
+                reader, writer = await asyncio.open_connection(host, port)
+                continue
+            length, close = 0, False
+            while (line := await reader.readline()) not in (b"\r\n", b""):
+                name, _, value = line.decode("latin-1").partition(":")
+                if name.lower() == "content-length":
+                    length = int(value)
+                elif name.lower() == "connection" and "close" in value.lower():
+                    close = True
+            await reader.readexactly(length)
+            samples[kind].append(time.perf_counter() - started)
+            statuses[int(status_line.split()[1])] += 1
+            if close:
+                writer.close()
+                reader, writer = await asyncio.open_connection(host, port)
+    finally:
+        writer.close()
+
+
+async def _load(base: str, key: str, case_ids: list[str], mix: list[tuple[str, int]], seconds: float) -> tuple[dict, dict, float]:
+    host, port = base.removeprefix("http://").split(":")
+    plan = [name for name, weight in mix for _ in range(weight)]
+    samples: dict[str, list[float]] = defaultdict(list)
+    statuses: dict[int, int] = defaultdict(int)
+    started = time.perf_counter()
+    stop_at = started + seconds
+    await asyncio.gather(*(
+        _client(host, int(port), key, plan, case_ids, seed, stop_at, samples, statuses) for seed in range(CLIENTS)
+    ))
+    return samples, statuses, time.perf_counter() - started
+
+
+def _row(label: str, values: list[float], elapsed: float) -> str:
+    ms = [v * 1000 for v in values]
+    return (f"| {label} | {len(values):,} | {len(values) / elapsed:,.0f} | {percentile(ms, 0.5):.1f} | "
+            f"{percentile(ms, 0.95):.1f} | {percentile(ms, 0.99):.1f} |")
+
+
+def _table(samples: dict, elapsed: float) -> list[str]:
+    lines = ["| traffic | requests | req/s | p50 ms | p95 ms | p99 ms |", "|---|---|---|---|---|---|"]
+    for name, _ in MIX:
+        if samples.get(name):
+            lines.append(_row(name, samples[name], elapsed))
+    everything = [v for values in samples.values() for v in values]
+    lines.append(_row("**all**", everything, elapsed))
+    return lines
+
+
+def run(context: dict) -> str:
+    rng = random.Random(6)
+    case_ids, key = _seed(rng)
+    # Throttling stays on; the premium rate is raised because one key plays a whole fleet.
+    server_env = {"API_RATE_PREMIUM": "10000000/min"}
+    out = [
+        f"## {TITLE}",
+        "",
+        "Targets (SPEC 8): p95 < 100 ms for non-LLM endpoints, >= 300 requests/s on 2 cores, web process "
+        "< 200 MB RSS without the embedding model.",
+        "",
+        f"{CLIENTS} concurrent keep-alive clients for {DURATION_S:.0f} s on loopback, {CASES} cases and "
+        f"{SEED_LOGS:,} logs seeded, one premium key (throttle on, rate raised). Mix: "
+        + ", ".join(f"{name} {weight}%" for name, weight in MIX)
+        + ". Search is BM25 so the web process never loads the embedding model.",
+        "",
+    ]
+    with server(kind="gunicorn", workers=WEB_WORKERS, extra_env=server_env) as (base, master):
+        asyncio.run(_load(base, key, case_ids, MIX, 2.0))  # warm-up: connections, caches, imports
+        samples, statuses, elapsed = asyncio.run(_load(base, key, case_ids, MIX, DURATION_S))
+        workers = _children(master.pid)
+        rss = [_rss_mb(pid) for pid in workers]
+        master_rss = _rss_mb(master.pid)
+    total = sum(statuses.values())
+    errors = sum(count for code, count in statuses.items() if code >= 500)
+    everything = [v for values in samples.values() for v in values]
+    p95 = percentile([v * 1000 for v in everything], 0.95)
+    out += [f"**gunicorn, {WEB_WORKERS} sync workers** (`scripts/serve.sh web`):", "", *_table(samples, elapsed), ""]
+    out.append(
+        f"Total {total / elapsed:,.0f} requests/s, p95 {p95:.1f} ms, statuses {dict(sorted(statuses.items()))}, "
+        f"5xx {errors}. RSS per worker {min(rss):.0f}–{max(rss):.0f} MB (master {master_rss:.0f} MB). "
+        f"Targets: p95 < 100 ms {'met' if p95 < 100 else 'NOT met'}, >= 300 req/s "
+        f"{'met' if total / elapsed >= 300 else 'NOT met'}, worker < 200 MB {'met' if max(rss) < 200 else 'NOT met'}."
+    )
+    reads = [("case search", 50), ("case read", 50)]
+    comparison = ["", "Same reads (search 50%, case read 50%), 10 s each, same 2 cores:", "",
+                  "| server | req/s | p50 ms | p95 ms | p99 ms |", "|---|---|---|---|---|"]
+    for kind, workers_n in (("gunicorn", WEB_WORKERS), ("uvicorn", 2)):
+        with server(kind=kind, workers=workers_n, extra_env=server_env) as (base, _):
+            asyncio.run(_load(base, key, case_ids, reads, 1.0))
+            samples, _, elapsed = asyncio.run(_load(base, key, case_ids, reads, 10.0))
+        values = [v * 1000 for vs in samples.values() for v in vs]
+        comparison.append(f"| {kind} ({workers_n} workers) | {len(values) / elapsed:,.0f} | {percentile(values, 0.5):.1f} | "
+                          f"{percentile(values, 0.95):.1f} | {percentile(values, 0.99):.1f} |")
+    return "\n".join(out + comparison)

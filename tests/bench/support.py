@@ -1,0 +1,88 @@
+"""Shared pieces for benchmarks: a real server process on the bench database, and timing."""
+from __future__ import annotations
+
+import os
+import socket
+import statistics
+import subprocess
+import sys
+import time
+import urllib.request
+from collections.abc import Iterator
+from contextlib import contextmanager
+from pathlib import Path
+from urllib.parse import quote
+
+from django.conf import settings
+from django.db import connection
+
+ROOT = Path(settings.BASE_DIR)
+
+
+def database_url() -> str:
+    """A DATABASE_URL for child processes that points at the (throwaway) bench database."""
+    db = connection.settings_dict
+    if connection.vendor != "postgresql":
+        return f"sqlite:///{db['NAME']}"
+    host = db.get("HOST") or db.get("OPTIONS", {}).get("host", "")
+    user = quote(db.get("USER") or "postgres")
+    password = quote(db.get("PASSWORD") or "")
+    if host.startswith("/"):
+        return f"postgres://{user}:{password}@/{db['NAME']}?host={quote(host)}"
+    return f"postgres://{user}:{password}@{host}:{db.get('PORT') or 5432}/{db['NAME']}"
+
+
+def free_port() -> int:
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return sock.getsockname()[1]
+
+
+@contextmanager
+def server(
+    *, kind: str = "gunicorn", workers: int = 2, extra_env: dict | None = None
+) -> Iterator[tuple[str, subprocess.Popen]]:
+    """Run gunicorn (WSGI) or uvicorn (ASGI) on a free loopback port; yields (base URL, process)."""
+    port = free_port()
+    env = {**os.environ, "DATABASE_URL": database_url(), "DJANGO_SETTINGS_MODULE": "config.settings",
+           "DJANGO_DEBUG": "false", "LOG_LEVEL": "WARNING", **(extra_env or {})}
+    if kind == "gunicorn":
+        command = [sys.executable, "-m", "gunicorn", "config.wsgi:application", "-b", f"127.0.0.1:{port}",
+                   "-w", str(workers), "--worker-class", "sync", "--log-level", "warning"]
+    else:
+        env["DATABASE_CONN_MAX_AGE"] = "0"  # as scripts/serve.sh sse runs it: ASGI leaks persistent connections
+        command = [sys.executable, "-m", "uvicorn", "config.asgi:application", "--host", "127.0.0.1",
+                   "--port", str(port), "--workers", str(workers), "--log-level", "warning", "--no-access-log"]
+    process = subprocess.Popen(command, cwd=ROOT, env=env)
+    base = f"http://127.0.0.1:{port}"
+    try:
+        deadline = time.monotonic() + 60
+        while True:
+            try:
+                urllib.request.urlopen(f"{base}/health", timeout=2).read()
+                break
+            except OSError:
+                if process.poll() is not None or time.monotonic() > deadline:
+                    raise RuntimeError(f"{kind} did not start") from None
+                time.sleep(0.3)
+        yield base, process
+    finally:
+        process.terminate()
+        try:
+            process.wait(10)
+        except subprocess.TimeoutExpired:
+            process.kill()
+
+
+def percentile(values: list[float], fraction: float) -> float:
+    ordered = sorted(values)
+    if not ordered:
+        return float("nan")
+    index = min(len(ordered) - 1, max(0, round(fraction * (len(ordered) - 1))))
+    return ordered[index]
+
+
+def summary_ms(samples_s: list[float]) -> str:
+    ms = [s * 1000 for s in samples_s]
+    return (f"p50 {percentile(ms, 0.5):.1f} ms, p95 {percentile(ms, 0.95):.1f} ms, "
+            f"p99 {percentile(ms, 0.99):.1f} ms, mean {statistics.fmean(ms):.1f} ms")

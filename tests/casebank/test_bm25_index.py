@@ -1,0 +1,51 @@
+from __future__ import annotations
+
+import math
+
+import pytest
+
+from casebank import selectors, services
+from casebank.models import Case, CaseTerm
+
+pytestmark = pytest.mark.django_db
+
+
+def _exact_bm25(query_terms: list[str]) -> dict:
+    """Textbook Okapi BM25 computed in Python from the stored postings."""
+    cases = {c.id: c.search_length for c in Case.objects.all()}
+    total, avgdl = len(cases), sum(cases.values()) / len(cases)
+    scores: dict = {}
+    for term in query_terms:
+        postings = list(CaseTerm.objects.filter(term=term).values_list("case_id", "tf"))
+        if not postings:
+            continue
+        idf = math.log(1 + (total - len(postings) + 0.5) / (len(postings) + 0.5))
+        for case_id, tf in postings:
+            norm = 1 - 0.75 + 0.75 * cases[case_id] / avgdl
+            scores[case_id] = scores.get(case_id, 0.0) + idf * tf * 2.2 / (tf + 1.2 * norm)
+    return scores
+
+
+def test_scores_are_textbook_bm25_after_a_refresh(make_case):
+    make_case(title="Revenue", query="revenue revenue by region")
+    make_case(title="Regional revenue report", query="quarterly revenue by region and by product line")
+    make_case(title="Churn", query="customer churn by segment")
+    assert services.case_terms_refresh_impacts() == CaseTerm.objects.count()
+    got = selectors.bm25_scores("revenue region", limit=10, statuses=["active"])
+    expected = _exact_bm25(["revenue", "region"])
+    assert got.keys() == expected.keys()
+    for case_id, score in expected.items():
+        assert got[case_id] == pytest.approx(score, rel=1e-6)
+
+
+def test_a_search_reads_only_the_best_postings_of_a_common_term(make_case, monkeypatch):
+    # Six cases share "report"; only the short ones carry it with high impact.
+    best = make_case(title="Report", query="report report")
+    for i in range(5):
+        make_case(title=f"Long document {i}", query="report " + " ".join(f"filler{i}x{j}" for j in range(30)))
+    services.case_terms_refresh_impacts()
+    monkeypatch.setattr(selectors, "BM25_POSTINGS_BUDGET", 2)
+    monkeypatch.setattr(selectors, "BM25_MIN_POSTINGS_PER_TERM", 1)
+    got = selectors.bm25_scores("report", limit=10, statuses=["active"])
+    assert len(got) == 2
+    assert next(iter(got)) == best.id

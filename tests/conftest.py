@@ -1,0 +1,110 @@
+from __future__ import annotations
+
+from collections.abc import Callable
+
+import pytest
+from django.contrib.auth.models import Permission
+from django.db import connection
+from rest_framework.test import APIClient
+
+from casebank import services as case_services
+from casebank.models import Case
+
+
+@pytest.fixture
+def api_key(db):
+    key, plain = case_services.api_key_create(name="test-client")
+    return key, plain
+
+
+@pytest.fixture
+def api(api_key) -> APIClient:
+    """An API client authenticated with a fresh standard-tier key."""
+    client = APIClient()
+    client.credentials(HTTP_AUTHORIZATION=f"Token {api_key[1]}")
+    return client
+
+
+@pytest.fixture
+def anonymous_api() -> APIClient:
+    return APIClient()
+
+
+@pytest.fixture
+def make_case(db) -> Callable[..., Case]:
+    def make(**overrides) -> Case:
+        fields = {
+            "title": "Monthly revenue by region",
+            "query": "Show monthly revenue by region for the last quarter",
+            "plan": [{"agent": "data_analysis", "action": "SQL aggregate by month and region"}],
+            "category": "analytics/sales",
+            "tags": ["sql", "revenue"],
+            "actor": "tester",
+        }
+        fields.update(overrides)
+        return case_services.case_create(**fields)
+
+    return make
+
+
+@pytest.fixture
+def staff_user(django_user_model):
+    return django_user_model.objects.create_user("staff", password="pw", is_staff=True)
+
+
+@pytest.fixture
+def superuser(django_user_model):
+    return django_user_model.objects.create_superuser("root", password="pw")
+
+
+@pytest.fixture
+def admin_client_logged_in(client, superuser):
+    client.force_login(superuser)
+    return client
+
+
+def grant(user, *codenames: str) -> None:
+    user.user_permissions.add(*Permission.objects.filter(codename__in=codenames))
+
+
+@pytest.fixture
+def on_postgres() -> bool:
+    return connection.vendor == "postgresql"
+
+
+def pytest_report_header(config) -> str:
+    from django.conf import settings
+
+    return f"database: {settings.DATABASES['default']['ENGINE']}"
+
+
+@pytest.fixture
+def openai_server():
+    """A real local HTTP server speaking the Chat Completions protocol, with scripted replies."""
+    from tests.support.openai_server import OpenAIServer
+
+    with OpenAIServer() as server:
+        yield server
+
+
+@pytest.fixture
+def llm_settings(settings, openai_server, db):
+    """Point the LLM client at `openai_server` (fast retries) with a closed circuit breaker."""
+    from reflection.llm.breaker import CircuitBreaker
+    from tests.support.openai_server import point_llm_at
+
+    point_llm_at(settings, openai_server)
+    CircuitBreaker("llm", failures=5, reset_seconds=60).reset()
+    yield settings
+    CircuitBreaker("llm", failures=5, reset_seconds=60).reset()
+
+
+@pytest.fixture(autouse=True)
+def _fresh_caches():
+    """Cached corpus statistics, throttle counters and the like must not leak between tests."""
+    from django.core.cache import caches
+    from django.conf import settings
+
+    for alias in settings.CACHES:
+        caches[alias].clear()
+    yield

@@ -1,0 +1,152 @@
+"""A real HTTP server on 127.0.0.1 that speaks `POST /v1/chat/completions` with scripted answers.
+
+Tests drive the official `openai` SDK against it. Script the next answers with `reply(...)`;
+when the script runs out, `default` answers (HTTP 500 unless set). Every request body is kept.
+"""
+from __future__ import annotations
+
+import json
+import threading
+import time
+from dataclasses import dataclass, field
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from typing import Any
+
+
+@dataclass
+class Reply:
+    status: int = 200
+    content: str | None = None  # the assistant message text for a 200
+    delay: float = 0.0
+    headers: dict[str, str] = field(default_factory=dict)
+    prompt_tokens: int = 100
+    completion_tokens: int = 50
+
+    @classmethod
+    def json(cls, data: Any, **kw: Any) -> Reply:
+        return cls(content=json.dumps(data), **kw)
+
+    @classmethod
+    def text(cls, text: str, **kw: Any) -> Reply:
+        return cls(content=text, **kw)
+
+    @classmethod
+    def error(cls, status: int, **kw: Any) -> Reply:
+        return cls(status=status, **kw)
+
+
+class OpenAIServer:
+    def __init__(self) -> None:
+        self._lock = threading.Lock()
+        self._script: list[Reply] = []
+        self.default: Reply = Reply.error(500)
+        self.requests: list[dict] = []
+        server = self
+
+        class Handler(BaseHTTPRequestHandler):
+            protocol_version = "HTTP/1.1"
+
+            def log_message(self, *args: Any) -> None:  # keep test output clean
+                pass
+
+            def do_POST(self) -> None:  # noqa: N802
+                length = int(self.headers.get("content-length") or 0)
+                body = json.loads(self.rfile.read(length) or b"{}")
+                if self.path.rstrip("/") != "/v1/chat/completions":
+                    self._send(404, {"error": {"message": "not found", "type": "invalid_request_error"}})
+                    return
+                with server._lock:
+                    server.requests.append(body)
+                    reply = server._script.pop(0) if server._script else server.default
+                if reply.delay:
+                    time.sleep(reply.delay)
+                if reply.status != 200:
+                    self._send(reply.status, {"error": {"message": f"scripted {reply.status}", "type": "server_error"}}, reply.headers)
+                    return
+                self._send(
+                    200,
+                    {
+                        "id": f"chatcmpl-{len(server.requests)}",
+                        "object": "chat.completion",
+                        "created": int(time.time()),
+                        "model": body.get("model", "test-model"),
+                        "choices": [
+                            {
+                                "index": 0,
+                                "message": {"role": "assistant", "content": reply.content},
+                                "finish_reason": "stop",
+                            }
+                        ],
+                        "usage": {
+                            "prompt_tokens": reply.prompt_tokens,
+                            "completion_tokens": reply.completion_tokens,
+                            "total_tokens": reply.prompt_tokens + reply.completion_tokens,
+                        },
+                    },
+                    reply.headers,
+                )
+
+            def _send(self, status: int, payload: dict, headers: dict[str, str] | None = None) -> None:
+                data = json.dumps(payload).encode()
+                try:
+                    self.send_response(status)
+                    self.send_header("Content-Type", "application/json")
+                    self.send_header("Content-Length", str(len(data)))
+                    for key, value in (headers or {}).items():
+                        self.send_header(key, value)
+                    self.end_headers()
+                    self.wfile.write(data)
+                except (BrokenPipeError, ConnectionResetError):
+                    pass  # the client gave up (timeout test)
+
+        self._httpd = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
+        self._httpd.daemon_threads = True
+        self._thread = threading.Thread(target=self._httpd.serve_forever, daemon=True)
+
+    @property
+    def url(self) -> str:
+        host, port = self._httpd.server_address[:2]
+        return f"http://{host}:{port}"
+
+    @property
+    def base_url(self) -> str:
+        return f"{self.url}/v1"
+
+    def reply(self, *replies: Reply) -> None:
+        with self._lock:
+            self._script.extend(replies)
+
+    def start(self) -> OpenAIServer:
+        self._thread.start()
+        return self
+
+    def stop(self) -> None:
+        self._httpd.shutdown()
+        self._httpd.server_close()
+
+    def __enter__(self) -> OpenAIServer:
+        return self.start()
+
+    def __exit__(self, *exc: Any) -> None:
+        self.stop()
+
+
+def point_llm_at(settings: Any, server: OpenAIServer, **overrides: Any) -> None:
+    """Point the LLM client at `server` through pytest-django's `settings`, with fast retries."""
+    values = {
+        "OPENAI_API_KEY": "test-key",
+        "OPENAI_BASE_URL": server.base_url,
+        "LLM_MODEL": "test-model",
+        "LLM_TIMEOUT_SECONDS": 2.0,
+        "LLM_RETRY_ATTEMPTS": 3,
+        "LLM_RETRY_BASE_SECONDS": 0.01,
+        "LLM_RETRY_CAP_SECONDS": 0.05,
+        "LLM_CALLS_PER_MINUTE": 5,
+        "LLM_BREAKER_FAILURES": 5,
+        "LLM_BREAKER_RESET_SECONDS": 60.0,
+        "LLM_PRICE_INPUT_PER_1K": 0.5,
+        "LLM_PRICE_OUTPUT_PER_1K": 1.5,
+    }
+    values.update(overrides)
+    for key, value in values.items():
+        setattr(settings, key, value)

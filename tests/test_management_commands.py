@@ -1,0 +1,96 @@
+from __future__ import annotations
+
+import io
+import json
+import uuid
+
+import pytest
+from django.core.management import call_command, get_commands
+from django.core.management.base import CommandError
+
+from agents import demo_cases
+from casebank.models import ApiKey, Case
+from casebank.services import hash_api_key
+from reflection.models import ExecutionLog
+
+OUR_APPS = {"casebank", "reflection", "agents"}
+
+
+@pytest.mark.parametrize("name", sorted(n for n, app in get_commands().items() if app in OUR_APPS))
+def test_every_command_explains_itself(name):
+    out = io.StringIO()
+    with pytest.raises(SystemExit) as exit_info:
+        call_command(name, "--help", stdout=out)
+    assert exit_info.value.code == 0
+
+
+@pytest.mark.django_db
+def test_create_api_key_prints_a_working_key(api_key, anonymous_api):
+    out, err = io.StringIO(), io.StringIO()
+    call_command("create_api_key", "planner", "--tier", "premium", stdout=out, stderr=err)
+    plain = out.getvalue().strip()
+    key = ApiKey.objects.get(name="planner")
+    assert key.tier == "premium" and key.key_hash == hash_api_key(plain)
+    anonymous_api.credentials(HTTP_AUTHORIZATION=f"Token {plain}")
+    assert anonymous_api.get("/api/cases/").status_code == 200
+    with pytest.raises(CommandError, match="already exists"):
+        call_command("create_api_key", "planner", stdout=io.StringIO(), stderr=io.StringIO())
+
+
+@pytest.mark.django_db
+def test_import_logs_reports_bad_lines_and_imports_the_rest(tmp_path, make_case):
+    case = make_case()
+    good_id = str(uuid.uuid4())
+    lines = [
+        json.dumps({"id": good_id, "case_id": str(case.id), "success": True, "execution_time_ms": 12}),
+        "{not json",
+        json.dumps({"case_id": str(case.id), "execution_time_ms": 5}),
+        "",
+        json.dumps({"case_id": str(uuid.uuid4()), "success": False, "execution_time_ms": 7}),
+        json.dumps({"success": False, "execution_time_ms": 99, "error_type": "TimeoutError"}),
+    ]
+    path = tmp_path / "logs.jsonl"
+    path.write_text("\n".join(lines) + "\n")
+    out, err = io.StringIO(), io.StringIO()
+    call_command("import_logs", str(path), "--no-progress", stdout=out, stderr=err)
+    report = err.getvalue()
+    assert "line 2: not valid JSON" in report
+    assert "line 3: success" in report
+    assert "line 5: case_id" in report
+    assert "Imported 2 log(s)" in out.getvalue() and "3 bad line(s)" in out.getvalue()
+    assert ExecutionLog.objects.count() == 2
+
+    out = io.StringIO()
+    call_command("import_logs", str(path), "--no-progress", "--batch-size", "2", stdout=out, stderr=io.StringIO())
+    assert "Imported 0 log(s); 2 already stored" in out.getvalue()
+    assert ExecutionLog.objects.count() == 2
+
+
+@pytest.mark.django_db
+def test_import_logs_refuses_a_missing_file(tmp_path):
+    with pytest.raises(CommandError, match="No such file"):
+        call_command("import_logs", str(tmp_path / "missing.jsonl"))
+
+
+@pytest.mark.django_db
+def test_seed_demo_is_idempotent_and_has_the_known_patterns():
+    out = io.StringIO()
+    call_command("seed_demo", "--logs", "3000", "--no-progress", stdout=out)
+    assert "50 new case(s), 3000 new log(s)" in out.getvalue()
+    out = io.StringIO()
+    call_command("seed_demo", "--logs", "3000", "--no-progress", stdout=out)
+    assert "0 new case(s), 0 new log(s)" in out.getvalue()
+    assert Case.objects.count() == len(demo_cases.DEMO_CASES) == 50
+    assert ExecutionLog.objects.count() == 3000
+    assert len(set(Case.objects.values_list("category", flat=True))) >= 8
+
+    for slug, (_, error_type, _) in demo_cases.FAILING.items():
+        logs = ExecutionLog.objects.filter(case_id=demo_cases.demo_case_id(slug))
+        failures = logs.filter(success=False)
+        assert failures.count() / logs.count() > 0.5, slug
+        assert failures.filter(error_type=error_type).count() / failures.count() > 0.6, slug
+    slow = ExecutionLog.objects.filter(case_id=demo_cases.demo_case_id(demo_cases.SLOW))
+    latencies = sorted(slow.values_list("execution_time_ms", flat=True))
+    assert latencies[int(len(latencies) * 0.95)] > 2000
+    used = Case.objects.get(pk=demo_cases.demo_case_id("rev-region"))
+    assert used.usage_count == ExecutionLog.objects.filter(case=used).count()
