@@ -14,7 +14,7 @@ from django.template.response import TemplateResponse
 from django.urls import path, reverse
 from django.utils.html import format_html
 
-from casebank import services
+from casebank import api_keys, services
 from casebank.errors import DomainError
 from casebank.models import ApiKey, Case, CaseStatus, CaseStatusChange, CaseVersion
 
@@ -270,6 +270,16 @@ class ApiKeyAdmin(admin.ModelAdmin):
     search_fields = ["name", "prefix"]
     raw_id_fields = ["user"]
     readonly_fields = ["prefix", "created_at", "last_used_at"]
+    actions = ["revoke"]
+
+    @admin.action(description="Revoke selected API keys", permissions=["change"])
+    def revoke(self, request: HttpRequest, queryset: Any) -> None:
+        revoked = 0
+        for api_key in queryset.filter(is_active=True):
+            api_keys.api_key_revoke(api_key=api_key)
+            self.log_change(request, api_key, "Revoked.")
+            revoked += 1
+        self.message_user(request, f"Revoked {revoked} API key(s).", messages.SUCCESS)
 
     def get_form(self, request: HttpRequest, obj: Any = None, **kwargs: Any) -> Any:
         form = super().get_form(request, obj, **kwargs)
@@ -280,8 +290,10 @@ class ApiKeyAdmin(admin.ModelAdmin):
 
     def save_model(self, request: HttpRequest, obj: ApiKey, form: Any, change: bool) -> None:
         if change:
-            obj.full_clean()
-            obj.save(update_fields=["name", "tier", "user", "is_active"])
+            data = form.cleaned_data
+            api_keys.api_key_update(
+                api_key=obj, name=data["name"], tier=data["tier"], user=data["user"], is_active=data["is_active"]
+            )
             return
         data = form.cleaned_data
         created, plain = services.api_key_create(name=data["name"], tier=data["tier"], user=data.get("user"))
@@ -291,3 +303,10 @@ class ApiKeyAdmin(admin.ModelAdmin):
             f"API key for {created.name}: {plain} — copy it now, it is not stored and will not be shown again.",
             messages.WARNING,
         )
+
+    def delete_model(self, request: HttpRequest, obj: ApiKey) -> None:
+        api_keys.api_key_delete(api_key=obj)
+
+    def delete_queryset(self, request: HttpRequest, queryset: Any) -> None:
+        for api_key in queryset:
+            api_keys.api_key_delete(api_key=api_key)

@@ -141,6 +141,9 @@ else:
 DJANGO_REDIS_LOG_IGNORED_EXCEPTIONS = True
 CACHE_L1_ALIAS = "l1"
 CACHE_L1_SECONDS = env.int("CACHE_L1_SECONDS", default=30)
+# How long an authenticated API key is trusted without asking the database; a revoked key
+# stops working on every replica within this many seconds (0: ask every time).
+API_KEY_CACHE_SECONDS = env.int("API_KEY_CACHE_SECONDS", default=10)
 CACHE_L2_RETRY_SECONDS = env.float("CACHE_L2_RETRY_SECONDS", default=5.0)
 
 # django-q2: `timeout` must stay below `retry`, or a slow task would be handed out twice.
