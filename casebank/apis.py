@@ -195,10 +195,12 @@ class CaseSearchApi(APIView):
         params = dict(data.validated_data)
         record_use = params.pop("record_use")
         hits = selectors.case_search(**params)
-        results = []
-        for hit in hits:
-            item = CaseOutputSerializer(hit.case).data
-            results.append({**item, "score": hit.score, "similarity": hit.similarity, "bm25": hit.bm25})
+        # One serializer for all hits: a ModelSerializer builds its fields per instance.
+        cases = CaseOutputSerializer([hit.case for hit in hits], many=True).data
+        results = [
+            {**item, "score": hit.score, "similarity": hit.similarity, "bm25": hit.bm25}
+            for item, hit in zip(cases, hits)
+        ]
         if record_use and hits:
             # Counting uses must not slow the search: it runs in the task queue.
             ids = [str(hit.case.id) for hit in hits]
