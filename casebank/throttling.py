@@ -3,9 +3,17 @@
 The rates live in `REST_FRAMEWORK["DEFAULT_THROTTLE_RATES"]` under the tier names
 (`standard`, `premium`) and are read per request, so `override_settings` and the environment
 (`API_RATE_STANDARD`, `API_RATE_PREMIUM`) both take effect without re-importing this module.
+
+Counting is a fixed window with one atomic increment (Redis `INCR`) per request. DRF's default
+keeps a list of every request's time and writes it back whole: O(rate) bytes per request, and
+two replicas reading the same list at once both write back one request fewer than they saw, so
+a client could exceed its limit. The price of a fixed window is a burst of up to twice the rate
+across a window boundary, which is the usual trade (GitHub's API counts the same way).
 """
 from __future__ import annotations
 
+import logging
+import math
 from typing import Any
 
 from rest_framework.settings import api_settings
@@ -13,6 +21,7 @@ from rest_framework.throttling import SimpleRateThrottle
 
 from casebank.models import ApiKey, ApiTier
 
+logger = logging.getLogger(__name__)
 DEFAULT_RATES = {ApiTier.STANDARD.value: "100/min", ApiTier.PREMIUM.value: "1000/min", "anon": "60/min"}
 
 
@@ -23,7 +32,7 @@ def rate_for(scope: str) -> str | None:
 
 class ApiKeyTierThrottle(SimpleRateThrottle):
     """100 requests/min for a standard key, 1,000 for a premium one; requests without a key
-    (only the schema and docs allow those) are limited per client address."""
+    (only failed authentications reach here) are limited per client address."""
 
     scope = "anon"
 
@@ -32,6 +41,7 @@ class ApiKeyTierThrottle(SimpleRateThrottle):
         # import; the rate depends on the request here, so it is resolved in allow_request.
         self.rate = None
         self.num_requests, self.duration = None, None
+        self.window_ends = 0.0
 
     def allow_request(self, request: Any, view: Any) -> bool:
         api_key = request.auth if isinstance(request.auth, ApiKey) else None
@@ -40,7 +50,32 @@ class ApiKeyTierThrottle(SimpleRateThrottle):
         if self.rate is None:
             return True
         self.num_requests, self.duration = self.parse_rate(self.rate)
-        return super().allow_request(request, view)
+        self.now = self.timer()
+        window = int(self.now // self.duration)
+        self.window_ends = (window + 1) * self.duration
+        count = self._count(f"{self.get_cache_key(request, view)}:{window}")
+        if count is None:  # the cache is down: serve rather than refuse everyone
+            return True
+        return count <= self.num_requests
+
+    def _count(self, key: str) -> int | None:
+        """This request's number in its window; `None` when the cache cannot count."""
+        timeout = self.duration + 1  # the key outlives its window, never the other way round
+        try:
+            try:
+                count = self.cache.incr(key)
+            except ValueError:  # first request of the window
+                if self.cache.add(key, 1, timeout):
+                    return 1
+                count = self.cache.incr(key)  # another process added it first
+        except Exception as error:  # any transport error: throttling must never fail a request
+            logger.warning("Rate-limit counters unavailable, not throttling: %s", type(error).__name__)
+            return None
+        # django-redis returns None instead of raising when told to ignore a dead Redis.
+        return int(count) if count is not None else None
+
+    def wait(self) -> float:
+        return max(1, math.ceil(self.window_ends - self.now))
 
     def get_cache_key(self, request: Any, view: Any) -> str:
         api_key = request.auth if isinstance(request.auth, ApiKey) else None

@@ -16,6 +16,7 @@ from django.core.cache import caches
 
 from casebank import cache as layered
 from casebank import metrics
+from casebank.throttling import ApiKeyTierThrottle
 from tests.bench.support import free_port
 
 pytestmark = pytest.mark.django_db
@@ -129,3 +130,16 @@ def test_it_never_logs_or_shows_the_redis_password(layered_on_redis, anonymous_a
     assert PASSWORD not in health.content.decode()
     assert PASSWORD not in caplog.text
     assert caplog.text  # the failures were logged, just without the secret
+
+
+def test_it_counts_rate_limits_atomically_in_redis(layered_on_redis, api, settings, monkeypatch):
+    _, client = layered_on_redis
+    # Mid-window, so the three requests cannot straddle a window boundary.
+    monkeypatch.setattr(ApiKeyTierThrottle, "timer", staticmethod(lambda: 29_000_000 * 60.0 + 30))
+    settings.REST_FRAMEWORK = {**settings.REST_FRAMEWORK,
+                               "DEFAULT_THROTTLE_RATES": {"standard": "2/min", "premium": "2/min", "anon": "1/min"}}
+    statuses = [api.get("/api/cases/").status_code for _ in range(3)]
+    assert statuses == [200, 200, 429]
+    counters = client.keys("*throttle_standard_*")
+    assert counters, "the counter lives in Redis"
+    assert sum(int(client.get(key)) for key in counters) == 3

@@ -8,8 +8,22 @@ from rest_framework.test import APIClient
 
 from casebank import services as case_services
 from casebank.models import ApiTier
+from casebank.throttling import ApiKeyTierThrottle
 
 pytestmark = pytest.mark.django_db
+# 30 s into a one-minute window, so no test run straddles a window boundary by chance.
+WINDOW_START = 29_000_000 * 60.0
+
+
+class Clock:
+    now = WINDOW_START + 30.0
+
+
+@pytest.fixture(autouse=True)
+def clock(monkeypatch) -> type[Clock]:
+    Clock.now = WINDOW_START + 30.0
+    monkeypatch.setattr(ApiKeyTierThrottle, "timer", staticmethod(lambda: Clock.now))
+    return Clock
 
 
 @pytest.fixture(autouse=True)
@@ -39,9 +53,18 @@ def test_it_allows_a_standard_key_100_requests_a_minute_by_default():
     assert _statuses(client, 100) == [200] * 100
     response = client.get("/api/cases/")
     assert response.status_code == 429
-    retry_after = int(response["Retry-After"])
-    assert 0 < retry_after <= 60
+    assert int(response["Retry-After"]) == 30  # the window ends 30 s from now
     assert response.json()["detail"] and response.json()["errors"] == {}
+
+
+def test_a_new_window_starts_a_new_count(clock):
+    with _rates(standard="2/min", premium="2/min", anon="1/min"):
+        client = _client("windows")
+        assert _statuses(client, 3) == [200, 200, 429]
+        clock.now = WINDOW_START + 59.5
+        assert int(client.get("/api/cases/")["Retry-After"]) == 1
+        clock.now = WINDOW_START + 60.0
+        assert _statuses(client, 3) == [200, 200, 429]
 
 
 def test_it_gives_each_tier_its_own_rate():
