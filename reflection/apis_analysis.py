@@ -1,4 +1,4 @@
-"""Reflection API: analyse one case now, start a batch run, read a run."""
+"""Reflection API: analyse one case now, read its stored analyses, start a batch run, read a run."""
 from __future__ import annotations
 
 from drf_spectacular.utils import extend_schema
@@ -9,7 +9,8 @@ from rest_framework.views import APIView
 
 from casebank.apis import actor_of
 from casebank.errors import NotFound
-from reflection import engine, services
+from casebank.models import Case
+from reflection import engine, selectors, services
 from reflection.models import ReflectionRun, ReflectionTrigger
 
 
@@ -64,6 +65,56 @@ class AnalyzeApi(APIView):
         data.is_valid(raise_exception=True)
         record = services.case_analysis_record(**data.validated_data)
         return Response(record.result)
+
+
+class AnalysisPointSerializer(serializers.Serializer):
+    analysed_at = serializers.DateTimeField()
+    window_days = serializers.IntegerField()
+    total_executions = serializers.IntegerField()
+    success_rate = serializers.FloatField(allow_null=True)
+    weighted_success_rate = serializers.FloatField(allow_null=True)
+    latency_p95_ms = serializers.FloatField(allow_null=True)
+
+
+class CaseAnalysisApi(APIView):
+    """What dashboards read: the stored analyses, never a new computation (that is POST analyze)."""
+
+    class FilterSerializer(serializers.Serializer):
+        history = serializers.IntegerField(
+            required=False, default=30, min_value=0, max_value=365,
+            help_text="How many earlier analyses to list for a trend chart (0..365).",
+        )
+
+    class OutputSerializer(serializers.Serializer):
+        case_id = serializers.UUIDField()
+        analysed_at = serializers.DateTimeField(allow_null=True, help_text="Null when never analysed.")
+        analysis = AnalysisOutputSerializer(allow_null=True, help_text="The latest analysis, as POST analyze returned it.")
+        history = AnalysisPointSerializer(many=True, help_text="Newest first, the latest included.")
+
+    @extend_schema(
+        parameters=[FilterSerializer],
+        responses={200: OutputSerializer},
+        summary="The latest stored analysis of a case and its trend (no new computation)",
+    )
+    def get(self, request: Request, case_id: str) -> Response:
+        filters = self.FilterSerializer(data=request.query_params)
+        filters.is_valid(raise_exception=True)
+        if not Case.objects.filter(pk=case_id).exists():
+            raise NotFound(f"No case with id {case_id}.")
+        analyses = selectors.case_analyses(case_id=case_id, limit=max(1, filters.validated_data["history"]))
+        latest = analyses[0] if analyses else None
+        history = analyses if filters.validated_data["history"] else []
+        return Response({
+            "case_id": case_id,
+            "analysed_at": latest.created_at if latest else None,
+            "analysis": latest.result if latest else None,
+            "history": self.OutputSerializer().fields["history"].to_representation([
+                {"analysed_at": a.created_at, "window_days": a.window_days, "total_executions": a.total_executions,
+                 "success_rate": a.success_rate, "weighted_success_rate": a.weighted_success_rate,
+                 "latency_p95_ms": a.latency_p95_ms}
+                for a in history
+            ]),
+        })
 
 
 class RunOutputSerializer(serializers.ModelSerializer):

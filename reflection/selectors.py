@@ -6,7 +6,7 @@ from uuid import UUID
 
 from django.db.models import QuerySet
 
-from reflection.models import ExecutionLog
+from reflection.models import CaseAnalysis, ExecutionLog
 
 
 def log_list(
@@ -32,3 +32,13 @@ def log_list(
     if created_before is not None:
         logs = logs.filter(created_at__lt=created_before)
     return logs
+
+
+def case_analyses(*, case_id: UUID, limit: int) -> list[CaseAnalysis]:
+    """The newest `limit` stored analyses of a case, newest first (analysis_case_created_idx)."""
+    return list(
+        CaseAnalysis.objects.filter(case_id=case_id)
+        .only("id", "case_id", "window_days", "total_executions", "success_rate", "weighted_success_rate",
+              "latency_p95_ms", "result", "created_at")
+        .order_by("-created_at")[:limit]
+    )

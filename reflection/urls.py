@@ -5,6 +5,7 @@ from reflection import apis, apis_analysis, apis_suggestions
 urlpatterns = [
     path("logs/", apis.LogListCreateApi.as_view(), name="log-list"),
     path("reflection/analyze", apis_analysis.AnalyzeApi.as_view(), name="reflection-analyze"),
+    path("reflection/cases/<uuid:case_id>/analysis", apis_analysis.CaseAnalysisApi.as_view(), name="reflection-case-analysis"),
     path("reflection/batch", apis_analysis.BatchStartApi.as_view(), name="reflection-batch"),
     path("reflection/runs/<int:run_id>", apis_analysis.RunDetailApi.as_view(), name="reflection-run"),
     path("suggestions/", apis_suggestions.SuggestionListApi.as_view(), name="suggestion-list"),
