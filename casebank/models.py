@@ -128,6 +128,22 @@ class CaseTerm(models.Model):
         ]
 
 
+class CaseTermStat(models.Model):
+    """BM25 document frequency of a term: how many cases hold it (all statuses, like the corpus size).
+
+    Kept by `casebank.services` in the transaction that writes the term's postings, so a search
+    reads df by primary key instead of counting a common term's postings (tens of thousands of
+    index entries over 100,000 cases). `case_term_stats_rebuild` recounts it after a bulk load.
+    """
+
+    term = models.CharField(max_length=64, primary_key=True)
+    # Signed on purpose: a decrement is one upsert adding -1, and a row that drops to 0 is deleted.
+    df = models.IntegerField(default=0)
+
+    def __str__(self) -> str:
+        return f"{self.term}: {self.df}"
+
+
 class ApiTier(models.TextChoices):
     STANDARD = "standard", "Standard (100 requests/min)"
     PREMIUM = "premium", "Premium (1,000 requests/min)"

@@ -10,10 +10,10 @@ from django.db import connection
 from django.db.models import Avg, Count, Q, QuerySet
 from pgvector.django import CosineDistance
 
-from casebank.cache import layered_delete, layered_get, layered_get_or_set, layered_set
+from casebank.cache import layered_delete, layered_get_or_set
 from casebank.embeddings import embed_text
 from casebank.errors import NotFound
-from casebank.models import HIDDEN_STATUSES, Case, CaseStatus, CaseTerm, CaseVersion
+from casebank.models import HIDDEN_STATUSES, Case, CaseStatus, CaseTerm, CaseTermStat, CaseVersion
 from casebank.text import tokenize
 
 RRF_K = 60
@@ -23,7 +23,6 @@ BM25_B = 0.75
 WARNING_PENALTY = 0.5
 SEARCH_MODES = ("vector", "bm25", "hybrid")
 _BM25_STATS_KEY = "casebank:bm25:stats"
-_BM25_DF_KEY = "casebank:bm25:df:"
 # Postings a search reads, best first, shared among the query's terms (at least
 # BM25_MIN_POSTINGS_PER_TERM each): bounds the work however common or many the terms are.
 BM25_POSTINGS_BUDGET = 2_000
@@ -121,25 +120,8 @@ def bm25_term_impact(tf: int, length: int, avgdl: float) -> float:
 
 
 def _document_frequencies(terms: list[str]) -> dict[str, int]:
-    """How many cases hold each term, remembered for a minute per term.
-
-    Counting a common term's postings is the slowest part of a search. A minute-old count only
-    nudges a weight; a term never seen is not remembered, so a new case's words count at once.
-    """
-    frequencies: dict[str, int] = {}
-    missing = []
-    for term in terms:
-        known = layered_get(_BM25_DF_KEY + term)
-        if known is None:
-            missing.append(term)
-        else:
-            frequencies[term] = known
-    if missing:
-        rows = CaseTerm.objects.filter(term__in=missing).values_list("term").annotate(df=Count("*"))
-        for term, df in rows:
-            frequencies[term] = df
-            layered_set(_BM25_DF_KEY + term, df, 60)
-    return frequencies
+    """How many cases hold each term: primary-key reads of `CaseTermStat`, exact and current."""
+    return dict(CaseTermStat.objects.filter(term__in=terms, df__gt=0).values_list("term", "df"))
 
 
 def bm25_scores(query: str, *, limit: int, statuses: list[str]) -> dict[UUID, float]:
@@ -169,10 +151,15 @@ def bm25_scores(query: str, *, limit: int, statuses: list[str]) -> dict[UUID, fl
         for _ in idf
     )
     status_marks = ", ".join(["%s"] * len(statuses))
+    # Scores first, status second: a case's status filters all its postings or none, so
+    # filtering the ranked sums is the same as filtering the postings, and the join reads
+    # the case rows best-first until `limit` visible ones are found (about `limit` primary-key
+    # probes, instead of one random heap read per posting).
     sql = (
-        f"SELECT p.case_id, SUM(p.score) AS total FROM ({postings}) AS p "
-        f"JOIN {case_table} AS c ON c.id = p.case_id WHERE c.status IN ({status_marks}) "
-        "GROUP BY p.case_id ORDER BY total DESC LIMIT %s"
+        f"SELECT r.case_id, r.total FROM (SELECT p.case_id, SUM(p.score) AS total FROM ({postings}) AS p "
+        "GROUP BY p.case_id ORDER BY total DESC, p.case_id) AS r "
+        f"JOIN {case_table} AS c ON c.id = r.case_id WHERE c.status IN ({status_marks}) "
+        "ORDER BY r.total DESC, r.case_id LIMIT %s"
     )
     per_term = max(BM25_MIN_POSTINGS_PER_TERM, BM25_POSTINGS_BUDGET // len(idf))
     params: list = []

@@ -49,3 +49,23 @@ def test_a_search_reads_only_the_best_postings_of_a_common_term(make_case, monke
     got = selectors.bm25_scores("report", limit=10, statuses=["active"])
     assert len(got) == 2
     assert next(iter(got)) == best.id
+
+
+def test_hidden_cases_ranked_first_do_not_take_the_places_of_visible_ones(make_case):
+    # The status filter runs after ranking: the best visible cases must still fill the limit.
+    hidden = [make_case(title="Report", query=f"report report {i}") for i in range(3)]
+    for case in hidden:
+        services.case_set_status(case=case, status="archived", actor="tester")
+    # Distinct lengths, so distinct scores: the shortest visible ones must come first.
+    visible = [make_case(title="Long report", query="report " + " ".join(["filler"] * (i + 2))) for i in range(3)]
+    services.case_terms_refresh_impacts()
+    everything = selectors.bm25_scores("report", limit=10, statuses=["active", "archived"])
+    assert set(list(everything)[:3]) == {case.id for case in hidden}
+    got = selectors.bm25_scores("report", limit=2, statuses=["active"])
+    assert len(got) == 2 and set(got) <= {case.id for case in visible}
+    expected = {case_id: score for case_id, score in _exact_bm25(["report"]).items()
+                if case_id in {case.id for case in visible}}
+    best_two = sorted(expected, key=expected.get, reverse=True)[:2]
+    assert list(got) == best_two
+    for case_id in best_two:
+        assert got[case_id] == pytest.approx(expected[case_id], rel=1e-6)
