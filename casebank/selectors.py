@@ -100,7 +100,7 @@ def vector_scores(query_vector: np.ndarray, *, limit: int, statuses: list[str]) 
 def bm25_stats(*, fresh: bool = False) -> tuple[int, float]:
     """Corpus size and mean document length; a minute of staleness does not change rankings."""
     def compute() -> tuple[int, float]:
-        aggregate = Case.objects.aggregate(n=Count("id"), avgdl=Avg("search_length"))
+        aggregate = Case.objects.aggregate(n=Count("*"), avgdl=Avg("search_length"))
         return (aggregate["n"] or 0, float(aggregate["avgdl"] or 0.0))
 
     if fresh:

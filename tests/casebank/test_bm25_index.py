@@ -3,6 +3,8 @@ from __future__ import annotations
 import math
 
 import pytest
+from django.db import connection
+from django.test.utils import CaptureQueriesContext
 
 from casebank import selectors, services
 from casebank.models import Case, CaseTerm
@@ -69,3 +71,19 @@ def test_hidden_cases_ranked_first_do_not_take_the_places_of_visible_ones(make_c
     assert list(got) == best_two
     for case_id in best_two:
         assert got[case_id] == pytest.approx(expected[case_id], rel=1e-6)
+
+
+@pytest.mark.skipif(connection.vendor != "postgresql", reason="PostgreSQL plan")
+def test_corpus_statistics_are_an_index_only_scan(make_case):
+    # The table is wide (inline embeddings): a sequential scan would cost every first search
+    # after a case write a read of the whole table.
+    case = make_case()
+    with CaptureQueriesContext(connection) as queries:
+        assert selectors.bm25_stats(fresh=True) == (1, float(case.search_length))
+    with connection.cursor() as cursor:
+        # A tiny, unvacuumed table favours other plans; what matters is that the index covers it.
+        cursor.execute("SET LOCAL enable_seqscan = off")
+        cursor.execute("SET LOCAL enable_bitmapscan = off")
+        cursor.execute(f"EXPLAIN {queries.captured_queries[-1]['sql']}")
+        plan = "\n".join(row[0] for row in cursor.fetchall())
+    assert "Index Only Scan using case_search_length_idx" in plan
