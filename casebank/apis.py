@@ -12,7 +12,7 @@ from rest_framework.request import Request
 from rest_framework.response import Response
 from rest_framework.views import APIView
 
-from casebank import selectors, services
+from casebank import read_cache, selectors, services
 from casebank.models import Case, CaseStatus
 
 
@@ -101,7 +101,10 @@ class CaseDetailApi(APIView):
 
     @extend_schema(responses=CaseOutputSerializer, summary="Get a case")
     def get(self, request: Request, case_id: str) -> Response:
-        return Response(CaseOutputSerializer(selectors.case_get(case_id)).data)
+        case = read_cache.cached_read(
+            "case", str(case_id), lambda: dict(CaseOutputSerializer(selectors.case_get(case_id)).data)
+        )
+        return Response(case)
 
     def _update(self, request: Request, case_id: str, *, partial: bool) -> Response:
         case = selectors.case_get(case_id)
@@ -194,15 +197,19 @@ class CaseSearchApi(APIView):
         data.is_valid(raise_exception=True)
         params = dict(data.validated_data)
         record_use = params.pop("record_use")
-        hits = selectors.case_search(**params)
-        # One serializer for all hits: a ModelSerializer builds its fields per instance.
-        cases = CaseOutputSerializer([hit.case for hit in hits], many=True).data
-        results = [
-            {**item, "score": hit.score, "similarity": hit.similarity, "bm25": hit.bm25}
-            for item, hit in zip(cases, hits)
-        ]
-        if record_use and hits:
+        results = read_cache.cached_read("search", params, lambda: _search_results(params))
+        if record_use and results:
             # Counting uses must not slow the search: it runs in the task queue.
-            ids = [str(hit.case.id) for hit in hits]
+            ids = [item["id"] for item in results]
             transaction.on_commit(lambda: async_task("casebank.tasks.record_case_use", ids))
         return Response({"mode": params["mode"], "results": results})
+
+
+def _search_results(params: dict[str, Any]) -> list[dict[str, Any]]:
+    hits = selectors.case_search(**params)
+    # One serializer for all hits: a ModelSerializer builds its fields per instance.
+    cases = CaseOutputSerializer([hit.case for hit in hits], many=True).data
+    return [
+        {**item, "score": hit.score, "similarity": hit.similarity, "bm25": hit.bm25}
+        for item, hit in zip(cases, hits)
+    ]

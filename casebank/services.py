@@ -26,6 +26,7 @@ from casebank.models import (
     CaseTermStat,
     CaseVersion,
 )
+from casebank.read_cache import bank_changed
 from casebank.selectors import BM25_B, BM25_K1, bm25_stats, bm25_stats_forget, bm25_term_impact
 from casebank.text import term_frequencies
 
@@ -231,6 +232,7 @@ def case_create(
         case.save(force_insert=True)
         _index_terms(case, new=True)
         _snapshot(case, author=actor, reason="manual")
+        bank_changed()
     return case
 
 
@@ -289,6 +291,7 @@ def case_update(
         if content_changed:
             _index_terms(locked)
             _snapshot(locked, author=actor, reason=reason)
+        bank_changed()
     return locked
 
 
@@ -312,6 +315,7 @@ def case_set_status(*, case: Case, status: str, actor: str, reason: str = "") ->
         locked.updated_at = timezone.now()
         locked.updated_by = actor
         locked.save(update_fields=["status", "updated_at", "updated_by"])
+        bank_changed()
     return locked
 
 
@@ -347,6 +351,7 @@ def case_record_use(*, case_ids: Iterable[UUID], used_at: datetime | None = None
 def case_update_metrics(*, case_id: UUID, success_rate: float | None, run_count: int) -> None:
     """Store analysis results on the case; never a content edit, so never a new version."""
     Case.objects.filter(pk=case_id).update(success_rate=success_rate, run_count=run_count)
+    bank_changed()
 
 
 def case_update_metrics_many(*, metrics: dict[UUID, tuple[float | None, int]]) -> int:
@@ -357,6 +362,12 @@ def case_update_metrics_many(*, metrics: dict[UUID, tuple[float | None, int]]) -
     """
     if not metrics:
         return 0
+    updated = _update_metrics_rows(metrics)
+    bank_changed()  # after the write: outside a transaction on_commit runs at once
+    return updated
+
+
+def _update_metrics_rows(metrics: dict[UUID, tuple[float | None, int]]) -> int:
     if connection.vendor != "postgresql":
         cases = [Case(pk=case_id, success_rate=rate, run_count=runs) for case_id, (rate, runs) in metrics.items()]
         return Case.objects.bulk_update(cases, ["success_rate", "run_count"], batch_size=500)

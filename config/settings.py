@@ -144,6 +144,9 @@ CACHE_L1_SECONDS = env.int("CACHE_L1_SECONDS", default=30)
 # How long an authenticated API key is trusted without asking the database; a revoked key
 # stops working on every replica within this many seconds (0: ask every time).
 API_KEY_CACHE_SECONDS = env.int("API_KEY_CACHE_SECONDS", default=10)
+# Search results and single cases are cached this long; any case write retires them at once
+# where the cache is shared (Redis). Usage counters in a cached read may lag by this much.
+READ_CACHE_SECONDS = env.int("READ_CACHE_SECONDS", default=30)
 CACHE_L2_RETRY_SECONDS = env.float("CACHE_L2_RETRY_SECONDS", default=5.0)
 
 # django-q2: `timeout` must stay below `retry`, or a slow task would be handed out twice.
