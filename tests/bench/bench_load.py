@@ -22,7 +22,8 @@ from django.utils import timezone
 from casebank import services as case_services
 from casebank.models import ApiTier
 from reflection import ingestion
-from tests.bench.support import percentile, server
+from reflection.services import case_analysis_record
+from tests.bench.support import percentile, redis_server, server
 
 NAME = "load"
 TITLE = "HTTP load: mixed traffic, 32 clients, gunicorn (API) vs uvicorn"
@@ -33,7 +34,7 @@ CASES = 100
 SEED_LOGS = 20_000
 LOG_BATCH = 100
 # (name, weight): what an agent fleet plus a dashboard send.
-MIX = [("log batch (100)", 20), ("case search", 30), ("case read", 30), ("log list", 10), ("analysis", 10)]
+MIX = [("log batch (100)", 20), ("case search", 30), ("case read", 30), ("log list", 10), ("analysis read", 10)]
 TOPICS = ["revenue", "churn", "latency", "refund", "invoice", "forecast", "inventory", "support", "fraud", "pricing"]
 
 
@@ -78,6 +79,8 @@ def _seed(rng: random.Random) -> tuple[list[str], str]:
     ]
     for start in range(0, len(items), 1000):
         ingestion.logs_ingest(records=ingestion.parse_batch(items[start:start + 1000]))
+    for case_id in case_ids:  # what dashboards read: each case analysed once, as the daily run does
+        case_analysis_record(case_id=case_id)
     _, key = case_services.api_key_create(name=f"bench-load-{uuid.uuid4().hex[:8]}", tier=ApiTier.PREMIUM)
     return case_ids, key
 
@@ -96,57 +99,106 @@ def _request(kind: str, case_ids: list[str], rng: random.Random) -> tuple[str, s
         return "GET", f"/api/cases/{case_id}/", None
     if kind == "log list":
         return "GET", f"/api/logs/?case={case_id}&page_size=20", None
-    return "POST", "/api/reflection/analyze", orjson.dumps({"case_id": case_id})
+    return "GET", f"/api/reflection/cases/{case_id}/analysis?history=30", None
 
 
-async def _client(host: str, port: int, key: str, plan: list[str], case_ids: list[str], seed: int,
-                  stop_at: float, samples: dict, statuses: dict) -> None:
-    rng = random.Random(seed)
+def _wire(host: str, port: int, key: str, request: tuple[str, str, bytes | None]) -> bytes:
+    method, path, body = request
+    head = (f"{method} {path} HTTP/1.1\r\nHost: {host}:{port}\r\nAuthorization: Token {key}\r\n"
+            f"Accept: application/json\r\nConnection: keep-alive\r\n")
+    if body is not None:
+        head += f"Content-Type: application/json\r\nContent-Length: {len(body)}\r\n"
+    return head.encode() + b"\r\n" + (body or b"")
+
+
+class RequestPool:
+    """Every request serialised before the clock starts, so the load generator spends its CPU
+    on sending and receiving only (it shares the 2 cores with the servers). Reads are reused
+    round-robin; each log batch is used once, because re-sent ids are (rightly) not stored."""
+
+    def __init__(self, host: str, port: int, key: str, case_ids: list[str], mix: list[tuple[str, int]],
+                 seconds: float, seed: int) -> None:
+        rng = random.Random(seed)
+        self.plan = [name for name, weight in mix for _ in range(weight)]
+        self.rng = rng
+        self.requests: dict[str, list[bytes]] = {}
+        self.next: dict[str, int] = defaultdict(int)
+        for name, weight in mix:
+            # Enough batches for 600 requests/s, twice the target; reads repeat.
+            count = int(600 * seconds * weight / 100) + 50 if name == "log batch (100)" else 500
+            self.requests[name] = [_wire(host, port, key, _request(name, case_ids, rng)) for _ in range(count)]
+
+    def take(self) -> tuple[str, bytes]:
+        kind = self.rng.choice(self.plan)
+        pool = self.requests[kind]
+        index = self.next[kind]
+        self.next[kind] = index + 1
+        if kind == "log batch (100)" and index >= len(pool):
+            raise RuntimeError("the pool ran out of unique log batches; raise its size")
+        return kind, pool[index % len(pool)]
+
+
+async def _client(host: str, port: int, pool: RequestPool, stop_at: float, samples: dict, statuses: dict) -> None:
     reader, writer = await asyncio.open_connection(host, port)
     try:
         while time.perf_counter() < stop_at:
-            kind = rng.choice(plan)
-            method, path, body = _request(kind, case_ids, rng)
-            head = (f"{method} {path} HTTP/1.1\r\nHost: {host}:{port}\r\nAuthorization: Token {key}\r\n"
-                    f"Accept: application/json\r\nConnection: keep-alive\r\n")
-            if body is not None:
-                head += f"Content-Type: application/json\r\nContent-Length: {len(body)}\r\n"
+            kind, wire = pool.take()
             started = time.perf_counter()
-            writer.write(head.encode() + b"\r\n" + (body or b""))
-            await writer.drain()
-            status_line = await reader.readline()
-            if not status_line:  # the server closed the connection (gunicorn sync does)
+            writer.write(wire)
+            try:
+                head = await reader.readuntil(b"\r\n\r\n")
+            except asyncio.IncompleteReadError:  # the server closed an idle connection
                 writer.close()
                 reader, writer = await asyncio.open_connection(host, port)
                 continue
-            length, close = 0, False
-            while (line := await reader.readline()) not in (b"\r\n", b""):
-                name, _, value = line.decode("latin-1").partition(":")
-                if name.lower() == "content-length":
-                    length = int(value)
-                elif name.lower() == "connection" and "close" in value.lower():
-                    close = True
+            lowered = head.lower()
+            at = lowered.find(b"content-length:")
+            length = int(head[at + 15:head.index(b"\r\n", at)]) if at >= 0 else 0
             await reader.readexactly(length)
             samples[kind].append(time.perf_counter() - started)
-            statuses[int(status_line.split()[1])] += 1
-            if close:
+            statuses[int(head[9:12])] += 1
+            if b"connection: close" in lowered:  # gunicorn's sync workers close after each response
                 writer.close()
                 reader, writer = await asyncio.open_connection(host, port)
     finally:
         writer.close()
 
 
-async def _load(base: str, key: str, case_ids: list[str], mix: list[tuple[str, int]], seconds: float) -> tuple[dict, dict, float]:
+async def _load(base: str, key: str, case_ids: list[str], mix: list[tuple[str, int]], seconds: float,
+                seed: int = 0) -> tuple[dict, dict, float]:
     host, port = base.removeprefix("http://").split(":")
-    plan = [name for name, weight in mix for _ in range(weight)]
+    pool = RequestPool(host, int(port), key, case_ids, mix, seconds, seed)
     samples: dict[str, list[float]] = defaultdict(list)
     statuses: dict[int, int] = defaultdict(int)
     started = time.perf_counter()
     stop_at = started + seconds
-    await asyncio.gather(*(
-        _client(host, int(port), key, plan, case_ids, seed, stop_at, samples, statuses) for seed in range(CLIENTS)
-    ))
+    await asyncio.gather(*(_client(host, int(port), pool, stop_at, samples, statuses) for _ in range(CLIENTS)))
     return samples, statuses, time.perf_counter() - started
+
+
+def _cpu_seconds(pids: list[int]) -> float:
+    """User + system CPU time of the processes (Linux /proc), in seconds."""
+    ticks = os.sysconf("SC_CLK_TCK")
+    total = 0
+    for pid in pids:
+        try:
+            fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
+        except OSError:
+            continue
+        total += int(fields[11]) + int(fields[12])
+    return total / ticks
+
+
+def _pids_named(*names: str) -> list[int]:
+    pids = []
+    for entry in Path("/proc").iterdir():
+        if entry.name.isdigit():
+            try:
+                if (entry / "comm").read_text().strip() in names:
+                    pids.append(int(entry.name))
+            except OSError:
+                continue
+    return pids
 
 
 def _row(label: str, values: list[float], elapsed: float) -> str:
@@ -165,11 +217,40 @@ def _table(samples: dict, elapsed: float) -> list[str]:
     return lines
 
 
+def _measure(*, server_env: dict, key: str, case_ids: list[str]) -> tuple[tuple, list[str]]:
+    with server(kind="gunicorn", workers=WEB_WORKERS, extra_env=server_env) as (base, master):
+        asyncio.run(_load(base, key, case_ids, MIX, 2.0, seed=1))  # warm-up: connections, caches, imports
+        workers = _children(master.pid)
+        postgres, redis = _pids_named("postgres", "postmaster"), _pids_named("redis-server")
+        before = (time.process_time(), _cpu_seconds(workers), _cpu_seconds(postgres), _cpu_seconds(redis))
+        samples, statuses, elapsed = asyncio.run(_load(base, key, case_ids, MIX, DURATION_S, seed=2))
+        after = (time.process_time(), _cpu_seconds(workers), _cpu_seconds(postgres), _cpu_seconds(redis))
+        rss = [_rss_mb(pid) for pid in workers]
+        master_rss = _rss_mb(master.pid)
+    cpu = tuple(a - b for a, b in zip(after, before))
+    reads = [("case search", 50), ("case read", 50)]
+    comparison = ["", "Same reads (search 50%, case read 50%), 10 s each, same 2 cores:", "",
+                  "| server | req/s | p50 ms | p95 ms | p99 ms |", "|---|---|---|---|---|"]
+    for kind, workers_n in (("gunicorn", WEB_WORKERS), ("uvicorn", 2)):
+        with server(kind=kind, workers=workers_n, extra_env=server_env) as (base, _):
+            asyncio.run(_load(base, key, case_ids, reads, 1.0, seed=3))
+            read_samples, _, read_elapsed = asyncio.run(_load(base, key, case_ids, reads, 10.0, seed=4))
+        values = [v * 1000 for vs in read_samples.values() for v in vs]
+        comparison.append(f"| {kind} ({workers_n} workers) | {len(values) / read_elapsed:,.0f} | "
+                          f"{percentile(values, 0.5):.1f} | {percentile(values, 0.95):.1f} | {percentile(values, 0.99):.1f} |")
+    return (samples, statuses, elapsed, rss, master_rss, cpu), comparison
+
+
 def run(context: dict) -> str:
     rng = random.Random(6)
     case_ids, key = _seed(rng)
-    # Throttling stays on; the premium rate is raised because one key plays a whole fleet.
-    server_env = {"API_RATE_PREMIUM": "10000000/min"}
+    with redis_server() as redis_url:
+        # Production configuration: PostgreSQL + Redis (cache, throttle counters, task broker).
+        # Throttling stays on; the premium rate is raised because one key plays a whole fleet.
+        server_env = {"API_RATE_PREMIUM": "10000000/min", "REDIS_URL": redis_url}
+        (samples, statuses, elapsed, rss, master_rss, cpu), comparison = _measure(
+            server_env=server_env, key=key, case_ids=case_ids
+        )
     out = [
         f"## {TITLE}",
         "",
@@ -177,17 +258,13 @@ def run(context: dict) -> str:
         "< 200 MB RSS without the embedding model.",
         "",
         f"{CLIENTS} concurrent keep-alive clients for {DURATION_S:.0f} s on loopback, {CASES} cases and "
-        f"{SEED_LOGS:,} logs seeded, one premium key (throttle on, rate raised). Mix: "
+        f"{SEED_LOGS:,} logs seeded, PostgreSQL + a throwaway Redis (cache, throttle counters, task broker), "
+        "one premium key (throttle on, rate raised). Every request is serialised before the clock starts. Mix: "
         + ", ".join(f"{name} {weight}%" for name, weight in MIX)
-        + ". Search is BM25 so the web process never loads the embedding model.",
+        + ". Search is BM25 so the web process never loads the embedding model; the analysis read is "
+        "`GET /api/reflection/cases/{id}/analysis` (each case analysed once while seeding).",
         "",
     ]
-    with server(kind="gunicorn", workers=WEB_WORKERS, extra_env=server_env) as (base, master):
-        asyncio.run(_load(base, key, case_ids, MIX, 2.0))  # warm-up: connections, caches, imports
-        samples, statuses, elapsed = asyncio.run(_load(base, key, case_ids, MIX, DURATION_S))
-        workers = _children(master.pid)
-        rss = [_rss_mb(pid) for pid in workers]
-        master_rss = _rss_mb(master.pid)
     total = sum(statuses.values())
     errors = sum(count for code, count in statuses.items() if code >= 500)
     everything = [v for values in samples.values() for v in values]
@@ -199,14 +276,8 @@ def run(context: dict) -> str:
         f"Targets: p95 < 100 ms {'met' if p95 < 100 else 'NOT met'}, >= 300 req/s "
         f"{'met' if total / elapsed >= 300 else 'NOT met'}, worker < 200 MB {'met' if max(rss) < 200 else 'NOT met'}."
     )
-    reads = [("case search", 50), ("case read", 50)]
-    comparison = ["", "Same reads (search 50%, case read 50%), 10 s each, same 2 cores:", "",
-                  "| server | req/s | p50 ms | p95 ms | p99 ms |", "|---|---|---|---|---|"]
-    for kind, workers_n in (("gunicorn", WEB_WORKERS), ("uvicorn", 2)):
-        with server(kind=kind, workers=workers_n, extra_env=server_env) as (base, _):
-            asyncio.run(_load(base, key, case_ids, reads, 1.0))
-            samples, _, elapsed = asyncio.run(_load(base, key, case_ids, reads, 10.0))
-        values = [v * 1000 for vs in samples.values() for v in vs]
-        comparison.append(f"| {kind} ({workers_n} workers) | {len(values) / elapsed:,.0f} | {percentile(values, 0.5):.1f} | "
-                          f"{percentile(values, 0.95):.1f} | {percentile(values, 0.99):.1f} |")
+    generator, web, database, cache = cpu
+    out += ["", f"CPU used during the run, of {2 * elapsed:.0f} core-seconds available: web workers {web:.1f} s, "
+                f"PostgreSQL {database:.1f} s, Redis {cache:.1f} s, load generator {generator:.1f} s "
+                f"({1000 * web / max(total, 1):.2f} ms of web-worker CPU per request)."]
     return "\n".join(out + comparison)
