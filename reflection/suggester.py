@@ -366,16 +366,20 @@ def _suggestion_create(*, case: Case, evidence: dict, proposal: Proposal) -> Sug
     return suggestion
 
 
-def after_analysis(*, case_id: UUID | str, analysis: dict | None = None) -> Suggestion | None:
+def after_analysis(*, case_id: UUID | str, analysis: dict | None = None,
+                   verifying: frozenset[str] | None = None) -> Suggestion | None:
     """The improvement loop's share of a reflection run's per-case step.
 
     Re-verifies the case's applied suggestions against the new runs, then proposes a revision
     if the case is weak. Runs outside the run's transactions: the LLM may take seconds. Costs
-    no query for the common case (healthy, nothing applied): batch runs cover 10,000s of cases.
+    no query for the common case (healthy, nothing applied): batch runs cover 10,000s of cases,
+    and pass `verifying` (`cases_under_verification()`, read once per chunk) to skip the cache.
     """
     from reflection.suggestion_services import cases_under_verification, suggestions_verify_for_case
 
-    if str(case_id) in cases_under_verification():
+    if verifying is None:
+        verifying = cases_under_verification()
+    if str(case_id) in verifying:
         suggestions_verify_for_case(case_id=case_id)
     if analysis is not None and not looks_weak(analysis):
         return None

@@ -11,12 +11,23 @@ from collections.abc import Iterable
 from datetime import datetime, time, timedelta, timezone as dt_timezone
 
 from django.conf import settings
+from django.db import transaction
 from django.utils import timezone
 
 from casebank.errors import InvalidInput, NotFound
 from casebank.models import Case
 from reflection.engine import stats
-from reflection.engine.queries import PERCENTILES, Bounds, Figures, merge_error, raw_errors, raw_figures, raw_histograms
+from reflection.engine.queries import (
+    PERCENTILES,
+    Bounds,
+    Figures,
+    ids_lookup,
+    merge_error,
+    raw_errors,
+    raw_figures,
+    raw_histograms,
+    use_batch_memory,
+)
 from reflection.models import DailyCaseRollup
 
 MIN_WINDOW_DAYS = 1
@@ -75,29 +86,31 @@ def analyze_cases(*, case_ids: Iterable[uuid.UUID], window_days: int = 30, now: 
     bounds = make_bounds(window_days=window_days, now=now, snapshot_at=snapshot_at)
     ids = list(dict.fromkeys(case_ids))
     result: dict[uuid.UUID, dict] = {}
-    for offset in range(0, len(ids), CHUNK):
-        chunk = ids[offset:offset + CHUNK]
-        figures = raw_figures(chunk, bounds)
-        errors = raw_errors(chunk, bounds)
-        rollups = _rollups(chunk, bounds)
-        histograms = raw_histograms(list(rollups), bounds) if rollups else {}
-        for case_id in chunk:
-            result[case_id] = _analysis(
-                case_id=case_id,
-                window_days=window_days,
-                bounds=bounds,
-                figures=figures.get(case_id, Figures()),
-                errors=errors.get(case_id, {}),
-                rollups=rollups.get(case_id, []),
-                raw_histogram=histograms.get(case_id, {}),
-            )
+    with transaction.atomic():
+        use_batch_memory()
+        for offset in range(0, len(ids), CHUNK):
+            chunk = ids[offset:offset + CHUNK]
+            figures = raw_figures(chunk, bounds)
+            errors = raw_errors(chunk, bounds)
+            rollups = _rollups(chunk, bounds)
+            histograms = raw_histograms(list(rollups), bounds) if rollups else {}
+            for case_id in chunk:
+                result[case_id] = _analysis(
+                    case_id=case_id,
+                    window_days=window_days,
+                    bounds=bounds,
+                    figures=figures.get(case_id, Figures()),
+                    errors=errors.get(case_id, {}),
+                    rollups=rollups.get(case_id, []),
+                    raw_histogram=histograms.get(case_id, {}),
+                )
     return result
 
 
 def _rollups(case_ids: list[uuid.UUID], bounds: Bounds) -> dict[uuid.UUID, list[DailyCaseRollup]]:
     rows: dict[uuid.UUID, list[DailyCaseRollup]] = {}
     # A roll-up day counts when it starts inside the window (days are whole, windows are not).
-    for rollup in DailyCaseRollup.objects.filter(case_id__in=case_ids, day__gte=bounds.start.date()):
+    for rollup in DailyCaseRollup.objects.filter(**ids_lookup("case_id", case_ids), day__gte=bounds.start.date()):
         rows.setdefault(rollup.case_id, []).append(rollup)
     return rows
 

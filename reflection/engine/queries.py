@@ -14,6 +14,7 @@ from dataclasses import dataclass, field
 from datetime import datetime
 
 from django.db import connection
+from django.db.models.expressions import RawSQL
 
 from reflection.engine import stats
 from reflection.models import ExecutionLog
@@ -60,9 +61,23 @@ def _param(moment: datetime | None):
     return connection.ops.adapt_datetimefield_value(moment)
 
 
+def uuid_array(ids: list[uuid.UUID]) -> str:
+    """A `uuid[]` literal for `%s::uuid[]`: psycopg quotes a list of UUIDs item by item on the
+    client (~80 ms per 10,000), a string in one go."""
+    return "{" + ",".join(map(str, ids)) + "}"
+
+
+def ids_lookup(field: str, ids: list[uuid.UUID]) -> dict:
+    """`{field}__in=ids` for the thousands of ids of a batch. On PostgreSQL the ids go as one
+    array: Django prepares each UUID of an IN-list on its own (~30 ms per 2,000 ids)."""
+    if _is_pg():
+        return {f"{field}__in": RawSQL("SELECT unnest(%s::uuid[])", [uuid_array(ids)])}
+    return {f"{field}__in": ids}
+
+
 def _case_filter(case_ids: list[uuid.UUID]) -> tuple[str, list]:
     if _is_pg():
-        return "case_id = ANY(%s::uuid[])", [list(case_ids)]
+        return "case_id = ANY(%s::uuid[])", [uuid_array(case_ids)]
     marks = ", ".join(["%s"] * len(case_ids))
     return f"case_id IN ({marks})", [case_id.hex for case_id in case_ids]
 
@@ -79,6 +94,14 @@ def _window_filter(case_ids: list[uuid.UUID], bounds: Bounds, *, failures_only: 
     if failures_only:
         clauses.append("NOT success" if _is_pg() else "success = 0")
     return " AND ".join(clauses), params
+
+
+def use_batch_memory() -> None:
+    """Inside the caller's transaction: sort a chunk's ~200,000 rows in memory (the default
+    4 MB spills them to disk, ~30 % slower). No-op on SQLite."""
+    if _is_pg():
+        with connection.cursor() as cursor:
+            cursor.execute("SET LOCAL work_mem = '64MB'")
 
 
 def _as_uuid(value) -> uuid.UUID:
