@@ -101,19 +101,14 @@ class CaseAnalysisApi(APIView):
         filters.is_valid(raise_exception=True)
         if not Case.objects.filter(pk=case_id).exists():
             raise NotFound(f"No case with id {case_id}.")
-        analyses = selectors.case_analyses(case_id=case_id, limit=max(1, filters.validated_data["history"]))
-        latest = analyses[0] if analyses else None
-        history = analyses if filters.validated_data["history"] else []
+        latest = selectors.case_analysis_latest(case_id=case_id)
+        limit = filters.validated_data["history"]
+        trend = selectors.case_analysis_trend(case_id=case_id, limit=limit) if latest and limit else []
         return Response({
             "case_id": case_id,
             "analysed_at": latest.created_at if latest else None,
             "analysis": latest.result if latest else None,
-            "history": self.OutputSerializer().fields["history"].to_representation([
-                {"analysed_at": a.created_at, "window_days": a.window_days, "total_executions": a.total_executions,
-                 "success_rate": a.success_rate, "weighted_success_rate": a.weighted_success_rate,
-                 "latency_p95_ms": a.latency_p95_ms}
-                for a in history
-            ]),
+            "history": AnalysisPointSerializer(trend, many=True).data,
         })
 
 

@@ -4,7 +4,7 @@ from __future__ import annotations
 from datetime import datetime
 from uuid import UUID
 
-from django.db.models import QuerySet
+from django.db.models import F, QuerySet
 
 from reflection.models import CaseAnalysis, ExecutionLog
 
@@ -34,11 +34,16 @@ def log_list(
     return logs
 
 
-def case_analyses(*, case_id: UUID, limit: int) -> list[CaseAnalysis]:
-    """The newest `limit` stored analyses of a case, newest first (analysis_case_created_idx)."""
+def case_analysis_latest(*, case_id: UUID) -> CaseAnalysis | None:
+    """The newest stored analysis of a case, with its full JSON (analysis_case_created_idx)."""
+    return CaseAnalysis.objects.filter(case_id=case_id).order_by("-created_at").first()
+
+
+def case_analysis_trend(*, case_id: UUID, limit: int) -> list[dict]:
+    """The newest `limit` analyses' headline figures, newest first; never the big JSON."""
     return list(
         CaseAnalysis.objects.filter(case_id=case_id)
-        .only("id", "case_id", "window_days", "total_executions", "success_rate", "weighted_success_rate",
-              "latency_p95_ms", "result", "created_at")
-        .order_by("-created_at")[:limit]
+        .order_by("-created_at")
+        .values("window_days", "total_executions", "success_rate", "weighted_success_rate", "latency_p95_ms",
+                analysed_at=F("created_at"))[:limit]
     )
