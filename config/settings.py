@@ -133,6 +133,10 @@ if REDIS_URL:
         },
         "l2": {"BACKEND": "django_redis.cache.RedisCache", "LOCATION": REDIS_URL, "OPTIONS": _redis_options},
         "l1": _L1_CACHE,
+        # Not a cache: the task broker's pooled connection (django-q2 opens a new connection per
+        # enqueue from a plain URL). Its reads block up to 1 s, so the socket waits longer.
+        "q_broker": {"BACKEND": "django_redis.cache.RedisCache", "LOCATION": REDIS_URL,
+                     "OPTIONS": {"SOCKET_CONNECT_TIMEOUT": 1, "SOCKET_TIMEOUT": 5}},
     }
     CACHE_L2_ALIAS = "l2"
 else:
@@ -162,6 +166,7 @@ Q_CLUSTER = {
 }
 if REDIS_URL:
     Q_CLUSTER["redis"] = REDIS_URL
+    Q_CLUSTER["django_redis"] = "q_broker"
 else:
     Q_CLUSTER["orm"] = "default"
     # Cluster heartbeats (read by /health) live in a cache every local process can see; the
