@@ -201,14 +201,17 @@ def case_search(
     else:
         scores = reciprocal_rank_fusion(similarity, lexical)
 
-    cases = Case.objects.defer("embedding").in_bulk(list(scores))
-    hits = []
-    for case_id, score in scores.items():
-        case = cases.get(case_id)
-        if case is None:
-            continue
-        if case.status == CaseStatus.WARNING:
-            score *= WARNING_PENALTY
-        hits.append(SearchHit(case=case, score=score, similarity=similarity.get(case_id), bm25=lexical.get(case_id)))
-    hits.sort(key=lambda hit: hit.score, reverse=True)
-    return hits[:k]
+    # Rank on (id, status) alone, then load only the k winners: the candidates are up to
+    # 2 x depth, and whole rows (query, plan) for all of them cost more than the ranking.
+    status_of = dict(Case.objects.filter(pk__in=list(scores)).values_list("id", "status"))
+    ranked = sorted(
+        ((score * WARNING_PENALTY if status_of[case_id] == CaseStatus.WARNING else score, case_id)
+         for case_id, score in scores.items() if case_id in status_of),
+        reverse=True,
+    )[:k]
+    cases = Case.objects.defer("embedding").in_bulk([case_id for _, case_id in ranked])
+    return [
+        SearchHit(case=cases[case_id], score=score, similarity=similarity.get(case_id), bm25=lexical.get(case_id))
+        for score, case_id in ranked
+        if case_id in cases  # deleted between the two reads
+    ]
