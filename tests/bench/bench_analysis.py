@@ -123,8 +123,10 @@ def run(context: dict) -> str:
     parts = {}
     for name, query in (("figures + percentiles", queries.raw_figures), ("error groups + templates", queries.raw_errors)):
         started = time.perf_counter()
-        for offset in range(0, len(case_ids), engine.CHUNK):
-            query(case_ids[offset:offset + engine.CHUNK], bounds)
+        with transaction.atomic():  # as the engine runs them: same transaction, same work_mem
+            queries.use_batch_memory()
+            for offset in range(0, len(case_ids), engine.CHUNK):
+                query(case_ids[offset:offset + engine.CHUNK], bounds)
         parts[name] = time.perf_counter() - started
 
     with transaction.atomic():
@@ -166,8 +168,17 @@ def run(context: dict) -> str:
         f"Loading {BATCH_LOGS:,} logs with COPY took {load_s:.1f} s. The first run sets {first.warnings_set} warnings.",
         f"Load average during the run: {os.getloadavg()[0]:.1f} on {os.cpu_count()} cores (the machine is shared).",
         "",
-        "The batch target (< 3 s) is not met for a first run over a backlog of 1,000,000 new logs: the two "
-        "grouped scans (figures with percentiles; error groups with SQL templating) take about 3 s each here. "
-        "Incremental runs, which read only new logs, take a fraction of a second.",
+        _verdict(run_s, sum(parts.values())),
     ]
     return "\n".join(lines)
+
+
+def _verdict(run_s: float, scans_s: float) -> str:
+    if run_s < 3:
+        return "The batch target (< 3 s) is met for a first run over a backlog of 1,000,000 new logs."
+    return (
+        f"The batch target (< 3 s) is not met for a first run over a backlog of 1,000,000 new logs: the two grouped "
+        f"scans (figures with percentiles; error groups with SQL templating) alone take {scans_s:.1f} s here, the "
+        f"rest is storing 10,000 analyses and the run's bookkeeping. Incremental runs, which read only new logs, "
+        f"take a fraction of a second."
+    )
