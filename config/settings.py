@@ -290,6 +290,8 @@ if LOG_RETENTION_DAYS < 30:
     raise ImproperlyConfigured("LOG_RETENTION_DAYS must be at least 30.")
 # New logs for one case that start an early reflection run for it.
 REFLECTION_EARLY_TRIGGER_LOGS = env.int("REFLECTION_EARLY_TRIGGER_LOGS", default=100)
+# Batches of at least this many cases scan errors on a second connection (PostgreSQL only).
+REFLECTION_PARALLEL_MIN_CASES = env.int("REFLECTION_PARALLEL_MIN_CASES", default=1_000)
 
 # CaseTerm's covering index (INCLUDE) is a PostgreSQL feature; SQLite just builds the key index.
 SILENCED_SYSTEM_CHECKS = ["models.W040"]

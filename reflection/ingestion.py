@@ -276,7 +276,8 @@ _COLUMNS = (
 )
 
 
-def _json_text(value: Any) -> str:
+def json_text(value: Any) -> str:
+    """JSON for psycopg's Jsonb: orjson is ~10x faster than the json module psycopg uses."""
     return orjson.dumps(value).decode()
 
 
@@ -306,7 +307,7 @@ def _insert_postgresql(records: list[LogRecord]) -> int:
                     (
                         r.id, r.case_id, r.case_version, r.session_id, r.success, r.error_type,
                         r.error_message, r.execution_time_ms, r.tokens_in, r.tokens_out, r.cost_usd,
-                        r.model, Jsonb(r.context, dumps=_json_text), r.created_at, now,
+                        r.model, Jsonb(r.context, dumps=json_text), r.created_at, now,
                     )
                 )
         cursor.execute(

@@ -34,6 +34,7 @@ from reflection.models import (
     ReflectionTrigger,
 )
 from reflection.engine.queries import ids_lookup, uuid_array
+from reflection.ingestion import json_text
 from reflection.retention import logs_roll_up_and_purge  # noqa: F401  (re-exported service)
 from reflection.suggestion_services import cases_under_verification
 
@@ -258,7 +259,7 @@ def _insert_analyses(analyses: dict[uuid.UUID, dict], run: ReflectionRun) -> Non
                 copy.write_row([
                     case_id, run.pk, a["window_days"], a["total_executions"], a["successes"],
                     a["success_rate"], a["weighted_success_rate"], a["latency_ms"]["p95"], a["slow"],
-                    a["confidence"], len(a["anomalies"]), Jsonb(a), now,
+                    a["confidence"], len(a["anomalies"]), Jsonb(a, dumps=json_text), now,
                 ])
 
 

@@ -8,10 +8,11 @@ from __future__ import annotations
 
 import uuid
 from collections.abc import Iterable
+from concurrent.futures import ThreadPoolExecutor
 from datetime import datetime, time, timedelta, timezone as dt_timezone
 
 from django.conf import settings
-from django.db import transaction
+from django.db import connection, connections, transaction
 from django.utils import timezone
 
 from casebank.errors import InvalidInput, NotFound
@@ -85,26 +86,72 @@ def analyze_cases(*, case_ids: Iterable[uuid.UUID], window_days: int = 30, now: 
     validate_window(window_days)
     bounds = make_bounds(window_days=window_days, now=now, snapshot_at=snapshot_at)
     ids = list(dict.fromkeys(case_ids))
-    result: dict[uuid.UUID, dict] = {}
-    with transaction.atomic():
-        use_batch_memory()
-        for offset in range(0, len(ids), CHUNK):
-            chunk = ids[offset:offset + CHUNK]
-            figures = raw_figures(chunk, bounds)
-            errors = raw_errors(chunk, bounds)
-            rollups = _rollups(chunk, bounds)
-            histograms = raw_histograms(list(rollups), bounds) if rollups else {}
-            for case_id in chunk:
-                result[case_id] = _analysis(
-                    case_id=case_id,
-                    window_days=window_days,
-                    bounds=bounds,
-                    figures=figures.get(case_id, Figures()),
-                    errors=errors.get(case_id, {}),
-                    rollups=rollups.get(case_id, []),
-                    raw_histogram=histograms.get(case_id, {}),
-                )
-    return result
+    if _can_scan_in_parallel(len(ids)):
+        # The two grouped scans cost about the same; on two connections they use both cores.
+        with ThreadPoolExecutor(max_workers=1, thread_name_prefix="reflection-scan") as pool:
+            side = pool.submit(_on_own_connection, _scan_errors, ids, bounds)
+            with transaction.atomic():
+                figures = _scan_figures(ids, bounds)
+            errors, rollups, histograms = side.result()
+    else:
+        with transaction.atomic():
+            figures = _scan_figures(ids, bounds)
+            errors, rollups, histograms = _scan_errors(ids, bounds)
+    return {
+        case_id: _analysis(
+            case_id=case_id,
+            window_days=window_days,
+            bounds=bounds,
+            figures=figures.get(case_id, Figures()),
+            errors=errors.get(case_id, {}),
+            rollups=rollups.get(case_id, []),
+            raw_histogram=histograms.get(case_id, {}),
+        )
+        for case_id in ids
+    }
+
+
+def _can_scan_in_parallel(case_count: int) -> bool:
+    """A second connection sees only committed rows, so never inside a caller's transaction
+    (tests, `case_analysis_record`); SQLite gains nothing from a second connection."""
+    return (
+        connection.vendor == "postgresql"
+        and not connection.in_atomic_block
+        and case_count >= getattr(settings, "REFLECTION_PARALLEL_MIN_CASES", 1_000)
+    )
+
+
+def _on_own_connection(function, *args):
+    """Run in a worker thread, which gets its own connection from Django; close it after."""
+    try:
+        with transaction.atomic():
+            return function(*args)
+    finally:
+        connections.close_all()
+
+
+def _scan_figures(ids: list[uuid.UUID], bounds: Bounds) -> dict[uuid.UUID, Figures]:
+    use_batch_memory()
+    figures: dict[uuid.UUID, Figures] = {}
+    for offset in range(0, len(ids), CHUNK):
+        figures.update(raw_figures(ids[offset:offset + CHUNK], bounds))
+    return figures
+
+
+def _scan_errors(ids: list[uuid.UUID], bounds: Bounds) -> tuple[dict, dict, dict]:
+    """Error groups, plus the roll-ups of days past retention and raw histograms to merge."""
+    use_batch_memory()
+    errors: dict[uuid.UUID, dict] = {}
+    rollups: dict[uuid.UUID, list[DailyCaseRollup]] = {}
+    histograms: dict[uuid.UUID, dict[int, int]] = {}
+    for offset in range(0, len(ids), CHUNK):
+        chunk = ids[offset:offset + CHUNK]
+        errors.update(raw_errors(chunk, bounds))
+        chunk_rollups = _rollups(chunk, bounds)
+        if chunk_rollups:
+            rollups.update(chunk_rollups)
+            histograms.update(raw_histograms(list(chunk_rollups), bounds))
+    return errors, rollups, histograms
 
 
 def _rollups(case_ids: list[uuid.UUID], bounds: Bounds) -> dict[uuid.UUID, list[DailyCaseRollup]]:
