@@ -19,6 +19,7 @@ from django.utils import timezone
 
 from casebank.errors import InvalidInput
 from casebank.models import Case
+from reflection.engine.queries import ids_lookup
 from reflection.models import ExecutionLog
 
 MAX_BATCH = 1_000
@@ -227,7 +228,7 @@ def _check_references(records: list[LogRecord], errors: dict[str, dict[str, str]
             errors[str(index)] = {"id": f"Repeats the id of log {seen[record.id]} in this batch."}
         seen.setdefault(record.id, index)
     case_ids = {record.case_id for record in records if record.case_id is not None}
-    versions = dict(Case.objects.filter(pk__in=case_ids).values_list("id", "version")) if case_ids else {}
+    versions = dict(Case.objects.filter(**ids_lookup("pk", list(case_ids))).values_list("id", "version")) if case_ids else {}
     for index, record in enumerate(records):
         if record.case_id is None:
             continue

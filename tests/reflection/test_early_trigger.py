@@ -5,6 +5,7 @@ import pytest
 from django.core.cache import cache
 
 from reflection.models import CaseAnalysis, ReflectionRun
+from tests.ops.test_redis_down import redis_server  # noqa: F401  (fixture)
 
 pytestmark = pytest.mark.django_db
 
@@ -51,3 +52,31 @@ def test_it_does_not_count_re_sent_logs(api, make_case, django_capture_on_commit
         api.post("/api/logs/", batch, format="json")
         api.post("/api/logs/", batch, format="json")
     assert not ReflectionRun.objects.exists()
+
+
+@pytest.fixture
+def counters_on_redis(settings, redis_server):  # noqa: F811  (the imported fixture)
+    _, client, url = redis_server
+    settings.CACHES = {
+        **settings.CACHES,
+        "default": {"BACKEND": "django_redis.cache.RedisCache", "LOCATION": url,
+                    "OPTIONS": {"SOCKET_CONNECT_TIMEOUT": 1, "SOCKET_TIMEOUT": 1, "IGNORE_EXCEPTIONS": True}},
+    }
+    return redis_server
+
+
+def test_it_counts_in_one_redis_script_and_resets_at_the_threshold(counters_on_redis, make_case):
+    from reflection.services import EARLY_COUNTER_KEY, note_new_logs
+
+    process, client, _ = counters_on_redis
+    busy, quiet = make_case(title="busy"), make_case(title="quiet")
+    assert note_new_logs(counts={busy.pk: 70, quiet.pk: 3}) == []
+    assert note_new_logs(counts={busy.pk: 30, quiet.pk: 3}) == [busy.pk]
+    assert int(client.get(EARLY_COUNTER_KEY.format(busy.pk))) == 0
+    assert int(client.get(EARLY_COUNTER_KEY.format(quiet.pk))) == 6
+    assert 0 < client.ttl(EARLY_COUNTER_KEY.format(quiet.pk)) <= 7 * 86400
+
+    process.kill()
+    process.wait()
+    # Redis gone: the batch is still accepted; only the early run waits for the daily one.
+    assert note_new_logs(counts={busy.pk: 500}) == []
