@@ -253,6 +253,19 @@ def test_it_runs_read_only_even_if_a_write_slipped_past_the_guard(analytics_db):
     assert sqlite3.connect(analytics_db).execute("SELECT COUNT(*) FROM orders").fetchone()[0] > 0
 
 
+def test_it_caps_the_size_of_a_value_even_if_an_amplifier_slipped_past_the_guard(analytics_db):
+    # One VM step builds the whole string, so the timeout alone could not stop it.
+    with pytest.raises(analytics.AnalyticsError, match="too big"):
+        analytics._run_sqlite(analytics.conf.analytics_database_url(),
+                              "SELECT replace(hex(zeroblob(400000)), '0', 'aaaa')", timeout_ms=5000, row_cap=10)
+
+
+@pytest.mark.parametrize("sql", ["SELECT * FROM orders WHERE id = ?", "SELECT 1; SELECT 2", "SELECT * FROM nowhere"])
+def test_it_maps_every_database_error_to_an_analytics_error(analytics_db, sql):
+    with pytest.raises(analytics.AnalyticsError, match="The database refused the query"):
+        analytics._run_sqlite(analytics.conf.analytics_database_url(), sql, timeout_ms=1000, row_cap=10)
+
+
 def test_it_aborts_a_query_past_the_statement_timeout(analytics_db, settings):
     settings.ANALYTICS_STATEMENT_TIMEOUT_MS = 50
     slow = "SELECT COUNT(*) FROM order_items a JOIN order_items b ON a.quantity <= b.quantity JOIN orders c ON c.total >= 0"
