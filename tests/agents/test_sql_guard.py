@@ -190,7 +190,23 @@ LEGIT = [
      "GROUP BY 1, 2, 3 ORDER BY gross DESC",
      lambda rows: sorted(row[0] for row in rows) == ["HAR", "SER", "SOF"]),
 ]
+# Every documented function once (docs/agents.md), so the allow-list and the docs cannot drift apart.
+SCALARS = ("SELECT ABS(total), CEIL(total), FLOOR(total), ROUND(total), SQRT(total), SIGN(total), LN(total + 1), "
+           "EXP(0), LOWER(region), UPPER(region), LENGTH(region), SUBSTR(region, 1, 2), SUBSTRING(region, 2), "
+           "TRIM(region), COALESCE(region, ''), NULLIF(region, ''), CAST(total AS INTEGER), region || '!', "
+           "CASE WHEN total > 100 THEN 'big' ELSE 'small' END, CURRENT_DATE, CURRENT_TIMESTAMP "
+           "FROM orders ORDER BY id LIMIT 5")
+WINDOWS = ("SELECT ROW_NUMBER() OVER w, RANK() OVER w, DENSE_RANK() OVER w, PERCENT_RANK() OVER w, CUME_DIST() OVER w, "
+           "NTILE(2) OVER w, LAG(total) OVER w, LEAD(total, 1, 0) OVER w, FIRST_VALUE(total) OVER w, "
+           "LAST_VALUE(total) OVER w, NTH_VALUE(total, 2) OVER w, AVG(total) OVER (PARTITION BY region) "
+           "FROM orders WINDOW w AS (PARTITION BY region ORDER BY total, id) ORDER BY id LIMIT 5")
+LEGIT += [(SCALARS, lambda rows: len(rows) == 5), (WINDOWS, lambda rows: len(rows) == 5)]
 LEGIT_SQLITE = [
+    ("SELECT COUNT(*), SUM(total), AVG(total), MIN(total), MAX(total), TOTAL(total), MAX(total, 1), MIN(total, 1), "
+     "IFNULL(total, 0), IIF(total > 1, 1, 0), INSTR(region, 'o'), DATE(order_date), TIME(order_date), "
+     "DATETIME(order_date), JULIANDAY(order_date), UNIXEPOCH(order_date), STRFTIME('%Y', order_date), "
+     "STRFTIME('%Y', order_date, 'localtime'), LOG(total), POWER(total, 2) FROM orders GROUP BY id LIMIT 5",
+     lambda rows: len(rows) == 5),
     ("SELECT strftime('%Y-%m', order_date) AS month, COUNT(*) AS orders, TOTAL(total) AS revenue FROM orders "
      "WHERE date(order_date) >= date('2026-01-01', '+1 month') GROUP BY month ORDER BY month",
      lambda rows: rows[0][0] == "2026-02" and len(rows) == 10),
@@ -200,6 +216,17 @@ LEGIT_SQLITE = [
      lambda rows: len(rows) == 5 and all(row[1] > 0 and row[2] == 5 for row in rows)),
 ]
 LEGIT_POSTGRES = [
+    ("SELECT COUNT(*), SUM(total), AVG(total), MIN(total), MAX(total), STDDEV(total), STDDEV_POP(total), "
+     "STDDEV_SAMP(total), VARIANCE(total), VAR_POP(total), PERCENTILE_CONT(0.5) WITHIN GROUP (ORDER BY total), "
+     "PERCENTILE_DISC(0.5) WITHIN GROUP (ORDER BY total), BOOL_AND(total > 0), BOOL_OR(total > 0), "
+     "GREATEST(MAX(total), 1), LEAST(MIN(total), 1), MAX(total) ^ 2, LOG(MAX(total)) FROM orders",
+     lambda rows: len(rows) == 1 and rows[0][0] == 4000),
+    ("SELECT CONCAT(region, '-', id), CONCAT_WS(',', region, id), LEFT(region, 2), RIGHT(region, 2), "
+     "STRPOS(region, 'o'), POSITION('o' IN region), DATE_TRUNC('week', order_date::timestamp), "
+     "EXTRACT(MONTH FROM order_date::date), DATE_PART('day', order_date::date), TO_CHAR(order_date::date, 'Mon YYYY'), "
+     "NOW(), AGE(order_date::date), LOCALTIME, LOCALTIMESTAMP, order_date::date + INTERVAL '1 month' "
+     "FROM orders ORDER BY id LIMIT 5",
+     lambda rows: len(rows) == 5 and rows[0][0].endswith("-1")),
     ("SELECT DATE_TRUNC('month', order_date::date) AS month, EXTRACT(YEAR FROM order_date::date) AS year, "
      "TO_CHAR(order_date::date, 'YYYY-MM') AS label, COUNT(*) FILTER (WHERE total > 100) AS big_orders "
      "FROM orders GROUP BY 1, 2, 3 ORDER BY 1",
