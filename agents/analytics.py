@@ -1,8 +1,10 @@
 """Running checked SQL on the analytics database: read-only, time-boxed, row-capped.
 
-SQLite is opened with `mode=ro` and `PRAGMA query_only`, and a progress handler aborts a query
-past the statement timeout. PostgreSQL runs in a READ ONLY transaction with a local
-`statement_timeout`; give it a read-only role as well in production.
+SQLite is opened with `mode=ro` and `PRAGMA query_only`, a progress handler aborts a query past
+the statement timeout, and no string or blob may grow past `MAX_VALUE_BYTES`. PostgreSQL runs in
+a READ ONLY transaction with a local `statement_timeout` and a server-side cursor, so only the
+capped rows ever leave the server; give it a read-only role as well in production. Any database
+error becomes an `AnalyticsError`.
 """
 from __future__ import annotations
 
@@ -15,6 +17,10 @@ from urllib.parse import unquote, urlparse
 
 from agents import conf
 from agents.sql_guard import SqlRefused, check_sql
+
+# A single value (string or blob) larger than this aborts the SQLite query: one VM step can build a
+# huge string, and the progress handler that enforces the timeout only runs between steps.
+MAX_VALUE_BYTES = 1_000_000
 
 
 class AnalyticsError(Exception):
@@ -80,24 +86,29 @@ def _sqlite_connect(url: str) -> sqlite3.Connection:
         raise AnalyticsError(f"The analytics database {path.name} does not exist; run `manage.py seed_demo`.")
     connection = sqlite3.connect(f"file:{path}?mode=ro", uri=True, timeout=5, check_same_thread=False)
     connection.execute("PRAGMA query_only = ON")
+    connection.setlimit(sqlite3.SQLITE_LIMIT_LENGTH, MAX_VALUE_BYTES)
     return connection
 
 
 def _run_sqlite(url: str, sql: str, *, timeout_ms: int, row_cap: int) -> tuple[list[str], list[list], bool]:
-    connection = _sqlite_connect(url)
-    deadline = time.monotonic() + timeout_ms / 1000
-    # Returning non-zero from the handler interrupts the statement.
-    connection.set_progress_handler(lambda: int(time.monotonic() > deadline), 1000)
+    connection = None
     try:
+        connection = _sqlite_connect(url)
+        deadline = time.monotonic() + timeout_ms / 1000
+        # Returning non-zero from the handler interrupts the statement.
+        connection.set_progress_handler(lambda: int(time.monotonic() > deadline), 1000)
         cursor = connection.execute(sql)
         rows = cursor.fetchmany(row_cap + 1)
         columns = [d[0] for d in cursor.description or []]
-    except sqlite3.OperationalError as error:
+    # sqlite3.Error covers ProgrammingError (bindings, several statements) and DataError (too big);
+    # Warning is what older Pythons raise for a second statement.
+    except (sqlite3.Error, sqlite3.Warning) as error:
         if "interrupted" in str(error):
             raise AnalyticsError(f"The query exceeded the statement timeout of {timeout_ms} ms.") from None
-        raise AnalyticsError(str(error)) from None
+        raise AnalyticsError(f"The database refused the query: {error}") from None
     finally:
-        connection.close()
+        if connection is not None:
+            connection.close()
     return columns, [list(r) for r in rows[:row_cap]], len(rows) > row_cap
 
 
@@ -109,13 +120,16 @@ def _run_postgres(url: str, sql: str, *, timeout_ms: int, row_cap: int) -> tuple
             with connection.transaction():
                 connection.execute("SET TRANSACTION READ ONLY")
                 connection.execute(f"SET LOCAL statement_timeout = {int(timeout_ms)}")
-                cursor = connection.execute(sql)
-                rows = cursor.fetchmany(row_cap + 1)
-                columns = [d.name for d in cursor.description or []]
+                # A client-side cursor would receive the whole result before fetchmany() caps it.
+                with connection.cursor(name="analytics") as cursor:
+                    cursor.execute(sql)
+                    rows = cursor.fetchmany(row_cap + 1)
+                    columns = [d.name for d in cursor.description or []]
     except psycopg.errors.QueryCanceled:
         raise AnalyticsError(f"The query exceeded the statement timeout of {timeout_ms} ms.") from None
     except psycopg.Error as error:
-        raise AnalyticsError(str(error).splitlines()[0]) from None
+        first_line = (str(error).splitlines() or [type(error).__name__])[0]
+        raise AnalyticsError(f"The database refused the query: {first_line}") from None
     return columns, [list(r) for r in rows[:row_cap]], len(rows) > row_cap
 
 

@@ -1,11 +1,16 @@
 from __future__ import annotations
 
+import sqlite3
+
+import psycopg
 import pytest
 from django.conf import settings
 from django.core.cache import caches
+from django.db import connection
 
-from agents import demo_data
+from agents import conf, demo_data
 from agents.documents import documents_load_path
+from tests.bench.support import database_url
 
 
 @pytest.fixture(autouse=True)
@@ -26,6 +31,36 @@ def analytics_db(settings, tmp_path):
     demo_data.create_demo_analytics_db(path)
     settings.ANALYTICS_DATABASE_URL = f"sqlite:///{path}"
     return path
+
+
+@pytest.fixture
+def pg_demo_analytics(settings, analytics_db):
+    """The demo analytics data copied into the PostgreSQL test database, configured for the workers.
+
+    Needs `django_db(transaction=True)`: the copy is made over a separate connection.
+    """
+    if connection.vendor != "postgresql":
+        pytest.skip("PostgreSQL analytics; run through scripts/run_tests.py")
+    url = database_url()
+    tables = conf.DEFAULTS["ANALYTICS_ALLOWED_TABLES"]  # in foreign-key order
+    source = sqlite3.connect(analytics_db)
+    try:
+        with psycopg.connect(url, autocommit=True) as target:
+            target.execute(f"DROP TABLE IF EXISTS {', '.join(reversed(tables))}")  # a crashed run's leftovers
+            # DOUBLE PRECISION keeps SQLite's 8-byte REAL values exact (PostgreSQL's REAL is 4 bytes).
+            for statement in demo_data.SCHEMA.replace("REAL", "DOUBLE PRECISION").split(";"):
+                if statement.strip():
+                    target.execute(statement)
+            for table in tables:
+                with target.cursor().copy(f"COPY {table} FROM STDIN") as copy:
+                    for row in source.execute(f"SELECT * FROM {table}"):
+                        copy.write_row(row)
+    finally:
+        source.close()
+    settings.ANALYTICS_DATABASE_URL = url
+    yield url
+    with psycopg.connect(url, autocommit=True) as target:
+        target.execute(f"DROP TABLE IF EXISTS {', '.join(reversed(tables))}")
 
 
 @pytest.fixture

@@ -32,7 +32,11 @@ def test_it_runs_a_checked_select(pg_analytics):
 
 
 def test_it_refuses_writes_in_the_read_only_transaction(pg_analytics):
+    # A cursor takes only queries, so a plain DELETE fails even earlier; row locks are the write
+    # a query can still ask for, and the read-only transaction refuses them.
     with pytest.raises(analytics.AnalyticsError, match="read-only transaction"):
+        analytics._run_postgres(pg_analytics, "SELECT * FROM orders FOR UPDATE", timeout_ms=1000, row_cap=10)
+    with pytest.raises(analytics.AnalyticsError):
         analytics._run_postgres(pg_analytics, "DELETE FROM orders", timeout_ms=1000, row_cap=10)
     assert analytics.run_checked_query("SELECT COUNT(*) FROM orders").rows == [[3000]]
 
@@ -44,3 +48,12 @@ def test_it_applies_the_statement_timeout_and_row_cap(pg_analytics, settings):
     settings.ANALYTICS_ROW_CAP = 10
     capped = analytics.run_checked_query("SELECT id FROM orders")
     assert len(capped.rows) == 10 and capped.truncated
+
+
+def test_it_fetches_only_the_capped_rows_from_a_huge_result(pg_analytics, settings):
+    # 27 billion rows: a client-side cursor would stream until the timeout; the server-side one
+    # hands over the first 11 and stops.
+    settings.ANALYTICS_STATEMENT_TIMEOUT_MS = 3000
+    settings.ANALYTICS_ROW_CAP = 10
+    result = analytics.run_checked_query("SELECT a.id, b.id AS b_id, c.id AS c_id FROM orders a, orders b, orders c")
+    assert len(result.rows) == 10 and result.truncated
