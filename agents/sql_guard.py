@@ -80,6 +80,20 @@ _SESSION_WORDS = frozenset({"user", "current_role", "system_user", "session_user
 _VAR_PARENTS = (exp.Extract, exp.TimestampTrunc, exp.DateTrunc, exp.Interval)
 _PLAIN_NAME = re.compile(r"[A-Za-z_][A-Za-z0-9_$]*")
 _TABLE_NAME = re.compile(r"[A-Za-z_][A-Za-z0-9_]*")
+# What the Text2SQL prompt tells the LLM, so that its first answer passes (kept beside the lists).
+PROMPT_RULES: dict[str, str] = {
+    dialect: (
+        "Rules: one plain SELECT (CTEs allowed, not recursive); values written into the SQL, no bind "
+        "parameters; functions only from: count, sum, avg, min, max, round, abs, ceil, floor, coalesce, "
+        "nullif, case, cast to basic types, lower, upper, length, substr, trim, window functions "
+        f"(row_number, rank, dense_rank, lag, lead, ntile), {dates}; no printf, format, repeat, lpad, "
+        "replace, string_agg or group_concat."
+    )
+    for dialect, dates in (
+        ("sqlite", "date, datetime, julianday and strftime with a literal format"),
+        ("postgres", "date_trunc, extract, date_part, to_char with a literal format, age, percentile_cont"),
+    )
+}
 _BIND_MESSAGE = (
     "Bind parameters (?, $1, :name, @name, %s) are not supported; write the values into the SQL."
 )

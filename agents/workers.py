@@ -13,7 +13,7 @@ from django.core.cache import cache
 
 from agents import analytics, conf, retrieval
 from agents.llm import LLMError, llm_client
-from agents.sql_guard import SqlRefused, check_sql
+from agents.sql_guard import PROMPT_RULES, SqlRefused, check_sql
 
 DATA_ANALYSIS = "data_analysis"
 INFORMATION_RETRIEVAL = "information_retrieval"
@@ -132,7 +132,7 @@ class DataAnalysisAgent(Agent):
         dialect = analytics.dialect_of(conf.analytics_database_url())
         prompt = (
             f"Write one read-only {dialect} SELECT that answers the question, using only these tables:\n"
-            f"{tables}\nQuestion: {task.query}"
+            f"{tables}\n{PROMPT_RULES[dialect]}\nQuestion: {task.query}"
         )
         if task.actions:
             prompt += "\nPlan step: " + "; ".join(task.actions)

@@ -10,6 +10,7 @@ from agents.models import Session, SessionEvent
 from agents.tasks import record_session_outcome
 from casebank.models import Case, CaseStatus
 from reflection.models import ExecutionLog
+from agents.sql_guard import PROMPT_RULES
 from tests.support.openai_server import Reply
 
 pytestmark = pytest.mark.django_db(transaction=True)
@@ -89,6 +90,9 @@ def test_it_iterates_after_a_refused_query_and_feeds_back_the_error(api, session
     assert state["errors"] == {}
     retry_prompt = session_llm.requests[2]["messages"][-1]["content"]
     assert "A previous attempt failed: SQL refused: Only SELECT is allowed" in retry_prompt
+    # Every Text2SQL prompt carries the guard's rules for the analytics database's dialect.
+    first_prompt = session_llm.requests[1]["messages"][-1]["content"]
+    assert PROMPT_RULES["sqlite"] in first_prompt and PROMPT_RULES["sqlite"] in retry_prompt
     evaluations = SessionEvent.objects.filter(session_id=state["id"], kind="evaluation").order_by("sequence")
     assert [e.data["passed"] for e in evaluations] == [False, True]
     assert sqlite_count(analytics_db) == 4000
