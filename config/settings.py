@@ -30,8 +30,7 @@ CSRF_TRUSTED_ORIGINS = env.list("DJANGO_CSRF_TRUSTED_ORIGINS", default=[])
 # HTTPS hardening, off by default so the dev server works over http; docs/deployment.md lists
 # the production values that make `manage.py check --deploy` clean.
 SECURE_SSL_REDIRECT = env.bool("DJANGO_SECURE_SSL_REDIRECT", default=False)
-# Probes and scrapers talk plain HTTP to the pod, inside the cluster.
-SECURE_REDIRECT_EXEMPT = [r"^health", r"^metrics$"]
+# Probes and scrapers talk plain HTTP to the pod: config.probes answers them before this.
 SESSION_COOKIE_SECURE = env.bool("DJANGO_SECURE_COOKIES", default=False)
 CSRF_COOKIE_SECURE = SESSION_COOKIE_SECURE
 SECURE_HSTS_SECONDS = env.int("DJANGO_HSTS_SECONDS", default=0)
@@ -60,6 +59,8 @@ INSTALLED_APPS = [
 ]
 
 MIDDLEWARE = [
+    # First: probes and the scraper address the pod by IP over plain HTTP (config/probes.py).
+    "config.probes.probe_middleware",
     "django_prometheus.middleware.PrometheusBeforeMiddleware",
     "django.middleware.security.SecurityMiddleware",
     "django.contrib.sessions.middleware.SessionMiddleware",

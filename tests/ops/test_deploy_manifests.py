@@ -47,10 +47,35 @@ def test_it_rejects_an_invalid_manifest_so_the_check_means_something():
         kubernetes_validate.validate(broken, K8S_VERSION, strict=True)
 
 
-def test_it_probes_web_on_health_and_takes_config_from_secrets():
-    web = by_kind("Deployment")["caseloop-web"]["spec"]["template"]["spec"]["containers"][0]
-    assert web["livenessProbe"]["httpGet"]["path"] == "/health"
-    assert web["readinessProbe"]["httpGet"]["path"] == "/health/ready"
+@pytest.mark.parametrize("name", ["caseloop-web", "caseloop-sse"])
+def test_it_restarts_servers_only_when_the_process_is_stuck(name):
+    """Liveness touches no shared service (a database outage must not restart every pod);
+    readiness takes a pod out of rotation while its database is unreachable or unmigrated."""
+    server = by_kind("Deployment")[name]["spec"]["template"]["spec"]["containers"][0]
+    ports = {port["name"]: port["containerPort"] for port in server["ports"]}
+    for probe, path in (("livenessProbe", "/health/live"), ("readinessProbe", "/health/ready")):
+        assert server[probe]["httpGet"]["path"] == path, (name, probe)
+        assert server[probe]["httpGet"]["port"] in ports, (name, probe)
+    assert server["readinessProbe"]["periodSeconds"] < server["livenessProbe"]["periodSeconds"]
+
+
+def test_it_probes_only_paths_answered_before_host_validation():
+    """Kubelet sends the pod IP as Host: only `config.probes` paths answer it (not a 400)."""
+    from config.probes import PROBES
+
+    probed = []
+    for _, document in k8s_documents():
+        spec = document.get("spec", {}).get("template", {}).get("spec", {})
+        for container in spec.get("containers", []):
+            for probe in ("livenessProbe", "readinessProbe", "startupProbe"):
+                path = container.get(probe, {}).get("httpGet", {}).get("path")
+                if path:
+                    probed.append(path)
+                    assert path in PROBES, path
+    assert probed
+
+
+def test_it_takes_config_from_secrets():
     for name, document in k8s_documents():
         spec = document.get("spec", {}).get("template", {}).get("spec", {})
         for container in spec.get("containers", []):
@@ -101,7 +126,8 @@ def test_it_builds_a_non_root_image_that_serves_through_serve_sh():
     assert instructions[0] == "FROM"
     assert set(instructions) <= {"FROM", "ENV", "WORKDIR", "COPY", "RUN", "USER", "EXPOSE", "HEALTHCHECK", "CMD", "ARG"}
     assert re.search(r"^USER caseloop$", dockerfile, re.MULTILINE)
-    assert "/health" in dockerfile
+    healthcheck = re.search(r"^HEALTHCHECK .*?CMD (.+?)$", dockerfile, re.MULTILINE | re.DOTALL).group(1)
+    assert "http://127.0.0.1:8000/health/live" in healthcheck
     cmd = json.loads(re.search(r"^CMD (.+)$", dockerfile, re.MULTILINE).group(1))
     assert cmd == ["scripts/serve.sh", "web"]
     assert (ROOT / "scripts" / "serve.sh").stat().st_mode & 0o111
