@@ -295,11 +295,21 @@ REFLECTION_EARLY_TRIGGER_LOGS = env.int("REFLECTION_EARLY_TRIGGER_LOGS", default
 # CaseTerm's covering index (INCLUDE) is a PostgreSQL feature; SQLite just builds the key index.
 SILENCED_SYSTEM_CHECKS = ["models.W040"]
 
+# Every handler masks passwords, keys and tokens (config/log_redaction.py): exception text is
+# written as raised, and a driver's error may quote DATABASE_URL with its password. Django's
+# own "django" handlers (console in DEBUG, mail_admins) are replaced: it propagates to root.
 LOGGING = {
     "version": 1,
     "disable_existing_loggers": False,
+    "filters": {"redact_secrets": {"()": "config.log_redaction.RedactSecrets"}},
     "formatters": {"plain": {"format": "%(asctime)s %(levelname)s %(name)s %(message)s"}},
-    "handlers": {"console": {"class": "logging.StreamHandler", "formatter": "plain"}},
+    "handlers": {
+        "console": {"class": "logging.StreamHandler", "formatter": "plain", "filters": ["redact_secrets"]},
+    },
     "root": {"handlers": ["console"], "level": env.str("LOG_LEVEL", default="INFO")},
-    "loggers": {"sentence_transformers": {"level": "WARNING"}},
+    "loggers": {
+        "django": {"handlers": [], "level": "INFO", "propagate": True},
+        "django.server": {"handlers": [], "level": "INFO", "propagate": True},
+        "sentence_transformers": {"level": "WARNING"},
+    },
 }
