@@ -41,6 +41,12 @@ if env.bool("DJANGO_BEHIND_TLS_PROXY", default=False):
 # Parts whose failure makes /health answer 503 (see config/health.py).
 HEALTH_REQUIRED = env.list("HEALTH_REQUIRED", default=["database"])
 
+# Prometheus multiprocess mode (config/metrics.py): each process writes its metrics into this
+# directory. Any manage.py command started where it is set (a shell in a web container) would
+# fail on its first metric if the directory were missing, so make sure it exists.
+if env.str("PROMETHEUS_MULTIPROC_DIR", default=""):
+    Path(env.str("PROMETHEUS_MULTIPROC_DIR")).mkdir(parents=True, exist_ok=True)
+
 INSTALLED_APPS = [
     "django.contrib.admin",
     "django.contrib.auth",
