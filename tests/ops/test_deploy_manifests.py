@@ -98,6 +98,35 @@ def test_it_has_workers_and_a_migration_job():
     assert job["restartPolicy"] == "Never"
 
 
+@pytest.mark.parametrize("name", ["caseloop-web", "caseloop-sse", "caseloop-qcluster"])
+def test_it_scrapes_each_pod_from_one_metrics_directory(name):
+    """Every process of a pod writes to one emptyDir; serve.sh empties it before starting them."""
+    pod = by_kind("Deployment")[name]["spec"]["template"]
+    container = pod["spec"]["containers"][0]
+    env = {variable["name"]: variable.get("value") for variable in container.get("env", [])}
+    directory = env["PROMETHEUS_MULTIPROC_DIR"]
+    mounts = {mount["mountPath"]: mount["name"] for mount in container["volumeMounts"]}
+    volumes = {volume["name"]: volume for volume in pod["spec"]["volumes"]}
+    assert "emptyDir" in volumes[mounts[directory]]
+    assert container["command"][0] == "scripts/serve.sh"
+    annotations = pod["metadata"]["annotations"]
+    assert annotations["prometheus.io/scrape"] == "true"
+    assert int(annotations["prometheus.io/port"]) in {port["containerPort"] for port in container["ports"]}
+
+
+def test_qcluster_serves_its_metrics_and_survives_a_database_outage():
+    qcluster = by_kind("Deployment")["caseloop-qcluster"]["spec"]["template"]["spec"]["containers"][0]
+    assert qcluster["command"] == ["scripts/serve.sh", "qcluster"]
+    ports = {port["name"]: port["containerPort"] for port in qcluster["ports"]}
+    assert ports["metrics"] == 9100
+    # Liveness must not depend on the database (`manage.py check --database` restarted every
+    # worker during an outage): it asks the exporter that lives and dies with the cluster.
+    assert "exec" not in qcluster["livenessProbe"]
+    assert qcluster["livenessProbe"]["httpGet"] == {"path": "/metrics", "port": "metrics"}
+    serve = (ROOT / "scripts" / "serve.sh").read_text()
+    assert re.search(r"^  qcluster\) metrics_dir qcluster; qcluster ;;$", serve, re.MULTILINE)
+
+
 def _compose_schema() -> dict:
     path = resources.files("check_jsonschema") / "builtin_schemas" / "vendor" / "compose-spec.json"
     return json.loads(path.read_text())
@@ -111,6 +140,24 @@ def test_it_validates_the_compose_file_against_the_compose_specification():
     web = compose["services"]["web"]
     assert web["depends_on"]["migrate"]["condition"] == "service_completed_successfully"
     assert "/health" in " ".join(web["healthcheck"]["test"])
+
+
+def test_it_checks_each_compose_service_on_the_port_it_serves():
+    """The image's HEALTHCHECK probes the web port; the other roles must not inherit it."""
+    services = yaml.safe_load((DEPLOY / "compose.yaml").read_text())["services"]
+    checks = {name: " ".join(services[name]["healthcheck"].get("test", [])) for name in ("web", "sse", "qcluster")}
+    assert "127.0.0.1:8000/health" in checks["web"]
+    assert "127.0.0.1:8001/health/live" in checks["sse"]
+    assert "127.0.0.1:9100/metrics" in checks["qcluster"]
+    assert services["qcluster"]["command"] == ["scripts/serve.sh", "qcluster"]
+    assert services["migrate"]["healthcheck"] == {"disable": True}
+
+
+def test_compose_migrates_like_the_kubernetes_job():
+    services = yaml.safe_load((DEPLOY / "compose.yaml").read_text())["services"]
+    job = by_kind("Job")["caseloop-migrate"]["spec"]["template"]["spec"]["containers"][0]
+    assert " ".join(services["migrate"]["command"]) == " ".join(job["command"])
+    assert "manage.py setup_roles" in " ".join(job["command"])
 
 
 def test_it_rejects_an_invalid_compose_file_so_the_check_means_something():
