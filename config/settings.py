@@ -62,6 +62,7 @@ INSTALLED_APPS = [
     "casebank",
     "reflection",
     "agents",
+    "config.apps.ProjectConfig",  # deploy checks (config/checks.py)
 ]
 
 MIDDLEWARE = [

@@ -157,7 +157,37 @@ def test_compose_migrates_like_the_kubernetes_job():
     services = yaml.safe_load((DEPLOY / "compose.yaml").read_text())["services"]
     job = by_kind("Job")["caseloop-migrate"]["spec"]["template"]["spec"]["containers"][0]
     assert " ".join(services["migrate"]["command"]) == " ".join(job["command"])
-    assert "manage.py setup_roles" in " ".join(job["command"])
+    steps = job["command"][-1].split(" && ")
+    assert steps == ["python manage.py check --deploy --fail-level ERROR", "python manage.py migrate --noinput",
+                     "python manage.py setup_roles"]
+
+
+def _ignored(patterns: list[str], path: str) -> bool:
+    """Docker's .dockerignore matching, enough for these patterns: `**/` is any directory
+    depth, a pattern naming a directory ignores everything below it, `!` re-includes."""
+    ignored = False
+    for pattern in patterns:
+        negate = pattern.startswith("!")
+        regex = re.escape(pattern.lstrip("!")).replace(r"\*\*/", "(?:.*/)?").replace(r"\*", "[^/]*")
+        if re.fullmatch(f"{regex}(?:/.*)?", path):
+            ignored = not negate
+    return ignored
+
+
+def test_it_keeps_local_and_secret_files_out_of_the_build_context():
+    patterns = [line.strip() for line in (ROOT / ".dockerignore").read_text().splitlines()
+                if line.strip() and not line.startswith("#")]
+    for path in (".venv/bin/python", ".git/HEAD", "var/caseloop.sqlite3", "var/q_stats/x", "deploy/.env",
+                 "db.sqlite3", "tests/data/x.sqlite3", "casebank/__pycache__/models.cpython-311.pyc",
+                 "staticfiles/admin/x.css"):
+        assert _ignored(patterns, path), path
+    dockerfile = (DEPLOY / "Dockerfile").read_text()
+    # What the image needs is still sent: the COPY sources and everything serve.sh runs.
+    needed = re.findall(r"^COPY (?!--from)(?:--\S+ )*(\S+) ", dockerfile, re.MULTILINE)
+    for path in [*needed, "manage.py", "scripts/serve.sh", "config/settings.py", "config/gunicorn.py",
+                 "templates/admin/reflection/suggestion_decision.html", "deploy/env.example",
+                 "agents/demo_docs/refund-policy.md"]:
+        assert not _ignored(patterns, path), path
 
 
 def test_it_rejects_an_invalid_compose_file_so_the_check_means_something():
