@@ -58,3 +58,14 @@ def test_liveness_needs_no_database(production_hosts):
     assert "no-cache" in response["Cache-Control"] or "max-age=0" in response["Cache-Control"]
     # Readiness does need the database, so the same "outage" takes the pod out of rotation.
     assert Client().get("/health/ready", HTTP_HOST="10.1.2.3:8000").status_code == 503
+
+
+@pytest.mark.django_db
+@pytest.mark.parametrize("path", ["/health/live", "/health/ready", "/metrics"])
+def test_it_answers_probes_on_the_asgi_server_too(production_hosts, path):
+    """The SSE pods run uvicorn: the same middleware in its async form."""
+    from asgiref.sync import async_to_sync
+    from django.test import AsyncClient
+
+    response = async_to_sync(AsyncClient().get)(path, headers={"host": "10.1.2.3:8001"})
+    assert response.status_code == 200
