@@ -50,7 +50,9 @@ qcluster() {
   local cluster=$! status=0
   # A stop (SIGTERM from Kubernetes or compose) goes to the cluster, which finishes its tasks.
   trap 'kill -TERM "$cluster" 2>/dev/null || true' TERM INT
-  while kill -0 "$cluster" 2>/dev/null; do wait "$cluster" || status=$?; done
+  # wait returns early (>128) when the trap runs; wait again for the cluster's own exit code.
+  wait "$cluster" && status=0 || status=$?
+  while kill -0 "$cluster" 2>/dev/null; do wait "$cluster" && status=0 || status=$?; done
   kill "$exporter" 2>/dev/null || true
   exit "$status"
 }
