@@ -26,6 +26,7 @@ serve: setup
 	bash scripts/serve.sh all
 
 test: setup
+	@command -v redis-server >/dev/null || { echo "make test needs redis-server on PATH (apt-get install redis-server): the Redis tests start their own on a free port." >&2; exit 1; }
 	$(VENV)/bin/ruff check .
 	$(PY) scripts/run_tests.py
 

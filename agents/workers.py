@@ -9,11 +9,11 @@ import json
 from dataclasses import asdict, dataclass, field
 from typing import Any
 
-from django.core.cache import cache
-
 from agents import analytics, conf, retrieval
+from agents.metrics import agent_cache_lookup
 from agents.llm import LLMError, llm_client
 from agents.sql_guard import PROMPT_RULES, SqlRefused, check_sql
+from casebank.cache import layered_get, layered_set
 
 DATA_ANALYSIS = "data_analysis"
 INFORMATION_RETRIEVAL = "information_retrieval"
@@ -103,11 +103,17 @@ class DataAnalysisAgent(Agent):
 
     @staticmethod
     def query(sql: str) -> dict:
-        """Guarded, cached execution; the dict is what the API and the session store."""
+        """Guarded, cached execution; the dict is what the API and the session store.
+
+        Results go to the layered cache (casebank.cache): this process's memory answers a
+        repeat without a network hop, the shared Redis answers it on every other replica and
+        qcluster worker for `CACHE_SECONDS`.
+        """
         url = conf.analytics_database_url()
         checked = check_sql(sql, allowed_tables=conf.get("ANALYTICS_ALLOWED_TABLES"), dialect=analytics.dialect_of(url))
         key = analytics.cache_key_for(checked.sql, url)
-        cached = cache.get(key)
+        cached = layered_get(key)
+        agent_cache_lookup(agent=DATA_ANALYSIS, hit=cached is not None)
         if cached is not None:
             return {**cached, "cached": True}
         result = analytics.run_checked_query(checked.sql, url=url)
@@ -122,7 +128,7 @@ class DataAnalysisAgent(Agent):
             "cache_key": result.cache_key,
             "elapsed_ms": round(result.elapsed_ms, 2),
         }
-        cache.set(key, data, CACHE_SECONDS)
+        layered_set(key, data, CACHE_SECONDS)
         return {**data, "cached": False}
 
     @staticmethod

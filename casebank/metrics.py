@@ -2,36 +2,33 @@
 
 django-prometheus already exports request counts, latencies, database and cache calls; these
 are the product's own. Other apps record through the small functions below rather than
-touching the collectors, so names and labels stay in one place. Each process keeps its own
-counters (see docs/scaling.md for gunicorn's multiprocess mode).
+touching the collectors, so names and labels stay in one place. Under gunicorn and qcluster
+every process writes its counters to `PROMETHEUS_MULTIPROC_DIR` and a scrape merges them
+(`config/metrics.py`), which also derives `caseloop_cache_hit_ratio` from the merged counts.
 """
 from __future__ import annotations
 
-from prometheus_client import Counter, Gauge
+from collections.abc import Mapping
+
+from prometheus_client import Counter
 
 CACHE_REQUESTS = Counter(
     "caseloop_cache_requests_total",
     "Layered cache lookups by layer (l1 memory, l2 Redis) and result (hit, miss, error).",
     ["layer", "result"],
 )
+CACHE_HIT_RATIO_HELP = "Share of layered-cache lookups answered from L1 or L2 (every process of this pod)."
 
 
 def cache_event(layer: str, result: str) -> None:
     CACHE_REQUESTS.labels(layer=layer, result=result).inc()
 
 
-def _count(layer: str, result: str) -> float:
-    return CACHE_REQUESTS.labels(layer=layer, result=result)._value.get()
+def cache_hit_ratio(counts: Mapping[tuple[str, str], float]) -> float:
+    """Hits in either layer over lookups, from `{(layer, result): count}`; 0 when none.
 
-
-def cache_hit_ratio() -> float:
-    """Share of lookups answered by either layer since the process started (0 when none)."""
-    hits = _count("l1", "hit") + _count("l2", "hit")
-    lookups = _count("l1", "hit") + _count("l1", "miss")
+    Every lookup asks L1 first, so L1 hits + L1 misses count each lookup exactly once.
+    """
+    lookups = counts.get(("l1", "hit"), 0.0) + counts.get(("l1", "miss"), 0.0)
+    hits = counts.get(("l1", "hit"), 0.0) + counts.get(("l2", "hit"), 0.0)
     return hits / lookups if lookups else 0.0
-
-
-CACHE_HIT_RATIO = Gauge(
-    "caseloop_cache_hit_ratio", "Share of layered-cache lookups answered from L1 or L2 (this process)."
-)
-CACHE_HIT_RATIO.set_function(cache_hit_ratio)

@@ -1,4 +1,10 @@
-"""`/health` (liveness and a status page) and `/health/ready` (readiness).
+"""`/health/live` (liveness), `/health` (a status page) and `/health/ready` (readiness).
+
+Liveness says only that the process answers: it touches no database, cache or queue, so an
+outage of a shared service never makes Kubernetes restart every pod at once (restarting would
+not fix it). Readiness takes a pod out of the load balancer while its database is unreachable
+or migrations are pending. All three are answered before host validation and the HTTPS
+redirect (`config.probes`), since probes address the pod by IP over plain HTTP.
 
 Unauthenticated and free of secrets: each part reports a status and a short reason, never a
 URL, host or exception text. Only the parts named in `HEALTH_REQUIRED` (default: the database)
@@ -100,6 +106,13 @@ def health(request: HttpRequest) -> JsonResponse:
     for name, result in checks.items():
         result["required"] = name in required
     return JsonResponse({"status": overall, "checks": checks}, status=code)
+
+
+@never_cache
+@require_GET
+def live(request: HttpRequest) -> JsonResponse:
+    """The process is up and serving requests; nothing else is checked."""
+    return JsonResponse({"status": UP})
 
 
 def pending_migrations() -> list[str]:

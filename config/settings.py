@@ -30,8 +30,7 @@ CSRF_TRUSTED_ORIGINS = env.list("DJANGO_CSRF_TRUSTED_ORIGINS", default=[])
 # HTTPS hardening, off by default so the dev server works over http; docs/deployment.md lists
 # the production values that make `manage.py check --deploy` clean.
 SECURE_SSL_REDIRECT = env.bool("DJANGO_SECURE_SSL_REDIRECT", default=False)
-# Probes and scrapers talk plain HTTP to the pod, inside the cluster.
-SECURE_REDIRECT_EXEMPT = [r"^health", r"^metrics$"]
+# Probes and scrapers talk plain HTTP to the pod: config.probes answers them before this.
 SESSION_COOKIE_SECURE = env.bool("DJANGO_SECURE_COOKIES", default=False)
 CSRF_COOKIE_SECURE = SESSION_COOKIE_SECURE
 SECURE_HSTS_SECONDS = env.int("DJANGO_HSTS_SECONDS", default=0)
@@ -41,6 +40,12 @@ if env.bool("DJANGO_BEHIND_TLS_PROXY", default=False):
     SECURE_PROXY_SSL_HEADER = ("HTTP_X_FORWARDED_PROTO", "https")
 # Parts whose failure makes /health answer 503 (see config/health.py).
 HEALTH_REQUIRED = env.list("HEALTH_REQUIRED", default=["database"])
+
+# Prometheus multiprocess mode (config/metrics.py): each process writes its metrics into this
+# directory. Any manage.py command started where it is set (a shell in a web container) would
+# fail on its first metric if the directory were missing, so make sure it exists.
+if env.str("PROMETHEUS_MULTIPROC_DIR", default=""):
+    Path(env.str("PROMETHEUS_MULTIPROC_DIR")).mkdir(parents=True, exist_ok=True)
 
 INSTALLED_APPS = [
     "django.contrib.admin",
@@ -57,9 +62,12 @@ INSTALLED_APPS = [
     "casebank",
     "reflection",
     "agents",
+    "config.apps.ProjectConfig",  # deploy checks (config/checks.py)
 ]
 
 MIDDLEWARE = [
+    # First: probes and the scraper address the pod by IP over plain HTTP (config/probes.py).
+    "config.probes.probe_middleware",
     "django_prometheus.middleware.PrometheusBeforeMiddleware",
     "django.middleware.security.SecurityMiddleware",
     "django.contrib.sessions.middleware.SessionMiddleware",
@@ -296,11 +304,21 @@ REFLECTION_PARALLEL_MIN_CASES = env.int("REFLECTION_PARALLEL_MIN_CASES", default
 # CaseTerm's covering index (INCLUDE) is a PostgreSQL feature; SQLite just builds the key index.
 SILENCED_SYSTEM_CHECKS = ["models.W040"]
 
+# Every handler masks passwords, keys and tokens (config/log_redaction.py): exception text is
+# written as raised, and a driver's error may quote DATABASE_URL with its password. Django's
+# own "django" handlers (console in DEBUG, mail_admins) are replaced: it propagates to root.
 LOGGING = {
     "version": 1,
     "disable_existing_loggers": False,
+    "filters": {"redact_secrets": {"()": "config.log_redaction.RedactSecrets"}},
     "formatters": {"plain": {"format": "%(asctime)s %(levelname)s %(name)s %(message)s"}},
-    "handlers": {"console": {"class": "logging.StreamHandler", "formatter": "plain"}},
+    "handlers": {
+        "console": {"class": "logging.StreamHandler", "formatter": "plain", "filters": ["redact_secrets"]},
+    },
     "root": {"handlers": ["console"], "level": env.str("LOG_LEVEL", default="INFO")},
-    "loggers": {"sentence_transformers": {"level": "WARNING"}},
+    "loggers": {
+        "django": {"handlers": [], "level": "INFO", "propagate": True},
+        "django.server": {"handlers": [], "level": "INFO", "propagate": True},
+        "sentence_transformers": {"level": "WARNING"},
+    },
 }

@@ -6,7 +6,8 @@ Call sites use the functions, never the collectors:
 - `record_llm_call(outcome=, tokens_in=, tokens_out=, cost_usd=, seconds=)` per LLM request,
   outcome one of `ok | error | rejected` (rejected: the breaker or the rate limit said no);
 - `set_breaker_state(name=, state=)` when a circuit breaker changes state (`closed | half_open | open`).
-Queue depth is read from the django-q2 broker at scrape time.
+Queue depth is read from the django-q2 broker at scrape time (`config/metrics.py`). Under
+gunicorn and qcluster every process writes to `PROMETHEUS_MULTIPROC_DIR`; a scrape merges them.
 """
 from __future__ import annotations
 
@@ -36,10 +37,13 @@ LLM_SECONDS = Histogram(
     "caseloop_llm_call_seconds", "LLM request latency.", buckets=(0.1, 0.25, 0.5, 1, 2.5, 5, 10, 30, 60)
 )
 BREAKER_STATES = ("closed", "half_open", "open")
+# The breaker's state is shared (it lives in the cache), so across processes the latest
+# transition any of them saw is the state; "mostrecent" merges exactly that.
 BREAKER_STATE = Gauge(
-    "caseloop_breaker_state", "Circuit breaker state: 0 closed, 1 half-open, 2 open.", ["name"]
+    "caseloop_breaker_state", "Circuit breaker state: 0 closed, 1 half-open, 2 open.", ["name"],
+    multiprocess_mode="mostrecent",
 )
-QUEUE_DEPTH = Gauge("caseloop_queue_depth", "Tasks waiting in the django-q2 broker (-1: broker unreachable).")
+QUEUE_DEPTH_HELP = "Tasks waiting in the django-q2 broker (-1: broker unreachable)."
 
 
 def record_ingestion(*, created: int, duplicates: int, seconds: float) -> None:
@@ -78,6 +82,3 @@ def queue_depth() -> float:
     except Exception as error:
         logger.warning("Queue depth unavailable: %s", type(error).__name__)
         return -1.0
-
-
-QUEUE_DEPTH.set_function(queue_depth)

@@ -25,7 +25,7 @@ from redis import exceptions as redis_exceptions
 from casebank import services as case_services
 from casebank.errors import NotFound
 from casebank.models import Case, CaseStatus
-from reflection import engine, suggester
+from reflection import engine, metrics, suggester
 from reflection.models import (
     CaseAnalysis,
     CaseReflectionState,
@@ -94,7 +94,9 @@ def _apply_warning(*, case_id: uuid.UUID, status: str, success_rate: float | Non
 def case_analysis_record(*, case_id: uuid.UUID | str, window_days: int = 30, run: ReflectionRun | None = None,
                          now: datetime | None = None, snapshot_at: datetime | None = None) -> CaseAnalysis:
     """Analyse one case now, store it as history, update the case's metrics and warning flag."""
+    started = time.perf_counter()
     analysis = engine.analyze_case(case_id=case_id, window_days=window_days, now=now, snapshot_at=snapshot_at)
+    metrics.observe_analysis(seconds=time.perf_counter() - started, kind="case")
     key = uuid.UUID(analysis["case_id"])
     record = _record_from(case_id=key, analysis=analysis, run=run)
     record.save()
@@ -348,9 +350,11 @@ def reflection_run_execute(run_id: int, *, progress=None) -> ReflectionRun:
     run.warnings_set = counts.warnings_set
     run.warnings_cleared = counts.warnings_cleared
     run.finished_at = timezone.now()
-    run.duration_ms = int((time.perf_counter() - started) * 1000)
+    elapsed = time.perf_counter() - started
+    run.duration_ms = int(elapsed * 1000)
     run.full_clean()
     run.save()
+    metrics.observe_analysis(seconds=elapsed, kind="run")
     return run
 
 

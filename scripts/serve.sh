@@ -2,7 +2,8 @@
 # Production servers. `serve.sh web` runs the API under gunicorn sync workers (measured fastest
 # for sync DRF views: docs/deployment.md); `serve.sh sse` runs the session event stream under
 # uvicorn (ASGI), where a long-lived stream does not pin a worker; `serve.sh all` (make serve)
-# runs both plus a qcluster on this machine, Ctrl-C stops all three.
+# runs both plus a qcluster on this machine, Ctrl-C stops all three; `serve.sh qcluster` runs
+# the task workers with a metrics exporter beside them (a qcluster pod has no web server).
 set -euo pipefail
 cd "$(dirname "$0")/.."
 PY="${PYTHON:-python}"
@@ -13,11 +14,23 @@ SSE_PORT="${SSE_PORT:-8001}"
 # Two sync workers per core is where throughput flattened here; override per machine.
 WEB_WORKERS="${WEB_WORKERS:-$(( $(nproc) * 2 ))}"
 SSE_WORKERS="${SSE_WORKERS:-1}"
+METRICS_PORT="${METRICS_PORT:-9100}"
+
+metrics_dir() {
+  # Prometheus multiprocess mode (config/metrics.py): every process started from here writes
+  # its metrics to one directory and a scrape of any of them merges all, so /metrics covers
+  # every gunicorn worker (and, under `all`, the stream and the qcluster too). The directory
+  # must be emptied before the processes start, or the last run's figures would add in.
+  export PROMETHEUS_MULTIPROC_DIR="${PROMETHEUS_MULTIPROC_DIR:-${TMPDIR:-/tmp}/caseloop-metrics-$1}"
+  mkdir -p "$PROMETHEUS_MULTIPROC_DIR"
+  find "$PROMETHEUS_MULTIPROC_DIR" -maxdepth 1 -name '*.db' -delete
+}
 
 web() {
   exec "$PY" -m gunicorn config.wsgi:application --bind "$HOST:$WEB_PORT" \
     --workers "$WEB_WORKERS" --worker-class sync --timeout 30 --graceful-timeout 20 \
-    --max-requests 5000 --max-requests-jitter 500 --access-logfile - --log-level info
+    --max-requests 5000 --max-requests-jitter 500 --access-logfile - --log-level info \
+    --config python:config.gunicorn
 }
 
 sse() {
@@ -28,11 +41,29 @@ sse() {
     --workers "$SSE_WORKERS" --no-access-log --timeout-graceful-shutdown 20
 }
 
+qcluster() {
+  # The exporter serves the merged metrics of the cluster and its worker processes (LLM calls,
+  # tokens, cost, breaker state) on METRICS_PORT; it stops when the cluster does.
+  "$PY" -m config.metrics --port "$METRICS_PORT" &
+  local exporter=$!
+  "$PY" manage.py qcluster &
+  local cluster=$! status=0
+  # A stop (SIGTERM from Kubernetes or compose) goes to the cluster, which finishes its tasks.
+  trap 'kill -TERM "$cluster" 2>/dev/null || true' TERM INT
+  # wait returns early (>128) when the trap runs; wait again for the cluster's own exit code.
+  wait "$cluster" && status=0 || status=$?
+  while kill -0 "$cluster" 2>/dev/null; do wait "$cluster" && status=0 || status=$?; done
+  kill "$exporter" 2>/dev/null || true
+  exit "$status"
+}
+
 case "${1:-all}" in
-  web) web ;;
-  sse) sse ;;
+  web) metrics_dir web; web ;;
+  sse) metrics_dir sse; sse ;;
+  qcluster) metrics_dir qcluster; qcluster ;;
   all)
     "$PY" manage.py migrate --noinput
+    metrics_dir all
     pids=()
     ( web ) & pids+=($!)
     ( sse ) & pids+=($!)
@@ -41,5 +72,5 @@ case "${1:-all}" in
     echo "Caseloop: API http://$HOST:$WEB_PORT/ (gunicorn), stream http://$HOST:$SSE_PORT/ (uvicorn); Ctrl-C stops"
     wait -n
     ;;
-  *) echo "usage: $0 [web|sse|all]" >&2; exit 2 ;;
+  *) echo "usage: $0 [web|sse|qcluster|all]" >&2; exit 2 ;;
 esac

@@ -16,7 +16,7 @@ pytestmark = pytest.mark.django_db
 
 METHODS = ("get", "post", "put", "patch", "delete")
 # Public on purpose: the probes and the Prometheus scraper. Nothing else.
-PUBLIC = {"health", "health/ready", "metrics"}
+PUBLIC = {"health", "health/live", "health/ready", "metrics"}
 # Browser pages that send a stranger to the admin sign-in instead of answering 401.
 SIGN_IN_REDIRECT = {"api/docs/"}
 # The admin's own sign-in pages; every other admin page redirects to them.

@@ -6,6 +6,7 @@ import subprocess
 import sys
 import tempfile
 from pathlib import Path
+from urllib.parse import urlparse
 
 from django.conf import settings
 
@@ -44,6 +45,28 @@ def test_it_fails_the_deploy_checks_with_development_defaults():
     assert result.returncode != 0
     for check in ("security.W004", "security.W008", "security.W012", "security.W016", "security.W009"):
         assert check in result.stderr, check
+
+
+def test_it_fails_the_deploy_checks_with_the_placeholder_secret_key():
+    """deploy/env.example copied unedited: its key is long enough for security.W009."""
+    env = documented_env()
+    assert env["DJANGO_SECRET_KEY"].startswith("change-me")
+    result = _manage("check", "--deploy", env=env)
+    assert result.returncode != 0
+    assert "caseloop.E001" in result.stderr and "security.W009" not in result.stderr
+    # A real key beginning with the same letters by chance is not refused: only the prefix.
+    real = _manage("check", "--deploy", "--fail-level", "WARNING",
+                   env={**env, "DJANGO_SECRET_KEY": "change" + secrets.token_urlsafe(60)})
+    assert real.returncode == 0, real.stderr
+
+
+def test_the_documented_environment_names_every_service_by_its_host():
+    env = documented_env()
+    for name in ("DATABASE_URL", "REDIS_URL"):
+        host = urlparse(env[name]).hostname
+        assert host and host not in {"localhost", "127.0.0.1", "::1"}, name
+    assert urlparse(env["DATABASE_URL"]).scheme == "postgres"
+    assert urlparse(env["REDIS_URL"]).scheme == "redis"
 
 
 def test_it_refuses_to_start_without_a_secret_key_in_production():

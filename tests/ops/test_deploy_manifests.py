@@ -47,10 +47,35 @@ def test_it_rejects_an_invalid_manifest_so_the_check_means_something():
         kubernetes_validate.validate(broken, K8S_VERSION, strict=True)
 
 
-def test_it_probes_web_on_health_and_takes_config_from_secrets():
-    web = by_kind("Deployment")["caseloop-web"]["spec"]["template"]["spec"]["containers"][0]
-    assert web["livenessProbe"]["httpGet"]["path"] == "/health"
-    assert web["readinessProbe"]["httpGet"]["path"] == "/health/ready"
+@pytest.mark.parametrize("name", ["caseloop-web", "caseloop-sse"])
+def test_it_restarts_servers_only_when_the_process_is_stuck(name):
+    """Liveness touches no shared service (a database outage must not restart every pod);
+    readiness takes a pod out of rotation while its database is unreachable or unmigrated."""
+    server = by_kind("Deployment")[name]["spec"]["template"]["spec"]["containers"][0]
+    ports = {port["name"]: port["containerPort"] for port in server["ports"]}
+    for probe, path in (("livenessProbe", "/health/live"), ("readinessProbe", "/health/ready")):
+        assert server[probe]["httpGet"]["path"] == path, (name, probe)
+        assert server[probe]["httpGet"]["port"] in ports, (name, probe)
+    assert server["readinessProbe"]["periodSeconds"] < server["livenessProbe"]["periodSeconds"]
+
+
+def test_it_probes_only_paths_answered_before_host_validation():
+    """Kubelet sends the pod IP as Host: only `config.probes` paths answer it (not a 400)."""
+    from config.probes import PROBES
+
+    probed = []
+    for _, document in k8s_documents():
+        spec = document.get("spec", {}).get("template", {}).get("spec", {})
+        for container in spec.get("containers", []):
+            for probe in ("livenessProbe", "readinessProbe", "startupProbe"):
+                path = container.get(probe, {}).get("httpGet", {}).get("path")
+                if path:
+                    probed.append(path)
+                    assert path in PROBES, path
+    assert probed
+
+
+def test_it_takes_config_from_secrets():
     for name, document in k8s_documents():
         spec = document.get("spec", {}).get("template", {}).get("spec", {})
         for container in spec.get("containers", []):
@@ -73,6 +98,35 @@ def test_it_has_workers_and_a_migration_job():
     assert job["restartPolicy"] == "Never"
 
 
+@pytest.mark.parametrize("name", ["caseloop-web", "caseloop-sse", "caseloop-qcluster"])
+def test_it_scrapes_each_pod_from_one_metrics_directory(name):
+    """Every process of a pod writes to one emptyDir; serve.sh empties it before starting them."""
+    pod = by_kind("Deployment")[name]["spec"]["template"]
+    container = pod["spec"]["containers"][0]
+    env = {variable["name"]: variable.get("value") for variable in container.get("env", [])}
+    directory = env["PROMETHEUS_MULTIPROC_DIR"]
+    mounts = {mount["mountPath"]: mount["name"] for mount in container["volumeMounts"]}
+    volumes = {volume["name"]: volume for volume in pod["spec"]["volumes"]}
+    assert "emptyDir" in volumes[mounts[directory]]
+    assert container["command"][0] == "scripts/serve.sh"
+    annotations = pod["metadata"]["annotations"]
+    assert annotations["prometheus.io/scrape"] == "true"
+    assert int(annotations["prometheus.io/port"]) in {port["containerPort"] for port in container["ports"]}
+
+
+def test_qcluster_serves_its_metrics_and_survives_a_database_outage():
+    qcluster = by_kind("Deployment")["caseloop-qcluster"]["spec"]["template"]["spec"]["containers"][0]
+    assert qcluster["command"] == ["scripts/serve.sh", "qcluster"]
+    ports = {port["name"]: port["containerPort"] for port in qcluster["ports"]}
+    assert ports["metrics"] == 9100
+    # Liveness must not depend on the database (`manage.py check --database` restarted every
+    # worker during an outage): it asks the exporter that lives and dies with the cluster.
+    assert "exec" not in qcluster["livenessProbe"]
+    assert qcluster["livenessProbe"]["httpGet"] == {"path": "/metrics", "port": "metrics"}
+    serve = (ROOT / "scripts" / "serve.sh").read_text()
+    assert re.search(r"^  qcluster\) metrics_dir qcluster; qcluster ;;$", serve, re.MULTILINE)
+
+
 def _compose_schema() -> dict:
     path = resources.files("check_jsonschema") / "builtin_schemas" / "vendor" / "compose-spec.json"
     return json.loads(path.read_text())
@@ -88,6 +142,54 @@ def test_it_validates_the_compose_file_against_the_compose_specification():
     assert "/health" in " ".join(web["healthcheck"]["test"])
 
 
+def test_it_checks_each_compose_service_on_the_port_it_serves():
+    """The image's HEALTHCHECK probes the web port; the other roles must not inherit it."""
+    services = yaml.safe_load((DEPLOY / "compose.yaml").read_text())["services"]
+    checks = {name: " ".join(services[name]["healthcheck"].get("test", [])) for name in ("web", "sse", "qcluster")}
+    assert "127.0.0.1:8000/health" in checks["web"]
+    assert "127.0.0.1:8001/health/live" in checks["sse"]
+    assert "127.0.0.1:9100/metrics" in checks["qcluster"]
+    assert services["qcluster"]["command"] == ["scripts/serve.sh", "qcluster"]
+    assert services["migrate"]["healthcheck"] == {"disable": True}
+
+
+def test_compose_migrates_like_the_kubernetes_job():
+    services = yaml.safe_load((DEPLOY / "compose.yaml").read_text())["services"]
+    job = by_kind("Job")["caseloop-migrate"]["spec"]["template"]["spec"]["containers"][0]
+    assert " ".join(services["migrate"]["command"]) == " ".join(job["command"])
+    steps = job["command"][-1].split(" && ")
+    assert steps == ["python manage.py check --deploy --fail-level ERROR", "python manage.py migrate --noinput",
+                     "python manage.py setup_roles"]
+
+
+def _ignored(patterns: list[str], path: str) -> bool:
+    """Docker's .dockerignore matching, enough for these patterns: `**/` is any directory
+    depth, a pattern naming a directory ignores everything below it, `!` re-includes."""
+    ignored = False
+    for pattern in patterns:
+        negate = pattern.startswith("!")
+        regex = re.escape(pattern.lstrip("!")).replace(r"\*\*/", "(?:.*/)?").replace(r"\*", "[^/]*")
+        if re.fullmatch(f"{regex}(?:/.*)?", path):
+            ignored = not negate
+    return ignored
+
+
+def test_it_keeps_local_and_secret_files_out_of_the_build_context():
+    patterns = [line.strip() for line in (ROOT / ".dockerignore").read_text().splitlines()
+                if line.strip() and not line.startswith("#")]
+    for path in (".venv/bin/python", ".git/HEAD", "var/caseloop.sqlite3", "var/q_stats/x", "deploy/.env",
+                 "db.sqlite3", "tests/data/x.sqlite3", "casebank/__pycache__/models.cpython-311.pyc",
+                 "staticfiles/admin/x.css"):
+        assert _ignored(patterns, path), path
+    dockerfile = (DEPLOY / "Dockerfile").read_text()
+    # What the image needs is still sent: the COPY sources and everything serve.sh runs.
+    needed = re.findall(r"^COPY (?!--from)(?:--\S+ )*(\S+) ", dockerfile, re.MULTILINE)
+    for path in [*needed, "manage.py", "scripts/serve.sh", "config/settings.py", "config/gunicorn.py",
+                 "templates/admin/reflection/suggestion_decision.html", "deploy/env.example",
+                 "agents/demo_docs/refund-policy.md"]:
+        assert not _ignored(patterns, path), path
+
+
 def test_it_rejects_an_invalid_compose_file_so_the_check_means_something():
     compose = yaml.safe_load((DEPLOY / "compose.yaml").read_text())
     compose["services"]["web"]["ports"] = {"not": "a list"}
@@ -101,7 +203,8 @@ def test_it_builds_a_non_root_image_that_serves_through_serve_sh():
     assert instructions[0] == "FROM"
     assert set(instructions) <= {"FROM", "ENV", "WORKDIR", "COPY", "RUN", "USER", "EXPOSE", "HEALTHCHECK", "CMD", "ARG"}
     assert re.search(r"^USER caseloop$", dockerfile, re.MULTILINE)
-    assert "/health" in dockerfile
+    healthcheck = re.search(r"^HEALTHCHECK .*?CMD (.+?)$", dockerfile, re.MULTILINE | re.DOTALL).group(1)
+    assert "http://127.0.0.1:8000/health/live" in healthcheck
     cmd = json.loads(re.search(r"^CMD (.+)$", dockerfile, re.MULTILINE).group(1))
     assert cmd == ["scripts/serve.sh", "web"]
     assert (ROOT / "scripts" / "serve.sh").stat().st_mode & 0o111

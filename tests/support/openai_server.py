@@ -21,6 +21,7 @@ class Reply:
     headers: dict[str, str] = field(default_factory=dict)
     prompt_tokens: int = 100
     completion_tokens: int = 50
+    message: str = ""  # the error message of a non-200 (default "scripted <status>")
 
     @classmethod
     def json(cls, data: Any, **kw: Any) -> Reply:
@@ -61,7 +62,8 @@ class OpenAIServer:
                 if reply.delay:
                     time.sleep(reply.delay)
                 if reply.status != 200:
-                    self._send(reply.status, {"error": {"message": f"scripted {reply.status}", "type": "server_error"}}, reply.headers)
+                    message = reply.message or f"scripted {reply.status}"
+                    self._send(reply.status, {"error": {"message": message, "type": "server_error"}}, reply.headers)
                     return
                 self._send(
                     200,

@@ -1,0 +1,29 @@
+"""Deploy checks (`manage.py check --deploy`) for the project's own settings.
+
+Django's `security.W009` flags a short or `django-insecure-` key, but the placeholder of
+`deploy/env.example` is long and varied enough to pass it: copying the file unedited would run
+production with a key published in this repository (sessions and CSRF tokens forgeable).
+"""
+from __future__ import annotations
+
+from django.conf import settings
+from django.core.checks import Error, Tags, register
+
+# Every placeholder in deploy/env.example starts with this.
+PLACEHOLDER_PREFIX = "change-me"
+
+
+def _is_placeholder(value: str) -> bool:
+    return value.strip().lower().startswith(PLACEHOLDER_PREFIX)
+
+
+@register(Tags.security, deploy=True)
+def check_secret_key_is_not_the_placeholder(app_configs=None, **kwargs) -> list[Error]:
+    if not _is_placeholder(settings.SECRET_KEY):
+        return []
+    return [Error(
+        "DJANGO_SECRET_KEY is the placeholder from deploy/env.example.",
+        hint="Set it to 50 or more random characters, e.g. "
+             "python -c 'import secrets; print(secrets.token_urlsafe(60))'.",
+        id="caseloop.E001",
+    )]
