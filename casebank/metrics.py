@@ -35,3 +35,13 @@ CACHE_HIT_RATIO = Gauge(
     "caseloop_cache_hit_ratio", "Share of layered-cache lookups answered from L1 or L2 (this process)."
 )
 CACHE_HIT_RATIO.set_function(cache_hit_ratio)
+
+ENQUEUE_FAILURES = Counter(
+    "caseloop_enqueue_failures_total",
+    "Tasks the broker did not take (unreachable, or skipped while backing off); their work waits for the sweeper.",
+    ["task"],
+)
+
+
+def enqueue_failed(task: str) -> None:
+    ENQUEUE_FAILURES.labels(task=task).inc()

@@ -37,6 +37,13 @@ def daily_reflection_task() -> int:
     return run.pk
 
 
+def sweep_runs_task() -> dict[str, int]:
+    """Every minute: hand out again the runs that lost tasks left queued or running."""
+    from reflection.services import reflection_runs_sweep
+
+    return reflection_runs_sweep()
+
+
 def retention_task() -> dict:
     from reflection.retention import logs_roll_up_and_purge
 
