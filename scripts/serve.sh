@@ -33,6 +33,7 @@ case "${1:-all}" in
   sse) sse ;;
   all)
     "$PY" manage.py migrate --noinput
+    "$PY" manage.py setup_schedules >/dev/null
     pids=()
     ( web ) & pids+=($!)
     ( sse ) & pids+=($!)
