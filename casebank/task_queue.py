@@ -24,6 +24,7 @@ from typing import Any
 from django.conf import settings
 from django.db import transaction
 from django.utils.module_loading import import_string
+from django_q.conf import Conf
 from django_q.tasks import async_task
 
 from casebank import metrics
@@ -45,6 +46,8 @@ def enqueue(task: str, *args: Any, if_unavailable: Callable[[], object] | None =
             async_task(task, *args)
             return True
         except Exception as error:  # any transport error: the caller's work is already stored
+            if Conf.SYNC:
+                raise  # the task itself ran inline (tests, Q_SYNC) and failed: not a broker outage
             _broker_failed(task, error)
     else:
         metrics.enqueue_failed(task)
