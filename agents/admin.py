@@ -41,7 +41,7 @@ class SessionAdmin(admin.ModelAdmin):
         "id", "query", "sql", "status", "phase", "iteration", "plan_source", "plan_pretty", "scores_table",
         "timings_table", "answer", "passed", "errors_pretty", "tokens_in", "tokens_out", "cost_usd", "model",
         "case", "case_version", "case_similarity", "created_case", "log_id", "created_by", "created_at",
-        "started_at", "finished_at",
+        "started_at", "finished_at", "attempts", "retry_at",
     ]
     exclude = ["plan", "results", "scores", "errors", "timings_ms"]
 

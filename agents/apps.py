@@ -1,7 +1,12 @@
 from django.apps import AppConfig
 
+from casebank.schedules import Periodic
+
 
 class AgentsConfig(AppConfig):
     name = "agents"
     verbose_name = "Agents"
     default_auto_field = "django.db.models.BigAutoField"
+    schedules = (
+        Periodic("agents: sweep sessions", "agents.tasks.sweep_sessions_task", "minute"),
+    )

@@ -58,6 +58,11 @@ class Session(models.Model):
         help_text="A new case (pending review) made from this successful session.",
     )
     log_id = models.UUIDField(null=True, blank=True, help_text="The execution log of this session.")
+    attempts = models.PositiveSmallIntegerField(default=0, help_text="Times a worker started this session.")
+    retry_at = models.DateTimeField(
+        null=True, blank=True,
+        help_text="When the sweeper hands the pending work (run or execution log) out again; empty when none is.",
+    )
     created_by = models.CharField(max_length=150, blank=True, default="")
     created_at = models.DateTimeField(default=timezone.now, editable=False)
     started_at = models.DateTimeField(null=True, blank=True)
@@ -68,6 +73,8 @@ class Session(models.Model):
         indexes = [
             # Admin list and operators: recent sessions by status.
             models.Index(fields=["status", "-created_at"], name="session_status_created_idx"),
+            # The sweeper's `WHERE retry_at <= now ORDER BY retry_at`: only rows with work pending.
+            models.Index(fields=["retry_at"], condition=models.Q(retry_at__isnull=False), name="session_retry_at_idx"),
         ]
 
     def __str__(self) -> str:

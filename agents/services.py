@@ -1,22 +1,30 @@
 """Writes of sessions: create, record each step (an event), finish, and feed the reflection loop."""
 from __future__ import annotations
 
+import logging
 import threading
 import uuid
+from datetime import datetime
 from typing import Any
 
 from django.db import IntegrityError, transaction
-from django.db.models import Max
+from django.db.models import F, Max, Q
 from django.utils import timezone
-from django_q.tasks import async_task
 
-from agents.models import Session, SessionEvent, SessionStatus
+from agents.models import FINISHED_STATUSES, Session, SessionEvent, SessionStatus
 from casebank import services as case_services
+from casebank import task_queue
 from casebank.errors import InvalidInput
 from casebank.models import Case, CaseStatus
 from reflection import ingestion
 
+logger = logging.getLogger(__name__)
+
 MAX_QUERY = 5_000
+RUN_TASK = "agents.tasks.run_session"
+OUTCOME_TASK = "agents.tasks.record_session_outcome"
+# Sessions a sweep looks at, oldest due first; the rest wait for the next minute.
+SWEEP_LIMIT = 500
 PENDING_REVIEW_TAG = "pending-review"
 SUPERVISOR_ACTOR = "supervisor"
 _NEW_CASE_NAMESPACE = uuid.UUID("2b0e6c1e-8f4a-4c55-9a43-6d2f8e7b1c90")
@@ -25,12 +33,15 @@ _event_lock = threading.Lock()
 _SESSION_FIELDS = {
     "status", "phase", "iteration", "plan", "plan_source", "results", "scores", "errors", "timings_ms",
     "answer", "passed", "tokens_in", "tokens_out", "cost_usd", "model", "case", "case_version",
-    "case_similarity", "started_at", "finished_at", "log_id", "created_case",
+    "case_similarity", "started_at", "finished_at", "log_id", "created_case", "retry_at",
 }
 
 
 def session_create(*, query: str, actor: str, sql: str = "") -> Session:
-    """Store a queued session and enqueue its run once the row is committed."""
+    """Store a queued session and enqueue its run once the row is committed.
+
+    The row is the promise: if the task is lost (broker down, worker killed) the sweeper hands
+    the run out again at `retry_at`."""
     errors: dict[str, list[str]] = {}
     if not isinstance(query, str) or not query.strip():
         errors["query"] = ["A query is required."]
@@ -42,12 +53,18 @@ def session_create(*, query: str, actor: str, sql: str = "") -> Session:
         raise InvalidInput("Invalid session.", errors=errors)
     with transaction.atomic():
         session = Session(query=query.strip(), sql=sql.strip(), created_by=actor[:150])
+        session.retry_at = task_queue.redeliver_at(session.created_at)
         session.full_clean()
         session.save(force_insert=True)
         SessionEvent.objects.create(session=session, sequence=1, kind="phase", phase="queued", data={"query": session.query})
         session_id = str(session.id)
-        transaction.on_commit(lambda: async_task("agents.tasks.run_session", session_id))
+        task_queue.enqueue_on_commit(RUN_TASK, session_id, if_unavailable=lambda: session_due_now(session_id=session_id))
     return session
+
+
+def session_due_now(*, session_id: uuid.UUID | str) -> int:
+    """The task for this session's pending work was not queued: the next sweep hands it out."""
+    return Session.objects.filter(pk=session_id, retry_at__isnull=False).update(retry_at=timezone.now())
 
 
 def session_record(session: Session, *, kind: str, data: dict | None = None, **changes: Any) -> SessionEvent:
@@ -75,14 +92,41 @@ def session_record(session: Session, *, kind: str, data: dict | None = None, **c
 
 
 def session_claim(*, session_id: uuid.UUID | str) -> Session | None:
-    """Move queued -> running exactly once; a second delivery of the task gets None."""
-    claimed = Session.objects.filter(pk=session_id, status=SessionStatus.QUEUED).update(
-        status=SessionStatus.RUNNING, phase="analyse", started_at=timezone.now()
+    """Start a session once: queued -> running, or take over a running one whose worker died
+    (started more than `Q_TIMEOUT` ago, when django-q2 would have killed it anyway). A second
+    delivery of the task, or a sweeper's ring, finds it claimed and gets None."""
+    now = timezone.now()
+    claimable = Q(status=SessionStatus.QUEUED) | Q(
+        status=SessionStatus.RUNNING, started_at__lte=task_queue.abandoned_before(now),
+        attempts__lt=task_queue.max_attempts(),
+    )
+    claimed = Session.objects.filter(claimable, pk=session_id).update(
+        status=SessionStatus.RUNNING, phase="analyse", started_at=now, attempts=F("attempts") + 1,
+        # A dead attempt's partial results are not this attempt's; tokens it spent stay counted.
+        iteration=0, results={}, scores={}, errors={},
+        # The sweeper looks again when this attempt would be abandoned.
+        retry_at=task_queue.lease_end(now),
     )
     if claimed != 1:
         return None
     session = Session.objects.get(pk=session_id)
-    session_record(session, kind="phase", data={"status": SessionStatus.RUNNING})
+    session_record(session, kind="phase", data={"status": SessionStatus.RUNNING, "attempt": session.attempts})
+    return session
+
+
+def session_give_up(*, session_id: uuid.UUID | str, now: datetime) -> Session | None:
+    """End as failed a session whose worker died on each of its `max_attempts` starts (e.g. the
+    session runs it out of memory); its execution log is written like any other failure's."""
+    gave_up = Session.objects.filter(
+        pk=session_id, status=SessionStatus.RUNNING, started_at__lte=task_queue.abandoned_before(now),
+        attempts__gte=task_queue.max_attempts(),
+    ).update(status=SessionStatus.FAILED, phase="failed", passed=False, finished_at=now, retry_at=now)
+    if gave_up != 1:
+        return None
+    session = Session.objects.get(pk=session_id)
+    message = f"The worker running this session was lost on each of {session.attempts} attempts."
+    session_record(session, kind="phase", data={"status": SessionStatus.FAILED, "error": message},
+                   errors={**session.errors, "supervisor": {"type": "WorkerLost", "message": message}})
     return session
 
 
@@ -95,17 +139,20 @@ def session_outcome_record(*, session: Session) -> dict:
         new_case_id = uuid.uuid5(_NEW_CASE_NAMESPACE, str(session.id))
         created_case = Case.objects.defer("embedding").filter(pk=new_case_id).first()
     if session.passed and session.case_id is None and created_case is None:
-        created_case = case_services.case_create(
-            case_id=new_case_id,
-            title=session.query[:200],
-            query=session.query,
-            plan=_plan_for_case(session.plan),
-            category="sessions",
-            tags=[PENDING_REVIEW_TAG, "from-session"],
-            # `warning` keeps it out of the planner's reusable plans until a reviewer activates it.
-            status=CaseStatus.WARNING,
-            actor=SUPERVISOR_ACTOR,
-        )
+        try:
+            created_case = case_services.case_create(
+                case_id=new_case_id,
+                title=session.query[:200],
+                query=session.query,
+                plan=_plan_for_case(session.plan),
+                category="sessions",
+                tags=[PENDING_REVIEW_TAG, "from-session"],
+                # `warning` keeps it out of the planner's reusable plans until a reviewer activates it.
+                status=CaseStatus.WARNING,
+                actor=SUPERVISOR_ACTOR,
+            )
+        except IntegrityError:  # the sweeper and a late task raced: the other one made it
+            created_case = Case.objects.defer("embedding").get(pk=new_case_id)
     case_id = session.case_id or (created_case.id if created_case else None)
     elapsed = session.finished_at - (session.started_at or session.created_at) if session.finished_at else None
     error_type, error_message = _first_error(session)
@@ -133,12 +180,64 @@ def session_outcome_record(*, session: Session) -> dict:
         }
     ])
     ingestion.logs_ingest(records=records)
-    changes: dict[str, Any] = {"log_id": session.id}
+    changes: dict[str, Any] = {"log_id": session.id, "retry_at": None}
     if created_case is not None and session.created_case_id is None:
         changes["created_case"] = created_case
-    session_record(session, kind="logged", data={"log_id": str(session.id), "case_id": str(case_id) if case_id else None,
-                                                  "created_case_id": str(created_case.id) if created_case else None}, **changes)
+    with transaction.atomic():
+        # Conditional, so a late task and the sweeper racing here append one "logged" event.
+        marked = Session.objects.filter(pk=session.pk, log_id__isnull=True).update(**changes)
+        for name, value in changes.items():
+            setattr(session, name, value)
+        if marked:
+            session_record(session, kind="logged", data={
+                "log_id": str(session.id), "case_id": str(case_id) if case_id else None,
+                "created_case_id": str(created_case.id) if created_case else None,
+            })
     return {"log_id": str(session.id), "case_id": str(case_id) if case_id else None}
+
+
+def sessions_sweep(*, now: datetime | None = None, limit: int = SWEEP_LIMIT) -> dict[str, int]:
+    """Finish what lost tasks left behind, for sessions whose `retry_at` has passed: ring the
+    queue again for a run not started or whose worker died, give up a run after
+    `max_attempts` starts, and write a finished session's missing execution log right here
+    (idempotent: the log id is the session id).
+
+    Each row is taken with a conditional UPDATE that moves its `retry_at` on, so two sweeps
+    never act on it together and a row that keeps failing is tried again only after `Q_RETRY`.
+    """
+    now = now or timezone.now()
+    counts = {"rung": 0, "given_up": 0, "logged": 0}
+    due = list(
+        Session.objects.filter(retry_at__lte=now).order_by("retry_at").values_list("pk", "status", "attempts")[:limit]
+    )
+    for session_id, status, attempts in due:
+        taken = Session.objects.filter(pk=session_id, retry_at__lte=now).update(retry_at=task_queue.redeliver_at(now))
+        if taken != 1:
+            continue  # the work moved on meanwhile (claimed, finished, logged) or another sweep took it
+        try:
+            if status in FINISHED_STATUSES:
+                counts["logged"] += _log_if_missing(session_id)
+            elif status == SessionStatus.RUNNING and attempts >= task_queue.max_attempts():
+                if session_give_up(session_id=session_id, now=now) is not None:
+                    counts["given_up"] += 1
+                    counts["logged"] += _log_if_missing(session_id)
+            else:
+                key = str(session_id)
+                counts["rung"] += task_queue.enqueue(
+                    RUN_TASK, key, if_unavailable=lambda: session_due_now(session_id=key)
+                )
+        except Exception:  # one session must not stop the sweep; it is tried again at retry_at
+            logger.exception("sweep: session %s failed", session_id)
+    return counts
+
+
+def _log_if_missing(session_id: uuid.UUID) -> int:
+    session = Session.objects.select_related("case", "created_case").get(pk=session_id)
+    if session.log_id is not None:
+        Session.objects.filter(pk=session_id).update(retry_at=None)
+        return 0
+    session_outcome_record(session=session)
+    return 1
 
 
 def _plan_for_case(plan: Any) -> Any:

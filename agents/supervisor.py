@@ -15,9 +15,7 @@ from concurrent.futures import ThreadPoolExecutor
 from typing import Any
 
 from django.db import connection
-from django.db import transaction
 from django.utils import timezone
-from django_q.tasks import async_task
 
 from agents import conf, services
 from agents.evaluation import evaluate
@@ -25,6 +23,8 @@ from agents.models import Session, SessionStatus
 from agents.planning import analyse, make_plan, select_agents
 from agents.workers import REGISTRY, AgentOutput, AgentTask
 from casebank import selectors as case_selectors
+from casebank import services as case_services
+from casebank import task_queue
 
 logger = logging.getLogger(__name__)
 SIMILAR_CASES = 5
@@ -85,14 +85,17 @@ def run_session(*, session_id: Any) -> Session | None:
         _run(session)
     except Exception as error:  # the session must end in a final state whatever happens
         logger.exception("session %s failed", session.id)
+        now = timezone.now()
         services.session_record(
             session, kind="phase", data={"status": "failed", "error": str(error)[:500]},
             status=SessionStatus.FAILED, phase="failed", passed=False,
             errors={**session.errors, "supervisor": {"type": type(error).__name__, "message": str(error)[:1000]}},
-            finished_at=timezone.now(),
+            finished_at=now, retry_at=task_queue.redeliver_at(now),
         )
     session_id_text = str(session.id)
-    transaction.on_commit(lambda: async_task("agents.tasks.record_session_outcome", session_id_text))
+    task_queue.enqueue_on_commit(
+        services.OUTCOME_TASK, session_id_text, if_unavailable=lambda: services.session_due_now(session_id=session_id_text)
+    )
     return session
 
 
@@ -128,9 +131,13 @@ def _run(session: Session) -> None:
     changes: dict[str, Any] = {"plan": plan.steps, "plan_source": plan.source, "timings_ms": timings}
     if plan.case is not None:
         changes.update(case=plan.case, case_version=plan.case.version, case_similarity=plan.similarity)
-        # Returning a case to a planner counts as a use, recorded off the hot path.
+        # Returning a case to a planner counts as a use, recorded off the hot path (inline if
+        # the broker is down: one UPDATE).
         case_id = str(plan.case.id)
-        transaction.on_commit(lambda: async_task("casebank.tasks.record_case_use", [case_id]))
+        task_queue.enqueue_on_commit(
+            "casebank.tasks.record_case_use", [case_id],
+            if_unavailable=lambda: case_services.case_record_use(case_ids=[case_id]),
+        )
     if plan.llm is not None:
         changes.update(_add_usage(session, plan.llm))
     services.session_record(session, kind="plan", data={"source": plan.source, "steps": plan.steps, "notes": plan.notes,
@@ -206,10 +213,12 @@ def _run(session: Session) -> None:
         errors.setdefault("selector", {"type": "NoAgent", "message": "No agent could take any step of the plan."})
     timings["total"] = _ms(started)
     status = SessionStatus.COMPLETED if passed else SessionStatus.FAILED
+    now = timezone.now()
     services.session_record(
         session, kind="phase", data={"status": status, "passed": passed, "scores": scores},
         phase="done", status=status, passed=passed, answer=compose_answer(outputs, scores),
-        errors=errors, timings_ms=timings, finished_at=timezone.now(),
+        # The execution log is due next: the sweeper writes it if the task that should is lost.
+        errors=errors, timings_ms=timings, finished_at=now, retry_at=task_queue.redeliver_at(now),
     )
 
 

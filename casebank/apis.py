@@ -3,8 +3,6 @@ from __future__ import annotations
 
 from typing import Any
 
-from django.db import transaction
-from django_q.tasks import async_task
 from drf_spectacular.utils import extend_schema
 from rest_framework import serializers, status
 from rest_framework.pagination import PageNumberPagination
@@ -12,7 +10,7 @@ from rest_framework.request import Request
 from rest_framework.response import Response
 from rest_framework.views import APIView
 
-from casebank import read_cache, selectors, services
+from casebank import read_cache, selectors, services, task_queue
 from casebank.models import Case, CaseStatus
 
 
@@ -199,9 +197,12 @@ class CaseSearchApi(APIView):
         record_use = params.pop("record_use")
         results = read_cache.cached_read("search", params, lambda: _search_results(params))
         if record_use and results:
-            # Counting uses must not slow the search: it runs in the task queue.
+            # Counting uses must not slow the search: it runs in the task queue, or inline (one
+            # UPDATE) when the broker is down.
             ids = [item["id"] for item in results]
-            transaction.on_commit(lambda: async_task("casebank.tasks.record_case_use", ids))
+            task_queue.enqueue_on_commit(
+                "casebank.tasks.record_case_use", ids, if_unavailable=lambda: services.case_record_use(case_ids=ids)
+            )
         return Response({"mode": params["mode"], "results": results})
 
 

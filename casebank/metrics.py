@@ -32,3 +32,14 @@ def cache_hit_ratio(counts: Mapping[tuple[str, str], float]) -> float:
     lookups = counts.get(("l1", "hit"), 0.0) + counts.get(("l1", "miss"), 0.0)
     hits = counts.get(("l1", "hit"), 0.0) + counts.get(("l2", "hit"), 0.0)
     return hits / lookups if lookups else 0.0
+
+
+ENQUEUE_FAILURES = Counter(
+    "caseloop_enqueue_failures_total",
+    "Tasks the broker did not take (unreachable, or skipped while backing off); their work waits for the sweeper.",
+    ["task"],
+)
+
+
+def enqueue_failed(task: str) -> None:
+    ENQUEUE_FAILURES.labels(task=task).inc()

@@ -185,6 +185,9 @@ else:
     }
     Q_CLUSTER["cache"] = "q_stats"
 Q_CLUSTER["sync"] = env.bool("Q_SYNC", default=False)
+# After a failed enqueue the broker is left alone this long (casebank.task_queue); the work is
+# stored and a sweeper hands it out once the broker is back.
+TASK_BROKER_RETRY_SECONDS = env.float("TASK_BROKER_RETRY_SECONDS", default=5.0)
 
 AUTH_PASSWORD_VALIDATORS = [
     {"NAME": "django.contrib.auth.password_validation.UserAttributeSimilarityValidator"},

@@ -52,12 +52,20 @@ class ReflectionRun(models.Model):
     started_at = models.DateTimeField(null=True, blank=True)
     finished_at = models.DateTimeField(null=True, blank=True)
     duration_ms = models.PositiveIntegerField(null=True, blank=True)
+    attempts = models.PositiveSmallIntegerField(default=0, help_text="Times a worker started this run.")
+    retry_at = models.DateTimeField(
+        null=True, blank=True,
+        help_text="When the sweeper hands the run out again if it has not finished; empty when finished or "
+                  "run in-process (manage.py reflect).",
+    )
 
     class Meta:
         ordering = ["-created_at"]
         indexes = [
             # The next run's starting point: latest completed run without skipped cases.
             models.Index(fields=["status", "-snapshot_at"], name="run_status_snapshot_idx"),
+            # The sweeper's `WHERE retry_at <= now ORDER BY retry_at`: only unfinished queued runs.
+            models.Index(fields=["retry_at"], condition=models.Q(retry_at__isnull=False), name="run_retry_at_idx"),
         ]
 
     def __str__(self) -> str:

@@ -16,13 +16,13 @@ from datetime import datetime, timedelta
 
 from django.conf import settings
 from django.db import connection, transaction
-from django.db.models import Q
+from django.db.models import Case as SqlCase, DateTimeField, F, Q, Value, When
 from django.utils import timezone
-from django_q.tasks import async_task
 from psycopg.types.json import Jsonb
 from redis import exceptions as redis_exceptions
 
 from casebank import services as case_services
+from casebank import task_queue
 from casebank.errors import NotFound
 from casebank.models import Case, CaseStatus
 from reflection import engine, metrics, suggester
@@ -46,6 +46,8 @@ WARNING_BELOW = 0.5
 # A claim older than this belongs to a run that died; another run may take the case.
 STALE_CLAIM = timedelta(hours=2)
 RUN_TASK = "reflection.tasks.reflection_run_task"
+# Runs a sweep looks at, oldest due first.
+SWEEP_LIMIT = 100
 
 
 # --- one case ---------------------------------------------------------------------------
@@ -125,11 +127,21 @@ def reflection_run_start(*, trigger: str = ReflectionTrigger.API, requested_by: 
         if missing:
             raise NotFound(f"No case with id {missing[0]}.", errors={"case_ids": missing[:20]})
     run = ReflectionRun(trigger=trigger, requested_by=requested_by[:150], case_ids=ids, window_days=window_days)
+    if enqueue:
+        # The row is the promise: a lost task is handed out again by the sweeper at `retry_at`.
+        # A run executed in-process has none: its starter runs it, no worker can lose it.
+        run.retry_at = task_queue.redeliver_at(run.created_at)
     run.full_clean()
     run.save()
     if enqueue:
-        transaction.on_commit(lambda: async_task(RUN_TASK, run.pk))
+        run_id = run.pk
+        task_queue.enqueue_on_commit(RUN_TASK, run_id, if_unavailable=lambda: reflection_run_due_now(run_id=run_id))
     return run
+
+
+def reflection_run_due_now(*, run_id: int) -> int:
+    """The run's task was not queued: the next sweep hands it out."""
+    return ReflectionRun.objects.filter(pk=run_id, retry_at__isnull=False).update(retry_at=timezone.now())
 
 
 @dataclass
@@ -296,17 +308,66 @@ def _analyse_chunk(case_ids: list[uuid.UUID], run: ReflectionRun, counts: _Count
 
 def _claim_run(run_id: int) -> ReflectionRun | None:
     now = timezone.now()
-    # Still "running" past the task timeout means its worker died (kill -9, OOM): django-q2
-    # hands the task out again after Q_RETRY (> timeout) seconds, and that attempt takes over.
-    abandoned = now - timedelta(seconds=settings.Q_CLUSTER.get("timeout", 300))
+    # Still "running" past the task timeout means its worker died (kill -9, OOM; django-q2
+    # kills a task at Q_TIMEOUT itself): the next delivery (the ORM broker's after Q_RETRY, or
+    # the sweeper's ring on Redis, which never re-delivers) takes over, up to `max_attempts`
+    # starts. A run executed in-process (`retry_at` empty) is never taken over.
+    queued_run = Q(retry_at__isnull=False)
     changed = ReflectionRun.objects.filter(pk=run_id).filter(
-        Q(status=ReflectionRunStatus.QUEUED) | Q(status=ReflectionRunStatus.RUNNING, started_at__lt=abandoned)
-    ).update(status=ReflectionRunStatus.RUNNING, started_at=now)
+        Q(status=ReflectionRunStatus.QUEUED)
+        | Q(queued_run, status=ReflectionRunStatus.RUNNING, started_at__lte=task_queue.abandoned_before(now),
+            attempts__lt=task_queue.max_attempts())
+    ).update(
+        status=ReflectionRunStatus.RUNNING, started_at=now, attempts=F("attempts") + 1,
+        retry_at=SqlCase(When(queued_run, then=Value(task_queue.lease_end(now))), default=None,
+                       output_field=DateTimeField()),
+    )
     if changed != 1:
         return None
-    # A dead attempt's analyses are redone against the new snapshot: one analysis per case per run.
+    # A dead attempt's analyses are redone against the new snapshot: one analysis per case per
+    # run; the cases it still holds are this run's to take again.
     CaseAnalysis.objects.filter(run_id=run_id).delete()
+    CaseReflectionState.objects.filter(claimed_by_id=run_id).update(claimed_by=None, claimed_at=None)
     return ReflectionRun.objects.get(pk=run_id)
+
+
+def reflection_run_give_up(*, run_id: int, now: datetime) -> bool:
+    """End as failed a run whose worker died on each of its `max_attempts` starts."""
+    with transaction.atomic():
+        attempts = task_queue.max_attempts()
+        gave_up = ReflectionRun.objects.filter(
+            pk=run_id, status=ReflectionRunStatus.RUNNING, started_at__lte=task_queue.abandoned_before(now),
+            attempts__gte=attempts,
+        ).update(status=ReflectionRunStatus.FAILED, finished_at=now, retry_at=None,
+                 error=f"WorkerLost: the worker running this run was lost on each of {attempts} attempts.")
+        if gave_up:
+            CaseReflectionState.objects.filter(claimed_by_id=run_id).update(claimed_by=None, claimed_at=None)
+    return bool(gave_up)
+
+
+def reflection_runs_sweep(*, now: datetime | None = None, limit: int = SWEEP_LIMIT) -> dict[str, int]:
+    """Ring the queue again for runs whose `retry_at` has passed: queued but never started (a
+    lost task) or running past `Q_TIMEOUT` (a dead worker; the claim takes it over), and give
+    up a run after `max_attempts` starts. Each row is taken with a conditional UPDATE moving
+    its `retry_at` on, so two sweeps never ring for it together."""
+    now = now or timezone.now()
+    counts = {"rung": 0, "given_up": 0}
+    due = list(
+        ReflectionRun.objects.filter(retry_at__lte=now).order_by("retry_at").values_list("pk", "status", "attempts")[:limit]
+    )
+    for run_id, status, attempts in due:
+        taken = ReflectionRun.objects.filter(pk=run_id, retry_at__lte=now).update(retry_at=task_queue.redeliver_at(now))
+        if taken != 1:
+            continue
+        if status not in (ReflectionRunStatus.QUEUED, ReflectionRunStatus.RUNNING):
+            ReflectionRun.objects.filter(pk=run_id).update(retry_at=None)  # finished: nothing pending
+        elif status == ReflectionRunStatus.RUNNING and attempts >= task_queue.max_attempts():
+            counts["given_up"] += reflection_run_give_up(run_id=run_id, now=now)
+        else:
+            counts["rung"] += task_queue.enqueue(
+                RUN_TASK, run_id, if_unavailable=lambda: reflection_run_due_now(run_id=run_id)
+            )
+    return counts
 
 
 def reflection_run_execute(run_id: int, *, progress=None) -> ReflectionRun:
@@ -350,6 +411,7 @@ def reflection_run_execute(run_id: int, *, progress=None) -> ReflectionRun:
     run.warnings_set = counts.warnings_set
     run.warnings_cleared = counts.warnings_cleared
     run.finished_at = timezone.now()
+    run.retry_at = None
     elapsed = time.perf_counter() - started
     run.duration_ms = int(elapsed * 1000)
     run.full_clean()
@@ -405,7 +467,8 @@ def note_new_logs(*, counts: dict[uuid.UUID, int]) -> list[uuid.UUID]:
         due = _count_in_local_cache(keys, cases, counts, threshold)
     if due:
         ids = [str(case_id) for case_id in due]
-        transaction.on_commit(lambda: async_task("reflection.tasks.early_reflection_task", ids))
+        # Lost if the broker is down (a warning is logged): the daily run analyses these cases.
+        task_queue.enqueue_on_commit("reflection.tasks.early_reflection_task", ids)
     return due
 
 

@@ -14,12 +14,12 @@ from typing import Any
 from uuid import UUID
 
 from django.db import transaction
-from django_q.tasks import async_task
 
 from casebank.errors import NotFound
 from casebank.models import HIDDEN_STATUSES, Case
 from casebank.selectors import case_search
 from casebank.services import validate_plan
+from casebank import task_queue
 from reflection.llm import LLMError, get_llm_client
 from reflection.models import ExecutionLog, Suggestion, SuggestionSource, SuggestionStatus
 
@@ -333,7 +333,6 @@ def suggestion_generate_explained(
 @transaction.atomic
 def _suggestion_create(*, case: Case, evidence: dict, proposal: Proposal) -> Suggestion | None:
     from reflection.suggestion_services import suggestion_mark_stale
-    from reflection.tasks_alerts import notify_suggestion_created
 
     locked = Case.objects.select_for_update().defer("embedding").get(pk=case.pk)
     if locked.version != case.version:
@@ -362,7 +361,8 @@ def _suggestion_create(*, case: Case, evidence: dict, proposal: Proposal) -> Sug
     )
     suggestion.full_clean(exclude=["case"])
     suggestion.save()
-    transaction.on_commit(lambda: async_task(notify_suggestion_created, suggestion.pk))
+    # Lost if the broker is down (a warning is logged); the suggestion waits in the review queue.
+    task_queue.enqueue_on_commit("reflection.tasks_alerts.notify_suggestion_created", suggestion.pk)
     return suggestion
 
 

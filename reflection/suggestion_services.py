@@ -15,11 +15,11 @@ from django.core.cache import cache
 from django.db import transaction
 from django.db.models import Count, Q
 from django.utils import timezone
-from django_q.tasks import async_task
 
 from casebank.errors import Conflict, InvalidInput
 from casebank.models import Case
 from casebank.services import case_rollback, case_update
+from casebank import task_queue
 from reflection.models import (
     DecisionAction,
     ExecutionLog,
@@ -228,8 +228,6 @@ def suggestion_verify(*, suggestion: Suggestion) -> Suggestion:
         before_runs=before["runs"], before_successes=before["successes"],
         after_runs=after["runs"], after_successes=after["successes"], min_runs=min_runs_per_side(),
     )
-    from reflection.tasks_alerts import notify_regression
-
     with transaction.atomic():
         locked = Suggestion.objects.select_for_update().get(pk=suggestion.pk)
         previous = locked.verification
@@ -238,7 +236,8 @@ def suggestion_verify(*, suggestion: Suggestion) -> Suggestion:
         locked.verified_at = timezone.now()
         locked.save(update_fields=["verification", "verification_detail", "verified_at"])
         if detail["status"] == Verification.REGRESSED and previous != Verification.REGRESSED and locked.rolled_back_version is None:
-            transaction.on_commit(lambda: async_task(notify_regression, locked.pk))
+            # Lost if the broker is down (a warning is logged); the verdict is stored and shown in admin.
+            task_queue.enqueue_on_commit("reflection.tasks_alerts.notify_regression", locked.pk)
     return locked
 
 

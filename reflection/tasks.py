@@ -37,17 +37,14 @@ def daily_reflection_task() -> int:
     return run.pk
 
 
+def sweep_runs_task() -> dict[str, int]:
+    """Every minute: hand out again the runs that lost tasks left queued or running."""
+    from reflection.services import reflection_runs_sweep
+
+    return reflection_runs_sweep()
+
+
 def retention_task() -> dict:
     from reflection.retention import logs_roll_up_and_purge
 
     return logs_roll_up_and_purge()
-
-
-
-def logs_write_task(items: list[dict]) -> int:
-    """Background log write (agents enqueue their runs' logs here instead of waiting on the
-    insert). Items carry client-assigned ids, so a retry after a killed worker stores each log
-    once; returns how many were new."""
-    from reflection.ingestion import logs_ingest, parse_batch
-
-    return logs_ingest(records=parse_batch(items)).created

@@ -64,6 +64,7 @@ case "${1:-all}" in
   all)
     "$PY" manage.py migrate --noinput
     metrics_dir all
+    "$PY" manage.py setup_schedules >/dev/null
     pids=()
     ( web ) & pids+=($!)
     ( sse ) & pids+=($!)

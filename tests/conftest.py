@@ -68,6 +68,37 @@ def grant(user, *codenames: str) -> None:
 
 
 @pytest.fixture
+def redis_server(tmp_path):
+    """A throwaway redis-server of our own (`tests.support.redis_server.RedisServer`)."""
+    from tests.support.redis_server import RedisServer
+
+    server = RedisServer(tmp_path)
+    server.start()
+    yield server
+    server.stop()
+
+
+@pytest.fixture
+def redis_queue(redis_server, monkeypatch):
+    """django-q2 on the Redis broker, as in production: `async_task` pushes to our redis-server
+    and nothing consumes it until a test pops the tasks (`tests.support.redis_server`).
+    Yields (server, broker). The test settings' sync mode is read at import, hence the patch."""
+    from django_q.brokers import get_broker
+    from django_q.conf import Conf
+
+    from casebank import task_queue
+
+    monkeypatch.setattr(Conf, "SYNC", False)
+    monkeypatch.setattr(Conf, "ORM", None)
+    monkeypatch.setattr(Conf, "DJANGO_REDIS", None)
+    monkeypatch.setattr(Conf, "REDIS", redis_server.url)
+    task_queue.reset_broker_backoff()
+    broker = get_broker()
+    yield redis_server, broker
+    task_queue.reset_broker_backoff()
+
+
+@pytest.fixture
 def on_postgres() -> bool:
     return connection.vendor == "postgresql"
 

@@ -10,7 +10,7 @@ pytestmark = pytest.mark.django_db
 
 
 def _finished_session(monkeypatch) -> Session:
-    monkeypatch.setattr("agents.services.async_task", lambda *args: None)
+    monkeypatch.setattr("casebank.task_queue.async_task", lambda *args: None)
     session = services.session_create(query="How many orders per region?", actor="tester")
     services.session_record(session, kind="plan", phase="select", plan=[{"agent": "data_analysis", "action": "sum"}], plan_source="heuristic")
     services.session_record(

@@ -30,7 +30,7 @@ def test_it_answers_404_for_an_unknown_session(api):
 
 def test_it_queues_the_session_and_enqueues_its_run_on_commit(api, django_capture_on_commit_callbacks, monkeypatch):
     enqueued = []
-    monkeypatch.setattr("agents.services.async_task", lambda *args: enqueued.append(args))
+    monkeypatch.setattr("casebank.task_queue.async_task", lambda *args: enqueued.append(args))
     with django_capture_on_commit_callbacks(execute=True):
         response = api.post("/api/sessions/", {"query": "How many orders?"}, format="json")
     assert response.status_code == 202
@@ -46,9 +46,8 @@ def test_it_queues_the_session_and_enqueues_its_run_on_commit(api, django_captur
 def test_it_runs_a_session_only_once(api, monkeypatch, knowledge, no_llm):
     from agents import supervisor
 
-    monkeypatch.setattr("agents.services.async_task", lambda *args: None)
+    monkeypatch.setattr("casebank.task_queue.async_task", lambda *args: None)
     session_id = api.post("/api/sessions/", {"query": "What is our refund policy?"}, format="json").json()["session_id"]
-    monkeypatch.setattr("agents.supervisor.async_task", lambda *args: None)
     assert supervisor.run_session(session_id=session_id) is not None
     events = SessionEvent.objects.filter(session_id=session_id).count()
     assert supervisor.run_session(session_id=session_id) is None  # a re-delivered task is a no-op

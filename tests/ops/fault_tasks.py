@@ -1,7 +1,9 @@
-"""Fault-injection wrappers run by a real qcluster in tests/ops/test_worker_killed.py.
+"""Fault-injection wrappers run by a real qcluster in tests/ops/test_worker_killed.py and
+test_reflection_run_killed.py.
 
-Not test cases: importable task functions that call the real task inside a transaction and
-hold it open, announcing their process id, so the test can kill -9 the worker mid-write.
+Not test cases: importable task functions that call the real task and pause it at the moment a
+crash hurts most, announcing their process id (and the id of the work they hold), so the test
+can kill -9 the worker there.
 """
 from __future__ import annotations
 
@@ -10,19 +12,33 @@ import time
 import uuid
 from pathlib import Path
 
-from django.db import transaction
 
-from reflection.tasks import logs_write_task
+def _announce(signal_dir: str, text: str) -> None:
+    signals = Path(signal_dir)
+    name = f"{os.getpid()}-{uuid.uuid4().hex}"
+    (signals / f".{name}").write_text(text)
+    (signals / f".{name}").rename(signals / name)  # appears complete, never half written
 
 
-def slow_logs_write(items: list[dict], signal_dir: str, hold_seconds: float) -> int:
-    with transaction.atomic():
-        created = logs_write_task(items)
-        # Rows are written but not committed: the moment a crash must not lose or double them.
-        marker = Path(signal_dir) / f"{os.getpid()}-{uuid.uuid4().hex}"
-        marker.write_text(items[0]["id"])
+def slow_session_outcome(session_id: str, signal_dir: str, hold_seconds: float) -> dict | None:
+    """The real background log write of a session, paused after the log row is committed and
+    before the session is marked logged: the moment a crash must not lose or double it."""
+    from reflection import ingestion
+    from agents.tasks import record_session_outcome
+
+    real = ingestion.logs_ingest
+
+    def paused(**kwargs):
+        result = real(**kwargs)
+        _announce(signal_dir, session_id)
         time.sleep(hold_seconds)
-    return created
+        return result
+
+    ingestion.logs_ingest = paused
+    try:
+        return record_session_outcome(session_id)
+    finally:
+        ingestion.logs_ingest = real
 
 
 def slow_first_reflection_run(run_id: int, signal_dir: str, hold_seconds: float) -> dict:
@@ -31,13 +47,12 @@ def slow_first_reflection_run(run_id: int, signal_dir: str, hold_seconds: float)
     from reflection import services
     from reflection.tasks import reflection_run_task
 
-    signals = Path(signal_dir)
-    if not any(signals.iterdir()):
+    if not any(Path(signal_dir).iterdir()):
         real = services._analyse_chunk
 
         def paused(*args, **kwargs):
             result = real(*args, **kwargs)
-            (signals / f"{os.getpid()}-{uuid.uuid4().hex}").write_text(str(run_id))
+            _announce(signal_dir, str(run_id))
             time.sleep(hold_seconds)
             return result
 

@@ -95,6 +95,8 @@ def test_it_has_workers_and_a_migration_job():
     assert qcluster["command"][-1] == "qcluster"
     job = by_kind("Job")["caseloop-migrate"]["spec"]["template"]["spec"]
     assert "migrate --noinput" in " ".join(job["containers"][0]["command"])
+    # Without the schedules no sweeper hands out the work of tasks the Redis broker lost.
+    assert "setup_schedules" in " ".join(job["containers"][0]["command"])
     assert job["restartPolicy"] == "Never"
 
 
@@ -139,6 +141,7 @@ def test_it_validates_the_compose_file_against_the_compose_specification():
     assert "pgvector" in compose["services"]["db"]["image"]
     web = compose["services"]["web"]
     assert web["depends_on"]["migrate"]["condition"] == "service_completed_successfully"
+    assert "setup_schedules" in " ".join(compose["services"]["migrate"]["command"])
     assert "/health" in " ".join(web["healthcheck"]["test"])
 
 

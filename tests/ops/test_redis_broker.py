@@ -6,8 +6,6 @@ import sys
 
 from django.conf import settings
 
-from tests.ops.test_redis_down import redis_server  # noqa: F401 (fixture)
-
 SCRIPT = """
 import django
 django.setup()
@@ -19,8 +17,8 @@ print(get_broker().queue_size())
 """
 
 
-def test_tasks_are_queued_in_redis_over_a_pooled_connection(redis_server):  # noqa: F811
-    _, client, url = redis_server
+def test_tasks_are_queued_in_redis_over_a_pooled_connection(redis_server):
+    client, url = redis_server.client, redis_server.url
     before = int(client.info("stats")["total_connections_received"])
     env = {"DJANGO_SETTINGS_MODULE": "config.settings", "REDIS_URL": url, "PATH": "/usr/bin:/bin",
            "DATABASE_URL": "sqlite:///:memory:"}

@@ -6,51 +6,22 @@ touched.
 from __future__ import annotations
 
 import logging
-import shutil
-import subprocess
 import time
 
 import pytest
-import redis
 from django.core.cache import caches
 
 from casebank import cache as layered
 from casebank import metrics
 from casebank.throttling import ApiKeyTierThrottle
-from tests.bench.support import free_port
+from tests.support.redis_server import PASSWORD
 
 pytestmark = pytest.mark.django_db
-PASSWORD = "redis-pw-that-must-not-leak"
-
-
-@pytest.fixture
-def redis_server(tmp_path):
-    binary = shutil.which("redis-server")
-    assert binary, "redis-server is needed for this test (apt-get install redis-server)"
-    port = free_port()
-    process = subprocess.Popen(
-        [binary, "--port", str(port), "--bind", "127.0.0.1", "--save", "", "--appendonly", "no",
-         "--requirepass", PASSWORD, "--dir", str(tmp_path)],
-        stdout=subprocess.DEVNULL,
-    )
-    client = redis.Redis(host="127.0.0.1", port=port, password=PASSWORD)
-    deadline = time.monotonic() + 10
-    while True:
-        try:
-            client.ping()
-            break
-        except redis.ConnectionError:
-            assert time.monotonic() < deadline, "redis-server did not start"
-            time.sleep(0.05)
-    yield process, client, f"redis://:{PASSWORD}@127.0.0.1:{port}/0"
-    if process.poll() is None:
-        process.kill()
-    process.wait()
 
 
 @pytest.fixture
 def layered_on_redis(settings, redis_server):
-    process, client, url = redis_server
+    url = redis_server.url
     options = {"SOCKET_CONNECT_TIMEOUT": 1, "SOCKET_TIMEOUT": 1}
     settings.CACHES = {
         **settings.CACHES,
@@ -62,17 +33,12 @@ def layered_on_redis(settings, redis_server):
     settings.CACHE_L2_ALIAS = "l2"
     settings.CACHE_L2_RETRY_SECONDS = 60
     layered.reset_l2_backoff()
-    yield process, client
+    yield redis_server, redis_server.client
     layered.reset_l2_backoff()
 
 
-def _stop(process: subprocess.Popen) -> None:
-    process.kill()
-    process.wait()
-
-
 def test_it_shares_values_through_redis_while_it_runs(layered_on_redis):
-    process, client = layered_on_redis
+    server, client = layered_on_redis
     calls = []
     value = layered.layered_get_or_set("t:shared", lambda: calls.append(1) or {"n": 3}, 60)
     assert value == {"n": 3} and calls == [1]
@@ -85,9 +51,9 @@ def test_it_shares_values_through_redis_while_it_runs(layered_on_redis):
 
 
 def test_it_serves_from_l1_and_the_source_when_redis_stops(layered_on_redis):
-    process, _ = layered_on_redis
+    server, _ = layered_on_redis
     layered.layered_get_or_set("t:warm", lambda: "from-db", 60)
-    _stop(process)
+    server.stop()
     errors_before = metrics.CACHE_REQUESTS.labels(layer="l2", result="error")._value.get()
     assert layered.layered_get_or_set("t:warm", lambda: "recomputed", 60) == "from-db"  # L1
     assert layered.layered_get_or_set("t:cold", lambda: "from-source", 60) == "from-source"
@@ -99,10 +65,10 @@ def test_it_serves_from_l1_and_the_source_when_redis_stops(layered_on_redis):
 
 
 def test_it_keeps_the_api_serving_when_redis_stops(layered_on_redis, api, anonymous_api, make_case):
-    process, _ = layered_on_redis
+    server, _ = layered_on_redis
     case = make_case()
     assert api.post("/api/cases/search/", {"query": "monthly revenue", "mode": "bm25"}, format="json").status_code == 200
-    _stop(process)
+    server.stop()
     # Throttling, search statistics and reads all touch the cache; none may fail.
     search = api.post("/api/cases/search/", {"query": "monthly revenue", "mode": "bm25"}, format="json")
     assert search.status_code == 200, search.content
@@ -120,8 +86,8 @@ def test_it_keeps_the_api_serving_when_redis_stops(layered_on_redis, api, anonym
 
 
 def test_it_never_logs_or_shows_the_redis_password(layered_on_redis, anonymous_api, caplog):
-    process, _ = layered_on_redis
-    _stop(process)
+    server, _ = layered_on_redis
+    server.stop()
     with caplog.at_level(logging.DEBUG):
         layered.layered_get_or_set("t:secret", lambda: 1, 60)
         caches["default"].get("anything")  # the ignoring alias logs its failure too

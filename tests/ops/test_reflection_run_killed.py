@@ -1,25 +1,39 @@
-"""kill -9 the worker in the middle of a reflection run: the task is handed out again and the
-run completes, every case analysed once, no claim left behind.
+"""kill -9 the worker in the middle of a reflection run: the run completes, every case analysed
+once, no claim left behind.
 
-A real qcluster on its own SQLite file (ORM broker); the wrapper task in
+A real qcluster on a database of its own, on the ORM broker (which hands the dead worker's task
+out again after Q_RETRY) and on the Redis broker (which never does: the runs sweeper rings
+again once the run has been running past Q_TIMEOUT). The wrapper task in
 tests/ops/fault_tasks.py pauses the first attempt inside its first analysed chunk.
 """
 from __future__ import annotations
 
 import os
 import signal
+import time
 
 import pytest
 
-from tests.ops.qcluster_support import cluster_env, first_signal, manage, qcluster, query, wait_for
+from tests.ops.qcluster_support import (
+    cluster_database,
+    cluster_env,
+    enqueue_on_redis,
+    first_signal,
+    manage,
+    qcluster,
+    wait_for,
+)
+from tests.support.redis_server import RedisServer
 
 CASES = 20
 LOGS_PER_CASE = 50  # below the early-trigger threshold, so no other run starts
+TIMEOUT_SECONDS, RETRY_SECONDS = 3, 6
 
 SETUP = f"""
 import os
 from datetime import timedelta
 from django.utils import timezone
+from django_q.brokers import get_broker
 from django_q.tasks import async_task
 from casebank.models import Case
 from reflection import ingestion, services
@@ -36,46 +50,61 @@ for index in range({CASES}):
                       "error_type": "" if n % 4 else "TimeoutError",
                       "created_at": (now - timedelta(hours=n)).isoformat()}})
 ingestion.logs_ingest(records=ingestion.parse_batch(items))
-run = services.reflection_run_start(trigger="api", requested_by="fault test", enqueue=False)
+run = services.reflection_run_start(trigger="api", requested_by="fault test")
+get_broker().purge_queue()  # its task, replaced by the wrapper
 async_task("tests.ops.fault_tasks.slow_first_reflection_run", run.pk, os.environ["SIGNAL_DIR"], 30)
 print(run.pk)
 """
 
 
-@pytest.fixture
-def cluster(tmp_path):
+@pytest.fixture(params=["orm", "redis"])
+def cluster(request, tmp_path, cluster_template):
     signal_dir = tmp_path / "signals"
     signal_dir.mkdir()
-    env = cluster_env(tmp_path, timeout=3, retry=6)
-    manage(env, "migrate", "--noinput", "-v", "0")
-    manage(env, "shell", "-c", SETUP, extra={"SIGNAL_DIR": str(signal_dir)})
-    with qcluster(env) as process:
-        yield {"process": process, "database": tmp_path / "caseloop.sqlite3", "signals": signal_dir}
+    redis = RedisServer(tmp_path) if request.param == "redis" else None
+    with cluster_database(tmp_path, template=cluster_template) as database:
+        try:
+            if redis is not None:
+                redis.start()
+            env = cluster_env(tmp_path, database, timeout=TIMEOUT_SECONDS, retry=RETRY_SECONDS,
+                              redis_url=redis.url if redis else "")
+            manage(env, "shell", "-c", SETUP, extra={"SIGNAL_DIR": str(signal_dir)})
+            with qcluster(env) as process:
+                yield {"process": process, "database": database, "signals": signal_dir, "redis": redis}
+        finally:
+            if redis is not None:
+                redis.stop()
 
 
-def test_it_completes_the_run_on_retry_after_the_worker_is_killed(cluster):
+def test_it_completes_the_run_after_the_worker_is_killed(cluster):
     database = cluster["database"]
-    worker_pid = first_signal(cluster["signals"])
+    worker_pid, _ = first_signal(cluster["signals"])
     assert worker_pid != cluster["process"].pid
-    (run_id, status), = query(database, "SELECT id, status FROM reflection_reflectionrun")
+    (run_id, status), = database.query("SELECT id, status FROM reflection_reflectionrun")
     assert status == "running"
     os.kill(worker_pid, signal.SIGKILL)
+    killed_at = time.monotonic()
 
-    wait_for(
-        lambda: query(database, "SELECT status FROM reflection_reflectionrun WHERE id = ?", (run_id,))[0][0]
-        in ("completed", "failed"),
-        60,
-        "the run to finish after the retry",
+    def status_of_run() -> str:
+        return database.query("SELECT status FROM reflection_reflectionrun WHERE id = %s", (run_id,))[0][0]
+
+    if cluster["redis"] is not None:
+        # Redis popped the task for good: past Q_RETRY the run is still "running", nothing queued.
+        time.sleep(max(0.0, killed_at + RETRY_SECONDS - time.monotonic()))
+        assert status_of_run() == "running" and cluster["redis"].client.llen("django_q:caseloop:q") == 0
+        # The sweeper (every minute in production) rings again; the claim takes the run over.
+        enqueue_on_redis(cluster["redis"].url, "reflection.tasks.sweep_runs_task")
+    wait_for(lambda: status_of_run() in ("completed", "failed"), 60, "the run to finish after the kill")
+
+    (status, analysed, failed, error, attempts, retry_at), = database.query(
+        "SELECT status, cases_analysed, cases_failed, error, attempts, retry_at FROM reflection_reflectionrun"
+        " WHERE id = %s", (run_id,)
     )
-    (status, analysed, failed, error), = query(
-        database, "SELECT status, cases_analysed, cases_failed, error FROM reflection_reflectionrun WHERE id = ?", (run_id,)
+    assert (status, error, failed, attempts, retry_at) == ("completed", "", 0, 2, None)
+    per_case = database.query(
+        "SELECT case_id, COUNT(*) FROM reflection_caseanalysis WHERE run_id = %s GROUP BY case_id", (run_id,)
     )
-    assert (status, error) == ("completed", "")
-    assert failed == 0
-    per_case = query(
-        database, "SELECT case_id, COUNT(*) FROM reflection_caseanalysis WHERE run_id = ? GROUP BY case_id", (run_id,)
-    )
-    assert len(per_case) == CASES, "a case was left unanalysed"
+    assert len(per_case) == CASES == analysed, "a case was left unanalysed"
     assert {count for _, count in per_case} == {1}, "a case was analysed twice in one run"
-    assert query(database, "SELECT COUNT(*) FROM reflection_casereflectionstate WHERE claimed_by_id IS NOT NULL") == [(0,)]
-    assert query(database, "SELECT COUNT(*) FROM reflection_reflectionrun") == [(1,)]
+    assert database.query("SELECT COUNT(*) FROM reflection_casereflectionstate WHERE claimed_by_id IS NOT NULL") == [(0,)]
+    assert database.query("SELECT COUNT(*) FROM reflection_reflectionrun") == [(1,)]

@@ -1,59 +1,127 @@
-"""kill -9 a django-q2 worker in the middle of background log writes: every accepted log is
-stored exactly once, and /health sees the cluster's heartbeat.
+"""kill -9 a django-q2 worker in the middle of a session's background log write: every
+accepted session's log is stored exactly once, and /health sees the cluster's heartbeat.
 
-A real `manage.py qcluster` runs on its own SQLite file with the ORM broker; a wrapper task
-(tests/ops/fault_tasks.py) holds each write's transaction open so the kill lands mid-write.
+A real `manage.py qcluster` runs on a database of its own, on the ORM broker (which hands a dead
+worker's task out again after Q_RETRY) and on the Redis broker (which never does: the sweeper
+finishes the work from the session rows). A wrapper task (tests/ops/fault_tasks.py) pauses each
+write after the log row is committed and before the session is marked logged.
 """
 from __future__ import annotations
 
 import json
 import os
 import signal
-import uuid
-from pathlib import Path
+import time
 
 import pytest
 
-from tests.ops.qcluster_support import cluster_env, first_signal, manage, qcluster, query, wait_for
+from tests.ops.qcluster_support import (
+    cluster_database,
+    cluster_env,
+    enqueue_on_redis,
+    first_signal,
+    hex_id,
+    manage,
+    qcluster,
+    wait_for,
+)
+from tests.support.redis_server import RedisServer
 
-BATCHES = 6
-PER_BATCH = 50
+SESSIONS = 6
 HOLD_SECONDS = 0.4
-RETRY_SECONDS = 4
+TIMEOUT_SECONDS, RETRY_SECONDS = 3, 4
 
-ENQUEUE = """
+# Sessions that finished (a failed evaluation) with their log task lost; then one wrapper task
+# per session, and a duplicate of the last, as a second delivery would be.
+SETUP = f"""
 import json, os
+from django.utils import timezone
+from django_q.brokers import get_broker
 from django_q.tasks import async_task
-spec = json.load(open(os.environ["FAULT_SPEC"]))
-for batch in spec["batches"]:
-    async_task("tests.ops.fault_tasks.slow_logs_write", batch, spec["signal_dir"], spec["hold"])
+from agents import services
+from casebank import task_queue
+
+ids = []
+for n in range({SESSIONS}):
+    session = services.session_claim(session_id=services.session_create(query=f"fault query {{n}}", actor="fault").id)
+    now = timezone.now()
+    services.session_record(session, kind="phase", data={{"status": "failed"}}, status="failed", phase="done",
+                            passed=False, finished_at=now, retry_at=task_queue.redeliver_at(now))
+    ids.append(str(session.id))
+get_broker().purge_queue()  # the sessions' run tasks: already done above
+for session_id in [*ids, ids[-1]]:
+    async_task("tests.ops.fault_tasks.slow_session_outcome", session_id, os.environ["SIGNAL_DIR"], {HOLD_SECONDS})
+print(json.dumps(ids))
 """
 
 
-@pytest.fixture(scope="module")
-def cluster(tmp_path_factory):
-    base = tmp_path_factory.mktemp("qcluster")
-    signal_dir = base / "signals"
+@pytest.fixture(params=["orm", "redis"])
+def cluster(request, tmp_path, cluster_template):
+    broker = request.param
+    signal_dir = tmp_path / "signals"
     signal_dir.mkdir()
-    env = cluster_env(base, timeout=3, retry=RETRY_SECONDS)
-    manage(env, "migrate", "--noinput", "-v", "0")
+    redis = RedisServer(tmp_path) if broker == "redis" else None
+    with cluster_database(tmp_path, template=cluster_template) as database:
+        try:
+            if redis is not None:
+                redis.start()
+            env = cluster_env(tmp_path, database, timeout=TIMEOUT_SECONDS, retry=RETRY_SECONDS,
+                              redis_url=redis.url if redis else "")
+            ids = json.loads(manage(env, "shell", "-c", SETUP, extra={"SIGNAL_DIR": str(signal_dir)}).splitlines()[-1])
+            setup_done = time.monotonic()
+            with qcluster(env) as process:
+                yield {"broker": broker, "process": process, "database": database, "signals": signal_dir,
+                       "env": env, "ids": ids, "setup_done": setup_done, "redis": redis}
+        finally:
+            if redis is not None:
+                redis.stop()
 
-    batches = [
-        [{"id": str(uuid.uuid4()), "success": i % 3 != 0, "execution_time_ms": 10 + i, "error_type": "" if i % 3 else "TimeoutError"}
-         for i in range(PER_BATCH)]
-        for _ in range(BATCHES)
-    ]
-    # The client re-sends one batch, as it would after a timeout on its side.
-    spec_file = base / "spec.json"
-    spec_file.write_text(json.dumps({"batches": [*batches, batches[0]], "signal_dir": str(signal_dir), "hold": HOLD_SECONDS}))
-    manage(env, "shell", "-c", ENQUEUE, extra={"FAULT_SPEC": str(spec_file)})
-    with qcluster(env) as process:
-        yield {"process": process, "database": base / "caseloop.sqlite3", "signals": signal_dir,
-               "batches": batches, "q_stats": base / "q_stats", "tasks": BATCHES + 1}
+
+def _logged(database) -> set[str]:
+    return {hex_id(row[0]) for row in database.query("SELECT id FROM agents_session WHERE log_id IS NOT NULL")}
+
+
+def test_it_stores_every_log_exactly_once_when_a_worker_is_killed_mid_write(cluster):
+    database, ids = cluster["database"], [hex_id(i) for i in cluster["ids"]]
+    worker_pid, killed = first_signal(cluster["signals"])
+    assert worker_pid != cluster["process"].pid
+    os.kill(worker_pid, signal.SIGKILL)
+    killed = hex_id(killed)
+    assert killed != ids[-1], "the first writes start first; the last one is the one delivered twice"
+
+    if cluster["broker"] == "orm":
+        # The ORM broker hands the dead worker's task out again after Q_RETRY.
+        wait_for(lambda: _logged(database) == set(ids), 60, "the killed write to be delivered again")
+    else:
+        # Redis popped it for good: the other writes finish, the killed one never comes back.
+        wait_for(lambda: _logged(database) == set(ids) - {killed} and cluster["redis"].client.llen("django_q:caseloop:q") == 0,
+                 60, "the other writes")
+        time.sleep(RETRY_SECONDS)
+        assert _logged(database) == set(ids) - {killed}, "the Redis broker delivered the task again"
+        # The sweeper (every minute in production) finds the unlogged session once it is due.
+        time.sleep(max(0.0, cluster["setup_done"] + RETRY_SECONDS - time.monotonic()))
+        enqueue_on_redis(cluster["redis"].url, "agents.tasks.sweep_sessions_task")
+        wait_for(lambda: _logged(database) == set(ids), 60, "the sweeper to write the lost log")
+
+    logs = [hex_id(row[0]) for row in database.query("SELECT session_id FROM reflection_executionlog")]
+    assert sorted(logs) == sorted(ids), "a log was lost or stored twice"
+    events = database.query("SELECT session_id, COUNT(*) FROM agents_sessionevent WHERE kind = 'logged' GROUP BY session_id")
+    assert {hex_id(session_id): count for session_id, count in events} == {i: 1 for i in ids}
+    assert database.query("SELECT COUNT(*) FROM agents_session WHERE retry_at IS NOT NULL") == [(0,)]
+    attempts = [path.name for path in cluster["signals"].iterdir() if not path.name.startswith(".")]
+    assert sum(name.startswith(f"{worker_pid}-") for name in attempts) == 1
+    assert database.query("SELECT COUNT(*) FROM django_q_task WHERE success = %s", (False,)) == [(0,)]
+
+
+@pytest.fixture
+def orm_cluster(tmp_path, cluster_template):
+    with cluster_database(tmp_path, template=cluster_template) as database:
+        with qcluster(cluster_env(tmp_path, database, timeout=3, retry=4)):
+            yield tmp_path / "q_stats"
 
 
 @pytest.mark.django_db  # the ORM broker checks its connection, here the test database's
-def test_it_reports_the_cluster_heartbeat_on_health(cluster, settings, monkeypatch):
+def test_it_reports_the_cluster_heartbeat_on_health(orm_cluster, settings, monkeypatch):
     from django_q.conf import Conf
 
     from config.health import check_queue
@@ -61,36 +129,9 @@ def test_it_reports_the_cluster_heartbeat_on_health(cluster, settings, monkeypat
     settings.CACHES = {
         **settings.CACHES,
         "q_stats_fault": {"BACKEND": "django.core.cache.backends.filebased.FileBasedCache",
-                          "LOCATION": str(cluster["q_stats"])},
+                          "LOCATION": str(orm_cluster)},
     }
     monkeypatch.setattr(Conf, "SYNC", False)
     monkeypatch.setattr(Conf, "CACHE", "q_stats_fault")
     result = wait_for(lambda: (r := check_queue())["status"] == "up" and r, 30, "a cluster heartbeat")
     assert result["clusters"] == 1 and result["workers"] == 2
-
-
-def test_it_stores_every_log_exactly_once_when_a_worker_is_killed_mid_write(cluster):
-    signals: Path = cluster["signals"]
-    worker_pid = first_signal(signals)
-    assert worker_pid != cluster["process"].pid
-    os.kill(worker_pid, signal.SIGKILL)
-
-    database = cluster["database"]
-
-    def all_tasks_done() -> bool:
-        queued = query(database, "SELECT COUNT(*) FROM django_q_ormq")[0][0]
-        done = query(database, "SELECT COUNT(*) FROM django_q_task WHERE success = 1")[0][0]
-        return queued == 0 and done >= cluster["tasks"]
-
-    wait_for(all_tasks_done, 60, "every task to finish after the retry")
-
-    expected = {uuid.UUID(log["id"]).hex for batch in cluster["batches"] for log in batch}
-    rows = [row[0].replace("-", "") for row in query(database, "SELECT id FROM reflection_executionlog")]
-    assert len(rows) == len(set(rows)), "a log was stored twice"
-    assert set(rows) == expected, f"{len(expected - set(rows))} accepted logs were lost"
-    # The killed write ran again: more write attempts than tasks.
-    attempts = [path.name for path in signals.iterdir()]
-    assert len(attempts) > cluster["tasks"]
-    assert sum(name.startswith(f"{worker_pid}-") for name in attempts) == 1
-    failed = query(database, "SELECT COUNT(*) FROM django_q_task WHERE success = 0")[0][0]
-    assert failed == 0

@@ -53,7 +53,10 @@ def test_setup_schedules_is_idempotent():
     call_command("setup_schedules", stdout=StringIO())
     second = {s.name: (s.func, s.schedule_type, s.next_run) for s in Schedule.objects.all()}
 
-    assert first == second and len(first) == 3
+    assert first == second and len(first) == 5
+    for sweeper in ("agents.tasks.sweep_sessions_task", "reflection.tasks.sweep_runs_task"):
+        every_minute = Schedule.objects.get(func=sweeper)
+        assert (every_minute.schedule_type, every_minute.minutes, every_minute.repeats) == (Schedule.MINUTES, 1, -1)
     weekly = Schedule.objects.get(func="casebank.consolidation.consolidation_task")
     assert weekly.schedule_type == Schedule.WEEKLY
     assert (weekly.next_run.weekday(), weekly.next_run.hour, weekly.next_run.minute) == (6, 2, 0)
@@ -64,6 +67,11 @@ def test_setup_schedules_is_idempotent():
 def test_the_scheduled_functions_exist():
     from django.utils.module_loading import import_string
 
-    for schedule_func in ("reflection.tasks.daily_reflection_task", "reflection.tasks.retention_task",
-                          "casebank.consolidation.consolidation_task"):
+    from reflection.management.commands.setup_schedules import declared_schedules
+
+    funcs = {periodic.func for periodic in declared_schedules()}
+    assert funcs == {"reflection.tasks.daily_reflection_task", "reflection.tasks.retention_task",
+                     "casebank.consolidation.consolidation_task", "reflection.tasks.sweep_runs_task",
+                     "agents.tasks.sweep_sessions_task"}
+    for schedule_func in funcs:
         assert callable(import_string(schedule_func))

@@ -1,12 +1,21 @@
-"""`manage.py setup_schedules`: create or update the django-q2 schedules (idempotent, by name)."""
+"""`manage.py setup_schedules`: create or update the django-q2 schedules (idempotent, by name).
+
+Each app declares its periodic tasks on its AppConfig (`schedules`, see casebank.schedules).
+"""
 from __future__ import annotations
 
 from datetime import datetime, time, timedelta, timezone as dt_timezone
 from typing import Any
 
+from django.apps import apps
 from django.core.management.base import BaseCommand
 from django.utils import timezone
+from django.utils.module_loading import import_string
 from django_q.models import Schedule
+
+from casebank.schedules import Periodic
+
+TYPES = {"minute": Schedule.MINUTES, "day": Schedule.DAILY, "week": Schedule.WEEKLY}
 
 
 def _next(at: time, *, weekday: int | None = None) -> datetime:
@@ -18,25 +27,24 @@ def _next(at: time, *, weekday: int | None = None) -> datetime:
     return moment
 
 
-SCHEDULES = [
-    # name, function, schedule type, first run
-    ("reflection: daily run", "reflection.tasks.daily_reflection_task", Schedule.DAILY, lambda: _next(time(1, 0))),
-    ("reflection: daily log retention", "reflection.tasks.retention_task", Schedule.DAILY, lambda: _next(time(3, 0))),
-    ("casebank: weekly consolidation (dry run)", "casebank.consolidation.consolidation_task", Schedule.WEEKLY,
-     lambda: _next(time(2, 0), weekday=6)),
-]
+def declared_schedules() -> list[Periodic]:
+    return [periodic for config in apps.get_app_configs() for periodic in getattr(config, "schedules", ())]
 
 
 class Command(BaseCommand):
-    help = "Create or update the reflection, retention and consolidation schedules (safe to run again)."
+    help = "Create or update every app's schedules: reflection, retention, consolidation, sweepers (safe to run again)."
 
     def handle(self, *args: Any, **options: Any) -> None:
-        for name, func, schedule_type, first_run in SCHEDULES:
-            existing = Schedule.objects.filter(name=name).first()
-            defaults = {"func": func, "schedule_type": schedule_type, "repeats": -1}
+        for periodic in declared_schedules():
+            import_string(periodic.func)  # a misspelt task fails here, not every minute in the cluster
+            schedule_type = TYPES[periodic.every]
+            existing = Schedule.objects.filter(name=periodic.name).first()
+            defaults: dict[str, Any] = {"func": periodic.func, "schedule_type": schedule_type, "repeats": -1}
+            if schedule_type == Schedule.MINUTES:
+                defaults["minutes"] = 1
             if existing is None or existing.schedule_type != schedule_type:
                 # Only a new (or re-typed) schedule gets its first run set; an existing one
                 # keeps its next_run, so running this command again never shifts the timetable.
-                defaults["next_run"] = first_run()
-            _, created = Schedule.objects.update_or_create(name=name, defaults=defaults)
-            self.stdout.write(f"{'created' if created else 'updated'}: {name} ({func})")
+                defaults["next_run"] = timezone.now() if periodic.at is None else _next(periodic.at, weekday=periodic.weekday)
+            _, created = Schedule.objects.update_or_create(name=periodic.name, defaults=defaults)
+            self.stdout.write(f"{'created' if created else 'updated'}: {periodic.name} ({periodic.func})")

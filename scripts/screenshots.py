@@ -1,0 +1,61 @@
+"""Screenshots of the admin as a new user sees it, for docs/img/ (a dev tool, not a test).
+
+Needs a running server with the demo data (`make run`), an admin login, Debian's chromium and
+the `playwright` package (`pip install playwright`; it drives /usr/bin/chromium, nothing is
+downloaded). Usage:
+
+    python scripts/screenshots.py http://127.0.0.1:8000 USER PASSWORD [OUT_DIR]
+"""
+from __future__ import annotations
+
+import sys
+from pathlib import Path
+
+from playwright.sync_api import sync_playwright
+
+CHROMIUM = "/usr/bin/chromium"
+# Flags for a closed network: without them Chromium keeps calling home and is refused.
+FLAGS = ["--no-sandbox", "--disable-gpu", "--disable-quic", "--no-first-run", "--disable-background-networking",
+         "--disable-component-update", "--disable-sync"]
+PAGES = [
+    ("case-list", "/admin/casebank/case/"),
+    ("log-list", "/admin/reflection/executionlog/"),
+    ("approval-queue", "/admin/reflection/pendingsuggestion/"),
+    ("session-list", "/admin/agents/session/"),
+]
+
+
+def main(base: str, user: str, password: str, out: Path) -> None:
+    out.mkdir(parents=True, exist_ok=True)
+    with sync_playwright() as playwright:
+        browser = playwright.chromium.launch(executable_path=CHROMIUM, args=FLAGS)
+        page = browser.new_page(viewport={"width": 1440, "height": 900})
+        page.goto(f"{base}/admin/login/")
+        page.fill("#id_username", user)
+        page.fill("#id_password", password)
+        page.click("input[type=submit]")
+        page.wait_for_url(f"{base}/admin/")
+        for name, path in PAGES:
+            page.goto(base + path)
+            page.screenshot(path=str(out / f"{name}.png"))
+            print(f"{name}: {page.title()}")
+        # The first pending suggestion (evidence and plan diff) and the first case's analysis page.
+        page.goto(base + "/admin/reflection/pendingsuggestion/")
+        link = page.locator("#result_list tbody tr th a").first
+        if link.count():
+            link.click()
+            page.screenshot(path=str(out / "approval-console.png"), full_page=True)
+            print(f"approval-console: {page.title()}")
+        page.goto(base + "/admin/casebank/case/?o=-5")
+        case_link = page.locator("#result_list tbody tr th a").first
+        if case_link.count():
+            case_link.click()
+            page.screenshot(path=str(out / "case-change.png"), full_page=True)
+            print(f"case-change: {page.title()}")
+        browser.close()
+
+
+if __name__ == "__main__":
+    if len(sys.argv) < 4:
+        sys.exit(__doc__)
+    main(sys.argv[1].rstrip("/"), sys.argv[2], sys.argv[3], Path(sys.argv[4] if len(sys.argv) > 4 else "docs/img"))
