@@ -162,7 +162,7 @@ def test_compose_migrates_like_the_kubernetes_job():
     assert " ".join(services["migrate"]["command"]) == " ".join(job["command"])
     steps = job["command"][-1].split(" && ")
     assert steps == ["python manage.py check --deploy --fail-level ERROR", "python manage.py migrate --noinput",
-                     "python manage.py setup_roles"]
+                     "python manage.py setup_roles", "python manage.py setup_schedules"]
 
 
 def _ignored(patterns: list[str], path: str) -> bool:

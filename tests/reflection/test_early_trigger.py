@@ -5,7 +5,6 @@ import pytest
 from django.core.cache import cache
 
 from reflection.models import CaseAnalysis, ReflectionRun
-from tests.ops.test_redis_down import redis_server  # noqa: F401  (fixture)
 
 pytestmark = pytest.mark.django_db
 
@@ -55,11 +54,10 @@ def test_it_does_not_count_re_sent_logs(api, make_case, django_capture_on_commit
 
 
 @pytest.fixture
-def counters_on_redis(settings, redis_server):  # noqa: F811  (the imported fixture)
-    _, client, url = redis_server
+def counters_on_redis(settings, redis_server):
     settings.CACHES = {
         **settings.CACHES,
-        "default": {"BACKEND": "django_redis.cache.RedisCache", "LOCATION": url,
+        "default": {"BACKEND": "django_redis.cache.RedisCache", "LOCATION": redis_server.url,
                     "OPTIONS": {"SOCKET_CONNECT_TIMEOUT": 1, "SOCKET_TIMEOUT": 1, "IGNORE_EXCEPTIONS": True}},
     }
     return redis_server
@@ -68,7 +66,7 @@ def counters_on_redis(settings, redis_server):  # noqa: F811  (the imported fixt
 def test_it_counts_in_one_redis_script_and_resets_at_the_threshold(counters_on_redis, make_case):
     from reflection.services import EARLY_COUNTER_KEY, note_new_logs
 
-    process, client, _ = counters_on_redis
+    client = counters_on_redis.client
     busy, quiet = make_case(title="busy"), make_case(title="quiet")
     assert note_new_logs(counts={busy.pk: 70, quiet.pk: 3}) == []
     assert note_new_logs(counts={busy.pk: 30, quiet.pk: 3}) == [busy.pk]
@@ -76,7 +74,6 @@ def test_it_counts_in_one_redis_script_and_resets_at_the_threshold(counters_on_r
     assert int(client.get(EARLY_COUNTER_KEY.format(quiet.pk))) == 6
     assert 0 < client.ttl(EARLY_COUNTER_KEY.format(quiet.pk)) <= 7 * 86400
 
-    process.kill()
-    process.wait()
+    counters_on_redis.stop()
     # Redis gone: the batch is still accepted; only the early run waits for the daily one.
     assert note_new_logs(counts={busy.pk: 500}) == []
