@@ -53,17 +53,19 @@ def test_setup_schedules_is_idempotent():
     call_command("setup_schedules", stdout=StringIO())
     second = {s.name: (s.func, s.schedule_type, s.next_run) for s in Schedule.objects.all()}
 
-    assert first == second and len(first) == 3
+    assert first == second and len(first) == 4
     weekly = Schedule.objects.get(func="casebank.consolidation.consolidation_task")
     assert weekly.schedule_type == Schedule.WEEKLY
     assert (weekly.next_run.weekday(), weekly.next_run.hour, weekly.next_run.minute) == (6, 2, 0)
     assert Schedule.objects.get(func="reflection.tasks.daily_reflection_task").schedule_type == Schedule.DAILY
     assert Schedule.objects.get(func="reflection.tasks.retention_task").schedule_type == Schedule.DAILY
+    sweep = Schedule.objects.get(func="reflection.tasks.deferred_suggestions_task")
+    assert (sweep.schedule_type, sweep.minutes) == (Schedule.MINUTES, 1)
 
 
 def test_the_scheduled_functions_exist():
     from django.utils.module_loading import import_string
 
     for schedule_func in ("reflection.tasks.daily_reflection_task", "reflection.tasks.retention_task",
-                          "casebank.consolidation.consolidation_task"):
+                          "reflection.tasks.deferred_suggestions_task", "casebank.consolidation.consolidation_task"):
         assert callable(import_string(schedule_func))
