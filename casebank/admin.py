@@ -8,7 +8,7 @@ from django.contrib import admin, messages
 from django.contrib.admin.utils import unquote
 from django.core.exceptions import PermissionDenied
 from django.db.models import QuerySet
-from django.http import HttpRequest, HttpResponse, HttpResponseRedirect
+from django.http import Http404, HttpRequest, HttpResponse, HttpResponseRedirect
 from django.shortcuts import get_object_or_404
 from django.template.response import TemplateResponse
 from django.urls import path, reverse
@@ -229,7 +229,10 @@ class CaseAdmin(admin.ModelAdmin):
         """Confirm, then roll back: the old snapshot becomes a new version."""
         if not request.user.has_perm("casebank.rollback_case"):
             raise PermissionDenied
-        case = get_object_or_404(Case.objects.defer("embedding"), pk=unquote(object_id))
+        # Like ModelAdmin.get_object: a malformed id is "not found", not a ValidationError (500).
+        case = self.get_object(request, unquote(object_id))
+        if case is None:
+            raise Http404("No such case.")
         snapshot = get_object_or_404(CaseVersion, case=case, version=version)
         change_url = reverse("admin:casebank_case_change", args=[case.pk])
         if request.method == "POST":
