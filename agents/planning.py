@@ -18,11 +18,10 @@ from agents.llm import LLMError, LLMResult, llm_client
 from agents.workers import (
     DATA_ANALYSIS, INFORMATION_RETRIEVAL, REGISTRY, SUBSTITUTES, AgentTask, normalise_agent_name,
 )
-from casebank.models import Case, CaseStatus
+from casebank.models import Case, CaseStatus, ReviewState
 from casebank.selectors import SearchHit
 
 logger = logging.getLogger(__name__)
-PENDING_REVIEW_TAG = "pending-review"
 SUPERVISOR = "supervisor"
 _DATA_WORDS = re.compile(
     r"\b(how many|how much|count|number of|total|sum|average|avg|mean|median|revenue|sales|orders?|"
@@ -70,8 +69,9 @@ def analyse(query: str) -> dict:
 
 
 def reusable(hit: SearchHit) -> bool:
+    # Retrieval returns approved cases only; the check stays so a plan is never reused unreviewed.
     case = hit.case
-    return case.status == CaseStatus.ACTIVE and PENDING_REVIEW_TAG not in (case.tags or []) and isinstance(case.plan, list)
+    return case.status == CaseStatus.ACTIVE and case.review_state == ReviewState.APPROVED and isinstance(case.plan, list)
 
 
 def make_plan(*, query: str, hits: list[SearchHit], analysis: dict, deadline: float | None = None) -> Plan:

@@ -13,11 +13,10 @@ from django_q.tasks import async_task
 from agents.models import Session, SessionEvent, SessionStatus
 from casebank import services as case_services
 from casebank.errors import InvalidInput
-from casebank.models import Case, CaseStatus
+from casebank.models import Case, ReviewState
 from reflection import ingestion
 
 MAX_QUERY = 5_000
-PENDING_REVIEW_TAG = "pending-review"
 SUPERVISOR_ACTOR = "supervisor"
 _NEW_CASE_NAMESPACE = uuid.UUID("2b0e6c1e-8f4a-4c55-9a43-6d2f8e7b1c90")
 # Workers of one session append events from several threads; one process runs a session.
@@ -101,9 +100,9 @@ def session_outcome_record(*, session: Session) -> dict:
             query=session.query,
             plan=_plan_for_case(session.plan),
             category="sessions",
-            tags=[PENDING_REVIEW_TAG, "from-session"],
-            # `warning` keeps it out of the planner's reusable plans until a reviewer activates it.
-            status=CaseStatus.WARNING,
+            tags=["from-session"],
+            # Out of retrieval and planning until a reviewer approves it (admin review queue).
+            review_state=ReviewState.PENDING,
             actor=SUPERVISOR_ACTOR,
         )
     case_id = session.case_id or (created_case.id if created_case else None)

@@ -20,7 +20,7 @@ from django.db import transaction
 from django_q.tasks import async_task
 
 from casebank.errors import NotFound
-from casebank.models import HIDDEN_STATUSES, Case
+from casebank.models import HIDDEN_STATUSES, Case, ReviewState
 from casebank.selectors import case_search
 from casebank.services import validate_plan
 from reflection.llm import LLMError, LLMUnavailable, get_llm_client
@@ -92,6 +92,8 @@ def ineligibility(*, case: Case, analysis: dict) -> str | None:
     rate = analysis.get("success_rate")
     if case.status in HIDDEN_STATUSES:
         return f"The case is {case.status}."
+    if case.review_state != ReviewState.APPROVED:
+        return f"The case is {case.get_review_state_display().lower()}: it is not a reusable plan yet."
     if analysis.get("confidence") != "ok":
         return "Not enough runs for a confident analysis."
     if rate is None:

@@ -63,3 +63,16 @@ def test_it_plans_heuristically_without_llm_and_substitutes_the_data_agent(api, 
     assert "data_analysis" not in state["results"] and "information_retrieval" in state["results"]
     assert state["status"] in ("completed", "failed") and state["finished_at"]
     assert ExecutionLog.objects.filter(session_id=state["id"], success=state["passed"]).count() == 1
+
+
+def test_it_never_reuses_a_case_pending_review_even_when_it_matches_exactly(api, make_case, knowledge, no_llm):
+    from casebank.models import ReviewState
+
+    query = "What is our refund policy for annual subscriptions?"
+    pending = make_case(title="Refund policy answer", query=query, review_state=ReviewState.PENDING,
+                        plan=[{"agent": "information_retrieval", "action": "Find the refund policy"}])
+    response = api.post("/api/sessions/", {"query": query}, format="json")
+    state = api.get(f"/api/sessions/{response.json()['session_id']}").json()
+    assert state["plan_source"] == "heuristic" and state["case_id"] is None
+    similar = SessionEvent.objects.get(session_id=state["id"], kind="phase", phase="plan").data["similar_cases"]
+    assert str(pending.id) not in {case["case_id"] for case in similar}

@@ -8,7 +8,7 @@ import pytest
 
 from agents.models import Session, SessionEvent
 from agents.tasks import record_session_outcome
-from casebank.models import Case, CaseStatus
+from casebank.models import Case, CaseStatus, ReviewState
 from reflection.models import ExecutionLog
 from tests.support.openai_server import Reply
 
@@ -62,7 +62,8 @@ def test_it_runs_an_llm_plan_with_text2sql_and_a_judge_then_files_a_new_case(
     session = Session.objects.select_related("created_case").get(pk=state["id"])
     new_case = session.created_case
     assert new_case is not None and session.case is None
-    assert new_case.status == CaseStatus.WARNING and "pending-review" in new_case.tags
+    assert (new_case.review_state, new_case.status) == (ReviewState.PENDING, CaseStatus.ACTIVE)
+    assert new_case.tags == ["from-session"] and new_case.category == "sessions"
     assert new_case.query == QUESTION and new_case.plan == PLAN["steps"]
     log = ExecutionLog.objects.get(pk=session.log_id)
     assert log.session_id == session.id and log.case_id == new_case.id and log.success
