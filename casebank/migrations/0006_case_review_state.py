@@ -73,7 +73,7 @@ class Migration(migrations.Migration):
         migrations.AddField(
             model_name='case',
             name='review_state',
-            field=models.CharField(choices=[('approved', 'Approved'), ('pending', 'Pending review'), ('rejected', 'Rejected')], default='approved', editable=False, help_text='Only approved cases are retrieved and reused; new cases from sessions start pending.', max_length=20),
+            field=models.CharField(choices=[('approved', 'Approved'), ('pending', 'Pending review'), ('rejected', 'Rejected')], db_default='approved', default='approved', editable=False, help_text='Only approved cases are retrieved and reused; new cases from sessions start pending.', max_length=20),
         ),
         migrations.AddIndex(
             model_name='case',
