@@ -3,6 +3,7 @@ from __future__ import annotations
 
 import json
 import logging
+import time
 from dataclasses import dataclass, field
 
 from agents import conf
@@ -42,17 +43,21 @@ def heuristic_score(agent: str, output: AgentOutput) -> float:
     return 0.5
 
 
-def evaluate(*, query: str, outputs: dict[str, AgentOutput]) -> Evaluation:
+def evaluate(*, query: str, outputs: dict[str, AgentOutput], deadline: float | None = None) -> Evaluation:
+    """Scores per agent; the LLM judge (if any) must answer before `deadline` (`time.monotonic()`),
+    the session's, or the heuristic scores stand."""
     threshold = conf.get("QUALITY_THRESHOLD")
     scores = {agent: round(heuristic_score(agent, output), 4) for agent, output in outputs.items()}
     method, answer, notes = "heuristic", None, []
     judged = {agent: output for agent, output in outputs.items() if output.ok}
     client = llm_client()
+    budget = float(conf.get("AGENTS_AGENT_TIMEOUT_S"))
+    if deadline is not None:
+        budget = min(budget, deadline - time.monotonic())
     if client is not None and judged:
         try:
             answer = client.complete_json(
-                purpose="judge", messages=_judge_messages(query, judged), schema=JUDGE_SCHEMA,
-                timeout=conf.get("AGENTS_AGENT_TIMEOUT_S"),
+                purpose="judge", messages=_judge_messages(query, judged), schema=JUDGE_SCHEMA, total_timeout=budget,
             )
             for agent in judged:
                 if agent in answer.data["scores"]:

@@ -1,14 +1,16 @@
 """Planner and agent selector.
 
 The planner prefers experience: the best matching active case's plan when it is close enough;
-else an LLM plan (10 s timeout) shown similar cases as positive and negative examples; else a
-keyword heuristic. The selector maps plan steps to workers that can actually run them.
+else an LLM plan shown similar cases as positive and negative examples, within a total budget
+(`AGENTS_PLANNER_LLM_TIMEOUT_S`, 10 s, retries included, never past the session deadline); else
+a keyword heuristic. The selector maps plan steps to workers that can actually run them.
 """
 from __future__ import annotations
 
 import json
 import logging
 import re
+import time
 from dataclasses import dataclass, field
 
 from agents import conf
@@ -16,11 +18,10 @@ from agents.llm import LLMError, LLMResult, llm_client
 from agents.workers import (
     DATA_ANALYSIS, INFORMATION_RETRIEVAL, REGISTRY, SUBSTITUTES, AgentTask, normalise_agent_name,
 )
-from casebank.models import Case, CaseStatus
+from casebank.models import Case, CaseStatus, ReviewState
 from casebank.selectors import SearchHit
 
 logger = logging.getLogger(__name__)
-PENDING_REVIEW_TAG = "pending-review"
 SUPERVISOR = "supervisor"
 _DATA_WORDS = re.compile(
     r"\b(how many|how much|count|number of|total|sum|average|avg|mean|median|revenue|sales|orders?|"
@@ -68,11 +69,13 @@ def analyse(query: str) -> dict:
 
 
 def reusable(hit: SearchHit) -> bool:
+    # Retrieval returns approved cases only; the check stays so a plan is never reused unreviewed.
     case = hit.case
-    return case.status == CaseStatus.ACTIVE and PENDING_REVIEW_TAG not in (case.tags or []) and isinstance(case.plan, list)
+    return case.status == CaseStatus.ACTIVE and case.review_state == ReviewState.APPROVED and isinstance(case.plan, list)
 
 
-def make_plan(*, query: str, hits: list[SearchHit], analysis: dict) -> Plan:
+def make_plan(*, query: str, hits: list[SearchHit], analysis: dict, deadline: float | None = None) -> Plan:
+    """The plan for `query`; `deadline` (a `time.monotonic()` value) is the session's."""
     best = next((hit for hit in hits if reusable(hit)), None)
     threshold = conf.get("AGENTS_CASE_SIMILARITY")
     if best is not None and best.similarity is not None and best.similarity >= threshold:
@@ -81,11 +84,14 @@ def make_plan(*, query: str, hits: list[SearchHit], analysis: dict) -> Plan:
     if best is not None:
         notes.append(f"closest case {best.case.id} at similarity {best.similarity or 0:.2f} < {threshold}")
     client = llm_client()
+    budget = float(conf.get("AGENTS_PLANNER_LLM_TIMEOUT_S"))
+    if deadline is not None:
+        budget = min(budget, deadline - time.monotonic())
     if client is not None:
         try:
+            # One budget for the whole call: attempts, re-asks and backoff pauses included.
             answer = client.complete_json(
-                purpose="plan", messages=_plan_messages(query, hits), schema=PLAN_SCHEMA,
-                timeout=conf.get("AGENTS_PLANNER_LLM_TIMEOUT_S"),
+                purpose="plan", messages=_plan_messages(query, hits), schema=PLAN_SCHEMA, total_timeout=budget,
             )
             return Plan(steps=answer.data["steps"], source="llm", llm=answer, notes=notes)
         except LLMError as error:

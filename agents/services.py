@@ -15,7 +15,7 @@ from agents.models import FINISHED_STATUSES, Session, SessionEvent, SessionStatu
 from casebank import services as case_services
 from casebank import task_queue
 from casebank.errors import InvalidInput
-from casebank.models import Case, CaseStatus
+from casebank.models import Case, ReviewState
 from reflection import ingestion
 
 logger = logging.getLogger(__name__)
@@ -25,7 +25,6 @@ RUN_TASK = "agents.tasks.run_session"
 OUTCOME_TASK = "agents.tasks.record_session_outcome"
 # Sessions a sweep looks at, oldest due first; the rest wait for the next minute.
 SWEEP_LIMIT = 500
-PENDING_REVIEW_TAG = "pending-review"
 SUPERVISOR_ACTOR = "supervisor"
 _NEW_CASE_NAMESPACE = uuid.UUID("2b0e6c1e-8f4a-4c55-9a43-6d2f8e7b1c90")
 # Workers of one session append events from several threads; one process runs a session.
@@ -146,9 +145,9 @@ def session_outcome_record(*, session: Session) -> dict:
                 query=session.query,
                 plan=_plan_for_case(session.plan),
                 category="sessions",
-                tags=[PENDING_REVIEW_TAG, "from-session"],
-                # `warning` keeps it out of the planner's reusable plans until a reviewer activates it.
-                status=CaseStatus.WARNING,
+                tags=["from-session"],
+                # Out of retrieval and planning until a reviewer approves it (admin review queue).
+                review_state=ReviewState.PENDING,
                 actor=SUPERVISOR_ACTOR,
             )
         except IntegrityError:  # the sweeper and a late task raced: the other one made it

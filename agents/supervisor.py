@@ -126,7 +126,7 @@ def _run(session: Session) -> None:
     services.session_record(session, kind="phase", data={"similar_cases": similar}, phase="plan", timings_ms=timings)
 
     t = time.monotonic()
-    plan = make_plan(query=session.query, hits=hits, analysis=analysis)
+    plan = make_plan(query=session.query, hits=hits, analysis=analysis, deadline=deadline)
     timings["plan"] = _ms(t)
     changes: dict[str, Any] = {"plan": plan.steps, "plan_source": plan.source, "timings_ms": timings}
     if plan.case is not None:
@@ -179,7 +179,7 @@ def _run(session: Session) -> None:
         )
 
         t = time.monotonic()
-        evaluation = evaluate(query=session.query, outputs=outputs)
+        evaluation = evaluate(query=session.query, outputs=outputs, deadline=deadline)
         timings[f"evaluate_{iteration}"] = _ms(t)
         scores, passed = evaluation.scores, evaluation.passed
         extra = _add_usage(session, evaluation.llm) if evaluation.llm is not None else {}

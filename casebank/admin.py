@@ -8,7 +8,7 @@ from django.contrib import admin, messages
 from django.contrib.admin.utils import unquote
 from django.core.exceptions import PermissionDenied
 from django.db.models import QuerySet
-from django.http import HttpRequest, HttpResponse, HttpResponseRedirect
+from django.http import Http404, HttpRequest, HttpResponse, HttpResponseRedirect
 from django.shortcuts import get_object_or_404
 from django.template.response import TemplateResponse
 from django.urls import path, reverse
@@ -16,7 +16,7 @@ from django.utils.html import format_html
 
 from casebank import api_keys, services
 from casebank.errors import DomainError
-from casebank.models import ApiKey, Case, CaseStatus, CaseStatusChange, CaseVersion
+from casebank.models import ApiKey, Case, CaseReviewChange, CaseStatus, CaseStatusChange, CaseVersion, PendingCase
 
 STATUS_COLOURS = {
     CaseStatus.ACTIVE: "#1a7f37",
@@ -118,12 +118,25 @@ class CaseStatusChangeInline(admin.TabularInline):
         return False
 
 
+class CaseReviewChangeInline(admin.TabularInline):
+    model = CaseReviewChange
+    extra = 0
+    can_delete = False
+    fields = ["created_at", "from_state", "to_state", "actor", "note"]
+    readonly_fields = fields
+    verbose_name_plural = "Review history"
+
+    def has_add_permission(self, request: HttpRequest, obj: Any = None) -> bool:
+        return False
+
+
 @admin.register(Case)
 class CaseAdmin(admin.ModelAdmin):
     form = CaseForm
     list_display = [
         "title",
         "status_label",
+        "review_state",
         "category",
         "version",
         "success",
@@ -132,13 +145,14 @@ class CaseAdmin(admin.ModelAdmin):
         "last_used_at",
         "updated_at",
     ]
-    list_filter = ["status", "category"]
+    list_filter = ["status", "review_state", "category"]
     search_fields = ["title", "query", "=id"]
     ordering = ["-updated_at"]
     list_per_page = 50
     readonly_fields = [
         "id",
         "status_label",
+        "review_state",
         "version",
         "success",
         "run_count",
@@ -152,11 +166,12 @@ class CaseAdmin(admin.ModelAdmin):
         (None, {"fields": ["title", "query", "plan", "category", "tags"]}),
         (
             "Lifecycle and track record",
-            {"fields": ["id", "status_label", "version", "success", "run_count", "usage_count", "last_used_at"]},
+            {"fields": ["id", "status_label", "review_state", "version", "success", "run_count", "usage_count",
+                        "last_used_at"]},
         ),
         ("Audit", {"fields": ["created_at", "updated_at", "updated_by"]}),
     ]
-    inlines = [CaseVersionInline, CaseStatusChangeInline]
+    inlines = [CaseVersionInline, CaseStatusChangeInline, CaseReviewChangeInline]
     actions = ["mark_active", "mark_deprecated", "mark_archived"]
 
     def get_queryset(self, request: HttpRequest) -> QuerySet:
@@ -229,7 +244,10 @@ class CaseAdmin(admin.ModelAdmin):
         """Confirm, then roll back: the old snapshot becomes a new version."""
         if not request.user.has_perm("casebank.rollback_case"):
             raise PermissionDenied
-        case = get_object_or_404(Case.objects.defer("embedding"), pk=unquote(object_id))
+        # Like ModelAdmin.get_object: a malformed id is "not found", not a ValidationError (500).
+        case = self.get_object(request, unquote(object_id))
+        if case is None:
+            raise Http404("No such case.")
         snapshot = get_object_or_404(CaseVersion, case=case, version=version)
         change_url = reverse("admin:casebank_case_change", args=[case.pk])
         if request.method == "POST":
@@ -254,6 +272,101 @@ class CaseAdmin(admin.ModelAdmin):
             "change_url": change_url,
         }
         return TemplateResponse(request, "admin/casebank/case/rollback_confirmation.html", context)
+
+
+REVIEW_PERMISSION = "casebank.review_case"
+
+
+@admin.register(PendingCase)
+class PendingCaseAdmin(admin.ModelAdmin):
+    """The review queue: cases filed by successful sessions, oldest first, read-only.
+
+    Approve makes a case a reusable plan (retrieved and planned with); reject keeps it out for
+    good. Both need `casebank.review_case`, go through a page asking for a note (required to
+    reject), call the services (which write the audit row) and log the change.
+    """
+
+    list_display = ["title", "category", "status_label", "success", "run_count", "created_at", "updated_by"]
+    list_filter = ["category"]
+    search_fields = ["title", "query", "=id"]
+    ordering = ["created_at"]
+    list_per_page = 50
+    fields = ["id", "title", "query", "plan_pretty", "category", "tags", "status_label", "success", "run_count",
+              "created_at", "updated_by"]
+    readonly_fields = fields
+    inlines = [CaseReviewChangeInline]
+    actions = ["approve_selected", "reject_selected"]
+    change_form_template = "admin/casebank/pendingcase/change_form.html"
+
+    def get_queryset(self, request: HttpRequest) -> QuerySet:
+        return super().get_queryset(request).defer("embedding")
+
+    def has_add_permission(self, request: HttpRequest) -> bool:
+        return False
+
+    def has_change_permission(self, request: HttpRequest, obj: Any = None) -> bool:
+        return False
+
+    def has_delete_permission(self, request: HttpRequest, obj: Any = None) -> bool:
+        return False
+
+    def has_review_permission(self, request: HttpRequest) -> bool:
+        return request.user.has_perm(REVIEW_PERMISSION)
+
+    @admin.display(description="Status", ordering="status")
+    def status_label(self, case: Case) -> str:
+        return status_badge(case.status)
+
+    @admin.display(description="Success rate", ordering="success_rate")
+    def success(self, case: Case) -> str:
+        return percent(case.success_rate)
+
+    @admin.display(description="Plan")
+    def plan_pretty(self, case: Case) -> str:
+        return format_html("<pre>{}</pre>", json.dumps(case.plan, indent=2, ensure_ascii=False))
+
+    def change_view(self, request: HttpRequest, object_id: str, form_url: str = "", extra_context: dict | None = None) -> HttpResponse:
+        extra = {"can_review": self.has_review_permission(request)}
+        return super().change_view(request, object_id, form_url, {**extra, **(extra_context or {})})
+
+    def _decide(self, request: HttpRequest, queryset: QuerySet, *, verb: str) -> HttpResponse | None:
+        note = request.POST.get("note", "").strip()
+        note_required = verb == "reject"
+        if "apply" not in request.POST or (note_required and not note):
+            context = {
+                **self.admin_site.each_context(request),
+                "title": f"{verb.capitalize()} {queryset.count()} case(s)",
+                "verb": verb,
+                "cases": queryset,
+                "action": request.POST.get("action"),
+                "note_required": note_required,
+                "missing_note": "apply" in request.POST and note_required and not note,
+                "opts": self.model._meta,
+            }
+            return TemplateResponse(request, "admin/casebank/pendingcase/decision.html", context)
+        service = services.case_review_approve if verb == "approve" else services.case_review_reject
+        done, refused = 0, []
+        for case in queryset:
+            try:
+                service(case=case, actor=request.user.get_username(), note=note)
+            except DomainError as error:
+                refused.append(f"{case.title}: {error.message}")
+                continue
+            done += 1
+            self.log_change(request, case, f"Review: {verb}d" + (f": {note}" if note else ""))
+        if done:
+            self.message_user(request, f"{done} case(s) {verb}d.", messages.SUCCESS)
+        if refused:
+            self.message_user(request, "Not changed: " + "; ".join(refused), messages.ERROR)
+        return None
+
+    @admin.action(description="Approve selected cases as reusable plans…", permissions=["review"])
+    def approve_selected(self, request: HttpRequest, queryset: QuerySet) -> HttpResponse | None:
+        return self._decide(request, queryset, verb="approve")
+
+    @admin.action(description="Reject selected cases (with a note)…", permissions=["review"])
+    def reject_selected(self, request: HttpRequest, queryset: QuerySet) -> HttpResponse | None:
+        return self._decide(request, queryset, verb="reject")
 
 
 class ApiKeyForm(forms.ModelForm):

@@ -11,7 +11,7 @@ from rest_framework.response import Response
 from rest_framework.views import APIView
 
 from casebank import read_cache, selectors, services, task_queue
-from casebank.models import Case, CaseStatus
+from casebank.models import Case, CaseStatus, ReviewState
 
 
 def actor_of(request: Request) -> str:
@@ -36,6 +36,7 @@ class CaseOutputSerializer(serializers.ModelSerializer):
             "category",
             "tags",
             "status",
+            "review_state",
             "version",
             "success_rate",
             "run_count",
@@ -67,13 +68,16 @@ class CaseListCreateApi(APIView):
 
     class FilterSerializer(serializers.Serializer):
         status = serializers.ChoiceField(choices=CaseStatus.choices, required=False)
+        review_state = serializers.ChoiceField(
+            choices=ReviewState.choices, required=False, help_text="`pending`: the review queue of new cases."
+        )
         category = serializers.CharField(max_length=200, required=False)
         sort = serializers.ChoiceField(choices=list(selectors.CASE_SORTS), required=False, default="updated")
 
     @extend_schema(
         parameters=[FilterSerializer],
         responses=CaseOutputSerializer(many=True),
-        summary="List cases (filter by status and category; sort by usage, success or last use)",
+        summary="List cases (filter by status, review state and category; sort by usage, success or last use)",
     )
     def get(self, request: Request) -> Response:
         filters = self.FilterSerializer(data=request.query_params)

@@ -21,7 +21,7 @@ from django.utils import timezone
 
 from casebank import services
 from casebank.errors import Conflict, NotFound
-from casebank.models import ArchiveReason, Case, CaseArchive, CaseStatus
+from casebank.models import ArchiveReason, Case, CaseArchive, CaseStatus, ReviewState
 
 LOW_SUCCESS_RATE = 0.30
 LOW_PERFORMANCE_MIN_USES = 10
@@ -95,7 +95,11 @@ def _duplicate_pairs(cases: list[Case]) -> list[tuple[float, Case, Case]]:
 def consolidation_plan(*, now: datetime | None = None) -> list[Action]:
     """What a run would do now, without changing anything."""
     now = now or timezone.now()
-    cases = list(Case.objects.filter(status__in=CONSIDERED_STATUSES).order_by("created_at"))
+    # Approved cases only: a case pending review is decided in the review queue, and must never
+    # be the survivor that an approved duplicate is merged into.
+    cases = list(
+        Case.objects.filter(status__in=CONSIDERED_STATUSES, review_state=ReviewState.APPROVED).order_by("created_at")
+    )
     actions: dict[uuid.UUID, Action] = {}
     for case in cases:
         if not _safe(case, now):

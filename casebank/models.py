@@ -20,6 +20,19 @@ class CaseStatus(models.TextChoices):
 HIDDEN_STATUSES = (CaseStatus.DEPRECATED, CaseStatus.ARCHIVED)
 
 
+class ReviewState(models.TextChoices):
+    """Whether a person has accepted the case as a reusable plan (SPEC 5: "pending review").
+
+    Separate from the lifecycle `status`, which reflection moves by success rate: only a
+    reviewer (`casebank.services.case_review_approve`) makes a pending case approved, and only
+    approved cases are retrieved or planned with.
+    """
+
+    APPROVED = "approved", "Approved"
+    PENDING = "pending", "Pending review"
+    REJECTED = "rejected", "Rejected"
+
+
 class Case(models.Model):
     """A reusable task and the plan that solved it.
 
@@ -37,6 +50,12 @@ class Case(models.Model):
     # Number of BM25 tokens in title + query: the document length in the BM25 formula.
     search_length = models.PositiveIntegerField(default=0, editable=False)
     status = models.CharField(max_length=20, choices=CaseStatus.choices, default=CaseStatus.ACTIVE)
+    review_state = models.CharField(
+        # db_default too: bulk loads that bypass the ORM (COPY in the benchmarks) get approved cases.
+        max_length=20, choices=ReviewState.choices, default=ReviewState.APPROVED, db_default=ReviewState.APPROVED,
+        editable=False,
+        help_text="Only approved cases are retrieved and reused; new cases from sessions start pending.",
+    )
     version = models.PositiveIntegerField(default=1, editable=False)
     success_rate = models.FloatField(null=True, blank=True, editable=False)
     run_count = models.PositiveIntegerField(
@@ -59,11 +78,35 @@ class Case(models.Model):
             # is wide (the embedding is stored inline), so a sequential scan of 100,000 cases
             # takes ~250 ms, paid by the first search after every case write.
             models.Index(fields=["search_length"], name="case_search_length_idx"),
+            # The review queue: WHERE review_state = 'pending' ORDER BY created_at. Partial: the
+            # queue is a handful of rows among all cases.
+            models.Index(
+                fields=["created_at"], condition=models.Q(review_state="pending"), name="case_pending_review_idx"
+            ),
         ]
-        permissions = [("rollback_case", "Can roll a case back to an earlier version")]
+        permissions = [
+            ("rollback_case", "Can roll a case back to an earlier version"),
+            ("review_case", "Can approve or reject cases pending review"),
+        ]
 
     def __str__(self) -> str:
         return f"{self.title} (v{self.version})"
+
+
+class PendingCaseManager(models.Manager):
+    def get_queryset(self) -> models.QuerySet:
+        return super().get_queryset().filter(review_state=ReviewState.PENDING)
+
+
+class PendingCase(Case):
+    """The case review queue (new cases from sessions): its own admin screen."""
+
+    objects = PendingCaseManager()
+
+    class Meta:
+        proxy = True
+        verbose_name = "case pending review"
+        verbose_name_plural = "cases pending review (review queue)"
 
 
 class CaseVersion(models.Model):
@@ -105,6 +148,23 @@ class CaseStatusChange(models.Model):
 
     def __str__(self) -> str:
         return f"{self.case_id}: {self.from_status} -> {self.to_status}"
+
+
+class CaseReviewChange(models.Model):
+    """Audit row for every review decision, written in the same transaction as the decision."""
+
+    case = models.ForeignKey(Case, on_delete=models.CASCADE, related_name="review_changes")
+    from_state = models.CharField(max_length=20, choices=ReviewState.choices)
+    to_state = models.CharField(max_length=20, choices=ReviewState.choices)
+    note = models.CharField(max_length=500, blank=True, default="")
+    actor = models.CharField(max_length=150, blank=True, default="")
+    created_at = models.DateTimeField(default=timezone.now)
+
+    class Meta:
+        ordering = ["-created_at"]
+
+    def __str__(self) -> str:
+        return f"{self.case_id}: {self.from_state} -> {self.to_state}"
 
 
 class CaseTerm(models.Model):

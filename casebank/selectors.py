@@ -13,7 +13,7 @@ from pgvector.django import CosineDistance
 from casebank.cache import layered_delete, layered_get_or_set
 from casebank.embeddings import embed_text
 from casebank.errors import NotFound
-from casebank.models import HIDDEN_STATUSES, Case, CaseStatus, CaseTerm, CaseTermStat, CaseVersion
+from casebank.models import HIDDEN_STATUSES, Case, CaseStatus, CaseTerm, CaseTermStat, CaseVersion, ReviewState
 from casebank.text import tokenize
 
 RRF_K = 60
@@ -40,10 +40,13 @@ CASE_SORTS = {
 }
 
 
-def case_list(*, status: str | None = None, category: str | None = None, sort: str = "updated") -> QuerySet[Case]:
+def case_list(*, status: str | None = None, category: str | None = None, review_state: str | None = None,
+              sort: str = "updated") -> QuerySet[Case]:
     cases = Case.objects.defer("embedding")
     if status:
         cases = cases.filter(status=status)
+    if review_state:
+        cases = cases.filter(review_state=review_state)
     if category:
         # A category is a path: "analytics" also lists "analytics/sales".
         cases = cases.filter(Q(category=category) | Q(category__startswith=f"{category}/"))
@@ -77,17 +80,21 @@ def visible_statuses(*, include_archived: bool = False) -> list[str]:
 
 
 def vector_scores(query_vector: np.ndarray, *, limit: int, statuses: list[str]) -> dict[UUID, float]:
-    """Cosine similarity of the nearest cases: HNSW on PostgreSQL, exact NumPy on SQLite."""
+    """Cosine similarity of the nearest approved cases: HNSW on PostgreSQL, exact NumPy on SQLite.
+
+    Cases pending review (or rejected) are never retrieved: nobody has accepted their plan yet.
+    """
     if connection.vendor == "postgresql":
         rows = (
-            Case.objects.filter(status__in=statuses, embedding__isnull=False)
+            Case.objects.filter(status__in=statuses, review_state=ReviewState.APPROVED, embedding__isnull=False)
             .annotate(distance=CosineDistance("embedding", query_vector))
             .order_by("distance")
             .values_list("id", "distance")[:limit]
         )
         return {case_id: 1.0 - float(distance) for case_id, distance in rows}
     rows = list(
-        Case.objects.filter(status__in=statuses, embedding__isnull=False).values_list("id", "embedding")
+        Case.objects.filter(status__in=statuses, review_state=ReviewState.APPROVED, embedding__isnull=False)
+        .values_list("id", "embedding")
     )
     if not rows:
         return {}
@@ -125,7 +132,7 @@ def _document_frequencies(terms: list[str]) -> dict[str, int]:
 
 
 def bm25_scores(query: str, *, limit: int, statuses: list[str]) -> dict[UUID, float]:
-    """Okapi BM25 over the `CaseTerm` inverted index, in one SQL statement.
+    """Okapi BM25 over the `CaseTerm` inverted index, in one SQL statement (approved cases only).
 
     Each query term contributes its best postings (read in impact order from the index), a share
     of `BM25_POSTINGS_BUDGET`, so a search reads a bounded number of rows however common or many
@@ -158,14 +165,14 @@ def bm25_scores(query: str, *, limit: int, statuses: list[str]) -> dict[UUID, fl
     sql = (
         f"SELECT r.case_id, r.total FROM (SELECT p.case_id, SUM(p.score) AS total FROM ({postings}) AS p "
         "GROUP BY p.case_id ORDER BY total DESC, p.case_id) AS r "
-        f"JOIN {case_table} AS c ON c.id = r.case_id WHERE c.status IN ({status_marks}) "
+        f"JOIN {case_table} AS c ON c.id = r.case_id WHERE c.status IN ({status_marks}) AND c.review_state = %s "
         "ORDER BY r.total DESC, r.case_id LIMIT %s"
     )
     per_term = max(BM25_MIN_POSTINGS_PER_TERM, BM25_POSTINGS_BUDGET // len(idf))
     params: list = []
     for term, weight in idf.items():
         params += [weight, term, per_term]
-    params += [*statuses, limit]
+    params += [*statuses, ReviewState.APPROVED.value, limit]
     with connection.cursor() as cursor:
         cursor.execute(sql, params)
         rows = cursor.fetchall()

@@ -20,11 +20,13 @@ from casebank.models import (
     ApiKey,
     ApiTier,
     Case,
+    CaseReviewChange,
     CaseStatus,
     CaseStatusChange,
     CaseTerm,
     CaseTermStat,
     CaseVersion,
+    ReviewState,
 )
 from casebank.read_cache import bank_changed
 from casebank.selectors import BM25_B, BM25_K1, bm25_stats, bm25_stats_forget, bm25_term_impact
@@ -207,11 +209,16 @@ def case_create(
     category: str = "",
     tags: Sequence[str] = (),
     status: str = CaseStatus.ACTIVE,
+    review_state: str = ReviewState.APPROVED,
     case_id: UUID | None = None,
 ) -> Case:
+    """A new case at version 1. `review_state=pending` keeps it out of retrieval and planning
+    until a reviewer approves it (`case_review_approve`)."""
     validate_case_content(title=title, query=query, plan=plan, category=category, tags=tags)
     if status not in CaseStatus.values:
         raise InvalidInput("Invalid case.", errors={"status": [f"One of {CaseStatus.values}."]})
+    if review_state not in (ReviewState.APPROVED, ReviewState.PENDING):
+        raise InvalidInput("Invalid case.", errors={"review_state": ["A new case is approved or pending."]})
     # Embedding is CPU work: do it before the transaction so no lock waits on it.
     embedding = embed_text(_search_text(title, query))
     with transaction.atomic():
@@ -222,6 +229,7 @@ def case_create(
             category=category.strip(),
             tags=list(tags),
             status=status,
+            review_state=review_state,
             embedding=embedding,
             search_length=_search_length(title, query),
             updated_by=actor,
@@ -315,6 +323,41 @@ def case_set_status(*, case: Case, status: str, actor: str, reason: str = "") ->
         locked.updated_at = timezone.now()
         locked.updated_by = actor
         locked.save(update_fields=["status", "updated_at", "updated_by"])
+        bank_changed()
+    return locked
+
+
+def case_review_approve(*, case: Case, actor: str, note: str = "") -> Case:
+    """Accept a pending case as a reusable plan: from now on it is retrieved and planned with."""
+    return _case_review(case=case, to_state=ReviewState.APPROVED, actor=actor, note=note)
+
+
+def case_review_reject(*, case: Case, actor: str, note: str) -> Case:
+    """Refuse a pending case: it stays (its logs and history too) but is never retrieved."""
+    if not note.strip():
+        raise InvalidInput("A note is required to reject.", errors={"note": ["Say why the case is rejected."]})
+    return _case_review(case=case, to_state=ReviewState.REJECTED, actor=actor, note=note)
+
+
+def _case_review(*, case: Case, to_state: str, actor: str, note: str) -> Case:
+    with transaction.atomic():
+        locked = Case.objects.select_for_update().defer("embedding").filter(pk=case.pk).first()
+        if locked is None:
+            raise NotFound("Case not found.")
+        if locked.review_state != ReviewState.PENDING:
+            raise Conflict(
+                f"The case is {locked.review_state}, not pending review.",
+                errors={"review_state": [f"Only pending cases are reviewed; this one is {locked.review_state}."]},
+            )
+        change = CaseReviewChange(
+            case=locked, from_state=locked.review_state, to_state=to_state, note=note.strip()[:500], actor=actor[:150]
+        )
+        change.full_clean(exclude=["case"])
+        change.save()
+        locked.review_state = to_state
+        locked.updated_at = timezone.now()
+        locked.updated_by = actor
+        locked.save(update_fields=["review_state", "updated_at", "updated_by"])
         bank_changed()
     return locked
 

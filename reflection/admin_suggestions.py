@@ -9,6 +9,7 @@ from __future__ import annotations
 from typing import Any
 
 from django.contrib import admin, messages
+from django.contrib.admin.utils import unquote
 from django.db.models import QuerySet
 from django.http import HttpRequest, HttpResponse
 from django.template.response import TemplateResponse
@@ -95,6 +96,23 @@ class SuggestionAdminBase(admin.ModelAdmin):
 
     def has_approve_permission(self, request: HttpRequest) -> bool:
         return request.user.has_perm(APPROVE_PERMISSION)
+
+    def change_view(self, request: HttpRequest, object_id: str, form_url: str = "", extra_context: dict | None = None) -> HttpResponse:
+        # get_object, like Django's own view: a malformed or unknown id is None (then Django
+        # redirects with "doesn't exist"), never a ValueError from filtering an integer pk by "abc".
+        suggestion = self.get_object(request, unquote(object_id))
+        can_approve = self.has_approve_permission(request)
+        extra = {
+            # The template shows the decision buttons only to those who may press them.
+            "can_approve": can_approve,
+            "offer_rollback": bool(
+                suggestion
+                and suggestion.verification == Verification.REGRESSED
+                and suggestion.rolled_back_version is None
+                and can_approve
+            ),
+        }
+        return super().change_view(request, object_id, form_url, {**extra, **(extra_context or {})})
 
     # -- columns ------------------------------------------------------------------------
 
@@ -236,17 +254,6 @@ class SuggestionAdmin(SuggestionAdminBase):
         if refused:
             self.message_user(request, "Not rolled back: " + "; ".join(refused), messages.ERROR)
 
-    def change_view(self, request: HttpRequest, object_id: str, form_url: str = "", extra_context: dict | None = None) -> HttpResponse:
-        suggestion = Suggestion.objects.filter(pk=object_id).only("verification", "rolled_back_version", "status").first()
-        extra = {
-            "offer_rollback": bool(
-                suggestion
-                and suggestion.verification == Verification.REGRESSED
-                and suggestion.rolled_back_version is None
-                and self.has_approve_permission(request)
-            )
-        }
-        return super().change_view(request, object_id, form_url, {**extra, **(extra_context or {})})
 
 
 @admin.register(LLMCall)

@@ -108,12 +108,27 @@ class CaseReflectionState(models.Model):
 
     A run claims a case with a conditional UPDATE (one row changed = ours) and, when done,
     moves `analysed_through` to its snapshot and releases the claim.
+
+    `suggestion_due_at` is set when a weak case's suggestion had to wait for the shared LLM
+    budget: `reflection.suggestion_deferral` retries it from then on (docs/suggestions.md).
     """
 
     case = models.OneToOneField(Case, on_delete=models.CASCADE, primary_key=True, related_name="+")
     analysed_through = models.DateTimeField(null=True, blank=True)
     claimed_by = models.ForeignKey(ReflectionRun, on_delete=models.SET_NULL, null=True, blank=True, related_name="+")
     claimed_at = models.DateTimeField(null=True, blank=True)
+    suggestion_due_at = models.DateTimeField(null=True, blank=True)
+
+    class Meta:
+        indexes = [
+            # The deferred-suggestion sweep: WHERE suggestion_due_at <= now ORDER BY suggestion_due_at;
+            # partial, so the index holds only the few waiting cases, not every case.
+            models.Index(
+                fields=["suggestion_due_at"],
+                condition=models.Q(suggestion_due_at__isnull=False),
+                name="reflstate_suggestion_due_idx",
+            ),
+        ]
 
 
 class DailyCaseRollup(models.Model):

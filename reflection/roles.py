@@ -1,9 +1,9 @@
 """Least-privilege groups, created by `manage.py setup_roles` (idempotent).
 
-Reviewers read the case bank, the logs and the analyses and decide suggestions; they cannot
-edit cases directly, manage API keys or touch users. Permissions that do not exist yet (an app
-not migrated, a feature not shipped) are skipped and reported, so the command can run on any
-schema version and be re-run after an upgrade.
+Reviewers read the case bank, the logs and the analyses, decide suggestions and review new
+cases; they cannot edit cases directly, manage API keys or touch users. Permissions that do not
+exist yet (an app not migrated, a feature not shipped) are skipped and reported, so the command
+can run on any schema version and be re-run after an upgrade.
 """
 from __future__ import annotations
 
@@ -14,10 +14,14 @@ from django.db import transaction
 from django.db.models import Q
 
 REVIEWERS = "Reviewers"
-# (app_label, codename) pairs; view_* for reading in the admin, approve_suggestion for deciding.
+# (app_label, codename) pairs; view_* for reading in the admin, approve_suggestion and
+# review_case (the queue of new cases from sessions) for deciding.
 REVIEWER_PERMISSIONS: tuple[tuple[str, str], ...] = (
     ("casebank", "view_case"),
     ("casebank", "view_caseversion"),
+    ("casebank", "view_pendingcase"),
+    ("casebank", "view_casereviewchange"),
+    ("casebank", "review_case"),
     ("reflection", "view_executionlog"),
     ("reflection", "view_caseanalysis"),
     ("reflection", "view_reflectionrun"),

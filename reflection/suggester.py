@@ -2,7 +2,8 @@
 
 Only weak cases with enough data get one: analysed success rate below 0.5 with `ok` confidence,
 never a case at or above 0.8. The LLM call happens outside any transaction; the row is
-written in a short one that re-checks the case did not move on meanwhile.
+written in a short one that re-checks the case did not move on meanwhile. When the shared LLM
+budget has no slot, the case is deferred, not given rules (`reflection.suggestion_deferral`).
 """
 from __future__ import annotations
 
@@ -10,18 +11,21 @@ import copy
 import json
 import logging
 from dataclasses import dataclass, field
+from datetime import datetime
 from typing import Any
 from uuid import UUID
 
+from django.conf import settings
 from django.db import transaction
 
 from casebank.errors import NotFound
-from casebank.models import HIDDEN_STATUSES, Case
+from casebank.models import HIDDEN_STATUSES, Case, ReviewState
 from casebank.selectors import case_search
 from casebank.services import validate_plan
 from casebank import task_queue
-from reflection.llm import LLMError, get_llm_client
+from reflection.llm import LLMError, LLMUnavailable, get_llm_client
 from reflection.models import ExecutionLog, Suggestion, SuggestionSource, SuggestionStatus
+from reflection.suggestion_deferral import suggestion_defer, suggestion_deferral_clear
 
 logger = logging.getLogger(__name__)
 
@@ -88,6 +92,8 @@ def ineligibility(*, case: Case, analysis: dict) -> str | None:
     rate = analysis.get("success_rate")
     if case.status in HIDDEN_STATUSES:
         return f"The case is {case.status}."
+    if case.review_state != ReviewState.APPROVED:
+        return f"The case is {case.get_review_state_display().lower()}: it is not a reusable plan yet."
     if analysis.get("confidence") != "ok":
         return "Not enough runs for a confident analysis."
     if rate is None:
@@ -267,7 +273,11 @@ def rule_based_proposal(*, case: Case, analysis: dict, reason: str) -> Proposal:
 
 
 def llm_proposal(*, case: Case, evidence: dict) -> tuple[Proposal | None, str]:
-    """The LLM's revision, or None and why not (no LLM, unavailable, failed, invalid plan)."""
+    """The LLM's revision, or None and why not (no LLM, breaker open, failed, invalid plan).
+
+    A used-up rate limit is not a failure: `LLMUnavailable(reason="rate_limited")` propagates,
+    and the caller defers the case instead of settling for rules.
+    """
     client = get_llm_client()
     if client is None:
         return None, "No LLM configured."
@@ -275,6 +285,10 @@ def llm_proposal(*, case: Case, evidence: dict) -> tuple[Proposal | None, str]:
         result = client.complete_json(
             purpose="suggestion", messages=build_messages(case=case, evidence=evidence), schema=SUGGESTION_SCHEMA
         )
+    except LLMUnavailable as exc:
+        if exc.reason == "rate_limited":
+            raise
+        return None, f"LLM unavailable or failed: {exc}"
     except LLMError as exc:
         return None, f"LLM unavailable or failed: {exc}"
     data = result.data
@@ -301,15 +315,48 @@ def llm_proposal(*, case: Case, evidence: dict) -> tuple[Proposal | None, str]:
 # --- entry point ------------------------------------------------------------------------
 
 
+@dataclass(frozen=True)
+class GenerationResult:
+    suggestion: Suggestion | None
+    reason: str = ""  # why no suggestion was made
+    deferred_until: datetime | None = None  # set when the case waits for the LLM budget
+
+
 def suggestion_generate(*, case_id: UUID | str, analysis: dict | None = None, use_llm: bool = True) -> Suggestion | None:
-    """Make a pending suggestion for a weak case; None when it is not eligible or already has one."""
-    return suggestion_generate_explained(case_id=case_id, analysis=analysis, use_llm=use_llm)[0]
+    """Make a pending suggestion for a weak case; None when it is not eligible, already has one,
+    or waits for the LLM budget (then it is retried, see `reflection.suggestion_deferral`)."""
+    return suggestion_generate_result(case_id=case_id, analysis=analysis, use_llm=use_llm).suggestion
 
 
 def suggestion_generate_explained(
     *, case_id: UUID | str, analysis: dict | None = None, use_llm: bool = True
 ) -> tuple[Suggestion | None, str]:
     """`suggestion_generate` with the reason when nothing was made (for the API and the command)."""
+    result = suggestion_generate_result(case_id=case_id, analysis=analysis, use_llm=use_llm)
+    return result.suggestion, result.reason
+
+
+def suggestion_generate_result(
+    *, case_id: UUID | str, analysis: dict | None = None, use_llm: bool = True
+) -> GenerationResult:
+    """`suggestion_generate` with the whole outcome. Every outcome but "deferred" ends a deferral."""
+    result = _generate(case_id=case_id, analysis=analysis, use_llm=use_llm)
+    if result.deferred_until is None:
+        suggestion_deferral_clear(case_id=case_id)
+    return result
+
+
+def _deferred(case: Case, retry_after: float | None) -> GenerationResult:
+    due = suggestion_defer(case_id=case.pk, retry_after=retry_after)
+    return GenerationResult(
+        None,
+        f"The LLM budget ({settings.LLM_CALLS_PER_MINUTE} requests per minute) is used up; "
+        f"the suggestion is deferred to {due:%H:%M:%S} UTC.",
+        deferred_until=due,
+    )
+
+
+def _generate(*, case_id: UUID | str, analysis: dict | None, use_llm: bool) -> GenerationResult:
     case = Case.objects.defer("embedding").filter(pk=case_id).first()
     if case is None:
         raise NotFound("Case not found.")
@@ -319,15 +366,25 @@ def suggestion_generate_explained(
         analysis = analyze_case(case_id=case.id)
     reason = ineligibility(case=case, analysis=analysis)
     if reason is not None:
-        return None, reason
+        return GenerationResult(None, reason)
     if Suggestion.objects.filter(case=case, status=SuggestionStatus.PENDING, base_version=case.version).exists():
-        return None, f"A suggestion for version {case.version} is already pending."
+        return GenerationResult(None, f"A suggestion for version {case.version} is already pending.")
+    client = get_llm_client() if use_llm else None
+    if client is not None:
+        # Cheap check before the evidence (a hybrid search): in a batch, every weak case after
+        # the budget ran out is deferred at the cost of one query.
+        wait = client.seconds_until_slot()
+        if wait > 0:
+            return _deferred(case, wait)
     evidence = build_evidence(case=case, analysis=analysis)
-    proposal, why_not = llm_proposal(case=case, evidence=evidence) if use_llm else (None, "LLM not requested.")
+    try:
+        proposal, why_not = llm_proposal(case=case, evidence=evidence) if use_llm else (None, "LLM not requested.")
+    except LLMUnavailable as exc:  # rate limited: not now, but the LLM is not failing either
+        return _deferred(case, exc.retry_after)
     if proposal is None:
         proposal = rule_based_proposal(case=case, analysis=analysis, reason=why_not)
     suggestion = _suggestion_create(case=case, evidence=evidence, proposal=proposal)
-    return suggestion, "" if suggestion else "The case changed while the suggestion was being made."
+    return GenerationResult(suggestion, "" if suggestion else "The case changed while the suggestion was being made.")
 
 
 @transaction.atomic

@@ -44,6 +44,13 @@ def sweep_runs_task() -> dict[str, int]:
     return reflection_runs_sweep()
 
 
+def deferred_suggestions_task() -> dict:
+    """Every minute: suggestions that waited for the LLM budget get their turn."""
+    from reflection.suggestion_deferral import suggestions_generate_deferred
+
+    return suggestions_generate_deferred()
+
+
 def retention_task() -> dict:
     from reflection.retention import logs_roll_up_and_purge
 

@@ -55,6 +55,10 @@ class _Attempts:
     errors: list[str] = field(default_factory=list)
 
 
+# An attempt with less time than this left before the caller's deadline is not started.
+MIN_ATTEMPT_SECONDS = 0.5
+
+
 def backoff_delay(attempt: int, *, base: float, cap: float) -> float:
     """Seconds to wait after failed attempt number `attempt` (1-based): base, 2·base, 4·base … ≤ cap."""
     return min(cap, base * (2 ** (attempt - 1)))
@@ -90,48 +94,66 @@ class LLMClient:
     # -- public -------------------------------------------------------------------------
 
     def complete_json(
-        self, *, purpose: str, messages: list[dict], schema: dict, timeout: float | None = None
+        self,
+        *,
+        purpose: str,
+        messages: list[dict],
+        schema: dict,
+        timeout: float | None = None,
+        total_timeout: float | None = None,
     ) -> LLMResult:
         """Ask for one JSON object that validates against `schema`.
 
-        Raises `LLMUnavailable` when no call may be made (breaker open, rate limit used up) and
-        `LLMError` when the calls failed (provider errors or invalid output after all attempts).
+        `timeout` bounds each HTTP request (default: the client's); `total_timeout` bounds the
+        whole call, attempts and pauses included: no request starts, and no pause is taken, that
+        would end past it. Every request sent (first try, retry, re-ask after invalid output)
+        takes one slot of the shared per-minute budget.
+
+        Raises `LLMUnavailable` when no (further) request may be sent (breaker open, rate limit
+        used up) and `LLMError` when the calls failed (provider errors or invalid output after
+        all attempts, or the deadline reached).
         """
         if not messages:
             raise ValueError("messages must not be empty")
         jsonschema.Draft202012Validator.check_schema(schema)
         started = time.monotonic()
+        deadline = None if total_timeout is None else started + total_timeout
         try:
             self.breaker.before_call()
         except BreakerOpen as exc:
             self._record(purpose, LLMOutcome.BREAKER_OPEN, _Attempts(), started, str(exc))
             raise LLMUnavailable("The LLM circuit breaker is open.", reason="breaker_open", retry_after=exc.retry_after) from None
-        if not ratelimit.try_acquire(limit=self.calls_per_minute):
-            wait = ratelimit.seconds_until_free(limit=self.calls_per_minute)
-            self._record(purpose, LLMOutcome.RATE_LIMITED, _Attempts(), started, f"retry in {wait:.0f} s")
-            raise LLMUnavailable(
-                f"The LLM budget of {self.calls_per_minute} calls per minute is used up.",
-                reason="rate_limited",
-                retry_after=wait,
-            )
 
         conversation = [self._schema_message(schema), *messages]
         attempts = _Attempts()
         last_invalid = False
+        out_of_time = False
         while attempts.count < self.attempts:
+            remaining = None if deadline is None else deadline - time.monotonic()
+            if remaining is not None and remaining < MIN_ATTEMPT_SECONDS:
+                out_of_time = True
+                break
+            self._take_slot(purpose, attempts, started)
             attempts.count += 1
+            per_attempt = timeout if timeout is not None else self.timeout
+            if remaining is not None:
+                per_attempt = min(per_attempt, remaining)
             try:
                 response = self._sdk.chat.completions.create(
                     model=self.model,
                     messages=conversation,
                     response_format={"type": "json_object"},
-                    timeout=timeout if timeout is not None else self.timeout,
+                    timeout=per_attempt,
                 )
             except _TRANSIENT as exc:
                 last_invalid = False
                 attempts.errors.append(f"attempt {attempts.count}: {type(exc).__name__}: {exc}")
                 if attempts.count < self.attempts:
-                    time.sleep(self._delay(attempts.count, exc))
+                    delay = self._delay(attempts.count, exc)
+                    if deadline is not None and time.monotonic() + delay + MIN_ATTEMPT_SECONDS > deadline:
+                        out_of_time = True
+                        break
+                    time.sleep(delay)
                 continue
             except openai.APIStatusError as exc:
                 # 400/401/403/404: another try would get the same answer.
@@ -168,7 +190,13 @@ class LLMClient:
                 cost_usd=cost,
             )
 
+        if out_of_time:
+            attempts.errors.append(f"deadline of {total_timeout:.1f} s reached after {attempts.count} attempt(s)")
         detail = "\n".join(attempts.errors)
+        if out_of_time and attempts.count == 0:
+            # Nothing was sent: says nothing about the endpoint's health.
+            self._record(purpose, LLMOutcome.ERROR, attempts, started, detail)
+            raise LLMError(f"No time left for an LLM call within {total_timeout:.1f} s.")
         if last_invalid:
             # The endpoint answered, so it is up: bad output does not trip the breaker.
             self.breaker.record_success()
@@ -176,7 +204,27 @@ class LLMClient:
             raise LLMError(f"The LLM gave no valid JSON in {attempts.count} attempts.")
         self.breaker.record_failure()
         self._record(purpose, LLMOutcome.ERROR, attempts, started, detail)
+        if out_of_time:
+            raise LLMError(f"The LLM gave no answer within {total_timeout:.1f} s ({attempts.count} attempt(s)).")
         raise LLMError(f"The LLM failed {attempts.count} times: {attempts.errors[-1] if attempts.errors else ''}")
+
+    def seconds_until_slot(self) -> float:
+        """0 when a request could be sent now, else how long until a slot of the budget frees."""
+        return ratelimit.seconds_until_free(limit=self.calls_per_minute)
+
+    def _take_slot(self, purpose: str, attempts: _Attempts, started: float) -> None:
+        """Claim one slot of the shared budget for the next request, or end the call."""
+        if ratelimit.try_acquire(limit=self.calls_per_minute):
+            return
+        wait = ratelimit.seconds_until_free(limit=self.calls_per_minute)
+        attempts.errors.append(f"no request slot free; retry in {wait:.0f} s")
+        self._record(purpose, LLMOutcome.RATE_LIMITED, attempts, started, "\n".join(attempts.errors))
+        raise LLMUnavailable(
+            f"The LLM budget of {self.calls_per_minute} requests per minute is used up"
+            + (f" after {attempts.count} attempt(s)." if attempts.count else "."),
+            reason="rate_limited",
+            retry_after=wait,
+        )
 
     # -- helpers ------------------------------------------------------------------------
 

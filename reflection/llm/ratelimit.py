@@ -1,4 +1,7 @@
-"""A limit of N LLM calls in any 60 seconds, shared by every process through the database.
+"""A limit of N LLM requests in any 60 seconds, shared by every process through the database.
+
+The client claims a slot for every HTTP request it sends (retries and re-asks included), so N
+is what the provider sees.
 
 N rows (`LLMRateSlot`) hold the time each slot was last used. Claiming one is a conditional
 UPDATE (`used_at <= now - 60 s` → now) that changes exactly one row or none; the database
@@ -27,7 +30,7 @@ def _ensure_slots(limit: int) -> None:
 
 
 def try_acquire(*, limit: int, now: datetime | None = None) -> bool:
-    """Claim one call of the shared budget; False when all `limit` slots were used in the last minute."""
+    """Claim one request of the shared budget; False when all `limit` slots were used in the last minute."""
     if limit <= 0:
         return False
     now = now or timezone.now()
@@ -45,7 +48,9 @@ def try_acquire(*, limit: int, now: datetime | None = None) -> bool:
 
 
 def seconds_until_free(*, limit: int, now: datetime | None = None) -> float:
+    """0 when a slot is free now, else the seconds until the oldest claim leaves the window."""
     now = now or timezone.now()
+    _ensure_slots(limit)
     oldest = LLMRateSlot.objects.filter(slot__lt=limit).order_by("used_at").values_list("used_at", flat=True).first()
     if oldest is None:
         return 0.0

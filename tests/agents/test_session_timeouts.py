@@ -6,7 +6,7 @@ import time
 import pytest
 
 from agents import workers
-from agents.models import Session
+from agents.models import Session, SessionEvent
 from reflection.models import ExecutionLog
 from tests.support.openai_server import Reply
 
@@ -78,3 +78,49 @@ def test_it_stops_at_the_session_deadline_and_survives_a_crashing_worker(api, ma
     assert log.case_id == case.id and log.success is False
     time.sleep(1.5)  # the abandoned slow worker ends; it must not append to the finished session
     assert not session.events.filter(kind="agent", data__agent="slow").exists()
+
+
+ESCALATION = "How do I escalate a P1 incident to the on-call engineer?"
+
+
+def test_it_bounds_the_llm_planner_by_a_total_deadline_then_plans_heuristically(api, session_llm, knowledge, settings):
+    settings.AGENTS_PLANNER_LLM_TIMEOUT_S = 1.0
+    settings.LLM_TIMEOUT_SECONDS = 2.0
+    settings.LLM_RETRY_ATTEMPTS = 3  # three 1 s attempts would take 3 s: the budget is for them all
+    session_llm.reply(
+        Reply.json({"steps": [{"agent": "information_retrieval", "action": "too late"}]}, delay=3.0),
+        Reply.json({"scores": {"information_retrieval": 0.9}}),
+    )
+    response = api.post("/api/sessions/", {"query": ESCALATION}, format="json")
+    state = api.get(f"/api/sessions/{response.json()['session_id']}").json()
+
+    assert state["plan_source"] == "heuristic"
+    assert 900 <= state["timings_ms"]["plan"] < 1600
+    notes = SessionEvent.objects.get(session_id=state["id"], kind="plan").data["notes"]
+    assert any("LLM plan failed" in note and "within 1.0 s" in note for note in notes), notes
+    planner_requests = [r for r in session_llm.requests if "planner" in r["messages"][1]["content"]]
+    assert len(planner_requests) == 1, "no retry after the budget was spent"
+    # The judge still ran (its answer was next in the script) and the session passed.
+    assert state["scores"] == {"information_retrieval": 0.9} and state["status"] == "completed"
+    assert state["results"]["information_retrieval"]["sources"][0]["title"] == "Incident escalation procedure"
+
+
+def test_it_gives_the_llm_judge_only_what_is_left_of_the_session_deadline(api, session_llm, knowledge, settings):
+    settings.AGENTS_SESSION_TIMEOUT_S = 3.0
+    settings.LLM_TIMEOUT_SECONDS = 6.0
+    session_llm.reply(
+        Reply.json({"steps": [{"agent": "information_retrieval", "action": "find the procedure"}]}),
+        Reply.json({"scores": {"information_retrieval": 0.1}}, delay=5.0),  # the judge hangs
+    )
+    started = time.monotonic()
+    response = api.post("/api/sessions/", {"query": ESCALATION}, format="json")
+    session = Session.objects.get(pk=response.json()["session_id"])
+
+    assert time.monotonic() - started < 4.5
+    assert session.timings_ms["total"] < 3300, "the session timeout is a hard limit"
+    evaluation = session.events.get(kind="evaluation")
+    assert evaluation.data["method"] == "heuristic"
+    assert any("LLM judge failed" in note for note in evaluation.data["notes"])
+    assert session.scores["information_retrieval"] != 0.1
+    assert session.errors["session"]["type"] == "TimeoutError"
+    time.sleep(2.5)  # let the abandoned judge request end before the tables are flushed

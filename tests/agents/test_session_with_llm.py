@@ -2,14 +2,12 @@
 iteration after a refused query, and the new-case path."""
 from __future__ import annotations
 
-import json
-
 import pytest
 
 from agents.models import Session, SessionEvent
 from agents.tasks import record_session_outcome
-from casebank.models import Case, CaseStatus
-from reflection.models import ExecutionLog
+from casebank.models import Case, CaseStatus, ReviewState
+from reflection.models import ExecutionLog, LLMCall
 from agents.sql_guard import PROMPT_RULES
 from tests.support.openai_server import Reply
 
@@ -63,7 +61,8 @@ def test_it_runs_an_llm_plan_with_text2sql_and_a_judge_then_files_a_new_case(
     session = Session.objects.select_related("created_case").get(pk=state["id"])
     new_case = session.created_case
     assert new_case is not None and session.case is None
-    assert new_case.status == CaseStatus.WARNING and "pending-review" in new_case.tags
+    assert (new_case.review_state, new_case.status) == (ReviewState.PENDING, CaseStatus.ACTIVE)
+    assert new_case.tags == ["from-session"] and new_case.category == "sessions"
     assert new_case.query == QUESTION and new_case.plan == PLAN["steps"]
     log = ExecutionLog.objects.get(pk=session.log_id)
     assert log.session_id == session.id and log.case_id == new_case.id and log.success
@@ -104,9 +103,12 @@ def sqlite_count(path) -> int:
     return sqlite3.connect(path).execute("SELECT COUNT(*) FROM orders").fetchone()[0]
 
 
+ESCALATION = "How do I escalate a P1 incident to the on-call engineer?"
+
+
 def test_it_falls_back_to_the_heuristic_plan_and_judge_when_the_llm_fails(api, session_llm, analytics_db, knowledge):
     session_llm.default = Reply.error(500)
-    response = api.post("/api/sessions/", {"query": "How do I escalate a P1 incident to the on-call engineer?"}, format="json")
+    response = api.post("/api/sessions/", {"query": ESCALATION}, format="json")
     state = api.get(f"/api/sessions/{response.json()['session_id']}").json()
     assert state["plan_source"] == "heuristic"
     plan_event = SessionEvent.objects.get(session_id=state["id"], kind="plan")
@@ -114,4 +116,20 @@ def test_it_falls_back_to_the_heuristic_plan_and_judge_when_the_llm_fails(api, s
     assert state["results"]["information_retrieval"]["sources"][0]["title"] == "Incident escalation procedure"
     evaluation = SessionEvent.objects.filter(session_id=state["id"], kind="evaluation").first()
     assert evaluation.data["method"] == "heuristic"
-    assert json.dumps(state)  # the whole state is JSON
+    # No LLM answer at all: heuristic plan and heuristic scores, nothing billed.
+    assert state["plan"] == [
+        {"agent": "information_retrieval", "action": f"Find documents and cases about: {ESCALATION}"},
+        {"agent": "supervisor", "action": "Summarise the findings for the user"},
+    ]
+    retrieval = state["results"]["information_retrieval"]
+    assert state["scores"] == {"information_retrieval": round(retrieval["confidence"], 4)}
+    assert (state["tokens_in"], state["tokens_out"], state["cost_usd"], state["model"]) == (0, 0, 0.0, "")
+    # Its confidence stays below the bar, so every round is judged (each judge call fails) and
+    # the session fails after the last iteration, with no new case.
+    assert (state["status"], state["passed"], state["iteration"]) == ("failed", False, 3)
+    assert retrieval["confidence"] < 0.6 and state["created_case_id"] is None
+    assert all(e.data["method"] == "heuristic" and any("LLM judge failed" in n for n in e.data["notes"])
+               for e in SessionEvent.objects.filter(session_id=state["id"], kind="evaluation"))
+    calls = sorted(LLMCall.objects.values_list("purpose", "outcome"))
+    assert calls == [("judge", "error")] * 3 + [("plan", "error")]
+    assert len(session_llm.requests) == 4

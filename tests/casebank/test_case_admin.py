@@ -10,10 +10,11 @@ from tests.conftest import grant
 
 pytestmark = pytest.mark.django_db
 
-# The change form carries the (read-only) version and status inlines' management forms.
+# The change form carries the (read-only) version, status and review inlines' management forms.
 INLINES = {
     "versions-TOTAL_FORMS": "0", "versions-INITIAL_FORMS": "0",
     "status_changes-TOTAL_FORMS": "0", "status_changes-INITIAL_FORMS": "0",
+    "review_changes-TOTAL_FORMS": "0", "review_changes-INITIAL_FORMS": "0",
 }
 
 

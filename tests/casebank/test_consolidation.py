@@ -133,3 +133,17 @@ def test_it_restores_an_archived_duplicate_and_moves_its_usage_back(case_with):
     assert (restored.status, kept.usage_count) == (CaseStatus.ACTIVE, 40)
     archive = CaseArchive.objects.get(case=dropped)
     assert archive.restored_by == "tester" and archive.restored_at is not None
+
+
+def test_it_leaves_cases_pending_review_to_the_reviewers(case_with):
+    from casebank.models import ReviewState
+
+    approved = case_with(uses=0, created_days=100, last_used_days=8, title="Revenue by region",
+                         query="Monthly revenue by region for last quarter")
+    pending = case_with(uses=0, created_days=200, last_used_days=None, title="Revenue by region",
+                        query="Monthly revenue by region for last quarter")
+    Case.objects.filter(pk=pending.pk).update(review_state=ReviewState.PENDING)
+    # Older with equal use, the pending case would be kept and the approved one merged into it;
+    # idle for 200 days, it would be archived as inactive. Neither: it waits for a reviewer.
+    assert _reasons() == {}
+    assert approved

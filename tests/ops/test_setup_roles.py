@@ -24,7 +24,8 @@ def test_it_creates_reviewers_with_view_and_approve_only():
     codenames = set(group.permissions.values_list("codename", flat=True))
     assert "approve_suggestion" in codenames
     assert {"view_case", "view_executionlog", "view_suggestion"} <= codenames
-    assert all(code.startswith("view_") or code == "approve_suggestion" for code in codenames)
+    assert {"review_case", "view_pendingcase"} <= codenames
+    assert all(code.startswith("view_") or code in ("approve_suggestion", "review_case") for code in codenames)
     assert len(codenames) == len(REVIEWER_PERMISSIONS) - output.count("skipped")
 
 

@@ -137,3 +137,22 @@ def test_it_rolls_back_a_regression_in_one_click(client, reviewer, suggestion):
     assert (case.version, case.plan, suggestion.rolled_back_version) == (3, PLAN, 3)
     assert CaseVersion.objects.get(case=case, version=3).reason == "rollback to v1"
     assert SuggestionDecision.objects.filter(action=DecisionAction.ROLLBACK, actor=reviewer).count() == 1
+
+
+@pytest.mark.parametrize("url", [QUEUE, "/admin/reflection/suggestion/"])
+def test_it_shows_the_decision_buttons_only_to_those_who_may_decide(client, reviewer, onlooker, suggestion, url):
+    client.force_login(onlooker)
+    page = client.get(f"{url}{suggestion.pk}/change/")
+    assert page.status_code == 200 and "Proposed plan" in page.content.decode()
+    assert "Approve and apply" not in page.content.decode() and "Reject…" not in page.content.decode()
+
+    client.force_login(reviewer)
+    page = client.get(f"{url}{suggestion.pk}/change/").content.decode()
+    assert "Approve and apply" in page and "Reject…" in page
+
+
+def test_it_redirects_a_malformed_suggestion_id_like_django_does(client, reviewer):
+    client.force_login(reviewer)
+    for url in (QUEUE, "/admin/reflection/suggestion/"):
+        response = client.get(f"{url}abc/change/", follow=True)
+        assert response.status_code == 200 and "doesn’t exist" in response.content.decode()

@@ -1,10 +1,14 @@
 from __future__ import annotations
 
+import time
+from datetime import timedelta
+
 import pytest
+from django.utils import timezone
 
 from reflection.llm import LLMError, LLMUnavailable, get_llm_client
 from reflection.llm.client import backoff_delay
-from reflection.models import LLMCall, LLMOutcome
+from reflection.models import LLMCall, LLMOutcome, LLMRateSlot
 from tests.support.openai_server import Reply
 
 SCHEMA = {
@@ -75,8 +79,30 @@ def test_it_gives_up_on_a_slow_answer_after_timeouts(llm_settings, openai_server
     assert "Timeout" in call.error
 
 
+def test_it_ends_a_slow_call_at_its_total_deadline(llm_settings, openai_server):
+    openai_server.default = Reply.json({"answer": "slow", "score": 1}, delay=3.0)
+    started = time.monotonic()
+    with pytest.raises(LLMError) as info:
+        _ask(total_timeout=1.0)
+    assert 0.9 <= time.monotonic() - started < 1.6, "one attempt cut to the 1 s left, no second one"
+    assert len(openai_server.requests) == 1
+    assert "within 1.0 s" in str(info.value)
+    assert "deadline of 1.0 s reached" in LLMCall.objects.get().error
+
+
+def test_it_does_not_pause_for_a_retry_past_the_deadline(llm_settings, openai_server):
+    llm_settings.LLM_RETRY_BASE_SECONDS = 5.0
+    llm_settings.LLM_RETRY_CAP_SECONDS = 5.0
+    openai_server.reply(Reply.error(500), Reply.json({"answer": "late", "score": 1}))
+    started = time.monotonic()
+    with pytest.raises(LLMError):
+        _ask(total_timeout=2.0)
+    assert time.monotonic() - started < 1.0, "a 5 s backoff does not fit in 2 s: give up at once"
+    assert len(openai_server.requests) == 1
+
+
 def test_it_opens_the_breaker_after_five_failed_calls(llm_settings, openai_server):
-    llm_settings.LLM_CALLS_PER_MINUTE = 10
+    llm_settings.LLM_CALLS_PER_MINUTE = 15
     openai_server.default = Reply.error(500)
     for _ in range(5):
         with pytest.raises(LLMError):
@@ -98,7 +124,6 @@ def test_it_half_opens_after_the_reset_period(llm_settings, openai_server):
         _ask()
     with pytest.raises(LLMUnavailable):
         _ask()
-    import time
 
     time.sleep(0.35)
     openai_server.reply(Reply.json({"answer": "back", "score": 1}))
@@ -114,6 +139,31 @@ def test_it_refuses_calls_beyond_the_per_minute_budget(llm_settings, openai_serv
         _ask()
     assert info.value.reason == "rate_limited" and info.value.retry_after > 50
     assert len(openai_server.requests) == 2
+
+
+def test_it_takes_a_budget_slot_for_every_re_ask_after_invalid_json(llm_settings, openai_server):
+    llm_settings.LLM_CALLS_PER_MINUTE = 3
+    openai_server.reply(Reply.text("{bad"), Reply.json({"answer": "ok", "score": 1}))
+    assert _ask().data["answer"] == "ok"
+    openai_server.default = Reply.json({"answer": "again", "score": 1})
+    assert _ask().data["answer"] == "again"
+    with pytest.raises(LLMUnavailable) as info:
+        _ask()
+    assert info.value.reason == "rate_limited"
+    assert len(openai_server.requests) == 3, "two requests for the first call, one for the second"
+    assert LLMRateSlot.objects.filter(used_at__gt=timezone.now() - timedelta(minutes=1)).count() == 3
+
+
+def test_it_stops_retrying_when_the_budget_has_no_slot_for_the_next_attempt(llm_settings, openai_server):
+    llm_settings.LLM_CALLS_PER_MINUTE = 2
+    openai_server.reply(Reply.error(500), Reply.error(503), Reply.json({"answer": "third", "score": 1}))
+    with pytest.raises(LLMUnavailable) as info:
+        _ask()
+    assert info.value.reason == "rate_limited" and info.value.retry_after > 50
+    assert len(openai_server.requests) == 2, "the third attempt would exceed 2 requests per minute"
+    call = LLMCall.objects.get()
+    assert (call.outcome, call.attempts) == (LLMOutcome.RATE_LIMITED, 2)
+    assert "HTTP" not in call.error and "InternalServerError" in call.error
 
 
 def test_it_doubles_the_backoff_up_to_the_cap():

@@ -53,8 +53,9 @@ def test_setup_schedules_is_idempotent():
     call_command("setup_schedules", stdout=StringIO())
     second = {s.name: (s.func, s.schedule_type, s.next_run) for s in Schedule.objects.all()}
 
-    assert first == second and len(first) == 5
-    for sweeper in ("agents.tasks.sweep_sessions_task", "reflection.tasks.sweep_runs_task"):
+    assert first == second and len(first) == 6
+    for sweeper in ("agents.tasks.sweep_sessions_task", "reflection.tasks.sweep_runs_task",
+                    "reflection.tasks.deferred_suggestions_task"):
         every_minute = Schedule.objects.get(func=sweeper)
         assert (every_minute.schedule_type, every_minute.minutes, every_minute.repeats) == (Schedule.MINUTES, 1, -1)
     weekly = Schedule.objects.get(func="casebank.consolidation.consolidation_task")
@@ -62,6 +63,8 @@ def test_setup_schedules_is_idempotent():
     assert (weekly.next_run.weekday(), weekly.next_run.hour, weekly.next_run.minute) == (6, 2, 0)
     assert Schedule.objects.get(func="reflection.tasks.daily_reflection_task").schedule_type == Schedule.DAILY
     assert Schedule.objects.get(func="reflection.tasks.retention_task").schedule_type == Schedule.DAILY
+    sweep = Schedule.objects.get(func="reflection.tasks.deferred_suggestions_task")
+    assert (sweep.schedule_type, sweep.minutes) == (Schedule.MINUTES, 1)
 
 
 def test_the_scheduled_functions_exist():
@@ -72,6 +75,6 @@ def test_the_scheduled_functions_exist():
     funcs = {periodic.func for periodic in declared_schedules()}
     assert funcs == {"reflection.tasks.daily_reflection_task", "reflection.tasks.retention_task",
                      "casebank.consolidation.consolidation_task", "reflection.tasks.sweep_runs_task",
-                     "agents.tasks.sweep_sessions_task"}
+                     "agents.tasks.sweep_sessions_task", "reflection.tasks.deferred_suggestions_task"}
     for schedule_func in funcs:
         assert callable(import_string(schedule_func))
