@@ -139,3 +139,24 @@ def _fresh_caches():
     for alias in settings.CACHES:
         caches[alias].clear()
     yield
+
+
+@pytest.fixture
+def layered_on_redis(settings, redis_server):
+    """The production cache layout (L1 memory in front of L2 Redis) on the throwaway redis-server."""
+    from casebank import cache as layered_cache
+
+    url = redis_server.url
+    options = {"SOCKET_CONNECT_TIMEOUT": 1, "SOCKET_TIMEOUT": 1}
+    settings.CACHES = {
+        **settings.CACHES,
+        "default": {"BACKEND": "django_redis.cache.RedisCache", "LOCATION": url,
+                    "OPTIONS": {**options, "IGNORE_EXCEPTIONS": True}},
+        "l2": {"BACKEND": "django_redis.cache.RedisCache", "LOCATION": url, "OPTIONS": options},
+        "l1": {"BACKEND": "django.core.cache.backends.locmem.LocMemCache", "LOCATION": "l1-redis-test"},
+    }
+    settings.CACHE_L2_ALIAS = "l2"
+    settings.CACHE_L2_RETRY_SECONDS = 60
+    layered_cache.reset_l2_backoff()
+    yield redis_server, redis_server.client
+    layered_cache.reset_l2_backoff()

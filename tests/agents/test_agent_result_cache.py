@@ -9,7 +9,6 @@ import pytest
 from django.core.cache import caches
 
 from tests.ops.test_metrics import _value
-from tests.ops.test_redis_down import layered_on_redis, redis_server  # noqa: F401 (fixtures)
 
 pytestmark = pytest.mark.django_db
 SQL = "SELECT segment, COUNT(*) AS customers FROM customers GROUP BY segment ORDER BY segment"
@@ -43,7 +42,7 @@ def test_it_keeps_results_in_this_process_memory_not_the_plain_cache(api, anonym
     assert after["ratio"] == pytest.approx(after["hit"] / (after["hit"] + after["miss"]))
 
 
-def test_it_shares_results_with_other_replicas_through_redis(api, analytics_db, no_llm, layered_on_redis):  # noqa: F811
+def test_it_shares_results_with_other_replicas_through_redis(api, analytics_db, no_llm, layered_on_redis):
     _, client = layered_on_redis
     first = _ask(api)
     assert first["cached"] is False

@@ -54,8 +54,10 @@ def test_it_exposes_the_cache_hit_ratio(anonymous_api):
     ratio = _value(body, "caseloop_cache_hit_ratio")
     hits = _value(body, "caseloop_cache_requests_total", '{layer="l1",result="hit"}')
     misses = _value(body, "caseloop_cache_requests_total", '{layer="l1",result="miss"}')
+    l2_hits = _value(body, "caseloop_cache_requests_total", '{layer="l2",result="hit"}') if 'layer="l2",result="hit"' in body else 0.0
     assert hits >= 3 and misses >= 3
-    assert ratio == pytest.approx(hits / (hits + misses))
+    # A hit in either layer counts; every lookup asks L1 first, so L1 hits + misses are all lookups.
+    assert ratio == pytest.approx((hits + l2_hits) / (hits + misses))
 
 
 def test_it_times_single_analyses_and_batch_runs(api, anonymous_api, make_case):

@@ -19,24 +19,6 @@ from tests.support.redis_server import PASSWORD
 pytestmark = pytest.mark.django_db
 
 
-@pytest.fixture
-def layered_on_redis(settings, redis_server):
-    url = redis_server.url
-    options = {"SOCKET_CONNECT_TIMEOUT": 1, "SOCKET_TIMEOUT": 1}
-    settings.CACHES = {
-        **settings.CACHES,
-        "default": {"BACKEND": "django_redis.cache.RedisCache", "LOCATION": url,
-                    "OPTIONS": {**options, "IGNORE_EXCEPTIONS": True}},
-        "l2": {"BACKEND": "django_redis.cache.RedisCache", "LOCATION": url, "OPTIONS": options},
-        "l1": {"BACKEND": "django.core.cache.backends.locmem.LocMemCache", "LOCATION": "l1-redis-test"},
-    }
-    settings.CACHE_L2_ALIAS = "l2"
-    settings.CACHE_L2_RETRY_SECONDS = 60
-    layered.reset_l2_backoff()
-    yield redis_server, redis_server.client
-    layered.reset_l2_backoff()
-
-
 def test_it_shares_values_through_redis_while_it_runs(layered_on_redis):
     server, client = layered_on_redis
     calls = []
