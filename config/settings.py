@@ -197,7 +197,8 @@ REST_FRAMEWORK = {
     "DEFAULT_AUTHENTICATION_CLASSES": ["casebank.authentication.ApiKeyAuthentication"],
     "DEFAULT_PERMISSION_CLASSES": ["rest_framework.permissions.IsAuthenticated"],
     "DEFAULT_RENDERER_CLASSES": ["rest_framework.renderers.JSONRenderer"],
-    "DEFAULT_PARSER_CLASSES": ["rest_framework.parsers.JSONParser"],
+    # orjson: fast, and too-deep or malformed JSON is a 400 on every endpoint (casebank.parsers).
+    "DEFAULT_PARSER_CLASSES": ["casebank.parsers.OrjsonParser"],
     "DEFAULT_SCHEMA_CLASS": "config.schema.CaseloopAutoSchema",
     "EXCEPTION_HANDLER": "config.exception_handler.api_exception_handler",
     "UNAUTHENTICATED_USER": None,

@@ -13,7 +13,6 @@ from rest_framework.views import APIView
 
 from reflection import ingestion, metrics, selectors
 from reflection.models import ExecutionLog
-from reflection.parsers import FastJSONParser
 
 
 class LogSchemaSerializer(serializers.Serializer):
@@ -97,7 +96,6 @@ class LogCursorPagination(CursorPagination):
 
 
 class LogListCreateApi(APIView):
-    parser_classes = [FastJSONParser]
     # Read by the schema generator only (the view paginates by hand): documents the page envelope.
     pagination_class = LogCursorPagination
 
