@@ -1,7 +1,11 @@
 """django-q2 tasks of reflection: thin functions taking ids, calling services."""
 from __future__ import annotations
 
+import logging
+
 from reflection.models import ReflectionTrigger
+
+logger = logging.getLogger(__name__)
 
 
 def reflection_run_task(run_id: int) -> dict:
@@ -47,7 +51,14 @@ def retention_task() -> dict:
 def logs_write_task(items: list[dict]) -> int:
     """Background log write (agents enqueue their runs' logs here instead of waiting on the
     insert). Items carry client-assigned ids, so a retry after a killed worker stores each log
-    once; returns how many were new."""
-    from reflection.ingestion import logs_ingest, parse_batch
+    once; returns how many were new.
 
-    return logs_ingest(records=parse_batch(items)).created
+    Invalid items are logged and dropped, the valid ones stored: raising would only make the
+    queue retry input that fails the same way every time."""
+    from reflection.ingestion import logs_ingest, parse_each
+
+    records, errors = parse_each(items)
+    if errors:
+        logger.error("logs_write_task: %d of %d log(s) refused and dropped: %s",
+                     len(errors), len(items), dict(list(errors.items())[:10]))
+    return logs_ingest(records=records).created

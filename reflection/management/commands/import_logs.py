@@ -9,7 +9,6 @@ import orjson
 from django.core.management.base import BaseCommand, CommandError
 from tqdm import tqdm
 
-from casebank.errors import InvalidInput
 from reflection import ingestion
 
 # Lines without an id get one derived from their bytes, so importing a file twice is harmless.
@@ -69,31 +68,11 @@ class Command(BaseCommand):
         """Store the good lines of a chunk; a bad line never holds back the others."""
         if not pending:
             return
-        try:
-            records = ingestion.parse_batch([item for _, item in pending])
-        except InvalidInput as error:
-            if not error.errors:
-                raise CommandError(error.message) from None
-            # Validate line by line to name every bad one, then store the rest.
-            good = []
-            for number, item in pending:
-                try:
-                    good.extend(ingestion.parse_batch([item]))
-                except InvalidInput as line_error:
-                    detail = "; ".join(f"{k}: {v}" for k, v in line_error.errors.get("0", {}).items())
-                    self._report(number, detail or line_error.message, totals)
-            records = self._without_repeats(good, totals)
+        records, errors = ingestion.parse_each([item for _, item in pending])
+        for index, problems in errors.items():
+            self._report(pending[index][0], "; ".join(f"{k}: {v}" for k, v in problems.items()), totals)
+        # A line repeating an id already seen in this chunk counts as already stored.
+        totals["duplicates"] += len(pending) - len(errors) - len(records)
         result = ingestion.logs_ingest(records=records)
         totals["created"] += result.created
         totals["duplicates"] += result.duplicates
-
-    @staticmethod
-    def _without_repeats(records: list[ingestion.LogRecord], totals: dict[str, int]) -> list[ingestion.LogRecord]:
-        seen, unique = set(), []
-        for record in records:
-            if record.id in seen:
-                totals["duplicates"] += 1
-                continue
-            seen.add(record.id)
-            unique.append(record)
-        return unique
