@@ -89,7 +89,9 @@ class IngestOutputSerializer(serializers.Serializer):
 
 
 class LogCursorPagination(CursorPagination):
-    ordering = "-created_at"
+    # Many logs share a created_at (one batch, one timestamp): without the id the order of ties
+    # is arbitrary on PostgreSQL and pages skip and repeat logs (log_created_id_idx serves it).
+    ordering = ("-created_at", "-id")
     page_size = 100
     page_size_query_param = "page_size"
     max_page_size = 1000
