@@ -291,6 +291,11 @@ if LOG_RETENTION_DAYS < 30:
     raise ImproperlyConfigured("LOG_RETENTION_DAYS must be at least 30.")
 # New logs for one case that start an early reflection run for it.
 REFLECTION_EARLY_TRIGGER_LOGS = env.int("REFLECTION_EARLY_TRIGGER_LOGS", default=100)
+# A run snapshots the log this long ago: every log stamped before then has committed, because
+# ingestion statements time out after 10 s (reflection.ingestion). Keep it well above that.
+REFLECTION_INGEST_SETTLE_SECONDS = env.int("REFLECTION_INGEST_SETTLE_SECONDS", default=60)
+if REFLECTION_INGEST_SETTLE_SECONDS < 30:
+    raise ImproperlyConfigured("REFLECTION_INGEST_SETTLE_SECONDS must be at least 30.")
 
 # CaseTerm's covering index (INCLUDE) is a PostgreSQL feature; SQLite just builds the key index.
 SILENCED_SYSTEM_CHECKS = ["models.W040"]

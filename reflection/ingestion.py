@@ -3,6 +3,14 @@
 DRF's per-field serializers cost more than the insert itself at this volume, so validation
 here is hand-written and flat. Nothing is written unless every record is valid; ids the
 database already holds are skipped, so a client can safely re-send a batch.
+
+Settle invariant (reflection runs rely on it, see `reflection.services`): a log becomes
+visible (commits) less than `REFLECTION_INGEST_SETTLE_SECONDS` after its `ingested_at`. So
+`ingested_at` is stamped as late as possible inside the writing transaction (on PostgreSQL
+by the INSERT itself, `statement_timestamp()`), every ingest statement runs under
+`INGEST_STATEMENT_TIMEOUT_MS`, and callers commit right after `logs_ingest` (no slow work
+after it in the same transaction). A run then snapshots at now - settle, a point before
+which every stamped log has committed.
 """
 from __future__ import annotations
 
@@ -27,6 +35,8 @@ MAX_ERROR_MESSAGE = 10_000
 MAX_CONTEXT_BYTES = 64 * 1024
 MAX_EXECUTION_TIME_MS = 24 * 3600 * 1000
 MAX_REPORTED_ERRORS = 50
+# Bounds each ingest statement on PostgreSQL, far below the settle lag (settings: >= 30 s).
+INGEST_STATEMENT_TIMEOUT_MS = 10_000
 # The integer columns are PostgreSQL `integer` (PositiveIntegerField): larger values would fail
 # in the database (IntegrityError on PostgreSQL, OverflowError past 2**63 on SQLite).
 MAX_INT_COLUMN = 2**31 - 1
@@ -298,6 +308,9 @@ def logs_ingest(*, records: list[LogRecord]) -> IngestResult:
     ids = [record.id for record in records]
     if not records:
         return IngestResult(ids=ids, created=0)
+    # _insert_postgresql bounds its statements with SET LOCAL, which outlives a savepoint: inside
+    # a caller's transaction, put the caller's timeout back afterwards.
+    outer_timeout = _statement_timeout() if connection.vendor == "postgresql" and connection.in_atomic_block else None
     with transaction.atomic():
         if connection.vendor == "postgresql":
             created = _insert_postgresql(records)
@@ -305,7 +318,16 @@ def logs_ingest(*, records: list[LogRecord]) -> IngestResult:
             created = _insert_portable(records)
         if created:
             _note_new_logs(records)
+    if outer_timeout is not None:
+        with connection.cursor() as cursor:
+            cursor.execute("SELECT set_config('statement_timeout', %s, true)", [outer_timeout])
     return IngestResult(ids=ids, created=created)
+
+
+def _statement_timeout() -> str:
+    with connection.cursor() as cursor:
+        cursor.execute("SHOW statement_timeout")
+        return cursor.fetchone()[0]
 
 
 def _note_new_logs(records: list[LogRecord]) -> None:
@@ -329,6 +351,10 @@ _COLUMNS = (
 )
 
 
+# ingested_at is stamped by the INSERT (the settle invariant above), not by the COPY.
+_STAGED_COLUMNS = _COLUMNS.replace("ingested_at", "statement_timestamp()")
+
+
 def _json_text(value: Any) -> str:
     return orjson.dumps(value).decode()
 
@@ -348,6 +374,7 @@ def _insert_postgresql(records: list[LogRecord]) -> int:
     table = ExecutionLog._meta.db_table
     with connection.cursor() as cursor:
         cursor.execute(
+            f"SET LOCAL statement_timeout = {INGEST_STATEMENT_TIMEOUT_MS}; "
             f"CREATE TEMP TABLE IF NOT EXISTS log_ingest_stage "
             f"(LIKE {table} INCLUDING DEFAULTS) ON COMMIT DELETE ROWS"
         )
@@ -363,7 +390,7 @@ def _insert_postgresql(records: list[LogRecord]) -> int:
                     )
                 )
         cursor.execute(
-            f"INSERT INTO {table} ({_COLUMNS}) SELECT {_COLUMNS} FROM log_ingest_stage "
+            f"INSERT INTO {table} ({_COLUMNS}) SELECT {_STAGED_COLUMNS} FROM log_ingest_stage "
             "ON CONFLICT (id) DO NOTHING"
         )
         created = cursor.rowcount
@@ -375,7 +402,7 @@ def _insert_portable(records: list[LogRecord]) -> int:
     existing = set(
         ExecutionLog.objects.filter(pk__in=[r.id for r in records]).values_list("id", flat=True)
     )
-    now = timezone.now()
+    now = timezone.now()  # just before the insert (the settle invariant above)
     new = [
         ExecutionLog(
             id=r.id,
