@@ -82,10 +82,11 @@ def _case_filter(case_ids: list[uuid.UUID]) -> tuple[str, list]:
     return f"case_id IN ({marks})", [case_id.hex for case_id in case_ids]
 
 
-def _window_filter(case_ids: list[uuid.UUID], bounds: Bounds, *, failures_only: bool = False) -> tuple[str, list]:
+def _window_filter(case_ids: list[uuid.UUID], bounds: Bounds, *, failures_only: bool = False,
+                   start: datetime | None = None) -> tuple[str, list]:
     where, params = _case_filter(case_ids)
     clauses = [where, "created_at >= %s"]
-    params.append(_param(bounds.start))
+    params.append(_param(start or bounds.start))
     if bounds.snapshot_at is not None:
         # A filter, never an index condition: on a fresh backlog every row passes it, and the
         # planner would otherwise walk the ingested_at index over the whole table.
@@ -108,14 +109,25 @@ def _as_uuid(value) -> uuid.UUID:
     return value if isinstance(value, uuid.UUID) else uuid.UUID(str(value))
 
 
+def _anomaly_scan(bounds: Bounds) -> tuple[datetime, str, list]:
+    """Anomalies compare the last 24 h with the 7 days before, whatever the window: a window
+    shorter than 8 days scans back to the baseline's start, and `inw` (1 inside the window,
+    0 before it) keeps the window's totals to the window. Returns (scan start, inw, params)."""
+    if bounds.baseline_start >= bounds.start:
+        return bounds.start, "1", []
+    return bounds.baseline_start, "CASE WHEN created_at >= %s THEN 1 ELSE 0 END", [_param(bounds.start)]
+
+
 def raw_figures(case_ids: list[uuid.UUID], bounds: Bounds) -> dict[uuid.UUID, Figures]:
     """Counts, decayed weights, latency sums and the recent/baseline split, per case."""
-    where, where_params = _window_filter(case_ids, bounds)
+    scan_start, inw, inw_params = _anomaly_scan(bounds)
+    where, where_params = _window_filter(case_ids, bounds, start=scan_start)
     if _is_pg():
         age_days = "greatest(0.0, extract(epoch FROM (%s::timestamptz - created_at))::float8 / 86400.0)"
         ok = "success"
         percentile = (
             ", percentile_cont(ARRAY[0.5, 0.95, 0.99]) WITHIN GROUP (ORDER BY execution_time_ms::float8)"
+            " FILTER (WHERE inw = 1)"
         )
     else:
         age_days = "max(0.0, julianday(%s) - julianday(created_at))"
@@ -125,11 +137,11 @@ def raw_figures(case_ids: list[uuid.UUID], bounds: Bounds) -> dict[uuid.UUID, Fi
     baseline = "created_at >= %s AND created_at < %s"
     sql = f"""
         SELECT case_id,
-               COUNT(*),
-               SUM(CASE WHEN {ok} THEN 1 ELSE 0 END),
-               SUM(w),
-               SUM(CASE WHEN {ok} THEN w ELSE 0.0 END),
-               SUM(ms),
+               SUM(inw),
+               SUM(CASE WHEN {ok} THEN inw ELSE 0 END),
+               SUM(w * inw),
+               SUM(CASE WHEN {ok} THEN w * inw ELSE 0.0 END),
+               SUM(ms * inw),
                SUM(CASE WHEN {recent} THEN 1 ELSE 0 END),
                SUM(CASE WHEN {recent} AND {ok} THEN 1 ELSE 0 END),
                SUM(CASE WHEN {recent} THEN ms ELSE 0.0 END),
@@ -142,7 +154,7 @@ def raw_figures(case_ids: list[uuid.UUID], bounds: Bounds) -> dict[uuid.UUID, Fi
         FROM (
             SELECT case_id, success, created_at, execution_time_ms,
                    CAST(execution_time_ms AS {'float8' if _is_pg() else 'REAL'}) AS ms,
-                   power(0.5, {age_days} / %s) AS w
+                   power(0.5, {age_days} / %s) AS w, {inw} AS inw
             FROM {LOG_TABLE}
             WHERE {where}
         ) AS logs
@@ -153,7 +165,7 @@ def raw_figures(case_ids: list[uuid.UUID], bounds: Bounds) -> dict[uuid.UUID, Fi
     params = [
         *recent_p, *recent_p, *recent_p, *recent_p,
         *baseline_p, *baseline_p, *baseline_p, *baseline_p,
-        _param(bounds.now), bounds.half_life_days,
+        _param(bounds.now), bounds.half_life_days, *inw_params,
         *where_params,
     ]
     result: dict[uuid.UUID, Figures] = {}
@@ -176,7 +188,7 @@ def raw_figures(case_ids: list[uuid.UUID], bounds: Bounds) -> dict[uuid.UUID, Fi
                 baseline_latency_squares=float(row[13] or 0),
             )
             if _is_pg():
-                figures.percentiles = dict(zip(PERCENTILES, row[14]))
+                figures.percentiles = dict(zip(PERCENTILES, row[14] or (None,) * len(PERCENTILES)))
             result[_as_uuid(row[0])] = figures
     if not _is_pg() and result:
         for case_id, percentiles in _sqlite_percentiles(list(result), bounds).items():
