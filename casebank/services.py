@@ -306,15 +306,21 @@ def case_update(
     return locked
 
 
-def case_set_status(*, case: Case, status: str, actor: str, reason: str = "") -> Case:
-    """Move a case through its lifecycle; every move is audited in the same transaction."""
+def case_set_status(*, case: Case, status: str, actor: str, reason: str = "", restoring: bool = False) -> Case:
+    """Move a case through its lifecycle; every move is audited in the same transaction.
+
+    `restoring` (consolidation's restore only) lets an archived case return to whatever
+    status it had before it was archived, not only to `active`."""
     if status not in CaseStatus.values:
         raise InvalidInput("Invalid status.", errors={"status": [f"One of {CaseStatus.values}."]})
     with transaction.atomic():
         locked = Case.objects.select_for_update().defer("embedding").get(pk=case.pk)
         if locked.status == status:
             return locked
-        if status not in STATUS_TRANSITIONS[locked.status]:
+        allowed = STATUS_TRANSITIONS[locked.status]
+        if restoring and locked.status == CaseStatus.ARCHIVED:
+            allowed = set(CaseStatus.values) - {CaseStatus.ARCHIVED}
+        if status not in allowed:
             raise Conflict(
                 f"A case cannot go from {locked.status} to {status}.",
                 errors={"status": [f"Allowed from {locked.status}: {sorted(STATUS_TRANSITIONS[locked.status])}."]},

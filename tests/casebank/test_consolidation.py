@@ -133,3 +133,23 @@ def test_it_restores_an_archived_duplicate_and_moves_its_usage_back(case_with):
     assert (restored.status, kept.usage_count) == (CaseStatus.ACTIVE, 40)
     archive = CaseArchive.objects.get(case=dropped)
     assert archive.restored_by == "tester" and archive.restored_at is not None
+
+
+@pytest.mark.parametrize("before", [CaseStatus.WARNING, CaseStatus.DEPRECATED, CaseStatus.ACTIVE])
+def test_it_restores_the_status_the_case_had_before_it_was_archived(case_with, before):
+    from casebank import services
+    from casebank.consolidation import case_restore
+    from casebank.models import CaseStatusChange
+
+    case = case_with(rate=0.1, uses=20)
+    if before != CaseStatus.ACTIVE:
+        services.case_set_status(case=case, status=before, actor="tester")
+    consolidation_run(dry_run=False)
+    case.refresh_from_db()
+    assert case.status == CaseStatus.ARCHIVED
+
+    restored = case_restore(case_id=case.pk, actor="tester")
+
+    assert restored.status == before
+    last = CaseStatusChange.objects.filter(case=case).order_by("-created_at", "-id").first()
+    assert (last.from_status, last.to_status, last.actor) == (CaseStatus.ARCHIVED, before, "tester")
