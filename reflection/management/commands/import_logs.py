@@ -11,20 +11,31 @@ from tqdm import tqdm
 
 from reflection import ingestion
 
-# Lines without an id get one derived from their bytes, so importing a file twice is harmless.
+# Lines without an id get one derived from where they are (the file's name and the line
+# number) and what they say: importing a file twice stores each line once, and two identical
+# lines (two runs that really happened alike) are two logs.
 IMPORT_NAMESPACE = uuid.UUID("0b7c4a8e-9a51-4f39-8d7e-3c1f6a2b9e10")
+
+
+def line_id(source: str, number: int, line: bytes) -> str:
+    return str(uuid.uuid5(IMPORT_NAMESPACE, f"{source}\n{number}\n{hashlib.sha256(line.strip()).hexdigest()}"))
 
 
 class Command(BaseCommand):
     help = (
         "Import execution logs from a JSON Lines file (one log object per line). Bad lines are "
         "reported by line number and skipped; good lines are stored once, even on a re-run "
-        "(a line without an id gets one derived from its content)."
+        "(a line without an id gets one derived from the file name, its line number and its "
+        "content, so identical lines are distinct logs)."
     )
 
     def add_arguments(self, parser: Any) -> None:
         parser.add_argument("path", type=Path, help="The .jsonl file.")
         parser.add_argument("--batch-size", type=int, default=ingestion.MAX_BATCH)
+        parser.add_argument(
+            "--source", help="Name the file by this instead of its file name when deriving ids "
+            "(re-import a renamed file under its old name; tell apart two files of the same name).",
+        )
         parser.add_argument("--no-progress", action="store_true", help="Hide the progress bar.")
 
     def handle(self, *args: Any, **options: Any) -> None:
@@ -35,6 +46,7 @@ class Command(BaseCommand):
         if not 1 <= batch_size <= ingestion.MAX_BATCH:
             raise CommandError(f"--batch-size must be between 1 and {ingestion.MAX_BATCH}.")
 
+        source = options["source"] or path.name
         totals = {"created": 0, "duplicates": 0, "bad": 0}
         pending: list[tuple[int, Any]] = []
         with path.open("rb") as handle, tqdm(
@@ -50,7 +62,7 @@ class Command(BaseCommand):
                     self._report(number, f"not valid JSON ({error})", totals)
                     continue
                 if isinstance(item, dict) and item.get("id") is None:
-                    item["id"] = str(uuid.uuid5(IMPORT_NAMESPACE, hashlib.sha256(line.strip()).hexdigest()))
+                    item["id"] = line_id(source, number, line)
                 pending.append((number, item))
                 if len(pending) >= batch_size:
                     self._flush(pending, totals)
