@@ -11,6 +11,7 @@ from django.core.management.base import CommandError
 from agents import demo_cases
 from casebank.models import ApiKey, Case
 from casebank.services import hash_api_key
+from reflection.engine import analyze_case
 from reflection.models import ExecutionLog
 
 OUR_APPS = {"casebank", "reflection", "agents"}
@@ -94,6 +95,13 @@ def test_seed_demo_is_idempotent_and_has_the_known_patterns():
     assert latencies[int(len(latencies) * 0.95)] > 2000
     used = Case.objects.get(pk=demo_cases.demo_case_id("rev-region"))
     assert used.usage_count == ExecutionLog.objects.filter(case=used).count()
+
+    # The degrading case is the one analysis flags: a significant drop in the last 24 hours.
+    degrading = analyze_case(case_id=demo_cases.demo_case_id(demo_cases.DEGRADING))
+    [drop] = [a for a in degrading["anomalies"] if a["type"] == "success_rate_drop"]
+    assert drop["recent_success_rate"] < 0.6 < drop["baseline_success_rate"]
+    steady = analyze_case(case_id=demo_cases.demo_case_id("rev-region"))
+    assert not [a for a in steady["anomalies"] if a["type"] == "success_rate_drop"]
 
 
 @pytest.mark.django_db
