@@ -172,12 +172,16 @@ def demo_log_payloads(*, now: datetime, count: int = LOG_COUNT, seed: int = 42) 
     weights = [1.0 / (rank + 3) for rank in range(len(slugs))]
     for special in (*FAILING, DEGRADING, SLOW):
         weights[slugs.index(special)] = max(weights[slugs.index(special)], 0.08)  # enough runs to analyse
+    # The anomaly test needs 20 runs in the last 24 h and 50 in the 7 days before, even for a
+    # small --logs: the degrading case is a busy one, and its history is that week.
+    weights[slugs.index(DEGRADING)] = 0.2
     payloads = []
     for index in range(count):
         slug = rng.choices(slugs, weights)[0]
         age = timedelta(seconds=rng.uniform(0, LOG_DAYS * 86400))
-        if slug == DEGRADING and rng.random() < 0.25:
-            age = timedelta(seconds=rng.uniform(0, 86400))  # the recent drop needs recent runs
+        if slug == DEGRADING:
+            recent = rng.random() < 0.3
+            age = timedelta(seconds=rng.uniform(0, 86400) if recent else rng.uniform(86400, 8 * 86400))
         success, error_type, message, latency = _outcome(rng, slug, age)
         tokens_in = rng.randint(300, 2500)
         tokens_out = rng.randint(50, 600)

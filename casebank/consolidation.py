@@ -33,6 +33,7 @@ NEVER_AUTO_ARCHIVE_USES = 500
 SIMILARITY_BLOCK = 256  # rows per block of the similarity matrix: memory stays ~256 x N floats
 
 CONSIDERED_STATUSES = (CaseStatus.ACTIVE, CaseStatus.WARNING, CaseStatus.DEPRECATED)
+RESTORABLE_STATUSES = CONSIDERED_STATUSES
 
 
 @dataclass
@@ -174,7 +175,8 @@ def consolidation_run(*, dry_run: bool = True, actor: str = "consolidation", now
 
 @transaction.atomic
 def case_restore(*, case_id: uuid.UUID, actor: str) -> Case:
-    """Bring an archived case back to `active`; a merged duplicate takes its usage back."""
+    """Bring an archived case back to the status it had before; a merged duplicate takes its
+    usage back."""
     locked = Case.objects.select_for_update().filter(pk=case_id).first()
     if locked is None:
         raise NotFound(f"No case with id {case_id}.")
@@ -190,8 +192,12 @@ def case_restore(*, case_id: uuid.UUID, actor: str) -> Case:
         archive.restored_at = timezone.now()
         archive.restored_by = actor
         archive.save(update_fields=["restored_at", "restored_by"])
+    # Back to the status it had when archived (a warning or deprecated case stays so); archives
+    # without a usable saved status (none, or archived twice) go back to active.
+    before = (archive.snapshot or {}).get("status") if archive else None
+    status = before if before in RESTORABLE_STATUSES else CaseStatus.ACTIVE
     return services.case_set_status(
-        case=locked, status=CaseStatus.ACTIVE, actor=actor,
+        case=locked, status=status, actor=actor, restoring=True,
         reason=f"restored from archive ({archive.reason})" if archive else "restored",
     )
 

@@ -7,7 +7,7 @@ from uuid import UUID
 
 import numpy as np
 from django.db import connection
-from django.db.models import Avg, Count, Q, QuerySet
+from django.db.models import Avg, Count, F, Q, QuerySet
 from pgvector.django import CosineDistance
 
 from casebank.cache import layered_delete, layered_get_or_set
@@ -28,11 +28,13 @@ _BM25_STATS_KEY = "casebank:bm25:stats"
 BM25_POSTINGS_BUDGET = 2_000
 BM25_MIN_POSTINGS_PER_TERM = 100
 
+# Cases never analysed (null rate) come last in either direction, on both databases
+# (PostgreSQL puts NULLs first when descending, SQLite last).
 CASE_SORTS = {
     "usage": ("-usage_count", "-updated_at"),
     "-usage": ("usage_count", "-updated_at"),
-    "success": ("-success_rate", "-updated_at"),
-    "-success": ("success_rate", "-updated_at"),
+    "success": (F("success_rate").desc(nulls_last=True), "-updated_at"),
+    "-success": (F("success_rate").asc(nulls_last=True), "-updated_at"),
     "last_used": ("-last_used_at", "-updated_at"),
     "-last_used": ("last_used_at", "-updated_at"),
     "updated": ("-updated_at",),

@@ -31,6 +31,7 @@ from casebank.models import (
 from casebank.read_cache import bank_changed
 from casebank.selectors import BM25_B, BM25_K1, bm25_stats, bm25_stats_forget, bm25_term_impact
 from casebank.text import term_frequencies
+from casebank.validators import NUL_MESSAGE, nul_path
 
 CONTENT_FIELDS = ("title", "query", "plan")
 MAX_PLAN_STEPS = 100
@@ -50,6 +51,10 @@ STATUS_TRANSITIONS: dict[str, set[str]] = {
 
 def validate_plan(plan: Any) -> list[str]:
     """A plan is non-empty text, or a list of steps that each name their agent(s)."""
+    # PostgreSQL refuses NUL in text and JSON (a DataError, i.e. a 500); plans also come from the LLM.
+    where = nul_path(plan, "plan")
+    if where is not None:
+        return [NUL_MESSAGE if where == "plan" else f"{NUL_MESSAGE} Found in {where}."]
     if isinstance(plan, str):
         return [] if plan.strip() else ["The plan must not be empty."]
     if not isinstance(plan, list) or not plan:
@@ -94,6 +99,12 @@ def validate_case_content(
         errors["tags"] = ["A list of strings of 1 to 50 characters."]
     elif len(tags) > 30:
         errors["tags"] = ["At most 30 tags."]
+    # Checked on every path in (API, admin, suggestions, commands): PostgreSQL refuses the
+    # character with a DataError, which would be a 500.
+    for name, value in (("title", title), ("query", query), ("category", category), ("tags", tags)):
+        path = nul_path(value, name)
+        if path is not None and name not in errors:
+            errors[name] = [NUL_MESSAGE if path == name else f"{NUL_MESSAGE} Found in {path}."]
     if errors:
         raise InvalidInput("Invalid case.", errors=errors)
 
@@ -303,15 +314,21 @@ def case_update(
     return locked
 
 
-def case_set_status(*, case: Case, status: str, actor: str, reason: str = "") -> Case:
-    """Move a case through its lifecycle; every move is audited in the same transaction."""
+def case_set_status(*, case: Case, status: str, actor: str, reason: str = "", restoring: bool = False) -> Case:
+    """Move a case through its lifecycle; every move is audited in the same transaction.
+
+    `restoring` (consolidation's restore only) lets an archived case return to whatever
+    status it had before it was archived, not only to `active`."""
     if status not in CaseStatus.values:
         raise InvalidInput("Invalid status.", errors={"status": [f"One of {CaseStatus.values}."]})
     with transaction.atomic():
         locked = Case.objects.select_for_update().defer("embedding").get(pk=case.pk)
         if locked.status == status:
             return locked
-        if status not in STATUS_TRANSITIONS[locked.status]:
+        allowed = STATUS_TRANSITIONS[locked.status]
+        if restoring and locked.status == CaseStatus.ARCHIVED:
+            allowed = set(CaseStatus.values) - {CaseStatus.ARCHIVED}
+        if status not in allowed:
             raise Conflict(
                 f"A case cannot go from {locked.status} to {status}.",
                 errors={"status": [f"Allowed from {locked.status}: {sorted(STATUS_TRANSITIONS[locked.status])}."]},

@@ -208,7 +208,8 @@ REST_FRAMEWORK = {
     "DEFAULT_AUTHENTICATION_CLASSES": ["casebank.authentication.ApiKeyAuthentication"],
     "DEFAULT_PERMISSION_CLASSES": ["rest_framework.permissions.IsAuthenticated"],
     "DEFAULT_RENDERER_CLASSES": ["rest_framework.renderers.JSONRenderer"],
-    "DEFAULT_PARSER_CLASSES": ["rest_framework.parsers.JSONParser"],
+    # orjson: fast, and too-deep or malformed JSON is a 400 on every endpoint (casebank.parsers).
+    "DEFAULT_PARSER_CLASSES": ["casebank.parsers.OrjsonParser"],
     "DEFAULT_SCHEMA_CLASS": "config.schema.CaseloopAutoSchema",
     "EXCEPTION_HANDLER": "config.exception_handler.api_exception_handler",
     "UNAUTHENTICATED_USER": None,
@@ -303,6 +304,11 @@ if LOG_RETENTION_DAYS < 30:
 REFLECTION_EARLY_TRIGGER_LOGS = env.int("REFLECTION_EARLY_TRIGGER_LOGS", default=100)
 # Batches of at least this many cases scan errors on a second connection (PostgreSQL only).
 REFLECTION_PARALLEL_MIN_CASES = env.int("REFLECTION_PARALLEL_MIN_CASES", default=1_000)
+# A run snapshots the log this long ago: every log stamped before then has committed, because
+# ingestion statements time out after 10 s (reflection.ingestion). Keep it well above that.
+REFLECTION_INGEST_SETTLE_SECONDS = env.int("REFLECTION_INGEST_SETTLE_SECONDS", default=60)
+if REFLECTION_INGEST_SETTLE_SECONDS < 30:
+    raise ImproperlyConfigured("REFLECTION_INGEST_SETTLE_SECONDS must be at least 30.")
 
 # CaseTerm's covering index (INCLUDE) is a PostgreSQL feature; SQLite just builds the key index.
 SILENCED_SYSTEM_CHECKS = ["models.W040"]

@@ -1,9 +1,11 @@
 from __future__ import annotations
 
+import uuid
 from datetime import timedelta
 from typing import Any
 
 from django.contrib import admin
+from django.contrib.admin.options import IncorrectLookupParameters
 from django.core.cache import cache
 from django.core.paginator import Paginator
 from django.db import connection
@@ -12,6 +14,7 @@ from django.utils import timezone
 from django.utils.functional import cached_property
 from django.utils.html import format_html
 
+from casebank.models import Case
 from reflection.models import ExecutionLog
 
 ERROR_TYPE_CHOICES_KEY = "reflection:admin:error-types"
@@ -20,23 +23,59 @@ ERROR_TYPE_CHOICES_KEY = "reflection:admin:error-types"
 class EstimatedCountPaginator(Paginator):
     """Paging a million-row table must not run COUNT(*) on every page view.
 
-    On PostgreSQL the planner's row estimate stands in for the unfiltered count; filtered
-    lists are counted exactly, since they are bounded by an index.
+    On PostgreSQL the planner's row estimate stands in for the unfiltered count. A filtered
+    list (one case, failures, an error type: each can match millions) is counted only up to
+    `COUNT_LIMIT` rows, on both databases; past that the pages stop (narrow the filter).
     """
+
+    COUNT_LIMIT = 10_000
 
     @cached_property
     def count(self) -> int:
         query = self.object_list.query
-        if connection.vendor == "postgresql" and not query.where:
-            with connection.cursor() as cursor:
-                cursor.execute(
-                    "SELECT reltuples::bigint FROM pg_class WHERE oid = %s::regclass",
-                    [ExecutionLog._meta.db_table],
-                )
-                estimate = cursor.fetchone()[0]
-            if estimate and estimate > 10_000:
-                return int(estimate)
-        return super().count
+        if not query.where:
+            if connection.vendor == "postgresql":
+                with connection.cursor() as cursor:
+                    cursor.execute(
+                        "SELECT reltuples::bigint FROM pg_class WHERE oid = %s::regclass",
+                        [ExecutionLog._meta.db_table],
+                    )
+                    estimate = cursor.fetchone()[0]
+                if estimate and estimate > self.COUNT_LIMIT:
+                    return int(estimate)
+            return super().count
+        # COUNT(*) over a LIMITed subquery: reads at most COUNT_LIMIT + 1 index entries.
+        return min(self.object_list.order_by()[: self.COUNT_LIMIT + 1].count(), self.COUNT_LIMIT)
+
+
+class CaseFilter(admin.SimpleListFilter):
+    """Logs of one case, by `?case__id__exact=<id>` (the links on the case's admin pages and in
+    the list's case column): never a choice list of every case, only the chosen one's title."""
+
+    title = "case"
+    parameter_name = "case__id__exact"
+
+    def lookups(self, request: Any, model_admin: Any) -> list[tuple[str, str]]:
+        # Shown only while filtering (a filter without choices is not applied at all).
+        if not self.value():
+            return []
+        case_id = self._case_id()
+        title = Case.objects.filter(pk=case_id).values_list("title", flat=True).first() if case_id else None
+        return [(self.value(), title[:60] if title is not None else f"{self.value()[:40]} (no such case)")]
+
+    def queryset(self, request: Any, queryset: QuerySet) -> QuerySet:
+        if self.value() is None:
+            return queryset
+        case_id = self._case_id()
+        if case_id is None:
+            raise IncorrectLookupParameters(f"{self.value()!r} is not a case id.")
+        return queryset.filter(case_id=case_id)
+
+    def _case_id(self) -> uuid.UUID | None:
+        try:
+            return uuid.UUID(str(self.value())) if self.value() else None
+        except ValueError:
+            return None
 
 
 class ErrorTypeFilter(admin.SimpleListFilter):
@@ -78,7 +117,7 @@ class ExecutionLogAdmin(admin.ModelAdmin):
         "tokens",
         "model",
     ]
-    list_filter = ["success", ErrorTypeFilter, ("created_at", admin.DateFieldListFilter)]
+    list_filter = [CaseFilter, "success", ErrorTypeFilter, ("created_at", admin.DateFieldListFilter)]
     list_select_related = ["case"]
     search_fields = ["=id", "=case__id", "=session_id"]
     search_help_text = "Exact log id, case id or session id."
@@ -100,6 +139,10 @@ class ExecutionLogAdmin(admin.ModelAdmin):
     def has_change_permission(self, request: Any, obj: Any = None) -> bool:
         return False
 
+    def has_delete_permission(self, request: Any, obj: Any = None) -> bool:
+        # Retention owns deletion (it rolls logs up first); no bulk delete, no delete page.
+        return False
+
     @admin.display(description="Outcome", ordering="success")
     def outcome(self, log: ExecutionLog) -> str:
         if log.success:
@@ -111,7 +154,8 @@ class ExecutionLogAdmin(admin.ModelAdmin):
         if log.case is None:
             return "—"
         return format_html(
-            '<a href="/admin/casebank/case/{}/change/">{}</a>', log.case_id, log.case.title[:60]
+            '<a href="/admin/casebank/case/{}/change/">{}</a> <a href="?{}={}" title="{}">⌕</a>',
+            log.case_id, log.case.title[:60], CaseFilter.parameter_name, log.case_id, "Only this case's logs",
         )
 
     @admin.display(description="Tokens in/out")

@@ -13,7 +13,6 @@ from rest_framework.views import APIView
 
 from reflection import ingestion, metrics, selectors
 from reflection.models import ExecutionLog
-from reflection.parsers import FastJSONParser
 
 
 class LogSchemaSerializer(serializers.Serializer):
@@ -90,14 +89,15 @@ class IngestOutputSerializer(serializers.Serializer):
 
 
 class LogCursorPagination(CursorPagination):
-    ordering = "-created_at"
+    # Many logs share a created_at (one batch, one timestamp): without the id the order of ties
+    # is arbitrary on PostgreSQL and pages skip and repeat logs (log_created_id_idx serves it).
+    ordering = ("-created_at", "-id")
     page_size = 100
     page_size_query_param = "page_size"
     max_page_size = 1000
 
 
 class LogListCreateApi(APIView):
-    parser_classes = [FastJSONParser]
     # Read by the schema generator only (the view paginates by hand): documents the page envelope.
     pagination_class = LogCursorPagination
 

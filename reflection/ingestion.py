@@ -3,6 +3,14 @@
 DRF's per-field serializers cost more than the insert itself at this volume, so validation
 here is hand-written and flat. Nothing is written unless every record is valid; ids the
 database already holds are skipped, so a client can safely re-send a batch.
+
+Settle invariant (reflection runs rely on it, see `reflection.services`): a log becomes
+visible (commits) less than `REFLECTION_INGEST_SETTLE_SECONDS` after its `ingested_at`. So
+`ingested_at` is stamped as late as possible inside the writing transaction (on PostgreSQL
+by the INSERT itself, `statement_timestamp()`), every ingest statement runs under
+`INGEST_STATEMENT_TIMEOUT_MS`, and callers commit right after `logs_ingest` (no slow work
+after it in the same transaction). A run then snapshots at now - settle, a point before
+which every stamped log has committed.
 """
 from __future__ import annotations
 
@@ -19,6 +27,7 @@ from django.utils import timezone
 
 from casebank.errors import InvalidInput
 from casebank.models import Case
+from casebank.validators import NUL, NUL_MESSAGE, nul_path
 from reflection.engine.queries import ids_lookup
 from reflection.models import ExecutionLog
 
@@ -27,8 +36,15 @@ MAX_ERROR_MESSAGE = 10_000
 MAX_CONTEXT_BYTES = 64 * 1024
 MAX_EXECUTION_TIME_MS = 24 * 3600 * 1000
 MAX_REPORTED_ERRORS = 50
+# Bounds each ingest statement on PostgreSQL, far below the settle lag (settings: >= 30 s).
+INGEST_STATEMENT_TIMEOUT_MS = 10_000
+# The integer columns are PostgreSQL `integer` (PositiveIntegerField): larger values would fail
+# in the database (IntegrityError on PostgreSQL, OverflowError past 2**63 on SQLite).
+MAX_INT_COLUMN = 2**31 - 1
 # Clocks drift; a run "from the future" by more than this is a client bug.
 FUTURE_TOLERANCE = timedelta(minutes=5)
+# No agent ran before this; earlier dates are client bugs (year 1 even overflows on conversion).
+EARLIEST_CREATED_AT = datetime(2000, 1, 1, tzinfo=dt_timezone.utc)
 
 FIELDS = frozenset(
     {
@@ -95,7 +111,7 @@ def _uuid(value: Any, name: str, errors: dict, *, required: bool = False) -> uui
         return None
 
 
-def _count(value: Any, name: str, errors: dict, *, maximum: int = 2**31 - 1) -> int:
+def _count(value: Any, name: str, errors: dict, *, maximum: int = MAX_INT_COLUMN) -> int:
     if value is None:
         return 0
     if isinstance(value, bool) or not isinstance(value, int):
@@ -116,6 +132,9 @@ def _text(value: Any, name: str, errors: dict, *, max_length: int) -> str:
     if len(value) > max_length:
         errors[name] = f"At most {max_length} characters."
         return ""
+    if NUL in value:
+        errors[name] = NUL_MESSAGE
+        return ""
     return value
 
 
@@ -132,9 +151,32 @@ def _timestamp(value: Any, errors: dict, now: datetime) -> datetime:
         return now
     if moment.tzinfo is None:
         moment = moment.replace(tzinfo=dt_timezone.utc)
+    try:
+        moment = moment.astimezone(dt_timezone.utc)
+    except OverflowError:  # 0001-01-01T00:00:00+01:00 is before year 1 in UTC
+        errors["created_at"] = f"Out of range: must be from {EARLIEST_CREATED_AT:%Y-%m-%d} to now."
+        return now
+    if moment < EARLIEST_CREATED_AT:
+        errors["created_at"] = f"Must not be before {EARLIEST_CREATED_AT:%Y-%m-%d}."
+        return now
     if moment > now + FUTURE_TOLERANCE:
         errors["created_at"] = "Must not be in the future."
     return moment
+
+
+def _check_context(context: dict, errors: dict) -> None:
+    try:
+        encoded = orjson.dumps(context)
+    except orjson.JSONEncodeError as error:  # only from Python callers (tasks): non-string keys, ...
+        errors["context"] = f"Must be JSON: {error}."
+        return
+    if len(encoded) > MAX_CONTEXT_BYTES:
+        errors["context"] = f"At most {MAX_CONTEXT_BYTES // 1024} KiB of JSON."
+    # orjson writes NUL as \u0000: a cheap test on the bytes; the walk only runs to name the spot.
+    elif b"\\u0000" in encoded:
+        path = nul_path(context, "context")
+        if path is not None:
+            errors["context"] = f"{NUL_MESSAGE} Found in {path}."
 
 
 def parse_record(item: Any, now: datetime) -> tuple[LogRecord | None, dict[str, str]]:
@@ -165,13 +207,13 @@ def parse_record(item: Any, now: datetime) -> tuple[LogRecord | None, dict[str, 
         context = {}
     elif not isinstance(context, dict):
         errors["context"] = "Must be a JSON object."
-    elif len(orjson.dumps(context)) > MAX_CONTEXT_BYTES:
-        errors["context"] = f"At most {MAX_CONTEXT_BYTES // 1024} KiB of JSON."
+    else:
+        _check_context(context, errors)
     case_version = item.get("case_version")
     if case_version is not None and (
-        isinstance(case_version, bool) or not isinstance(case_version, int) or case_version < 1
+        isinstance(case_version, bool) or not isinstance(case_version, int) or not 1 <= case_version <= MAX_INT_COLUMN
     ):
-        errors["case_version"] = "Must be a positive whole number."
+        errors["case_version"] = f"Must be a whole number from 1 to {MAX_INT_COLUMN}."
 
     record = LogRecord(
         id=_uuid(item.get("id"), "id", errors) or uuid.uuid4(),
@@ -220,6 +262,27 @@ def parse_batch(items: list[Any]) -> list[LogRecord]:
     return records
 
 
+def parse_each(items: list[Any]) -> tuple[list[LogRecord], dict[int, dict[str, str]]]:
+    """Validate items one by one, for callers that store what they can (the import command,
+    the background write): the valid records, each id once, and the errors by item index."""
+    now = timezone.now()
+    parsed: list[tuple[int, LogRecord]] = []
+    errors: dict[int, dict[str, str]] = {}
+    seen: set[uuid.UUID] = set()
+    for index, item in enumerate(items):
+        record, record_errors = parse_record(item, now)
+        if record_errors:
+            errors[index] = record_errors
+        elif record.id not in seen:
+            seen.add(record.id)
+            parsed.append((index, record))
+    refused: dict[str, dict[str, str]] = {}
+    _check_references([record for _, record in parsed], refused)
+    for position, problem in refused.items():
+        errors[parsed[int(position)][0]] = problem
+    return [record for position, (_, record) in enumerate(parsed) if str(position) not in refused], errors
+
+
 def _check_references(records: list[LogRecord], errors: dict[str, dict[str, str]]) -> None:
     """Unknown cases, versions past the case's current one, and repeated ids are refused."""
     seen: dict[uuid.UUID, int] = {}
@@ -246,6 +309,9 @@ def logs_ingest(*, records: list[LogRecord]) -> IngestResult:
     ids = [record.id for record in records]
     if not records:
         return IngestResult(ids=ids, created=0)
+    # _insert_postgresql bounds its statements with SET LOCAL, which outlives a savepoint: inside
+    # a caller's transaction, put the caller's timeout back afterwards.
+    outer_timeout = _statement_timeout() if connection.vendor == "postgresql" and connection.in_atomic_block else None
     with transaction.atomic():
         if connection.vendor == "postgresql":
             created = _insert_postgresql(records)
@@ -253,7 +319,16 @@ def logs_ingest(*, records: list[LogRecord]) -> IngestResult:
             created = _insert_portable(records)
         if created:
             _note_new_logs(records)
+    if outer_timeout is not None:
+        with connection.cursor() as cursor:
+            cursor.execute("SELECT set_config('statement_timeout', %s, true)", [outer_timeout])
     return IngestResult(ids=ids, created=created)
+
+
+def _statement_timeout() -> str:
+    with connection.cursor() as cursor:
+        cursor.execute("SHOW statement_timeout")
+        return cursor.fetchone()[0]
 
 
 def _note_new_logs(records: list[LogRecord]) -> None:
@@ -277,6 +352,10 @@ _COLUMNS = (
 )
 
 
+# ingested_at is stamped by the INSERT (the settle invariant above), not by the COPY.
+_STAGED_COLUMNS = _COLUMNS.replace("ingested_at", "statement_timestamp()")
+
+
 def json_text(value: Any) -> str:
     """JSON for psycopg's Jsonb: orjson is ~10x faster than the json module psycopg uses."""
     return orjson.dumps(value).decode()
@@ -297,6 +376,7 @@ def _insert_postgresql(records: list[LogRecord]) -> int:
     table = ExecutionLog._meta.db_table
     with connection.cursor() as cursor:
         cursor.execute(
+            f"SET LOCAL statement_timeout = {INGEST_STATEMENT_TIMEOUT_MS}; "
             f"CREATE TEMP TABLE IF NOT EXISTS log_ingest_stage "
             f"(LIKE {table} INCLUDING DEFAULTS) ON COMMIT DELETE ROWS"
         )
@@ -312,7 +392,7 @@ def _insert_postgresql(records: list[LogRecord]) -> int:
                     )
                 )
         cursor.execute(
-            f"INSERT INTO {table} ({_COLUMNS}) SELECT {_COLUMNS} FROM log_ingest_stage "
+            f"INSERT INTO {table} ({_COLUMNS}) SELECT {_STAGED_COLUMNS} FROM log_ingest_stage "
             "ON CONFLICT (id) DO NOTHING"
         )
         created = cursor.rowcount
@@ -324,7 +404,7 @@ def _insert_portable(records: list[LogRecord]) -> int:
     existing = set(
         ExecutionLog.objects.filter(pk__in=[r.id for r in records]).values_list("id", flat=True)
     )
-    now = timezone.now()
+    now = timezone.now()  # just before the insert (the settle invariant above)
     new = [
         ExecutionLog(
             id=r.id,

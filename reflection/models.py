@@ -27,6 +27,9 @@ class ExecutionLog(models.Model):
         blank=True,
         related_name="execution_logs",
         db_constraint=False,
+        # No index of its own: (case, created_at) below leads with case_id and serves every
+        # lookup by case; a second index would cost every insert for nothing.
+        db_index=False,
     )
     case_version = models.PositiveIntegerField(null=True, blank=True)
     # The supervisor session that produced the run; a plain id keeps reflection unaware of agents.
@@ -48,8 +51,10 @@ class ExecutionLog(models.Model):
         indexes = [
             # Per-case analysis over a window: WHERE case_id = ? AND created_at >= ?
             models.Index(fields=["case", "created_at"], name="log_case_created_idx"),
-            # The log list and retention: ORDER BY / WHERE created_at.
-            models.Index(fields=["created_at"], name="log_created_idx"),
+            # The log list (GET /api/logs/ and the admin): ORDER BY created_at DESC, id DESC, the
+            # id breaking ties so that cursor pages neither skip nor repeat logs; and retention:
+            # WHERE created_at >= ? AND created_at < ?.
+            models.Index(fields=["created_at", "id"], name="log_created_id_idx"),
             # Reflection runs: which cases got logs since the last run's snapshot.
             models.Index(fields=["ingested_at"], name="log_ingested_idx"),
         ]

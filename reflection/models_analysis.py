@@ -132,13 +132,14 @@ class CaseReflectionState(models.Model):
 
 
 class DailyCaseRollup(models.Model):
-    """What retention keeps of one case's raw logs of one (UTC) day.
+    """What retention keeps of one case's raw logs of one (UTC) day; `case` is null for the
+    day's runs without a case (one such row per day), so totals survive retention too.
 
     `latency_histogram` maps a log-scale bucket index (see `reflection.engine.histogram`)
     to a count; `errors` maps error_type to {count, example, templates: {template: count}}.
     """
 
-    case = models.ForeignKey(Case, on_delete=models.CASCADE, related_name="daily_rollups")
+    case = models.ForeignKey(Case, on_delete=models.CASCADE, null=True, blank=True, related_name="daily_rollups")
     day = models.DateField()
     runs = models.PositiveIntegerField()
     successes = models.PositiveIntegerField()
@@ -150,7 +151,12 @@ class DailyCaseRollup(models.Model):
 
     class Meta:
         ordering = ["case", "day"]
-        constraints = [models.UniqueConstraint(fields=["case", "day"], name="rollup_unique_case_day")]
+        constraints = [
+            models.UniqueConstraint(fields=["case", "day"], name="rollup_unique_case_day"),
+            # NULLs are distinct in the constraint above: one case-less row per day needs its own.
+            models.UniqueConstraint(fields=["day"], condition=models.Q(case__isnull=True),
+                                    name="rollup_unique_caseless_day"),
+        ]
         indexes = [
             # Windowed analyses over old days: WHERE day >= ? [AND case_id = ?].
             models.Index(fields=["day"], name="rollup_day_idx"),

@@ -1,20 +1,21 @@
 """Retention: roll raw logs older than `LOG_RETENTION_DAYS` into daily per-case summaries.
 
 Each UTC day is rolled up and deleted in one transaction, oldest first, so a crash leaves
-either the raw logs or their summary, never both and never neither. A day rolled up earlier
-that receives back-dated logs later is merged into (counts add up).
+either the raw logs or their summary, never both and never neither. The summary is computed
+from the very rows the DELETE removed (RETURNING), never by re-running the filter, so a
+back-dated log committed meanwhile is either deleted and summarised or left for the next
+pass. Runs without a case are summarised too, in one case-less row per day. A day rolled up
+earlier that receives back-dated logs later is merged into (counts add up).
 """
 from __future__ import annotations
 
 import uuid
-from collections import defaultdict
 from collections.abc import Callable
 from datetime import date, datetime, time, timedelta, timezone as dt_timezone
 
 from django.conf import settings
-from django.db import transaction
-from django.db.models import Count, FloatField, Q, Sum
-from django.db.models.functions import Cast
+from django.db import connection, transaction
+from django.db.models import Q
 from django.utils import timezone
 
 from reflection.engine import stats
@@ -38,61 +39,99 @@ def _days_to_roll(boundary: datetime) -> list[date]:
     return sorted({moment.date() for moment in moments})
 
 
+# One summary row per (case, day) and group of identical figures: (case_id, success, latency
+# bucket, error type, message template, example message, runs, latency sum, sum of squares).
+_Group = tuple[uuid.UUID | None, bool, int, str, str, str, int, float, float]
+
+
+def _take_day_postgresql(start: datetime, end: datetime) -> list[_Group]:
+    """Delete the day's logs and aggregate exactly the deleted rows, in one statement: a log
+    committed meanwhile is either in both (deleted and summarised) or in neither."""
+    table = ExecutionLog._meta.db_table
+    failed = "CASE WHEN success THEN '' ELSE {} END"
+    with connection.cursor() as cursor:
+        cursor.execute(
+            f"""WITH gone AS (
+                    DELETE FROM {table} WHERE created_at >= %s AND created_at < %s
+                    RETURNING case_id, success, execution_time_ms::float8 AS ms, error_type, error_message
+                )
+                SELECT case_id, success, {stats.histogram_bucket_sql("ms")} AS bucket,
+                       {failed.format("error_type")} AS kind,
+                       {failed.format(stats.template_sql("error_message"))} AS template,
+                       {failed.format("min(error_message)")}, COUNT(*), SUM(ms), SUM(ms * ms)
+                FROM gone GROUP BY case_id, success, bucket, kind, template""",
+            [start, end],
+        )
+        return cursor.fetchall()
+
+
+def _take_day_portable(start: datetime, end: datetime) -> list[_Group]:
+    """SQLite: DELETE ... RETURNING gives exactly the deleted rows; grouped here in Python."""
+    table = ExecutionLog._meta.db_table
+    groups: dict[tuple, list] = {}
+    templates: dict[str, str] = {}
+    with connection.cursor() as cursor:
+        cursor.execute(
+            f"DELETE FROM {table} WHERE created_at >= %s AND created_at < %s "
+            "RETURNING case_id, success, execution_time_ms, error_type, error_message",
+            [connection.ops.adapt_datetimefield_value(start), connection.ops.adapt_datetimefield_value(end)],
+        )
+        for case_id, success, ms, kind, message in cursor:
+            success = bool(success)
+            template = "" if success else templates.setdefault(message, stats.message_template(message))
+            key = (case_id, success, stats.histogram_bucket(ms), "" if success else kind, template)
+            group = groups.setdefault(key, ["" if success else message, 0, 0.0, 0.0])
+            if not success and message < group[0]:
+                group[0] = message
+            group[1] += 1
+            group[2] += float(ms)
+            group[3] += float(ms) * ms
+    return [(*key, *values) for key, values in groups.items()]
+
+
+def _empty_rollup(case_id: uuid.UUID | None, day: date) -> DailyCaseRollup:
+    return DailyCaseRollup(case_id=case_id, day=day, runs=0, successes=0, latency_sum_ms=0.0,
+                           latency_sq_sum_ms=0.0, latency_histogram={}, errors={})
+
+
 @transaction.atomic
 def _roll_up_day(day: date) -> tuple[int, int]:
+    """Delete one day's raw logs and add exactly those to the day's summaries (runs without a
+    case go to the day's case-less summary); returns (summaries touched, logs deleted)."""
     start, end = _day_range(day)
-    logs = ExecutionLog.objects.filter(created_at__gte=start, created_at__lt=end)
-    ms = Cast("execution_time_ms", FloatField())
-    totals = {
-        row["case_id"]: row
-        for row in logs.filter(case__isnull=False)
-        .values("case_id")
-        .annotate(
-            runs=Count("id"),
-            successes=Count("id", filter=Q(success=True)),
-            latency_sum=Sum(ms),
-            latency_sq=Sum(ms * ms),
-        )
-    }
-    histograms: dict[uuid.UUID, dict[str, int]] = defaultdict(dict)
-    for row in logs.filter(case__isnull=False).values("case_id", "execution_time_ms").annotate(n=Count("id")):
-        bucket = str(stats.histogram_bucket(row["execution_time_ms"]))
-        histograms[row["case_id"]][bucket] = histograms[row["case_id"]].get(bucket, 0) + row["n"]
-    errors: dict[uuid.UUID, dict[str, dict]] = defaultdict(dict)
-    failures = logs.filter(case__isnull=False, success=False).values("case_id", "error_type", "error_message")
-    for row in failures.annotate(n=Count("id")):
-        merge_error(
-            errors[row["case_id"]], row["error_type"] or "unknown",
-            stats.message_template(row["error_message"]), row["n"], row["error_message"],
-        )
-    existing = {
-        rollup.case_id: rollup
-        for rollup in DailyCaseRollup.objects.select_for_update().filter(day=day, case_id__in=list(totals))
-    }
-    new: list[DailyCaseRollup] = []
-    for case_id, row in totals.items():
-        rollup = existing.get(case_id)
-        if rollup is None:
-            rollup = DailyCaseRollup(case_id=case_id, day=day, runs=0, successes=0, latency_sum_ms=0.0,
-                                     latency_sq_sum_ms=0.0, latency_histogram={}, errors={})
-            new.append(rollup)
-        rollup.runs += row["runs"]
-        rollup.successes += row["successes"]
-        rollup.latency_sum_ms += float(row["latency_sum"] or 0)
-        rollup.latency_sq_sum_ms += float(row["latency_sq"] or 0)
-        for bucket, count in histograms[case_id].items():
-            rollup.latency_histogram[bucket] = rollup.latency_histogram.get(bucket, 0) + count
-        for kind, entry in errors[case_id].items():
-            for template, count in entry["templates"].items():
-                merge_error(rollup.errors, kind, template, count, entry["example"])
-        if case_id in existing:
-            rollup.full_clean(exclude=["case"])
-            rollup.save()
-    for rollup in new:
+    take = _take_day_postgresql if connection.vendor == "postgresql" else _take_day_portable
+    groups = take(start, end)
+    case_ids = {_as_uuid(row[0]) for row in groups}
+    lookup = Q(case_id__in=[case_id for case_id in case_ids if case_id is not None])
+    if None in case_ids:
+        lookup |= Q(case_id__isnull=True)
+    # order_by(): the default ordering joins the case table, and FOR UPDATE refuses outer joins.
+    locked = DailyCaseRollup.objects.select_for_update().filter(lookup, day=day).order_by()
+    existing = {rollup.case_id: rollup for rollup in locked}
+    rollups = {case_id: existing.get(case_id) or _empty_rollup(case_id, day) for case_id in case_ids}
+    deleted = 0
+    for case_id, success, bucket, kind, template, example, runs, latency_sum, latency_sq in groups:
+        rollup = rollups[_as_uuid(case_id)]
+        rollup.runs += runs
+        rollup.successes += runs if success else 0
+        rollup.latency_sum_ms += float(latency_sum or 0)
+        rollup.latency_sq_sum_ms += float(latency_sq or 0)
+        rollup.latency_histogram[str(bucket)] = rollup.latency_histogram.get(str(bucket), 0) + runs
+        if not success:
+            merge_error(rollup.errors, kind or "unknown", template, runs, example)
+        deleted += runs
+    for rollup in rollups.values():
         rollup.full_clean(exclude=["case"])
-    DailyCaseRollup.objects.bulk_create(new, batch_size=1_000)
-    deleted, _ = logs.delete()
-    return len(totals), deleted
+        if rollup.pk is not None:
+            rollup.save()
+    DailyCaseRollup.objects.bulk_create([r for r in rollups.values() if r.pk is None], batch_size=1_000)
+    return len(rollups), deleted
+
+
+def _as_uuid(value: object) -> uuid.UUID | None:
+    if value is None or isinstance(value, uuid.UUID):
+        return value
+    return uuid.UUID(str(value))
 
 
 def logs_roll_up_and_purge(*, now: datetime | None = None, progress: Callable[[int], None] | None = None) -> dict:

@@ -4,6 +4,17 @@ A run works on a snapshot: it fixes `snapshot_at` when it starts and analyses on
 ingested up to then, so logs arriving meanwhile go to the next run and nothing is locked.
 Two runs never analyse the same case at once: each case is claimed with a conditional
 UPDATE on `CaseReflectionState` (the rows we changed are ours) and released when done.
+
+Settle lag: `ingested_at` is stamped inside the ingesting transaction, before it commits, so
+a scan at time T may not yet see a log stamped just before T. Ingestion bounds that gap
+(`reflection.ingestion`: stamped by the INSERT, statements time out after 10 s) well below
+`REFLECTION_INGEST_SETTLE_SECONDS`, so a full run snapshots at now - settle: every log stamped
+up to its snapshot is visible to its candidate scan, and the next run starts from there
+(`since`), so no log falls between two runs. Runs limited to given cases (early trigger,
+`reflect --case`) analyse everything up to now, but record the case as analysed only through
+now - settle, so a full run still takes the case if a late log commits.
+A claim also re-checks the case's watermark: a case another run analysed after this run's
+scan is left alone (counted as skipped), so no two runs analyse the same logs of a case.
 """
 from __future__ import annotations
 
@@ -48,6 +59,16 @@ STALE_CLAIM = timedelta(hours=2)
 RUN_TASK = "reflection.tasks.reflection_run_task"
 # Runs a sweep looks at, oldest due first.
 SWEEP_LIMIT = 100
+
+
+def ingest_settle() -> timedelta:
+    """How far behind now a run's snapshot stays (the settle lag in the module docstring)."""
+    return timedelta(seconds=getattr(settings, "REFLECTION_INGEST_SETTLE_SECONDS", 60))
+
+
+def _analysed_through(run: ReflectionRun) -> datetime:
+    """The watermark a run may record: its snapshot, settled (see the module docstring)."""
+    return run.snapshot_at - ingest_settle() if run.case_ids else run.snapshot_at
 
 
 # --- one case ---------------------------------------------------------------------------
@@ -163,9 +184,10 @@ def _previous_snapshot() -> datetime | None:
     )
 
 
-def _candidate_cases(run: ReflectionRun) -> list[uuid.UUID]:
+def _candidate_cases(run: ReflectionRun) -> dict[uuid.UUID, datetime | None]:
+    """Cases to analyse, each with its newest log's ingested_at (None: analyse regardless)."""
     if run.case_ids:
-        return [uuid.UUID(case_id) for case_id in run.case_ids]
+        return {uuid.UUID(case_id): None for case_id in run.case_ids}
     # One statement: cases with logs ingested in (since, snapshot], newer than the case's own
     # watermark (a more recent, e.g. early, run may have done it already).
     logs, state = ExecutionLog._meta.db_table, CaseReflectionState._meta.db_table
@@ -175,52 +197,68 @@ def _candidate_cases(run: ReflectionRun) -> list[uuid.UUID]:
         params.append(_db_moment(run.since))
     with connection.cursor() as cursor:
         cursor.execute(
-            f"""SELECT l.case_id
+            f"""SELECT l.case_id, l.newest
                 FROM (SELECT case_id, MAX(ingested_at) AS newest FROM {logs}
                       WHERE {" AND ".join(clauses)} GROUP BY case_id) AS l
                 LEFT JOIN {state} AS s ON s.case_id = l.case_id
                 WHERE s.analysed_through IS NULL OR s.analysed_through < l.newest""",
             params,
         )
-        return [value if isinstance(value, uuid.UUID) else uuid.UUID(value) for (value,) in cursor.fetchall()]
+        convert = connection.ops.convert_datetimefield_value if connection.vendor != "postgresql" else None
+        return {
+            (value if isinstance(value, uuid.UUID) else uuid.UUID(value)):
+                (convert(newest, None, connection) if convert else newest)
+            for value, newest in cursor.fetchall()
+        }
 
 
 def _db_moment(moment: datetime) -> object:
     return connection.ops.adapt_datetimefield_value(moment)
 
 
-def _claim(case_ids: list[uuid.UUID], run: ReflectionRun) -> list[uuid.UUID]:
+def _claim(case_ids: list[uuid.UUID], run: ReflectionRun, newest: dict[uuid.UUID, datetime | None]) -> list[uuid.UUID]:
+    """Claim the cases no live run holds and whose watermark is still older than the newest log
+    the scan saw (`newest`; None claims regardless): a concurrent run that analysed a case
+    after our scan has done our work, and must not see it done twice."""
     now = timezone.now()
     if connection.vendor == "postgresql":
         # Two statements per chunk, ids as one array: the ORM's bulk_create and IN-lists spend
         # ~0.4 s per 2,000 cases building model instances and preparing every UUID.
         table = CaseReflectionState._meta.db_table
+        newest_array = "{" + ",".join(newest[c].isoformat() if newest.get(c) else "NULL" for c in case_ids) + "}"
         with connection.cursor() as cursor:
             cursor.execute(
                 f"INSERT INTO {table} (case_id) SELECT unnest(%s::uuid[]) ON CONFLICT DO NOTHING",
                 [uuid_array(case_ids)],
             )
             cursor.execute(
-                f"""UPDATE {table} SET claimed_by_id = %s, claimed_at = %s
-                    WHERE case_id = ANY(%s::uuid[]) AND (claimed_by_id IS NULL OR claimed_at < %s)
-                    RETURNING case_id""",
-                [run.pk, now, uuid_array(case_ids), now - STALE_CLAIM],
+                f"""UPDATE {table} AS s SET claimed_by_id = %s, claimed_at = %s
+                    FROM unnest(%s::uuid[], %s::timestamptz[]) AS m(id, newest)
+                    WHERE s.case_id = m.id AND (s.claimed_by_id IS NULL OR s.claimed_at < %s)
+                      AND (m.newest IS NULL OR s.analysed_through IS NULL OR s.analysed_through < m.newest)
+                    RETURNING s.case_id""",
+                [run.pk, now, uuid_array(case_ids), newest_array, now - STALE_CLAIM],
             )
             ours = {row[0] for row in cursor.fetchall()}
         return [case_id for case_id in case_ids if case_id in ours]
     CaseReflectionState.objects.bulk_create(
         [CaseReflectionState(case_id=case_id) for case_id in case_ids], ignore_conflicts=True, batch_size=1_000
     )
-    CaseReflectionState.objects.filter(case_id__in=case_ids).filter(
-        Q(claimed_by__isnull=True) | Q(claimed_at__lt=now - STALE_CLAIM)
-    ).update(claimed_by=run, claimed_at=now)
+    # One write transaction (SQLite takes the write lock at BEGIN): no run releases a case
+    # between reading its watermark and claiming it.
+    with transaction.atomic():
+        watermarks = dict(CaseReflectionState.objects.filter(case_id__in=case_ids).values_list("case_id", "analysed_through"))
+        due = [c for c in case_ids if newest.get(c) is None or watermarks.get(c) is None or watermarks[c] < newest[c]]
+        CaseReflectionState.objects.filter(case_id__in=due).filter(
+            Q(claimed_by__isnull=True) | Q(claimed_at__lt=now - STALE_CLAIM)
+        ).update(claimed_by=run, claimed_at=now)
     return list(CaseReflectionState.objects.filter(case_id__in=case_ids, claimed_by=run).values_list("case_id", flat=True))
 
 
 def _release(case_ids: list[uuid.UUID], run: ReflectionRun, *, analysed: bool) -> None:
     changes: dict = {"claimed_by": None, "claimed_at": None}
     if analysed:
-        changes["analysed_through"] = run.snapshot_at
+        changes["analysed_through"] = _analysed_through(run)
     CaseReflectionState.objects.filter(**ids_lookup("case_id", case_ids), claimed_by=run).update(**changes)
 
 
@@ -378,17 +416,20 @@ def reflection_run_execute(run_id: int, *, progress=None) -> ReflectionRun:
     if run is None:
         return ReflectionRun.objects.get(pk=run_id)
     started = time.perf_counter()
-    run.snapshot_at = timezone.now()
+    # Full runs stay the settle lag behind now, so their scan sees every log stamped up to the
+    # snapshot (module docstring); runs for given cases take everything.
+    run.snapshot_at = timezone.now() - (timedelta(0) if run.case_ids else ingest_settle())
     run.since = None if run.case_ids else _previous_snapshot()
     run.save(update_fields=["snapshot_at", "since"])
     counts = _Counts()
     try:
-        candidates = _candidate_cases(run)
+        newest = _candidate_cases(run)
+        candidates = list(newest)
         run.cases_total = len(candidates)
         run.save(update_fields=["cases_total"])
         for offset in range(0, len(candidates), engine.CHUNK):
             chunk = candidates[offset:offset + engine.CHUNK]
-            claimed = _claim(chunk, run)
+            claimed = _claim(chunk, run, newest)
             counts.skipped += len(chunk) - len(claimed)
             analysed = False
             try:

@@ -1,7 +1,11 @@
 """django-q2 tasks of reflection: thin functions taking ids, calling services."""
 from __future__ import annotations
 
+import logging
+
 from reflection.models import ReflectionTrigger
+
+logger = logging.getLogger(__name__)
 
 
 def reflection_run_task(run_id: int) -> dict:

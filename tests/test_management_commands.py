@@ -11,6 +11,7 @@ from django.core.management.base import CommandError
 from agents import demo_cases
 from casebank.models import ApiKey, Case
 from casebank.services import hash_api_key
+from reflection.engine import analyze_case
 from reflection.models import ExecutionLog
 
 OUR_APPS = {"casebank", "reflection", "agents"}
@@ -94,3 +95,33 @@ def test_seed_demo_is_idempotent_and_has_the_known_patterns():
     assert latencies[int(len(latencies) * 0.95)] > 2000
     used = Case.objects.get(pk=demo_cases.demo_case_id("rev-region"))
     assert used.usage_count == ExecutionLog.objects.filter(case=used).count()
+
+    # The degrading case is the one analysis flags: a significant drop in the last 24 hours.
+    degrading = analyze_case(case_id=demo_cases.demo_case_id(demo_cases.DEGRADING))
+    [drop] = [a for a in degrading["anomalies"] if a["type"] == "success_rate_drop"]
+    assert drop["recent_success_rate"] < 0.6 < drop["baseline_success_rate"]
+    steady = analyze_case(case_id=demo_cases.demo_case_id("rev-region"))
+    assert not [a for a in steady["anomalies"] if a["type"] == "success_rate_drop"]
+
+
+@pytest.mark.django_db
+def test_import_logs_keeps_identical_lines_apart_and_stays_idempotent(tmp_path):
+    line = json.dumps({"success": True, "execution_time_ms": 40, "model": "m"})
+    path = tmp_path / "same.jsonl"
+    path.write_text(f"{line}\n{line}\n{line}\n")
+
+    out = io.StringIO()
+    call_command("import_logs", str(path), "--no-progress", stdout=out, stderr=io.StringIO())
+    assert "Imported 3 log(s); 0 already stored" in out.getvalue()
+
+    out = io.StringIO()
+    call_command("import_logs", str(path), "--no-progress", "--batch-size", "1", stdout=out, stderr=io.StringIO())
+    assert "Imported 0 log(s); 3 already stored" in out.getvalue()
+
+    # A renamed copy is another file unless told it is the same source.
+    renamed = tmp_path / "renamed.jsonl"
+    renamed.write_bytes(path.read_bytes())
+    out = io.StringIO()
+    call_command("import_logs", str(renamed), "--no-progress", "--source", "same.jsonl", stdout=out, stderr=io.StringIO())
+    assert "Imported 0 log(s); 3 already stored" in out.getvalue()
+    assert ExecutionLog.objects.count() == 3

@@ -83,10 +83,11 @@ def _case_filter(case_ids: list[uuid.UUID]) -> tuple[str, list]:
     return f"case_id IN ({marks})", [case_id.hex for case_id in case_ids]
 
 
-def _window_filter(case_ids: list[uuid.UUID], bounds: Bounds, *, failures_only: bool = False) -> tuple[str, list]:
+def _window_filter(case_ids: list[uuid.UUID], bounds: Bounds, *, failures_only: bool = False,
+                   start: datetime | None = None) -> tuple[str, list]:
     where, params = _case_filter(case_ids)
     clauses = [where, "created_at >= %s"]
-    params.append(_param(bounds.start))
+    params.append(_param(start or bounds.start))
     if bounds.snapshot_at is not None:
         # A filter, never an index condition: on a fresh backlog every row passes it, and the
         # planner would otherwise walk the ingested_at index over the whole table.
@@ -109,9 +110,19 @@ def _as_uuid(value) -> uuid.UUID:
     return value if isinstance(value, uuid.UUID) else uuid.UUID(str(value))
 
 
+def _anomaly_scan(bounds: Bounds) -> tuple[datetime, str, list]:
+    """Anomalies compare the last 24 h with the 7 days before, whatever the window: a window
+    shorter than 8 days scans back to the baseline's start, and `inw` (true inside the window)
+    keeps the window's totals to the window. Returns (scan start, inw, params)."""
+    if bounds.baseline_start >= bounds.start:
+        return bounds.start, "1 = 1", []
+    return bounds.baseline_start, "created_at >= %s", [_param(bounds.start)]
+
+
 def raw_figures(case_ids: list[uuid.UUID], bounds: Bounds) -> dict[uuid.UUID, Figures]:
     """Counts, decayed weights, latency sums and the recent/baseline split, per case."""
-    where, where_params = _window_filter(case_ids, bounds)
+    scan_start, inw, inw_params = _anomaly_scan(bounds)
+    where, where_params = _window_filter(case_ids, bounds, start=scan_start)
     if _is_pg():
         age_days = "greatest(0.0, extract(epoch FROM (%s::timestamptz - created_at))::float8 / 86400.0)"
         ok = "success"
@@ -123,11 +134,11 @@ def raw_figures(case_ids: list[uuid.UUID], bounds: Bounds) -> dict[uuid.UUID, Fi
     recent = "created_at >= %s"
     baseline = "created_at >= %s AND created_at < %s"
     aggregates = [
-        "COUNT(*)",
-        f"COUNT(*) FILTER (WHERE {ok})",
-        "SUM(w)",
-        f"SUM(w) FILTER (WHERE {ok})",
-        "SUM(ms)",
+        "COUNT(*) FILTER (WHERE inw)",
+        f"COUNT(*) FILTER (WHERE inw AND {ok})",
+        "SUM(w) FILTER (WHERE inw)",
+        f"SUM(w) FILTER (WHERE inw AND {ok})",
+        "SUM(ms) FILTER (WHERE inw)",
         f"COUNT(*) FILTER (WHERE {recent})",
         f"COUNT(*) FILTER (WHERE {recent} AND {ok})",
         f"SUM(ms) FILTER (WHERE {recent})",
@@ -142,7 +153,7 @@ def raw_figures(case_ids: list[uuid.UUID], bounds: Bounds) -> dict[uuid.UUID, Fi
         # Exact percentiles (percentile_cont's interpolation) read from each case's sorted array.
         # PostgreSQL 16+ sorts the whole scan once by (case_id, ms) and feeds array_agg presorted:
         # half the cost of percentile_cont, which sorts every case's rows again on its own.
-        aggregates.append("array_agg(ms ORDER BY ms)")
+        aggregates.append("array_agg(ms ORDER BY ms) FILTER (WHERE inw)")
         outer += [_array_percentile(f"c{len(aggregates) - 1}", "c0", p) for p in PERCENTILES]
     sql = f"""
         SELECT case_id, {", ".join(outer)} FROM (
@@ -150,7 +161,7 @@ def raw_figures(case_ids: list[uuid.UUID], bounds: Bounds) -> dict[uuid.UUID, Fi
             FROM (
                 SELECT case_id, success, created_at, execution_time_ms,
                        CAST(execution_time_ms AS {'float8' if _is_pg() else 'REAL'}) AS ms,
-                       exp({age_days} * %s) AS w
+                       exp({age_days} * %s) AS w, {inw} AS inw
                 FROM {LOG_TABLE}
                 WHERE {where}
             ) AS logs
@@ -162,7 +173,7 @@ def raw_figures(case_ids: list[uuid.UUID], bounds: Bounds) -> dict[uuid.UUID, Fi
     params = [
         *recent_p, *recent_p, *recent_p, *recent_p,
         *baseline_p, *baseline_p, *baseline_p, *baseline_p,
-        _param(bounds.now), -math.log(2) / bounds.half_life_days,
+        _param(bounds.now), -math.log(2) / bounds.half_life_days, *inw_params,
         *where_params,
     ]
     result: dict[uuid.UUID, Figures] = {}

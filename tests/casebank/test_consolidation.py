@@ -147,3 +147,23 @@ def test_it_leaves_cases_pending_review_to_the_reviewers(case_with):
     # idle for 200 days, it would be archived as inactive. Neither: it waits for a reviewer.
     assert _reasons() == {}
     assert approved
+
+
+@pytest.mark.parametrize("before", [CaseStatus.WARNING, CaseStatus.DEPRECATED, CaseStatus.ACTIVE])
+def test_it_restores_the_status_the_case_had_before_it_was_archived(case_with, before):
+    from casebank import services
+    from casebank.consolidation import case_restore
+    from casebank.models import CaseStatusChange
+
+    case = case_with(rate=0.1, uses=20)
+    if before != CaseStatus.ACTIVE:
+        services.case_set_status(case=case, status=before, actor="tester")
+    consolidation_run(dry_run=False)
+    case.refresh_from_db()
+    assert case.status == CaseStatus.ARCHIVED
+
+    restored = case_restore(case_id=case.pk, actor="tester")
+
+    assert restored.status == before
+    last = CaseStatusChange.objects.filter(case=case).order_by("-created_at", "-id").first()
+    assert (last.from_status, last.to_status, last.actor) == (CaseStatus.ARCHIVED, before, "tester")

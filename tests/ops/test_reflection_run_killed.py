@@ -37,6 +37,7 @@ from django_q.brokers import get_broker
 from django_q.tasks import async_task
 from casebank.models import Case
 from reflection import ingestion, services
+from reflection.models import ExecutionLog
 
 now = timezone.now()
 items = []
@@ -50,6 +51,8 @@ for index in range({CASES}):
                       "error_type": "" if n % 4 else "TimeoutError",
                       "created_at": (now - timedelta(hours=n)).isoformat()}})
 ingestion.logs_ingest(records=ingestion.parse_batch(items))
+# Settled: a full run leaves logs of the last REFLECTION_INGEST_SETTLE_SECONDS to the next run.
+ExecutionLog.objects.update(ingested_at=now - timedelta(minutes=5))
 run = services.reflection_run_start(trigger="api", requested_by="fault test")
 get_broker().purge_queue()  # its task, replaced by the wrapper
 async_task("tests.ops.fault_tasks.slow_first_reflection_run", run.pk, os.environ["SIGNAL_DIR"], 30)

@@ -87,3 +87,25 @@ def test_it_computes_the_latency_z_like_welch():
     variance_baseline = (50 * 100**2 + 50 * 200**2 - 100 * 150**2) / 99
     expected = 300 / math.sqrt(variance_recent / 40 + variance_baseline / 100)
     assert finding["z"] == round(expected, 3)
+
+
+@pytest.mark.parametrize("window_days", [1, 3, 7, 8, 30])
+def test_it_uses_the_full_baseline_week_whatever_the_window(make_case, window_days):
+    # The baseline (3 days ago) is outside a 1-day window: it must still be the baseline, and
+    # the window's own figures must still be the window's alone.
+    case = make_case()
+    add_logs(case, count=90, success=True, ms=100, age=BASELINE)
+    add_logs(case, count=10, success=False, ms=100, age=BASELINE, error_type="E")
+    add_logs(case, count=20, success=True, ms=500, age=RECENT)
+    add_logs(case, count=20, success=False, ms=500, age=RECENT, error_type="E")
+
+    analysis = analyze_case(case_id=case.pk, window_days=window_days, now=NOW)
+
+    drop = next(a for a in analysis["anomalies"] if a["type"] == "success_rate_drop")
+    assert (drop["recent_runs"], drop["baseline_runs"]) == (40, 100)
+    in_window = 40 if window_days < 3 else 140
+    assert analysis["total_executions"] == in_window
+    assert analysis["successes"] == (20 if window_days < 3 else 110)
+    if window_days < 3:
+        assert analysis["latency_ms"] == {"mean": 500.0, "p50": 500.0, "p95": 500.0, "p99": 500.0}
+        assert analysis["weighted_success_rate"] == 0.5

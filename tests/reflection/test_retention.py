@@ -81,3 +81,36 @@ def test_it_never_keeps_less_than_thirty_days(make_case, settings):
     add_logs(case, count=1, age=timedelta(days=20))
     assert logs_roll_up_and_purge(now=NOW)["deleted"] == 0
     assert ExecutionLog.objects.count() == 1
+
+
+def _caseless(count: int, *, age: timedelta, success: bool = True, ms: int = 100, error_type: str = "") -> None:
+    created = NOW - age
+    ExecutionLog.objects.bulk_create(
+        ExecutionLog(success=success, execution_time_ms=ms, error_type=error_type, error_message="boom" if error_type else "",
+                     created_at=created, ingested_at=created)
+        for _ in range(count)
+    )
+
+
+def test_it_summarises_runs_without_a_case_too(make_case):
+    case = make_case()
+    _history(case)
+    _caseless(5, age=timedelta(days=40))
+    _caseless(2, age=timedelta(days=40), success=False, ms=700, error_type="Timeout")
+    _caseless(3, age=timedelta(days=35))
+    before = ExecutionLog.objects.count()
+
+    result = logs_roll_up_and_purge(now=NOW)
+
+    assert (result["days"], result["summaries"], result["deleted"]) == (3, 5, 18)
+    rolled = sum(DailyCaseRollup.objects.values_list("runs", flat=True))
+    assert rolled + ExecutionLog.objects.count() == before
+    day = DailyCaseRollup.objects.get(case__isnull=True, day=date(2026, 5, 6))
+    assert (day.runs, day.successes, day.latency_sum_ms) == (7, 5, 5 * 100 + 2 * 700.0)
+    assert day.errors == {"Timeout": {"count": 2, "example": "boom", "templates": {"boom": 2}}}
+
+    # Back-dated case-less runs arriving later merge into the same row.
+    _caseless(4, age=timedelta(days=40))
+    logs_roll_up_and_purge(now=NOW)
+    assert DailyCaseRollup.objects.get(case__isnull=True, day=date(2026, 5, 6)).runs == 11
+    assert DailyCaseRollup.objects.filter(case__isnull=True).count() == 2

@@ -9,23 +9,33 @@ import orjson
 from django.core.management.base import BaseCommand, CommandError
 from tqdm import tqdm
 
-from casebank.errors import InvalidInput
 from reflection import ingestion
 
-# Lines without an id get one derived from their bytes, so importing a file twice is harmless.
+# Lines without an id get one derived from where they are (the file's name and the line
+# number) and what they say: importing a file twice stores each line once, and two identical
+# lines (two runs that really happened alike) are two logs.
 IMPORT_NAMESPACE = uuid.UUID("0b7c4a8e-9a51-4f39-8d7e-3c1f6a2b9e10")
+
+
+def line_id(source: str, number: int, line: bytes) -> str:
+    return str(uuid.uuid5(IMPORT_NAMESPACE, f"{source}\n{number}\n{hashlib.sha256(line.strip()).hexdigest()}"))
 
 
 class Command(BaseCommand):
     help = (
         "Import execution logs from a JSON Lines file (one log object per line). Bad lines are "
         "reported by line number and skipped; good lines are stored once, even on a re-run "
-        "(a line without an id gets one derived from its content)."
+        "(a line without an id gets one derived from the file name, its line number and its "
+        "content, so identical lines are distinct logs)."
     )
 
     def add_arguments(self, parser: Any) -> None:
         parser.add_argument("path", type=Path, help="The .jsonl file.")
         parser.add_argument("--batch-size", type=int, default=ingestion.MAX_BATCH)
+        parser.add_argument(
+            "--source", help="Name the file by this instead of its file name when deriving ids "
+            "(re-import a renamed file under its old name; tell apart two files of the same name).",
+        )
         parser.add_argument("--no-progress", action="store_true", help="Hide the progress bar.")
 
     def handle(self, *args: Any, **options: Any) -> None:
@@ -36,6 +46,7 @@ class Command(BaseCommand):
         if not 1 <= batch_size <= ingestion.MAX_BATCH:
             raise CommandError(f"--batch-size must be between 1 and {ingestion.MAX_BATCH}.")
 
+        source = options["source"] or path.name
         totals = {"created": 0, "duplicates": 0, "bad": 0}
         pending: list[tuple[int, Any]] = []
         with path.open("rb") as handle, tqdm(
@@ -51,7 +62,7 @@ class Command(BaseCommand):
                     self._report(number, f"not valid JSON ({error})", totals)
                     continue
                 if isinstance(item, dict) and item.get("id") is None:
-                    item["id"] = str(uuid.uuid5(IMPORT_NAMESPACE, hashlib.sha256(line.strip()).hexdigest()))
+                    item["id"] = line_id(source, number, line)
                 pending.append((number, item))
                 if len(pending) >= batch_size:
                     self._flush(pending, totals)
@@ -69,31 +80,11 @@ class Command(BaseCommand):
         """Store the good lines of a chunk; a bad line never holds back the others."""
         if not pending:
             return
-        try:
-            records = ingestion.parse_batch([item for _, item in pending])
-        except InvalidInput as error:
-            if not error.errors:
-                raise CommandError(error.message) from None
-            # Validate line by line to name every bad one, then store the rest.
-            good = []
-            for number, item in pending:
-                try:
-                    good.extend(ingestion.parse_batch([item]))
-                except InvalidInput as line_error:
-                    detail = "; ".join(f"{k}: {v}" for k, v in line_error.errors.get("0", {}).items())
-                    self._report(number, detail or line_error.message, totals)
-            records = self._without_repeats(good, totals)
+        records, errors = ingestion.parse_each([item for _, item in pending])
+        for index, problems in errors.items():
+            self._report(pending[index][0], "; ".join(f"{k}: {v}" for k, v in problems.items()), totals)
+        # A line repeating an id already seen in this chunk counts as already stored.
+        totals["duplicates"] += len(pending) - len(errors) - len(records)
         result = ingestion.logs_ingest(records=records)
         totals["created"] += result.created
         totals["duplicates"] += result.duplicates
-
-    @staticmethod
-    def _without_repeats(records: list[ingestion.LogRecord], totals: dict[str, int]) -> list[ingestion.LogRecord]:
-        seen, unique = set(), []
-        for record in records:
-            if record.id in seen:
-                totals["duplicates"] += 1
-                continue
-            seen.add(record.id)
-            unique.append(record)
-        return unique
