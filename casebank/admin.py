@@ -14,6 +14,7 @@ from django.template.response import TemplateResponse
 from django.urls import path, reverse
 from django.utils.html import format_html
 
+from casebank.admin_support import ReadOnlyAdminMixin
 from casebank import api_keys, services
 from casebank.errors import DomainError
 from casebank.models import ApiKey, Case, CaseReviewChange, CaseStatus, CaseStatusChange, CaseVersion, PendingCase
@@ -278,7 +279,7 @@ REVIEW_PERMISSION = "casebank.review_case"
 
 
 @admin.register(PendingCase)
-class PendingCaseAdmin(admin.ModelAdmin):
+class PendingCaseAdmin(ReadOnlyAdminMixin, admin.ModelAdmin):
     """The review queue: cases filed by successful sessions, oldest first, read-only.
 
     Approve makes a case a reusable plan (retrieved and planned with); reject keeps it out for
@@ -300,15 +301,6 @@ class PendingCaseAdmin(admin.ModelAdmin):
 
     def get_queryset(self, request: HttpRequest) -> QuerySet:
         return super().get_queryset(request).defer("embedding")
-
-    def has_add_permission(self, request: HttpRequest) -> bool:
-        return False
-
-    def has_change_permission(self, request: HttpRequest, obj: Any = None) -> bool:
-        return False
-
-    def has_delete_permission(self, request: HttpRequest, obj: Any = None) -> bool:
-        return False
 
     def has_review_permission(self, request: HttpRequest) -> bool:
         return request.user.has_perm(REVIEW_PERMISSION)
@@ -338,6 +330,7 @@ class PendingCaseAdmin(admin.ModelAdmin):
                 "title": f"{verb.capitalize()} {queryset.count()} case(s)",
                 "verb": verb,
                 "cases": queryset,
+                "selected_ids": [obj.pk for obj in queryset],
                 "action": request.POST.get("action"),
                 "note_required": note_required,
                 "missing_note": "apply" in request.POST and note_required and not note,

@@ -14,6 +14,7 @@ from django.utils import timezone
 from django.utils.functional import cached_property
 from django.utils.html import format_html
 
+from casebank.admin_support import ReadOnlyAdminMixin
 from casebank.models import Case
 from reflection.models import ExecutionLog
 
@@ -106,7 +107,7 @@ class ErrorTypeFilter(admin.SimpleListFilter):
 
 
 @admin.register(ExecutionLog)
-class ExecutionLogAdmin(admin.ModelAdmin):
+class ExecutionLogAdmin(ReadOnlyAdminMixin, admin.ModelAdmin):
     list_display = [
         "created_at",
         "outcome",
@@ -132,16 +133,6 @@ class ExecutionLogAdmin(admin.ModelAdmin):
     def get_queryset(self, request: Any) -> QuerySet:
         # The list never shows the message or context: leave the big columns on disk.
         return super().get_queryset(request).defer("context", "error_message", "case__embedding", "case__plan")
-
-    def has_add_permission(self, request: Any) -> bool:
-        return False
-
-    def has_change_permission(self, request: Any, obj: Any = None) -> bool:
-        return False
-
-    def has_delete_permission(self, request: Any, obj: Any = None) -> bool:
-        # Retention owns deletion (it rolls logs up first); no bulk delete, no delete page.
-        return False
 
     @admin.display(description="Outcome", ordering="success")
     def outcome(self, log: ExecutionLog) -> str:

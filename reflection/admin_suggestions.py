@@ -15,6 +15,7 @@ from django.http import HttpRequest, HttpResponse
 from django.template.response import TemplateResponse
 from django.utils.html import format_html
 
+from casebank.admin_support import ReadOnlyAdminMixin
 from casebank.errors import Conflict, DomainError
 from reflection import suggestion_services as services
 from reflection.admin_rendering import changes_html, evidence_html, plan_diff_html, verification_badge
@@ -44,7 +45,7 @@ class DecisionInline(admin.TabularInline):
         return False
 
 
-class SuggestionAdminBase(admin.ModelAdmin):
+class SuggestionAdminBase(ReadOnlyAdminMixin, admin.ModelAdmin):
     list_select_related = ["case"]
     raw_id_fields = ["case"]
     search_fields = ["=id", "=case__id", "case__title"]
@@ -84,15 +85,6 @@ class SuggestionAdminBase(admin.ModelAdmin):
 
     def get_queryset(self, request: HttpRequest) -> QuerySet:
         return super().get_queryset(request).defer("case__embedding")
-
-    def has_add_permission(self, request: HttpRequest) -> bool:
-        return False
-
-    def has_change_permission(self, request: HttpRequest, obj: Any = None) -> bool:
-        return False
-
-    def has_delete_permission(self, request: HttpRequest, obj: Any = None) -> bool:
-        return False
 
     def has_approve_permission(self, request: HttpRequest) -> bool:
         return request.user.has_perm(APPROVE_PERMISSION)
@@ -170,6 +162,7 @@ class SuggestionAdminBase(admin.ModelAdmin):
                 "title": f"{verb.capitalize()} {queryset.count()} suggestion(s)",
                 "verb": verb,
                 "suggestions": queryset,
+                "selected_ids": [obj.pk for obj in queryset],
                 "action": request.POST.get("action"),
                 "note_required": note_required,
                 "missing_note": "apply" in request.POST and note_required and not note,
