@@ -133,12 +133,17 @@ def raw_figures(case_ids: list[uuid.UUID], bounds: Bounds) -> dict[uuid.UUID, Fi
     # 0.5 ** (age / half-life) is written exp(-ln 2 / half-life * age): power() costs ~5x exp().
     recent = "created_at >= %s"
     baseline = "created_at >= %s AND created_at < %s"
+    # Windows of 8 days or more hold the whole scan: no filter, which also leaves PostgreSQL free
+    # to feed array_agg presorted (a FILTER on it costs a sort per case again).
+    whole_scan = not inw_params
+    in_window = "" if whole_scan else " FILTER (WHERE inw)"
+    ok_in_window = f" FILTER (WHERE {ok})" if whole_scan else f" FILTER (WHERE inw AND {ok})"
     aggregates = [
-        "COUNT(*) FILTER (WHERE inw)",
-        f"COUNT(*) FILTER (WHERE inw AND {ok})",
-        "SUM(w) FILTER (WHERE inw)",
-        f"SUM(w) FILTER (WHERE inw AND {ok})",
-        "SUM(ms) FILTER (WHERE inw)",
+        f"COUNT(*){in_window}",
+        f"COUNT(*){ok_in_window}",
+        f"SUM(w){in_window}",
+        f"SUM(w){ok_in_window}",
+        f"SUM(ms){in_window}",
         f"COUNT(*) FILTER (WHERE {recent})",
         f"COUNT(*) FILTER (WHERE {recent} AND {ok})",
         f"SUM(ms) FILTER (WHERE {recent})",
@@ -153,7 +158,7 @@ def raw_figures(case_ids: list[uuid.UUID], bounds: Bounds) -> dict[uuid.UUID, Fi
         # Exact percentiles (percentile_cont's interpolation) read from each case's sorted array.
         # PostgreSQL 16+ sorts the whole scan once by (case_id, ms) and feeds array_agg presorted:
         # half the cost of percentile_cont, which sorts every case's rows again on its own.
-        aggregates.append("array_agg(ms ORDER BY ms) FILTER (WHERE inw)")
+        aggregates.append(f"array_agg(ms ORDER BY ms){in_window}")
         outer += [_array_percentile(f"c{len(aggregates) - 1}", "c0", p) for p in PERCENTILES]
     sql = f"""
         SELECT case_id, {", ".join(outer)} FROM (
