@@ -16,6 +16,7 @@ import jsonschema
 import openai
 from django.conf import settings
 
+from casebank.redaction import redact
 from reflection import metrics
 from reflection.llm import ratelimit
 from reflection.llm.breaker import BreakerOpen, CircuitBreaker
@@ -281,7 +282,8 @@ class LLMClient:
             tokens_out=attempts.tokens_out,
             cost_usd=self._cost(attempts),
             latency_ms=int((time.monotonic() - started) * 1000),
-            error=error[:5000],
+            # Providers echo keys back in errors; admin shows this text, so it is masked like logs.
+            error=redact(error)[:5000],
         )
         call.full_clean()
         call.save()

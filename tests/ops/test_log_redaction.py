@@ -15,6 +15,7 @@ from django.test import Client, override_settings
 from django.urls import path
 
 from reflection.llm import LLMError, get_llm_client
+from reflection.models import LLMCall
 from tests.support.openai_server import Reply
 
 pytestmark = pytest.mark.django_db
@@ -76,6 +77,9 @@ def test_it_redacts_the_key_an_llm_provider_echoes_back(llm_settings, openai_ser
     assert "LLM call for redaction-test" in written and "HTTP 401" in written
     assert "Incorrect API key provided" in written
     assert LLM_KEY not in written
+    # The stored call record, which admin shows, is masked the same way.
+    stored = LLMCall.objects.get(purpose="redaction-test").error
+    assert "Incorrect API key provided" in stored and LLM_KEY not in stored
 
 
 def test_it_redacts_keys_in_arguments_and_headers(console_output):
