@@ -31,8 +31,14 @@ def _load_model():  # type: ignore[no-untyped-def]
     os.environ.setdefault("TRANSFORMERS_OFFLINE", "1")
     os.environ.setdefault("HF_HUB_DISABLE_PROGRESS_BARS", "1")
     os.environ.setdefault("TRANSFORMERS_VERBOSITY", "error")
+    import torch
     from sentence_transformers import SentenceTransformer
 
+    # Web and queue workers are processes, each embedding a query or a few texts at a time: torch's
+    # default pool of one thread per core oversubscribes the cores they share with PostgreSQL.
+    # One thread: end-to-end search p99 55 -> 35 ms in the retrieval benchmark (docs/benchmarks.md).
+    if settings.EMBEDDING_THREADS:
+        torch.set_num_threads(settings.EMBEDDING_THREADS)
     return SentenceTransformer(_model_name_or_path(), device="cpu")
 
 

@@ -248,6 +248,8 @@ SPECTACULAR_SETTINGS = {
 # Embeddings: the offline all-MiniLM-L6-v2 package by default, or any sentence-transformers
 # model by name or path.
 EMBEDDING_MODEL = env.str("EMBEDDING_MODEL", default="")
+# Intra-op threads torch uses per process for embeddings (0: torch's default, one per core).
+EMBEDDING_THREADS = env.int("EMBEDDING_THREADS", default=1)
 EMBEDDING_DIMENSIONS = 384
 
 # Supervisor and workers (agents app); defaults and meaning in docs/agents.md.
