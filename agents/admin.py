@@ -7,23 +7,18 @@ from typing import Any
 from django.contrib import admin
 from django.utils.html import format_html, format_html_join
 
+from casebank.admin_support import HistoryInline
 from agents.models import Document, DocumentChunk, Session, SessionEvent
 
 
-class SessionEventInline(admin.TabularInline):
+class SessionEventInline(HistoryInline):
     model = SessionEvent
-    extra = 0
-    can_delete = False
     fields = ["sequence", "created_at", "kind", "phase", "data_pretty"]
-    readonly_fields = fields
     ordering = ["sequence"]
 
     @admin.display(description="data")
     def data_pretty(self, event: SessionEvent) -> str:
         return format_html("<code>{}</code>", json.dumps(event.data, default=str)[:600])
-
-    def has_add_permission(self, request: Any, obj: Any = None) -> bool:
-        return False
 
 
 @admin.register(Session)
@@ -88,15 +83,9 @@ class SessionAdmin(admin.ModelAdmin):
         return False
 
 
-class DocumentChunkInline(admin.TabularInline):
+class DocumentChunkInline(HistoryInline):
     model = DocumentChunk
-    extra = 0
     fields = ["index", "text", "search_length"]
-    readonly_fields = fields
-    can_delete = False
-
-    def has_add_permission(self, request: Any, obj: Any = None) -> bool:
-        return False
 
 
 @admin.register(Document)

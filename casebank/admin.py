@@ -14,7 +14,7 @@ from django.template.response import TemplateResponse
 from django.urls import path, reverse
 from django.utils.html import format_html
 
-from casebank.admin_support import ReadOnlyAdminMixin
+from casebank.admin_support import HistoryInline, ReadOnlyAdminMixin, decision_page
 from casebank import api_keys, services
 from casebank.errors import DomainError
 from casebank.models import ApiKey, Case, CaseReviewChange, CaseStatus, CaseStatusChange, CaseVersion, PendingCase
@@ -82,17 +82,11 @@ class CaseForm(forms.ModelForm):
         return data
 
 
-class CaseVersionInline(admin.TabularInline):
+class CaseVersionInline(HistoryInline):
     model = CaseVersion
-    extra = 0
-    can_delete = False
     fields = ["version", "reason", "author", "created_at", "plan_preview", "rollback"]
-    readonly_fields = fields
     ordering = ["-version"]
     verbose_name_plural = "Version history"
-
-    def has_add_permission(self, request: HttpRequest, obj: Any = None) -> bool:
-        return False
 
     @admin.display(description="Plan")
     def plan_preview(self, version: CaseVersion) -> str:
@@ -107,28 +101,16 @@ class CaseVersionInline(admin.TabularInline):
         return format_html('<a class="button" href="{}">Roll back to v{}</a>', url, version.version)
 
 
-class CaseStatusChangeInline(admin.TabularInline):
+class CaseStatusChangeInline(HistoryInline):
     model = CaseStatusChange
-    extra = 0
-    can_delete = False
     fields = ["created_at", "from_status", "to_status", "actor", "reason"]
-    readonly_fields = fields
     verbose_name_plural = "Status history"
 
-    def has_add_permission(self, request: HttpRequest, obj: Any = None) -> bool:
-        return False
 
-
-class CaseReviewChangeInline(admin.TabularInline):
+class CaseReviewChangeInline(HistoryInline):
     model = CaseReviewChange
-    extra = 0
-    can_delete = False
     fields = ["created_at", "from_state", "to_state", "actor", "note"]
-    readonly_fields = fields
     verbose_name_plural = "Review history"
-
-    def has_add_permission(self, request: HttpRequest, obj: Any = None) -> bool:
-        return False
 
 
 @admin.register(Case)
@@ -322,21 +304,10 @@ class PendingCaseAdmin(ReadOnlyAdminMixin, admin.ModelAdmin):
         return super().change_view(request, object_id, form_url, {**extra, **(extra_context or {})})
 
     def _decide(self, request: HttpRequest, queryset: QuerySet, *, verb: str) -> HttpResponse | None:
-        note = request.POST.get("note", "").strip()
-        note_required = verb == "reject"
-        if "apply" not in request.POST or (note_required and not note):
-            context = {
-                **self.admin_site.each_context(request),
-                "title": f"{verb.capitalize()} {queryset.count()} case(s)",
-                "verb": verb,
-                "cases": queryset,
-                "selected_ids": [obj.pk for obj in queryset],
-                "action": request.POST.get("action"),
-                "note_required": note_required,
-                "missing_note": "apply" in request.POST and note_required and not note,
-                "opts": self.model._meta,
-            }
-            return TemplateResponse(request, "admin/casebank/pendingcase/decision.html", context)
+        note, page = decision_page(self, request, queryset, verb=verb, note_required=verb == "reject",
+                                   template="admin/casebank/pendingcase/decision.html", items_name="cases", noun="case")
+        if page is not None:
+            return page
         service = services.case_review_approve if verb == "approve" else services.case_review_reject
         done, refused = 0, []
         for case in queryset:

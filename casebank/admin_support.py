@@ -3,7 +3,10 @@ from __future__ import annotations
 
 from typing import Any
 
+from django.contrib import admin
+from django.db.models import QuerySet
 from django.http import HttpRequest
+from django.template.response import TemplateResponse
 
 
 class ReadOnlyAdminMixin:
@@ -20,3 +23,39 @@ class ReadOnlyAdminMixin:
 
     def has_delete_permission(self, request: HttpRequest, obj: Any = None) -> bool:
         return False
+
+
+class HistoryInline(admin.TabularInline):
+    """Rows shown under an object and never edited there: versions, audits, events, chunks."""
+
+    extra = 0
+    can_delete = False
+
+    def get_readonly_fields(self, request: HttpRequest, obj: Any = None) -> list[str]:
+        return list(self.fields or [])
+
+    def has_add_permission(self, request: HttpRequest, obj: Any = None) -> bool:
+        return False
+
+
+def decision_page(model_admin: admin.ModelAdmin, request: HttpRequest, queryset: QuerySet, *, verb: str,
+                  note_required: bool, template: str, items_name: str, noun: str) -> tuple[str, TemplateResponse | None]:
+    """The note of an approve/reject action, and the confirmation page while it is still owed.
+
+    The page (`admin/decision_confirmation.html`) lists the selection as `items_name`; it comes
+    back until the reviewer confirms and, where `note_required`, writes a note."""
+    note = request.POST.get("note", "").strip()
+    if "apply" in request.POST and not (note_required and not note):
+        return note, None
+    context = {
+        **model_admin.admin_site.each_context(request),
+        "title": f"{verb.capitalize()} {queryset.count()} {noun}(s)",
+        "verb": verb,
+        items_name: queryset,
+        "selected_ids": [obj.pk for obj in queryset],
+        "action": request.POST.get("action"),
+        "note_required": note_required,
+        "missing_note": "apply" in request.POST and note_required and not note,
+        "opts": model_admin.model._meta,
+    }
+    return note, TemplateResponse(request, template, context)

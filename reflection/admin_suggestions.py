@@ -12,10 +12,9 @@ from django.contrib import admin, messages
 from django.contrib.admin.utils import unquote
 from django.db.models import QuerySet
 from django.http import HttpRequest, HttpResponse
-from django.template.response import TemplateResponse
 from django.utils.html import format_html
 
-from casebank.admin_support import ReadOnlyAdminMixin
+from casebank.admin_support import HistoryInline, ReadOnlyAdminMixin, decision_page
 from casebank.errors import Conflict, DomainError
 from reflection import suggestion_services as services
 from reflection.admin_rendering import changes_html, evidence_html, plan_diff_html, verification_badge
@@ -31,15 +30,9 @@ from reflection.models import (
 APPROVE_PERMISSION = "reflection.approve_suggestion"
 
 
-class DecisionInline(admin.TabularInline):
+class DecisionInline(HistoryInline):
     model = SuggestionDecision
-    extra = 0
-    can_delete = False
     fields = ["created_at", "action", "from_status", "to_status", "actor_name", "case_version", "note"]
-    readonly_fields = fields
-
-    def has_add_permission(self, request: HttpRequest, obj: Any = None) -> bool:
-        return False
 
     def has_change_permission(self, request: HttpRequest, obj: Any = None) -> bool:
         return False
@@ -155,20 +148,10 @@ class SuggestionAdminBase(ReadOnlyAdminMixin, admin.ModelAdmin):
 
     def _decide(self, request: HttpRequest, queryset: QuerySet, *, verb: str, note_required: bool) -> HttpResponse | None:
         """Show the note page first; on `apply`, run the service for each selected suggestion."""
-        note = request.POST.get("note", "").strip()
-        if "apply" not in request.POST or (note_required and not note):
-            context = {
-                **self.admin_site.each_context(request),
-                "title": f"{verb.capitalize()} {queryset.count()} suggestion(s)",
-                "verb": verb,
-                "suggestions": queryset,
-                "selected_ids": [obj.pk for obj in queryset],
-                "action": request.POST.get("action"),
-                "note_required": note_required,
-                "missing_note": "apply" in request.POST and note_required and not note,
-                "opts": self.model._meta,
-            }
-            return TemplateResponse(request, "admin/reflection/suggestion_decision.html", context)
+        note, page = decision_page(self, request, queryset, verb=verb, note_required=note_required,
+                                   template="admin/reflection/suggestion_decision.html", items_name="suggestions", noun="suggestion")
+        if page is not None:
+            return page
         done, stale, refused = 0, [], []
         service = services.suggestion_approve if verb == "approve" else services.suggestion_reject
         for suggestion in queryset.select_related("case"):
