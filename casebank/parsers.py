@@ -18,7 +18,11 @@ class OrjsonParser(JSONParser):
     """`application/json` bodies through orjson (UTF-8, as RFC 8259 requires)."""
 
     def parse(self, stream: Any, media_type: str | None = None, parser_context: dict | None = None) -> Any:
-        try:
-            return orjson.loads(stream.read())
-        except orjson.JSONDecodeError as exc:
-            raise ParseError(f"Malformed JSON: {exc}") from None
+        return json_loads(stream.read())
+
+
+def json_loads(body: bytes) -> Any:
+    try:
+        return orjson.loads(body)
+    except orjson.JSONDecodeError as exc:
+        raise ParseError(f"Malformed JSON: {exc}") from None

@@ -1,12 +1,26 @@
 """gunicorn hooks (`--config python:config.gunicorn`, from scripts/serve.sh).
 
+A worker freezes what it loaded at start (Django, the URLconf and every view module) out of
+the garbage collector's reach: those objects live as long as the process, and without the
+freeze each full collection walks all of them again. A 1,000-log ingestion batch allocates
+enough to trigger such collections, which took a third of its decoding time (docs/benchmarks.md).
+
 prometheus_client's multiprocess mode asks the master to tell it when a worker exits, so
 gauges that count only live processes drop that worker's values (prometheus.github.io/
 client_python/multiprocess). Counters and histograms of a dead worker stay in the sums.
 """
 from __future__ import annotations
 
+import gc
 import os
+
+
+def post_worker_init(worker) -> None:
+    from django.urls import get_resolver
+
+    get_resolver().url_patterns  # imports every view module now, before the freeze
+    gc.collect()
+    gc.freeze()
 
 
 def child_exit(server, worker) -> None:

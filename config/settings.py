@@ -304,6 +304,10 @@ if LOG_RETENTION_DAYS < 30:
     raise ImproperlyConfigured("LOG_RETENTION_DAYS must be at least 30.")
 # New logs for one case that start an early reflection run for it.
 REFLECTION_EARLY_TRIGGER_LOGS = env.int("REFLECTION_EARLY_TRIGGER_LOGS", default=100)
+# ... and at most one early run per case this often (a busy case passes 100 logs every second).
+REFLECTION_EARLY_TRIGGER_PAUSE_SECONDS = env.int("REFLECTION_EARLY_TRIGGER_PAUSE_SECONDS", default=60)
+if REFLECTION_EARLY_TRIGGER_PAUSE_SECONDS < 1:
+    raise ImproperlyConfigured("REFLECTION_EARLY_TRIGGER_PAUSE_SECONDS must be at least 1.")
 # Batches of at least this many cases scan errors on a second connection (PostgreSQL only).
 REFLECTION_PARALLEL_MIN_CASES = env.int("REFLECTION_PARALLEL_MIN_CASES", default=1_000)
 # A run snapshots the log this long ago: every log stamped before then has committed, because

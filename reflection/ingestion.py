@@ -7,7 +7,7 @@ database already holds are skipped, so a client can safely re-send a batch.
 Settle invariant (reflection runs rely on it, see `reflection.services`): a log becomes
 visible (commits) less than `REFLECTION_INGEST_SETTLE_SECONDS` after its `ingested_at`. So
 `ingested_at` is stamped as late as possible inside the writing transaction (on PostgreSQL
-by the INSERT itself, `statement_timestamp()`), every ingest statement runs under
+by the writing statement itself: the column defaults to STATEMENT_TIMESTAMP()), every ingest statement runs under
 `INGEST_STATEMENT_TIMEOUT_MS`, and callers commit right after `logs_ingest` (no slow work
 after it in the same transaction). A run then snapshots at now - settle, a point before
 which every stamped log has committed.
@@ -16,35 +16,38 @@ from __future__ import annotations
 
 import math
 import uuid
+from collections import Counter
 from dataclasses import dataclass, field
-from datetime import datetime, timedelta, timezone as dt_timezone
+from datetime import datetime, timezone as dt_timezone
 from typing import Any
 
 import orjson
 from django.db import connection, transaction
-from psycopg.types.json import Jsonb
 from django.utils import timezone
+from psycopg.errors import UniqueViolation
+from psycopg.types.json import set_json_dumps
 
 from casebank.errors import InvalidInput
 from casebank.models import Case
 from casebank.validators import NUL, NUL_MESSAGE, nul_path
 from reflection.engine.queries import ids_lookup
+from reflection.limits import (
+    EARLIEST_CREATED_AT,
+    FUTURE_TOLERANCE,
+    MAX_BATCH,
+    MAX_CONTEXT_BYTES,
+    MAX_ERROR_MESSAGE,
+    MAX_EXECUTION_TIME_MS,
+    MAX_INT_COLUMN,
+    MAX_TEXT,
+)
+from reflection.log_decoding import LogRecord, TypedBatch
+from reflection.log_ids import uuid7
 from reflection.models import ExecutionLog
 
-MAX_BATCH = 1_000
-MAX_ERROR_MESSAGE = 10_000
-MAX_CONTEXT_BYTES = 64 * 1024
-MAX_EXECUTION_TIME_MS = 24 * 3600 * 1000
 MAX_REPORTED_ERRORS = 50
 # Bounds each ingest statement on PostgreSQL, far below the settle lag (settings: >= 30 s).
 INGEST_STATEMENT_TIMEOUT_MS = 10_000
-# The integer columns are PostgreSQL `integer` (PositiveIntegerField): larger values would fail
-# in the database (IntegrityError on PostgreSQL, OverflowError past 2**63 on SQLite).
-MAX_INT_COLUMN = 2**31 - 1
-# Clocks drift; a run "from the future" by more than this is a client bug.
-FUTURE_TOLERANCE = timedelta(minutes=5)
-# No agent ran before this; earlier dates are client bugs (year 1 even overflows on conversion).
-EARLIEST_CREATED_AT = datetime(2000, 1, 1, tzinfo=dt_timezone.utc)
 
 FIELDS = frozenset(
     {
@@ -64,24 +67,6 @@ FIELDS = frozenset(
         "created_at",
     }
 )
-
-
-@dataclass
-class LogRecord:
-    id: uuid.UUID
-    case_id: uuid.UUID | None
-    case_version: int | None
-    session_id: uuid.UUID | None
-    success: bool
-    error_type: str
-    error_message: str
-    execution_time_ms: int
-    tokens_in: int
-    tokens_out: int
-    cost_usd: float
-    model: str
-    context: dict
-    created_at: datetime
 
 
 @dataclass
@@ -216,22 +201,33 @@ def parse_record(item: Any, now: datetime) -> tuple[LogRecord | None, dict[str, 
         errors["case_version"] = f"Must be a whole number from 1 to {MAX_INT_COLUMN}."
 
     record = LogRecord(
-        id=_uuid(item.get("id"), "id", errors) or uuid.uuid4(),
+        id=_uuid(item.get("id"), "id", errors) or uuid7(),
         case_id=_uuid(item.get("case_id"), "case_id", errors),
         case_version=case_version,
         session_id=_uuid(item.get("session_id"), "session_id", errors),
         success=bool(success),
-        error_type=_text(item.get("error_type"), "error_type", errors, max_length=100),
+        error_type=_text(item.get("error_type"), "error_type", errors, max_length=MAX_TEXT),
         error_message=_text(item.get("error_message"), "error_message", errors, max_length=MAX_ERROR_MESSAGE),
         execution_time_ms=round(elapsed),
         tokens_in=_count(item.get("tokens_in"), "tokens_in", errors),
         tokens_out=_count(item.get("tokens_out"), "tokens_out", errors),
         cost_usd=float(cost),
-        model=_text(item.get("model"), "model", errors, max_length=100),
+        model=_text(item.get("model"), "model", errors, max_length=MAX_TEXT),
         context=context,
         created_at=_timestamp(item.get("created_at"), errors, now),
     )
     return (None, errors) if errors else (record, {})
+
+
+def parse_payload(payload: Any) -> list[LogRecord]:
+    """A request's logs, validated: one object or a list, decoded (`LogBatchParser`) or not."""
+    if isinstance(payload, TypedBatch):
+        records = _finish_typed(payload.logs)
+        if records is not None:
+            _raise_if_invalid(records, {}, len(records))
+            return records
+        payload = orjson.loads(payload.body)  # it decoded once already: valid JSON
+    return parse_batch(payload if isinstance(payload, list) else [payload])
 
 
 def parse_batch(items: list[Any]) -> list[LogRecord]:
@@ -252,13 +248,41 @@ def parse_batch(items: list[Any]) -> list[LogRecord]:
             errors[str(index)] = record_errors
         else:
             records.append(record)
+    _raise_if_invalid(records, errors, len(items))
+    return records
+
+
+def _raise_if_invalid(records: list[LogRecord], errors: dict[str, dict[str, str]], sent: int) -> None:
     if not errors:
         _check_references(records, errors)
     if errors:
         shown = dict(list(errors.items())[:MAX_REPORTED_ERRORS])
-        raise InvalidInput(
-            f"{len(errors)} of {len(items)} logs are invalid; nothing was stored.", errors=shown
-        )
+        raise InvalidInput(f"{len(errors)} of {sent} logs are invalid; nothing was stored.", errors=shown)
+
+
+def _finish_typed(records: list[LogRecord]) -> list[LogRecord] | None:
+    """Settle decoded records as parse_record would (ids, times, rounding) and make the
+    checks msgspec cannot; None as soon as one fails (parse_record then names every problem)."""
+    now = timezone.now()
+    latest = now + FUTURE_TOLERANCE
+    for record in records:
+        if record.id is None:
+            record.id = uuid7()
+        created_at = record.created_at
+        if created_at is None:
+            record.created_at = now
+        else:
+            if created_at.tzinfo is None:
+                created_at = record.created_at = created_at.replace(tzinfo=dt_timezone.utc)
+            try:
+                if not EARLIEST_CREATED_AT <= created_at <= latest:
+                    return None
+            except OverflowError:  # year 1 with a positive offset is before year 1 in UTC
+                return None
+        if type(record.execution_time_ms) is float:
+            record.execution_time_ms = round(record.execution_time_ms)
+        if record.context and len(orjson.dumps(record.context)) > MAX_CONTEXT_BYTES:
+            return None
     return records
 
 
@@ -284,18 +308,27 @@ def parse_each(items: list[Any]) -> tuple[list[LogRecord], dict[int, dict[str, s
 
 
 def _check_references(records: list[LogRecord], errors: dict[str, dict[str, str]]) -> None:
-    """Unknown cases, versions past the case's current one, and repeated ids are refused."""
-    seen: dict[uuid.UUID, int] = {}
-    for index, record in enumerate(records):
-        if record.id in seen:
-            errors[str(index)] = {"id": f"Repeats the id of log {seen[record.id]} in this batch."}
-        seen.setdefault(record.id, index)
-    case_ids = {record.case_id for record in records if record.case_id is not None}
-    versions = dict(Case.objects.filter(**ids_lookup("pk", list(case_ids))).values_list("id", "version")) if case_ids else {}
+    """Unknown cases, versions past the case's current one, and repeated ids are refused.
+
+    UUIDs are keyed by their `.int` here: `UUID.__hash__` is Python code, and this runs for
+    every log of every batch.
+    """
+    ids = [record.id.int for record in records]
+    if len(set(ids)) != len(ids):
+        first: dict[int, int] = {}
+        for index, key in enumerate(ids):
+            if key in first:
+                errors[str(index)] = {"id": f"Repeats the id of log {first[key]} in this batch."}
+            first.setdefault(key, index)
+    cases = {record.case_id.int: record.case_id for record in records if record.case_id is not None}
+    if not cases:
+        return
+    found = Case.objects.filter(**ids_lookup("pk", list(cases.values()))).values_list("id", "version")
+    versions = {case_id.int: version for case_id, version in found}
     for index, record in enumerate(records):
         if record.case_id is None:
             continue
-        current = versions.get(record.case_id)
+        current = versions.get(record.case_id.int)
         if current is None:
             errors[str(index)] = {"case_id": f"No case with id {record.case_id}."}
         elif record.case_version is None:
@@ -339,21 +372,18 @@ def _note_new_logs(records: list[LogRecord]) -> None:
     """
     from reflection.services import note_new_logs
 
-    counts: dict[uuid.UUID, int] = {}
-    for record in records:
-        if record.case_id is not None:
-            counts[record.case_id] = counts.get(record.case_id, 0) + 1
-    note_new_logs(counts=counts)
+    per_case = Counter(record.case_id.int for record in records if record.case_id is not None)  # .int: see _check_references
+    note_new_logs(counts={uuid.UUID(int=key): count for key, count in per_case.items()})
 
 
 _COLUMNS = (
     "id, case_id, case_version, session_id, success, error_type, error_message, "
-    "execution_time_ms, tokens_in, tokens_out, cost_usd, model, context, created_at, ingested_at"
+    "execution_time_ms, tokens_in, tokens_out, cost_usd, model, context, created_at"
 )
-
-
-# ingested_at is stamped by the INSERT (the settle invariant above), not by the COPY.
-_STAGED_COLUMNS = _COLUMNS.replace("ingested_at", "statement_timestamp()")
+_COPY_TYPES = [
+    "uuid", "uuid", "int4", "uuid", "bool", "text", "text",
+    "int4", "int4", "int4", "float8", "text", "jsonb", "timestamptz",
+]
 
 
 def json_text(value: Any) -> str:
@@ -361,43 +391,53 @@ def json_text(value: Any) -> str:
     return orjson.dumps(value).decode()
 
 
-_COPY_TYPES = [
-    "uuid", "uuid", "int4", "uuid", "bool", "text", "text",
-    "int4", "int4", "int4", "float8", "text", "jsonb", "timestamptz", "timestamptz",
-]
+def _json_bytes(value: Any) -> bytes:
+    return orjson.dumps(value)
 
 
 def _insert_postgresql(records: list[LogRecord]) -> int:
-    # Binary COPY into a session-local staging table, then one INSERT ... ON CONFLICT: COPY is
-    # about twice as fast as a multi-row INSERT here, and ON CONFLICT keeps re-sent ids a no-op
-    # even when two requests race. (Temp tables need session pooling, not PgBouncer
-    # transaction pooling: see docs/scaling.md.)
-    now = timezone.now()
-    table = ExecutionLog._meta.db_table
+    # Binary COPY straight into the table: about three times faster than staging the rows and
+    # `INSERT ... ON CONFLICT`, whose speculative insertion doubles the primary-key work. A
+    # re-sent id makes the COPY fail as a whole (a savepoint keeps the transaction usable);
+    # only then do the rows go through the staging table, which skips the stored ids, also
+    # when two requests race with the same ids. `ingested_at` is left to the column's default,
+    # STATEMENT_TIMESTAMP() (the settle invariant above).
     with connection.cursor() as cursor:
+        cursor.execute(f"SET LOCAL statement_timeout = {INGEST_STATEMENT_TIMEOUT_MS}")
+        try:
+            with transaction.atomic():
+                _copy(cursor, ExecutionLog._meta.db_table, records)
+            return len(records)
+        except UniqueViolation:
+            pass
         cursor.execute(
-            f"SET LOCAL statement_timeout = {INGEST_STATEMENT_TIMEOUT_MS}; "
-            f"CREATE TEMP TABLE IF NOT EXISTS log_ingest_stage "
-            f"(LIKE {table} INCLUDING DEFAULTS) ON COMMIT DELETE ROWS"
+            "CREATE TEMP TABLE IF NOT EXISTS log_ingest_stage "
+            f"(LIKE {ExecutionLog._meta.db_table} INCLUDING DEFAULTS) ON COMMIT DELETE ROWS"
         )
-        raw = cursor.cursor  # the psycopg cursor: Django's wrapper has no COPY
-        with raw.copy(f"COPY log_ingest_stage ({_COLUMNS}) FROM STDIN (FORMAT BINARY)") as copy:
-            copy.set_types(_COPY_TYPES)
-            for r in records:
-                copy.write_row(
-                    (
-                        r.id, r.case_id, r.case_version, r.session_id, r.success, r.error_type,
-                        r.error_message, r.execution_time_ms, r.tokens_in, r.tokens_out, r.cost_usd,
-                        r.model, Jsonb(r.context, dumps=json_text), r.created_at, now,
-                    )
-                )
+        _copy(cursor, "log_ingest_stage", records)
+        # (Temp tables need session pooling, not PgBouncer transaction pooling: docs/scaling.md.)
         cursor.execute(
-            f"INSERT INTO {table} ({_COLUMNS}) SELECT {_STAGED_COLUMNS} FROM log_ingest_stage "
+            f"INSERT INTO {ExecutionLog._meta.db_table} ({_COLUMNS}) SELECT {_COLUMNS} FROM log_ingest_stage "
             "ON CONFLICT (id) DO NOTHING"
         )
         created = cursor.rowcount
         cursor.execute("TRUNCATE log_ingest_stage")
         return created
+
+
+def _copy(cursor: Any, table: str, records: list[LogRecord]) -> None:
+    raw = cursor.cursor  # the psycopg cursor: Django's wrapper has no COPY
+    set_json_dumps(_json_bytes, context=raw)  # contexts go in as plain dicts, dumped by orjson
+    with raw.copy(f"COPY {table} ({_COLUMNS}) FROM STDIN (FORMAT BINARY)") as copy:
+        copy.set_types(_COPY_TYPES)
+        for r in records:
+            copy.write_row(
+                (
+                    r.id, r.case_id, r.case_version, r.session_id, r.success, r.error_type,
+                    r.error_message, r.execution_time_ms, r.tokens_in, r.tokens_out, r.cost_usd,
+                    r.model, r.context, r.created_at,
+                )
+            )
 
 
 def _insert_portable(records: list[LogRecord]) -> int:

@@ -464,14 +464,21 @@ def reflection_run_execute(run_id: int, *, progress=None) -> ReflectionRun:
 # --- early trigger ----------------------------------------------------------------------
 
 EARLY_COUNTER_KEY = "reflection:new-logs:{}"
+# Set for a case while its early run is fresh: under heavy traffic a case passes 100 new logs
+# several times a second, and a run for each would flood the queue with work the first run
+# (or the next one, once the pause is over) already covers. Logs keep counting meanwhile.
+EARLY_PAUSE_KEY = "reflection:early-pause:{}"
 EARLY_COUNTER_SECONDS = 7 * 86400
 # On Redis, one round trip whatever the batch: add each case's count, and reset and report the
-# counters that reached the threshold. (Per-key GET and SET cost ~3 ms of client CPU a batch.)
+# counters that reached the threshold while no pause holds them back. (Per-key GET and SET cost
+# ~3 ms of client CPU a batch.) KEYS: the counters, then the pause keys, in the same order.
 _EARLY_COUNT_SCRIPT = """
 local due = {}
-for i, key in ipairs(KEYS) do
-  local total = redis.call('INCRBY', key, ARGV[i + 2])
-  if total >= tonumber(ARGV[1]) then
+local n = #KEYS / 2
+for i = 1, n do
+  local key = KEYS[i]
+  local total = redis.call('INCRBY', key, ARGV[i + 3])
+  if total >= tonumber(ARGV[1]) and redis.call('SET', KEYS[n + i], 1, 'NX', 'EX', ARGV[3]) then
     redis.call('SET', key, 0, 'EX', ARGV[2])
     due[#due + 1] = i
   else
@@ -483,21 +490,24 @@ return due
 
 
 def note_new_logs(*, counts: dict[uuid.UUID, int]) -> list[uuid.UUID]:
-    """Count new logs per case; cases reaching the threshold get an early run after commit.
+    """Count new logs per case; cases reaching the threshold get an early run after commit,
+    at most one per case every `REFLECTION_EARLY_TRIGGER_PAUSE_SECONDS`.
 
     Counters live in the cache, one round trip per batch: a lost increment (a race on local
     memory, Redis down) only delays the early run; the daily run covers everything anyway.
     """
     if not counts:
         return []
-    threshold = getattr(settings, "REFLECTION_EARLY_TRIGGER_LOGS", 100)
+    threshold = settings.REFLECTION_EARLY_TRIGGER_LOGS
+    pause = settings.REFLECTION_EARLY_TRIGGER_PAUSE_SECONDS
     cases = list(counts)
     keys = [EARLY_COUNTER_KEY.format(case_id) for case_id in cases]
+    pauses = [EARLY_PAUSE_KEY.format(case_id) for case_id in cases]
     redis_client = _redis_client()
     if redis_client is not None:
         try:
             positions = redis_client.eval(
-                _EARLY_COUNT_SCRIPT, len(keys), *keys, threshold, EARLY_COUNTER_SECONDS,
+                _EARLY_COUNT_SCRIPT, 2 * len(keys), *keys, *pauses, threshold, EARLY_COUNTER_SECONDS, pause,
                 *(counts[case_id] for case_id in cases),
             )
         except redis_exceptions.RedisError as error:
@@ -505,7 +515,7 @@ def note_new_logs(*, counts: dict[uuid.UUID, int]) -> list[uuid.UUID]:
             return []
         due = [cases[int(position) - 1] for position in positions]
     else:
-        due = _count_in_local_cache(keys, cases, counts, threshold)
+        due = _count_in_local_cache(keys, pauses, cases, counts, threshold, pause)
     if due:
         ids = [str(case_id) for case_id in due]
         # Lost if the broker is down (a warning is logged): the daily run analyses these cases.
@@ -522,16 +532,16 @@ def _redis_client():
     return get_redis_connection("default")
 
 
-def _count_in_local_cache(keys: list[str], cases: list[uuid.UUID], counts: dict[uuid.UUID, int],
-                          threshold: int) -> list[uuid.UUID]:
+def _count_in_local_cache(keys: list[str], pauses: list[str], cases: list[uuid.UUID],
+                          counts: dict[uuid.UUID, int], threshold: int, pause: int) -> list[uuid.UUID]:
     from django.core.cache import cache
 
     current = cache.get_many(keys)
     due: list[uuid.UUID] = []
     updated: dict[str, int] = {}
-    for key, case_id in zip(keys, cases):
+    for key, pause_key, case_id in zip(keys, pauses, cases):
         total = int(current.get(key, 0)) + counts[case_id]
-        if total >= threshold:
+        if total >= threshold and cache.add(pause_key, 1, timeout=pause):
             due.append(case_id)
             total = 0
         updated[key] = total

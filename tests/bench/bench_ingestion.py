@@ -3,6 +3,7 @@ from __future__ import annotations
 
 import http.client
 import random
+import statistics
 import threading
 import time
 import uuid
@@ -14,6 +15,8 @@ from django.utils import timezone
 
 from casebank import services as case_services
 from reflection import ingestion
+from reflection.log_decoding import decode_typed
+from reflection.log_ids import uuid7
 from reflection.models import ExecutionLog
 from tests.bench.support import server, summary_ms
 
@@ -25,14 +28,17 @@ CLIENTS = 4
 ERRORS = ["TimeoutError", "SQLSyntaxError", "RetrievalEmpty", "RateLimitError"]
 
 
-def _batch(case_ids: list[str], rng: random.Random) -> list[dict]:
+def _batch(case_ids: list[str], rng: random.Random, *, live: bool = True) -> list[dict]:
+    """Live logs: runs of the last minute with UUIDv7 ids, as an agent sends them. Backfill:
+    random (v4) ids and runs spread over 30 days, the worst case for every index."""
     now = timezone.now()
+    spread = 60 if live else 30 * 86400
     logs = []
     for _ in range(BATCH):
         success = rng.random() < 0.8
         logs.append(
             {
-                "id": str(uuid.uuid4()),
+                "id": str(uuid7() if live else uuid.uuid4()),
                 "case_id": rng.choice(case_ids),
                 "success": success,
                 "error_type": "" if success else rng.choice(ERRORS),
@@ -43,36 +49,44 @@ def _batch(case_ids: list[str], rng: random.Random) -> list[dict]:
                 "cost_usd": 0.0012,
                 "model": "gpt-4o-mini",
                 "context": {"step": rng.randint(1, 5)},
-                "created_at": (now - timedelta(seconds=rng.randint(0, 30 * 86400))).isoformat(),
+                "created_at": (now - timedelta(seconds=rng.randint(0, spread))).isoformat(),
             }
         )
     return logs
 
 
-def _in_process(case_ids: list[str], rng: random.Random) -> str:
-    batches = [_batch(case_ids, rng) for _ in range(20)]
-    bodies = [orjson.dumps(b) for b in batches]
+def _in_process(case_ids: list[str], rng: random.Random) -> tuple[str, list[bytes]]:
+    """The API's path without HTTP: typed decoding, validation, COPY; then the same bodies again
+    (every id already stored: the COPY fails and the batch goes through the staging table)."""
+    bodies = [orjson.dumps(_batch(case_ids, rng)) for _ in range(20)]
     parse_s, validate_s, insert_s = 0.0, 0.0, 0.0
     for body in bodies:
         t0 = time.perf_counter()
-        items = orjson.loads(body)
+        payload = decode_typed(body)
         t1 = time.perf_counter()
-        records = ingestion.parse_batch(items)
+        records = ingestion.parse_payload(payload)
         t2 = time.perf_counter()
         ingestion.logs_ingest(records=records)
         t3 = time.perf_counter()
         parse_s, validate_s, insert_s = parse_s + t1 - t0, validate_s + t2 - t1, insert_s + t3 - t2
+    resent = []
+    for body in bodies[:5]:
+        started = time.perf_counter()
+        result = ingestion.logs_ingest(records=ingestion.parse_payload(decode_typed(body)))
+        resent.append(time.perf_counter() - started)
+        assert result.created == 0, "a re-sent batch stored logs again"
     rows = len(bodies) * BATCH
     total = parse_s + validate_s + insert_s
     return (
-        f"| in-process (one Python process, no HTTP) | {rows / total:,.0f} logs/s | "
-        f"JSON parse {parse_s / len(bodies) * 1000:.1f} ms, validation {validate_s / len(bodies) * 1000:.1f} ms, "
-        f"insert {insert_s / len(bodies) * 1000:.1f} ms per batch |"
-    )
+        f"| in-process, live logs (one Python process, no HTTP) | {rows / total:,.0f} logs/s | "
+        f"typed decoding {parse_s / len(bodies) * 1000:.1f} ms, validation {validate_s / len(bodies) * 1000:.1f} ms, "
+        f"insert {insert_s / len(bodies) * 1000:.1f} ms per batch; a re-sent batch (all duplicates) "
+        f"{statistics.median(resent) * 1000:.0f} ms |"
+    ), bodies
 
 
-def _http(case_ids: list[str], rng: random.Random, key: str, workers: int) -> tuple[str, int]:
-    bodies = [orjson.dumps(_batch(case_ids, rng)) for _ in range(HTTP_BATCHES)]
+def _http(case_ids: list[str], rng: random.Random, key: str, workers: int, *, live: bool) -> tuple[str, int]:
+    bodies = [orjson.dumps(_batch(case_ids, rng, live=live)) for _ in range(HTTP_BATCHES)]
     latencies: list[float] = []
     failures: list[str] = []
     lock = threading.Lock()
@@ -110,7 +124,8 @@ def _http(case_ids: list[str], rng: random.Random, key: str, workers: int) -> tu
         wall = time.perf_counter() - started
     rows = HTTP_BATCHES * BATCH
     row = (
-        f"| HTTP, gunicorn {workers} sync workers, {CLIENTS} clients | {rows / wall:,.0f} logs/s | "
+        f"| HTTP, {'live logs' if live else 'backfill'}, gunicorn {workers} sync workers, {CLIENTS} clients "
+        f"| {rows / wall:,.0f} logs/s | "
         f"{HTTP_BATCHES} requests in {wall:.1f} s; per request {summary_ms(latencies)}"
         f"{'; FAILURES: ' + ', '.join(failures[:5]) if failures else ''} |"
     )
@@ -153,10 +168,11 @@ def run(context: dict) -> str:
     ]
     _, key = case_services.api_key_create(name="bench-ingestion", tier="premium")
     before = ExecutionLog.objects.count()
-    rows = [_in_process(case_ids, rng)]
+    row, _ = _in_process(case_ids, rng)
+    rows = [row]
     sent = 20 * BATCH
-    for workers in (2, 3):
-        row, count = _http(case_ids, rng, key, workers)
+    for workers, live in ((2, True), (3, True), (2, False)):
+        row, count = _http(case_ids, rng, key, workers, live=live)
         rows.append(row)
         sent += count
     stored = ExecutionLog.objects.count() - before
@@ -166,7 +182,10 @@ def run(context: dict) -> str:
             f"## {TITLE}",
             "",
             "Target: >= 50,000 logs/s end to end on PostgreSQL. Each request carries 1,000 logs with every "
-            "field set; bodies are serialised before the clock starts, so the figures are the server's.",
+            "field set; bodies are serialised before the clock starts, so the figures are the server's. "
+            "*Live logs* are what agents send: runs of the last minute, with client-set UUIDv7 ids (as "
+            "docs/api.md recommends; logs sent without an id get one on the server). *Backfill* is the "
+            "worst case for every index: random UUIDv4 ids and runs spread over 30 days.",
             "",
             "| path | throughput | detail |",
             "|---|---|---|",
@@ -174,10 +193,14 @@ def run(context: dict) -> str:
             "",
             f"Logs sent {sent:,}, stored {stored:,} (nothing lost, nothing duplicated: {'yes' if stored == sent else 'NO'}).",
             "",
-            "Where the time goes (in-process row): COPY into the staging table is ~6 ms per 1,000 rows; most of "
-            "the insert is PostgreSQL maintaining the primary key (random UUIDs) and three indexes in "
-            "`INSERT … ON CONFLICT`; validation is flat Python (per batch in the in-process row: ~10 µs per log, NUL and range checks included) plus one query for the case ids. "
-            "The web workers, PostgreSQL and the load generator share the same 2 cores.",
+            "Where the time goes (in-process row): msgspec decodes and type-checks the body in one C pass; "
+            "validation is what msgspec cannot check (dates, context size) plus one query for the case "
+            "ids; the insert is one binary COPY straight into the table, whose time is mostly "
+            "PostgreSQL maintaining the primary key and three indexes, plus ~9 µs per row for psycopg to "
+            "encode it. Time-ordered ids and times append to the right edge of those indexes; random "
+            "ones touch a different page per row, hence the backfill row. A batch with an id already "
+            "stored makes the COPY fail and goes through a staging table and `INSERT … ON CONFLICT DO "
+            "NOTHING` instead. The web workers, PostgreSQL and the load generator share the same 2 cores.",
             "",
             f"### Admin log list over {stored:,} rows (median of 5, in-process request)",
             "",

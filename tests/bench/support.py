@@ -50,7 +50,8 @@ def server(
            "DJANGO_DEBUG": "false", "LOG_LEVEL": "WARNING", **(extra_env or {})}
     if kind == "gunicorn":
         command = [sys.executable, "-m", "gunicorn", "config.wsgi:application", "-b", f"127.0.0.1:{port}",
-                   "-w", str(workers), "--worker-class", "sync", "--log-level", "warning"]
+                   "-w", str(workers), "--worker-class", "sync", "--log-level", "warning",
+                   "--config", "python:config.gunicorn"]
     else:
         env["DATABASE_CONN_MAX_AGE"] = "0"  # as scripts/serve.sh sse runs it: ASGI leaks persistent connections
         command = [sys.executable, "-m", "uvicorn", "config.asgi:application", "--host", "127.0.0.1",

@@ -1,6 +1,8 @@
 """An early run starts for a case once 100 new logs have arrived for it."""
 from __future__ import annotations
 
+import time
+
 import pytest
 from django.core.cache import cache
 
@@ -42,6 +44,22 @@ def test_it_restarts_the_count_after_a_trigger(api, make_case, django_capture_on
     assert ReflectionRun.objects.count() == 1
 
 
+def test_a_busy_case_gets_one_early_run_per_pause_and_keeps_counting(
+    api, make_case, settings, django_capture_on_commit_callbacks
+):
+    settings.REFLECTION_EARLY_TRIGGER_PAUSE_SECONDS = 1
+    case = make_case()
+    with django_capture_on_commit_callbacks(execute=True):
+        api.post("/api/logs/", _batch(case, 100), format="json")
+        api.post("/api/logs/", _batch(case, 150), format="json")  # within the pause: counted, no run
+    assert ReflectionRun.objects.count() == 1
+
+    time.sleep(1.1)
+    with django_capture_on_commit_callbacks(execute=True):
+        api.post("/api/logs/", _batch(case, 1), format="json")  # 151 waiting: the pause is over
+    assert ReflectionRun.objects.count() == 2
+
+
 def test_it_does_not_count_re_sent_logs(api, make_case, django_capture_on_commit_callbacks):
     case = make_case()
     batch = _batch(case, 60)
@@ -64,7 +82,7 @@ def counters_on_redis(settings, redis_server):
 
 
 def test_it_counts_in_one_redis_script_and_resets_at_the_threshold(counters_on_redis, make_case):
-    from reflection.services import EARLY_COUNTER_KEY, note_new_logs
+    from reflection.services import EARLY_COUNTER_KEY, EARLY_PAUSE_KEY, note_new_logs
 
     client = counters_on_redis.client
     busy, quiet = make_case(title="busy"), make_case(title="quiet")
@@ -73,6 +91,14 @@ def test_it_counts_in_one_redis_script_and_resets_at_the_threshold(counters_on_r
     assert int(client.get(EARLY_COUNTER_KEY.format(busy.pk))) == 0
     assert int(client.get(EARLY_COUNTER_KEY.format(quiet.pk))) == 6
     assert 0 < client.ttl(EARLY_COUNTER_KEY.format(quiet.pk)) <= 7 * 86400
+
+    # Paused after its run: the busy case keeps counting but is not due again until the pause ends.
+    pause = EARLY_PAUSE_KEY.format(busy.pk)
+    assert 0 < client.ttl(pause) <= 60
+    assert note_new_logs(counts={busy.pk: 120, quiet.pk: 1}) == []
+    assert int(client.get(EARLY_COUNTER_KEY.format(busy.pk))) == 120
+    client.delete(pause)  # the pause ran out
+    assert note_new_logs(counts={busy.pk: 1}) == [busy.pk]
 
     counters_on_redis.stop()
     # Redis gone: the batch is still accepted; only the early run waits for the daily one.
