@@ -345,13 +345,16 @@ def logs_ingest(*, records: list[LogRecord]) -> IngestResult:
     # _insert_postgresql bounds its statements with SET LOCAL, which outlives a savepoint: inside
     # a caller's transaction, put the caller's timeout back afterwards.
     outer_timeout = _statement_timeout() if connection.vendor == "postgresql" and connection.in_atomic_block else None
-    with transaction.atomic():
-        if connection.vendor == "postgresql":
-            created = _insert_postgresql(records)
-        else:
-            created = _insert_portable(records)
-        if created:
-            _note_new_logs(records)
+    try:
+        with transaction.atomic():
+            created = _insert_postgresql(records, all_new=True) if connection.vendor == "postgresql" else _insert_portable(records)
+            if created:
+                _note_new_logs(records)
+    except UniqueViolation:  # an id is stored already (a re-sent batch, a racing request): again, skipping those
+        with transaction.atomic():
+            created = _insert_postgresql(records, all_new=False)
+            if created:
+                _note_new_logs(records)
     if outer_timeout is not None:
         with connection.cursor() as cursor:
             cursor.execute("SELECT set_config('statement_timeout', %s, true)", [outer_timeout])
@@ -395,30 +398,26 @@ def _json_bytes(value: Any) -> bytes:
     return orjson.dumps(value)
 
 
-def _insert_postgresql(records: list[LogRecord]) -> int:
+def _insert_postgresql(records: list[LogRecord], *, all_new: bool) -> int:
     # Binary COPY straight into the table: about three times faster than staging the rows and
-    # `INSERT ... ON CONFLICT`, whose speculative insertion doubles the primary-key work. A
-    # re-sent id makes the COPY fail as a whole (a savepoint keeps the transaction usable);
-    # only then do the rows go through the staging table, which skips the stored ids, also
-    # when two requests race with the same ids. `ingested_at` is left to the column's default,
-    # STATEMENT_TIMESTAMP() (the settle invariant above).
+    # `INSERT ... ON CONFLICT`, whose speculative insertion doubles the primary-key work. So the
+    # first attempt assumes every id is new; a stored one fails that COPY as a whole (and rolls
+    # its transaction back), and the second attempt (all_new=False) stages the rows and skips the
+    # stored ids, also when two requests race with the same ids. `ingested_at` is left to the
+    # column's default, STATEMENT_TIMESTAMP() (the settle invariant above).
+    table = ExecutionLog._meta.db_table
     with connection.cursor() as cursor:
         cursor.execute(f"SET LOCAL statement_timeout = {INGEST_STATEMENT_TIMEOUT_MS}")
-        try:
-            with transaction.atomic():
-                _copy(cursor, ExecutionLog._meta.db_table, records)
+        if all_new:
+            _copy(cursor, table, records)
             return len(records)
-        except UniqueViolation:
-            pass
         cursor.execute(
-            "CREATE TEMP TABLE IF NOT EXISTS log_ingest_stage "
-            f"(LIKE {ExecutionLog._meta.db_table} INCLUDING DEFAULTS) ON COMMIT DELETE ROWS"
+            f"CREATE TEMP TABLE IF NOT EXISTS log_ingest_stage (LIKE {table} INCLUDING DEFAULTS) ON COMMIT DELETE ROWS"
         )
         _copy(cursor, "log_ingest_stage", records)
         # (Temp tables need session pooling, not PgBouncer transaction pooling: docs/scaling.md.)
         cursor.execute(
-            f"INSERT INTO {ExecutionLog._meta.db_table} ({_COLUMNS}) SELECT {_COLUMNS} FROM log_ingest_stage "
-            "ON CONFLICT (id) DO NOTHING"
+            f"INSERT INTO {table} ({_COLUMNS}) SELECT {_COLUMNS} FROM log_ingest_stage ON CONFLICT (id) DO NOTHING"
         )
         created = cursor.rowcount
         cursor.execute("TRUNCATE log_ingest_stage")

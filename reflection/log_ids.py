@@ -3,7 +3,7 @@
 Random (version 4) primary keys land all over the index, so every insert touches a different
 leaf page; version 7 ids begin with the time in milliseconds, so a batch of new logs appends
 to the right edge of the index. Ingestion gives one to every log sent without an id; clients
-that set their own ids for safe retries should use version 7 too (docs/api.md).
+that set their own ids for safe retries should use version 7 too (docs/architecture.md).
 """
 from __future__ import annotations
 

@@ -184,7 +184,7 @@ def run(context: dict) -> str:
             "Target: >= 50,000 logs/s end to end on PostgreSQL. Each request carries 1,000 logs with every "
             "field set; bodies are serialised before the clock starts, so the figures are the server's. "
             "*Live logs* are what agents send: runs of the last minute, with client-set UUIDv7 ids (as "
-            "docs/api.md recommends; logs sent without an id get one on the server). *Backfill* is the "
+            "docs/architecture.md recommends; logs sent without an id get one on the server). *Backfill* is the "
             "worst case for every index: random UUIDv4 ids and runs spread over 30 days.",
             "",
             "| path | throughput | detail |",

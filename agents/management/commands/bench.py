@@ -29,6 +29,23 @@ def discover() -> dict[str, Any]:
     return modules
 
 
+def _cpu_times() -> list[int] | None:
+    try:
+        with open("/proc/stat") as stat:
+            return [int(value) for value in stat.readline().split()[1:9]]
+    except OSError:
+        return None
+
+
+def steal_share(before: list[int] | None, after: list[int] | None) -> str:
+    """Share of CPU time the hypervisor gave to other guests while a benchmark ran ("st" in
+    top): on a shared VM every figure here is that much slower than the machine itself."""
+    if before is None or after is None:
+        return "unknown"
+    delta = [b - a for a, b in zip(before, after)]
+    return f"{delta[7] / max(sum(delta), 1):.0%}"
+
+
 def replace_section(document: str, name: str, body: str) -> str:
     start, end = SECTION_START.format(name=name), SECTION_END.format(name=name)
     block = f"{start}\n{body.strip()}\n{end}"
@@ -67,13 +84,15 @@ class Command(BaseCommand):
             "stdout": self.stdout,
         }
         sections: dict[str, str] = {}
+        steals: dict[str, str] = {}
         try:
             for name, module in selected.items():
                 self.stdout.write(self.style.MIGRATE_HEADING(f"== {module.TITLE}"))
-                started = time.perf_counter()
+                started, cpu_before = time.perf_counter(), _cpu_times()
                 sections[name] = module.run(context)
+                steals[name] = steal_share(cpu_before, _cpu_times())
                 self.stdout.write(sections[name])
-                self.stdout.write(f"({time.perf_counter() - started:.1f} s)\n")
+                self.stdout.write(f"({time.perf_counter() - started:.1f} s, CPU steal {steals[name]})\n")
         finally:
             connection.creation.destroy_test_db(old_name, verbosity=0)
 
@@ -86,6 +105,7 @@ class Command(BaseCommand):
             f"{context['database_label']}, command `make bench`._"
         )
         for name, body in sections.items():
-            document = replace_section(document, name, f"{body.strip()}\n\n{stamp}")
+            stolen = f" CPU time stolen by the hypervisor during this benchmark: {steals[name]}."
+            document = replace_section(document, name, f"{body.strip()}\n\n{stamp[:-1]}{stolen}_")
         RESULTS_FILE.write_text(document)
         self.stdout.write(self.style.SUCCESS(f"Wrote {RESULTS_FILE.relative_to(settings.BASE_DIR)}"))
