@@ -31,6 +31,7 @@ from casebank.errors import InvalidInput
 from casebank.models import Case
 from casebank.validators import NUL, NUL_MESSAGE, nul_path
 from reflection.engine.queries import ids_lookup
+from reflection.engine.stats import message_template
 from reflection.limits import (
     EARLIEST_CREATED_AT,
     FUTURE_TOLERANCE,
@@ -380,13 +381,18 @@ def _note_new_logs(records: list[LogRecord]) -> None:
 
 
 _COLUMNS = (
-    "id, case_id, case_version, session_id, success, error_type, error_message, "
+    "id, case_id, case_version, session_id, success, error_type, error_message, error_template, "
     "execution_time_ms, tokens_in, tokens_out, cost_usd, model, context, created_at"
 )
 _COPY_TYPES = [
-    "uuid", "uuid", "int4", "uuid", "bool", "text", "text",
+    "uuid", "uuid", "int4", "uuid", "bool", "text", "text", "text",
     "int4", "int4", "int4", "float8", "text", "jsonb", "timestamptz",
 ]
+
+
+def error_template(record: LogRecord) -> str | None:
+    """What analyses group a failure's message by (see `ExecutionLog.error_template`)."""
+    return message_template(record.error_message) if not record.success and record.error_message else None
 
 
 def json_text(value: Any) -> str:
@@ -433,7 +439,7 @@ def _copy(cursor: Any, table: str, records: list[LogRecord]) -> None:
             copy.write_row(
                 (
                     r.id, r.case_id, r.case_version, r.session_id, r.success, r.error_type,
-                    r.error_message, r.execution_time_ms, r.tokens_in, r.tokens_out, r.cost_usd,
+                    r.error_message, error_template(r), r.execution_time_ms, r.tokens_in, r.tokens_out, r.cost_usd,
                     r.model, r.context, r.created_at,
                 )
             )
@@ -453,6 +459,7 @@ def _insert_portable(records: list[LogRecord]) -> int:
             success=r.success,
             error_type=r.error_type,
             error_message=r.error_message,
+            error_template=error_template(r),
             execution_time_ms=r.execution_time_ms,
             tokens_in=r.tokens_in,
             tokens_out=r.tokens_out,

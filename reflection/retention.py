@@ -53,11 +53,11 @@ def _take_day_postgresql(start: datetime, end: datetime) -> list[_Group]:
         cursor.execute(
             f"""WITH gone AS (
                     DELETE FROM {table} WHERE created_at >= %s AND created_at < %s
-                    RETURNING case_id, success, execution_time_ms::float8 AS ms, error_type, error_message
+                    RETURNING case_id, success, execution_time_ms::float8 AS ms, error_type, error_message, error_template
                 )
                 SELECT case_id, success, {stats.histogram_bucket_sql("ms")} AS bucket,
                        {failed.format("error_type")} AS kind,
-                       {failed.format(stats.template_sql("error_message"))} AS template,
+                       {failed.format(stats.stored_template_sql())} AS template,
                        {failed.format("min(error_message)")}, COUNT(*), SUM(ms), SUM(ms * ms)
                 FROM gone GROUP BY case_id, success, bucket, kind, template""",
             [start, end],
@@ -73,12 +73,17 @@ def _take_day_portable(start: datetime, end: datetime) -> list[_Group]:
     with connection.cursor() as cursor:
         cursor.execute(
             f"DELETE FROM {table} WHERE created_at >= %s AND created_at < %s "
-            "RETURNING case_id, success, execution_time_ms, error_type, error_message",
+            "RETURNING case_id, success, execution_time_ms, error_type, error_message, error_template",
             [connection.ops.adapt_datetimefield_value(start), connection.ops.adapt_datetimefield_value(end)],
         )
-        for case_id, success, ms, kind, message in cursor:
+        for case_id, success, ms, kind, message, stored in cursor:
             success = bool(success)
-            template = "" if success else templates.setdefault(message, stats.message_template(message))
+            if success:
+                template = ""
+            elif stored is not None:
+                template = stored
+            else:
+                template = templates.setdefault(message, stats.message_template(message))
             key = (case_id, success, stats.histogram_bucket(ms), "" if success else kind, template)
             group = groups.setdefault(key, ["" if success else message, 0, 0.0, 0.0])
             if not success and message < group[0]:

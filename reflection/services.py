@@ -256,10 +256,23 @@ def _claim(case_ids: list[uuid.UUID], run: ReflectionRun, newest: dict[uuid.UUID
 
 
 def _release(case_ids: list[uuid.UUID], run: ReflectionRun, *, analysed: bool) -> None:
+    through = _analysed_through(run) if analysed else None
+    if connection.vendor == "postgresql":
+        # `= ANY(array)`, not the ORM's `IN (SELECT unnest(...))`: planned against the claim
+        # column's stale statistics (all NULL until this run), the semi-join became a nested
+        # loop comparing every claimed row with every id, 5 s for 10,000 cases.
+        with connection.cursor() as cursor:
+            cursor.execute(
+                f"""UPDATE {CaseReflectionState._meta.db_table}
+                    SET claimed_by_id = NULL, claimed_at = NULL, analysed_through = COALESCE(%s, analysed_through)
+                    WHERE case_id = ANY(%s::uuid[]) AND claimed_by_id = %s""",
+                [through, uuid_array(case_ids), run.pk],
+            )
+        return
     changes: dict = {"claimed_by": None, "claimed_at": None}
     if analysed:
-        changes["analysed_through"] = _analysed_through(run)
-    CaseReflectionState.objects.filter(**ids_lookup("case_id", case_ids), claimed_by=run).update(**changes)
+        changes["analysed_through"] = through
+    CaseReflectionState.objects.filter(case_id__in=case_ids, claimed_by=run).update(**changes)
 
 
 def _analyse_one(case_id: uuid.UUID, run: ReflectionRun, *, analysis: dict | None = None,
@@ -427,8 +440,9 @@ def reflection_run_execute(run_id: int, *, progress=None) -> ReflectionRun:
         candidates = list(newest)
         run.cases_total = len(candidates)
         run.save(update_fields=["cases_total"])
-        for offset in range(0, len(candidates), engine.CHUNK):
-            chunk = candidates[offset:offset + engine.CHUNK]
+        size = engine.chunk_size()
+        for offset in range(0, len(candidates), size):
+            chunk = candidates[offset:offset + size]
             claimed = _claim(chunk, run, newest)
             counts.skipped += len(chunk) - len(claimed)
             analysed = False

@@ -38,6 +38,14 @@ SLOW_P95_MS = 2_000
 TOP_TEMPLATES = 5
 # Cases per statement: keeps IN-lists and ANY arrays moderate, and memory flat in big runs.
 CHUNK = 2_000
+# On PostgreSQL a batch takes more: cases' logs are interleaved all through the table, so each
+# statement reads nearly the whole heap whatever its share of cases, and five chunks of 2,000
+# cost ~1.3 s more than one of 10,000 over 1,000,000 logs (docs/benchmarks.md).
+PG_CHUNK = 10_000
+
+
+def chunk_size() -> int:
+    return PG_CHUNK if connection.vendor == "postgresql" else CHUNK
 
 
 def half_life_days() -> float:
@@ -133,8 +141,9 @@ def _on_own_connection(function, *args):
 def _scan_figures(ids: list[uuid.UUID], bounds: Bounds) -> dict[uuid.UUID, Figures]:
     use_batch_memory()
     figures: dict[uuid.UUID, Figures] = {}
-    for offset in range(0, len(ids), CHUNK):
-        figures.update(raw_figures(ids[offset:offset + CHUNK], bounds))
+    size = chunk_size()
+    for offset in range(0, len(ids), size):
+        figures.update(raw_figures(ids[offset:offset + size], bounds))
     return figures
 
 
@@ -144,8 +153,9 @@ def _scan_errors(ids: list[uuid.UUID], bounds: Bounds) -> tuple[dict, dict, dict
     errors: dict[uuid.UUID, dict] = {}
     rollups: dict[uuid.UUID, list[DailyCaseRollup]] = {}
     histograms: dict[uuid.UUID, dict[int, int]] = {}
-    for offset in range(0, len(ids), CHUNK):
-        chunk = ids[offset:offset + CHUNK]
+    size = chunk_size()
+    for offset in range(0, len(ids), size):
+        chunk = ids[offset:offset + size]
         errors.update(raw_errors(chunk, bounds))
         chunk_rollups = _rollups(chunk, bounds)
         if chunk_rollups:
@@ -237,10 +247,18 @@ def _ms(value: float | None) -> float | None:
     return None if value is None else round(float(value), 1)
 
 
+def _most_frequent_first(item: tuple[str, int]) -> tuple[int, str]:
+    return -item[1], item[0]
+
+
 def _common_errors(errors: dict[str, dict], total: int) -> list[dict]:
     rows = []
     for kind, entry in errors.items():
-        templates = sorted(entry["templates"].items(), key=lambda item: (-item[1], item[0]))
+        templates = entry["templates"].items()
+        if len(templates) > 1:  # most error types have one template: no sort (10,000 cases a run)
+            templates = sorted(templates, key=_most_frequent_first)
+        else:
+            templates = list(templates)
         rows.append(
             {
                 "error_type": kind,

@@ -34,6 +34,11 @@ def message_template(message: str) -> str:
     return text[:TEMPLATE_MAX_LENGTH]
 
 
+def stored_template_sql() -> str:
+    """A failure's template on PostgreSQL: the one stored at ingestion, else computed."""
+    return f"COALESCE(error_template, {template_sql('error_message')})"
+
+
 def template_sql(column: str) -> str:
     """The PostgreSQL expression equal to `message_template(column)`."""
     expression = column

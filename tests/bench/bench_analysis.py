@@ -19,6 +19,7 @@ from django.utils import timezone
 from casebank.models import Case
 from reflection import engine, services
 from reflection.engine import queries
+from reflection.engine.stats import message_template
 from reflection.models import ExecutionLog, ReflectionTrigger
 
 NAME = "analysis"
@@ -52,14 +53,15 @@ def _rows(case_ids: list[uuid.UUID], count: int, rng: random.Random, now: dateti
         success = rng.random() < 0.85
         kind, template = ("", "") if success else rng.choice(ERRORS)
         created = now - timedelta(seconds=rng.randint(60, 29 * 86400))
+        message = template.format(n=rng.randint(1, 99_999), m=rng.randint(1, 50)) if template else ""
         yield (
-            uuid.uuid4(), case_ids[i % len(case_ids)], 1, None, success, kind,
-            template.format(n=rng.randint(1, 99_999), m=rng.randint(1, 50)) if template else "",
+            uuid.uuid4(), case_ids[i % len(case_ids)], 1, None, success, kind, message,
+            message_template(message) if message else None,  # as ingestion stores it
             int(rng.lognormvariate(6, 0.8)), 100, 50, 0.001, "bench", {}, created, ingested,
         )
 
 
-COLUMNS = ("id", "case_id", "case_version", "session_id", "success", "error_type", "error_message",
+COLUMNS = ("id", "case_id", "case_version", "session_id", "success", "error_type", "error_message", "error_template",
            "execution_time_ms", "tokens_in", "tokens_out", "cost_usd", "model", "context", "created_at", "ingested_at")
 
 
@@ -70,14 +72,14 @@ def _load(case_ids: list[uuid.UUID], count: int, rng: random.Random) -> float:
         with transaction.atomic(), connection.cursor() as cursor:
             sql = f"COPY {ExecutionLog._meta.db_table} ({', '.join(COLUMNS)}) FROM STDIN"
             with cursor.cursor.copy(sql.replace("FROM STDIN", "FROM STDIN (FORMAT BINARY)")) as copy:
-                copy.set_types(["uuid", "uuid", "int4", "uuid", "bool", "text", "text", "int4", "int4", "int4",
+                copy.set_types(["uuid", "uuid", "int4", "uuid", "bool", "text", "text", "text", "int4", "int4", "int4",
                                 "float8", "text", "jsonb", "timestamptz", "timestamptz"])
                 for row in _rows(case_ids, count, rng, now):
                     copy.write_row(row)
         with connection.cursor() as cursor:
             cursor.execute(f"ANALYZE {ExecutionLog._meta.db_table}")
     else:
-        logs = [ExecutionLog(**dict(zip(COLUMNS, row[:12] + ({},) + row[13:]))) for row in _rows(case_ids, count, rng, now)]
+        logs = [ExecutionLog(**dict(zip(COLUMNS, row[:13] + ({},) + row[14:]))) for row in _rows(case_ids, count, rng, now)]
         ExecutionLog.objects.bulk_create(logs, batch_size=2_000)
     return time.perf_counter() - started
 
@@ -128,8 +130,9 @@ def run(context: dict) -> str:
         started = time.perf_counter()
         with transaction.atomic():  # as the engine runs them: same transaction, same work_mem
             queries.use_batch_memory()
-            for offset in range(0, len(case_ids), engine.CHUNK):
-                query(case_ids[offset:offset + engine.CHUNK], bounds)
+            size = engine.chunk_size()
+            for offset in range(0, len(case_ids), size):
+                query(case_ids[offset:offset + size], bounds)
         parts[name] = time.perf_counter() - started
 
     with transaction.atomic():
