@@ -95,7 +95,9 @@ def analyze_cases(*, case_ids: Iterable[uuid.UUID], window_days: int = 30, now: 
     bounds = make_bounds(window_days=window_days, now=now, snapshot_at=snapshot_at)
     ids = list(dict.fromkeys(case_ids))
     if _can_scan_in_parallel(len(ids)):
-        # The two grouped scans cost about the same; on two connections they use both cores.
+        # The error scan and its Python (grouping, ranking) run on a second connection in a
+        # thread while this one waits on the figures scan, the longer of the two, which leaves
+        # the interpreter free meanwhile.
         with ThreadPoolExecutor(max_workers=1, thread_name_prefix="reflection-scan") as pool:
             side = pool.submit(_on_own_connection, _scan_errors, ids, bounds)
             with transaction.atomic():
@@ -111,7 +113,7 @@ def analyze_cases(*, case_ids: Iterable[uuid.UUID], window_days: int = 30, now: 
             window_days=window_days,
             bounds=bounds,
             figures=figures.get(case_id, Figures()),
-            errors=errors.get(case_id, {}),
+            ranked_errors=errors.get(case_id, []),
             rollups=rollups.get(case_id, []),
             raw_histogram=histograms.get(case_id, {}),
         )
@@ -148,7 +150,8 @@ def _scan_figures(ids: list[uuid.UUID], bounds: Bounds) -> dict[uuid.UUID, Figur
 
 
 def _scan_errors(ids: list[uuid.UUID], bounds: Bounds) -> tuple[dict, dict, dict]:
-    """Error groups, plus the roll-ups of days past retention and raw histograms to merge."""
+    """Each case's errors ranked for `common_errors` (roll-ups merged in), plus the roll-ups of
+    days past retention and the raw histograms, which the figures need."""
     use_batch_memory()
     errors: dict[uuid.UUID, dict] = {}
     rollups: dict[uuid.UUID, list[DailyCaseRollup]] = {}
@@ -161,7 +164,9 @@ def _scan_errors(ids: list[uuid.UUID], bounds: Bounds) -> tuple[dict, dict, dict
         if chunk_rollups:
             rollups.update(chunk_rollups)
             histograms.update(raw_histograms(list(chunk_rollups), bounds))
-    return errors, rollups, histograms
+    for case_id, case_rollups in rollups.items():
+        _merge_rollup_errors(errors.setdefault(case_id, {}), case_rollups)
+    return {case_id: _rank_errors(case_errors) for case_id, case_errors in errors.items()}, rollups, histograms
 
 
 def _rollups(case_ids: list[uuid.UUID], bounds: Bounds) -> dict[uuid.UUID, list[DailyCaseRollup]]:
@@ -172,7 +177,14 @@ def _rollups(case_ids: list[uuid.UUID], bounds: Bounds) -> dict[uuid.UUID, list[
     return rows
 
 
-def _merge_rollups(figures: Figures, errors: dict, rollups: list[DailyCaseRollup], bounds: Bounds) -> dict[int, int]:
+def _merge_rollup_errors(errors: dict, rollups: list[DailyCaseRollup]) -> None:
+    for rollup in rollups:
+        for kind, entry in rollup.errors.items():
+            for template, count in entry.get("templates", {}).items():
+                merge_error(errors, kind, template, int(count), entry.get("example", ""))
+
+
+def _merge_rollup_figures(figures: Figures, rollups: list[DailyCaseRollup], bounds: Bounds) -> dict[int, int]:
     histogram: dict[int, int] = {}
     for rollup in rollups:
         midday = datetime.combine(rollup.day, time(12), tzinfo=dt_timezone.utc)
@@ -185,17 +197,14 @@ def _merge_rollups(figures: Figures, errors: dict, rollups: list[DailyCaseRollup
         figures.latency_sum += rollup.latency_sum_ms
         for bucket, count in rollup.latency_histogram.items():
             histogram[int(bucket)] = histogram.get(int(bucket), 0) + int(count)
-        for kind, entry in rollup.errors.items():
-            for template, count in entry.get("templates", {}).items():
-                merge_error(errors, kind, template, int(count), entry.get("example", ""))
     return histogram
 
 
-def _analysis(*, case_id: uuid.UUID, window_days: int, bounds: Bounds, figures: Figures, errors: dict,
+def _analysis(*, case_id: uuid.UUID, window_days: int, bounds: Bounds, figures: Figures, ranked_errors: list[dict],
               rollups: list[DailyCaseRollup], raw_histogram: dict[int, int]) -> dict:
     percentiles = figures.percentiles
     if rollups:
-        histogram = _merge_rollups(figures, errors, rollups, bounds)
+        histogram = _merge_rollup_figures(figures, rollups, bounds)
         for bucket, count in raw_histogram.items():
             histogram[bucket] = histogram.get(bucket, 0) + count
         percentiles = {p: stats.histogram_percentile(histogram, p) for p in PERCENTILES}
@@ -230,7 +239,7 @@ def _analysis(*, case_id: uuid.UUID, window_days: int, bounds: Bounds, figures: 
         "weighted_success_rate": (
             round(figures.weighted_successes / figures.weight_sum, 4) if figures.weight_sum > 0 else None
         ),
-        "common_errors": _common_errors(errors, total),
+        "common_errors": _with_percentages(ranked_errors, total),
         "latency_ms": {
             "mean": _ms(figures.latency_sum / total) if total else None,
             "p50": _ms(percentiles.get(0.5)),
@@ -251,7 +260,8 @@ def _most_frequent_first(item: tuple[str, int]) -> tuple[int, str]:
     return -item[1], item[0]
 
 
-def _common_errors(errors: dict[str, dict], total: int) -> list[dict]:
+def _rank_errors(errors: dict[str, dict]) -> list[dict]:
+    """`common_errors` but the percentages, which need the case's total from the figures."""
     rows = []
     for kind, entry in errors.items():
         templates = entry["templates"].items()
@@ -263,10 +273,16 @@ def _common_errors(errors: dict[str, dict], total: int) -> list[dict]:
             {
                 "error_type": kind,
                 "count": entry["count"],
-                "percentage": round(100 * entry["count"] / total, 1) if total else 0.0,
+                "percentage": None,
                 "example": entry["example"],
                 "templates": [{"template": t, "count": n} for t, n in templates[:TOP_TEMPLATES]],
             }
         )
     rows.sort(key=lambda row: (-row["count"], row["error_type"]))
+    return rows
+
+
+def _with_percentages(rows: list[dict], total: int) -> list[dict]:
+    for row in rows:
+        row["percentage"] = round(100 * row["count"] / total, 1) if total else 0.0
     return rows
