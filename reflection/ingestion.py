@@ -374,7 +374,7 @@ def _note_new_logs(records: list[LogRecord]) -> None:
     A partly re-sent batch counts all its records: the counter only decides when to start an
     early run, so a few extra counts are harmless and cheaper than finding which were new.
     """
-    from reflection.services import note_new_logs
+    from reflection.early_trigger import note_new_logs
 
     per_case = Counter(record.case_id.int for record in records if record.case_id is not None)  # .int: see _check_references
     note_new_logs(counts={uuid.UUID(int=key): count for key, count in per_case.items()})
