@@ -184,7 +184,7 @@ def _verdict(run_s: float, scans_s: float) -> str:
         return "The batch target (< 3 s) is met for a first run over a backlog of 1,000,000 new logs."
     return (
         f"The batch target (< 3 s) is not met for a first run over a backlog of 1,000,000 new logs: the two grouped "
-        f"scans (figures with exact percentiles, which sort the 1,000,000 latencies by case; error groups by the "
+        f"scans (figures with exact percentiles, each case's latencies sorted on their own; error groups by the "
         f"templates stored at ingestion) take {scans_s:.1f} s here one after the other (the run overlaps them on two "
         f"connections), and Python turns 10,000 results into analyses, stores them and keeps the run's bookkeeping "
         f"(claims, watermarks, case metrics, warnings). Incremental runs, which read only new logs, take a fraction "
