@@ -132,7 +132,7 @@ class ExecutionLogAdmin(ReadOnlyAdminMixin, admin.ModelAdmin):
 
     def get_queryset(self, request: Any) -> QuerySet:
         # The list never shows the message or context: leave the big columns on disk.
-        return super().get_queryset(request).defer("context", "error_message", "case__embedding", "case__plan")
+        return super().get_queryset(request).defer("context", "error_message", "error_template", "case__embedding", "case__plan")
 
     @admin.display(description="Outcome", ordering="success")
     def outcome(self, log: ExecutionLog) -> str:
