@@ -40,7 +40,7 @@ TOP_TEMPLATES = 5
 CHUNK = 2_000
 # On PostgreSQL a batch takes more: cases' logs are interleaved all through the table, so each
 # statement reads nearly the whole heap whatever its share of cases, and five chunks of 2,000
-# cost ~1.3 s more than one of 10,000 over 1,000,000 logs (docs/benchmarks.md).
+# cost ~1.3 s more than one of 10,000 over 1,000,000 logs (docs/reflection.md).
 PG_CHUNK = 10_000
 
 
