@@ -113,8 +113,23 @@ class CaseReviewChangeInline(HistoryInline):
     verbose_name_plural = "Review history"
 
 
+class CaseColumnsMixin:
+    """What both case screens show the same way (the bank and the review queue of new cases)."""
+
+    def get_queryset(self, request: HttpRequest) -> QuerySet:
+        return super().get_queryset(request).defer("embedding")
+
+    @admin.display(description="Status", ordering="status")
+    def status_label(self, case: Case) -> str:
+        return status_badge(case.status)
+
+    @admin.display(description="Success rate", ordering="success_rate")
+    def success(self, case: Case) -> str:
+        return percent(case.success_rate)
+
+
 @admin.register(Case)
-class CaseAdmin(admin.ModelAdmin):
+class CaseAdmin(CaseColumnsMixin, admin.ModelAdmin):
     form = CaseForm
     list_display = [
         "title",
@@ -156,17 +171,6 @@ class CaseAdmin(admin.ModelAdmin):
     ]
     inlines = [CaseVersionInline, CaseStatusChangeInline, CaseReviewChangeInline]
     actions = ["mark_active", "mark_deprecated", "mark_archived"]
-
-    def get_queryset(self, request: HttpRequest) -> QuerySet:
-        return super().get_queryset(request).defer("embedding")
-
-    @admin.display(description="Status", ordering="status")
-    def status_label(self, case: Case) -> str:
-        return status_badge(case.status)
-
-    @admin.display(description="Success rate", ordering="success_rate")
-    def success(self, case: Case) -> str:
-        return percent(case.success_rate)
 
     def has_delete_permission(self, request: HttpRequest, obj: Any = None) -> bool:
         # Cases are archived, never deleted: their logs and history must survive.
@@ -261,7 +265,7 @@ REVIEW_PERMISSION = "casebank.review_case"
 
 
 @admin.register(PendingCase)
-class PendingCaseAdmin(ReadOnlyAdminMixin, admin.ModelAdmin):
+class PendingCaseAdmin(CaseColumnsMixin, ReadOnlyAdminMixin, admin.ModelAdmin):
     """The review queue: cases filed by successful sessions, oldest first, read-only.
 
     Approve makes a case a reusable plan (retrieved and planned with); reject keeps it out for
@@ -281,19 +285,8 @@ class PendingCaseAdmin(ReadOnlyAdminMixin, admin.ModelAdmin):
     actions = ["approve_selected", "reject_selected"]
     change_form_template = "admin/casebank/pendingcase/change_form.html"
 
-    def get_queryset(self, request: HttpRequest) -> QuerySet:
-        return super().get_queryset(request).defer("embedding")
-
     def has_review_permission(self, request: HttpRequest) -> bool:
         return request.user.has_perm(REVIEW_PERMISSION)
-
-    @admin.display(description="Status", ordering="status")
-    def status_label(self, case: Case) -> str:
-        return status_badge(case.status)
-
-    @admin.display(description="Success rate", ordering="success_rate")
-    def success(self, case: Case) -> str:
-        return percent(case.success_rate)
 
     @admin.display(description="Plan")
     def plan_pretty(self, case: Case) -> str:
