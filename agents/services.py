@@ -201,18 +201,12 @@ def sessions_sweep(*, now: datetime | None = None, limit: int = SWEEP_LIMIT) -> 
     `max_attempts` starts, and write a finished session's missing execution log right here
     (idempotent: the log id is the session id).
 
-    Each row is taken with a conditional UPDATE that moves its `retry_at` on, so two sweeps
-    never act on it together and a row that keeps failing is tried again only after `Q_RETRY`.
+    Rows are taken by `task_queue.take_due`: two sweeps never act on one together, and a row
+    that keeps failing is tried again only after `Q_RETRY`.
     """
     now = now or timezone.now()
     counts = {"rung": 0, "given_up": 0, "logged": 0}
-    due = list(
-        Session.objects.filter(retry_at__lte=now).order_by("retry_at").values_list("pk", "status", "attempts")[:limit]
-    )
-    for session_id, status, attempts in due:
-        taken = Session.objects.filter(pk=session_id, retry_at__lte=now).update(retry_at=task_queue.redeliver_at(now))
-        if taken != 1:
-            continue  # the work moved on meanwhile (claimed, finished, logged) or another sweep took it
+    for session_id, status, attempts in task_queue.take_due(Session, now=now, limit=limit):
         try:
             if status in FINISHED_STATUSES:
                 counts["logged"] += _log_if_missing(session_id)

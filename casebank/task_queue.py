@@ -17,12 +17,13 @@ from __future__ import annotations
 import logging
 import threading
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from datetime import datetime, timedelta
 from typing import Any
 
 from django.conf import settings
 from django.db import transaction
+from django.db.models import Model
 from django.utils.module_loading import import_string
 from django_q.conf import Conf
 from django_q.tasks import async_task
@@ -96,6 +97,17 @@ def abandoned_before(now: datetime) -> datetime:
 def lease_end(started: datetime) -> datetime:
     """When work started at `started` counts as abandoned (see `abandoned_before`)."""
     return started + timedelta(seconds=int(settings.Q_CLUSTER.get("timeout", 300)))
+
+
+def take_due(model: type[Model], *, now: datetime, limit: int) -> Iterator[tuple[Any, str, int]]:
+    """(pk, status, attempts) of the rows of `model` whose `retry_at` has passed, oldest first,
+    each taken with a conditional UPDATE that moves its `retry_at` on by `Q_RETRY`: two sweeps
+    never act on a row together, and a row that keeps failing comes back only after that."""
+    due = list(model.objects.filter(retry_at__lte=now).order_by("retry_at").values_list("pk", "status", "attempts")[:limit])
+    for pk, status, attempts in due:
+        if model.objects.filter(pk=pk, retry_at__lte=now).update(retry_at=redeliver_at(now)) == 1:
+            yield pk, status, attempts
+        # else: the work moved on meanwhile (claimed, finished) or another sweep took it
 
 
 def max_attempts() -> int:

@@ -398,17 +398,11 @@ def reflection_run_give_up(*, run_id: int, now: datetime) -> bool:
 def reflection_runs_sweep(*, now: datetime | None = None, limit: int = SWEEP_LIMIT) -> dict[str, int]:
     """Ring the queue again for runs whose `retry_at` has passed: queued but never started (a
     lost task) or running past `Q_TIMEOUT` (a dead worker; the claim takes it over), and give
-    up a run after `max_attempts` starts. Each row is taken with a conditional UPDATE moving
-    its `retry_at` on, so two sweeps never ring for it together."""
+    up a run after `max_attempts` starts. Rows are taken by `task_queue.take_due`, so two
+    sweeps never ring for one together."""
     now = now or timezone.now()
     counts = {"rung": 0, "given_up": 0}
-    due = list(
-        ReflectionRun.objects.filter(retry_at__lte=now).order_by("retry_at").values_list("pk", "status", "attempts")[:limit]
-    )
-    for run_id, status, attempts in due:
-        taken = ReflectionRun.objects.filter(pk=run_id, retry_at__lte=now).update(retry_at=task_queue.redeliver_at(now))
-        if taken != 1:
-            continue
+    for run_id, status, attempts in task_queue.take_due(ReflectionRun, now=now, limit=limit):
         if status not in (ReflectionRunStatus.QUEUED, ReflectionRunStatus.RUNNING):
             ReflectionRun.objects.filter(pk=run_id).update(retry_at=None)  # finished: nothing pending
         elif status == ReflectionRunStatus.RUNNING and attempts >= task_queue.max_attempts():
