@@ -7,7 +7,7 @@ UPDATE on `CaseReflectionState` (the rows we changed are ours) and released when
 
 Settle lag: `ingested_at` is stamped inside the ingesting transaction, before it commits, so
 a scan at time T may not yet see a log stamped just before T. Ingestion bounds that gap
-(`reflection.ingestion`: stamped by the INSERT, statements time out after 10 s) well below
+(`reflection.ingestion`: stamped by the writing statement, which times out after 10 s) well below
 `REFLECTION_INGEST_SETTLE_SECONDS`, so a full run snapshots at now - settle: every log stamped
 up to its snapshot is visible to its candidate scan, and the next run starts from there
 (`since`), so no log falls between two runs. Runs limited to given cases (early trigger,
