@@ -88,15 +88,19 @@ def redeliver_at(now: datetime) -> datetime:
     return now + timedelta(seconds=int(settings.Q_CLUSTER.get("retry", 360)))
 
 
+def _task_timeout() -> timedelta:
+    return timedelta(seconds=int(settings.Q_CLUSTER.get("timeout", 300)))
+
+
 def abandoned_before(now: datetime) -> datetime:
     """Work started before this and still running has lost its worker: django-q2 kills a task
     at `Q_TIMEOUT`, so nothing still runs it."""
-    return now - timedelta(seconds=int(settings.Q_CLUSTER.get("timeout", 300)))
+    return now - _task_timeout()
 
 
 def lease_end(started: datetime) -> datetime:
     """When work started at `started` counts as abandoned (see `abandoned_before`)."""
-    return started + timedelta(seconds=int(settings.Q_CLUSTER.get("timeout", 300)))
+    return started + _task_timeout()
 
 
 def take_due(model: type[Model], *, now: datetime, limit: int) -> Iterator[tuple[Any, str, int]]:
