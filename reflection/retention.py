@@ -69,7 +69,6 @@ def _take_day_portable(start: datetime, end: datetime) -> list[_Group]:
     """SQLite: DELETE ... RETURNING gives exactly the deleted rows; grouped here in Python."""
     table = ExecutionLog._meta.db_table
     groups: dict[tuple, list] = {}
-    templates: dict[str, str] = {}
     with connection.cursor() as cursor:
         cursor.execute(
             f"DELETE FROM {table} WHERE created_at >= %s AND created_at < %s "
@@ -83,7 +82,7 @@ def _take_day_portable(start: datetime, end: datetime) -> list[_Group]:
             elif stored is not None:
                 template = stored
             else:
-                template = templates.setdefault(message, stats.message_template(message))
+                template = stats.message_template(message)  # cached per message
             key = (case_id, success, stats.histogram_bucket(ms), "" if success else kind, template)
             group = groups.setdefault(key, ["" if success else message, 0, 0.0, 0.0])
             if not success and message < group[0]:
