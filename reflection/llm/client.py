@@ -217,7 +217,7 @@ class LLMClient:
         """Claim one slot of the shared budget for the next request, or end the call."""
         if ratelimit.try_acquire(limit=self.calls_per_minute):
             return
-        wait = ratelimit.seconds_until_free(limit=self.calls_per_minute)
+        wait = self.seconds_until_slot()
         attempts.errors.append(f"no request slot free; retry in {wait:.0f} s")
         self._record(purpose, LLMOutcome.RATE_LIMITED, attempts, started, "\n".join(attempts.errors))
         raise LLMUnavailable(
