@@ -29,7 +29,6 @@ from django.conf import settings
 from django.db import connection, transaction
 from django.db.models import Case as SqlCase, DateTimeField, F, Q, Value, When
 from django.utils import timezone
-from psycopg.types.json import Jsonb
 
 from casebank import services as case_services
 from casebank import task_queue
@@ -45,7 +44,7 @@ from reflection.models import (
     ReflectionTrigger,
 )
 from reflection.engine.queries import ids_lookup, uuid_array
-from reflection.ingestion import json_text
+from reflection.ingestion import copy_with_orjson
 from reflection.retention import logs_roll_up_and_purge  # noqa: F401  (re-exported service)
 from reflection.suggestion_services import cases_under_verification
 
@@ -316,7 +315,7 @@ def _insert_analyses(analyses: dict[uuid.UUID, dict], run: ReflectionRun) -> Non
     now = timezone.now()
     columns = ", ".join(name for name, _ in _ANALYSIS_COLUMNS)
     with connection.cursor() as cursor:
-        with cursor.cursor.copy(
+        with copy_with_orjson(cursor).copy(
             f"COPY {CaseAnalysis._meta.db_table} ({columns}) FROM STDIN (FORMAT BINARY)"
         ) as copy:
             copy.set_types([kind for _, kind in _ANALYSIS_COLUMNS])
@@ -324,7 +323,7 @@ def _insert_analyses(analyses: dict[uuid.UUID, dict], run: ReflectionRun) -> Non
                 copy.write_row([
                     case_id, run.pk, a["window_days"], a["total_executions"], a["successes"],
                     a["success_rate"], a["weighted_success_rate"], a["latency_ms"]["p95"], a["slow"],
-                    a["confidence"], len(a["anomalies"]), Jsonb(a, dumps=json_text), now,
+                    a["confidence"], len(a["anomalies"]), a, now,
                 ])
 
 
