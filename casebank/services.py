@@ -28,6 +28,7 @@ from casebank.models import (
     CaseVersion,
     ReviewState,
 )
+from casebank.pg_arrays import uuid_array
 from casebank.read_cache import bank_changed
 from casebank.selectors import BM25_B, BM25_K1, bm25_stats, bm25_stats_forget, bm25_term_impact
 from casebank.text import term_frequencies
@@ -437,7 +438,7 @@ def _update_metrics_rows(metrics: dict[UUID, tuple[float | None, int]]) -> int:
             f"""UPDATE {table} AS c SET success_rate = m.rate, run_count = m.runs
                 FROM unnest(%s::uuid[], %s::float8[], %s::int[]) AS m(id, rate, runs)
                 WHERE c.id = m.id""",
-            [list(metrics), [rate for rate, _ in metrics.values()], [runs for _, runs in metrics.values()]],
+            [uuid_array(metrics), [rate for rate, _ in metrics.values()], [runs for _, runs in metrics.values()]],
         )
         return cursor.rowcount
 

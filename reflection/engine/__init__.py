@@ -7,7 +7,7 @@ many cases. Raw logs are aggregated in SQL (`queries`); days older than retentio
 from __future__ import annotations
 
 import uuid
-from collections.abc import Iterable
+from collections.abc import Iterable, Iterator
 from concurrent.futures import ThreadPoolExecutor
 from datetime import datetime, time, timedelta, timezone as dt_timezone
 
@@ -26,6 +26,7 @@ from reflection.engine.queries import (
     merge_error,
     raw_errors,
     raw_figures,
+    ranked_errors,
     raw_histograms,
     use_batch_memory,
 )
@@ -91,6 +92,13 @@ def analyze_case(*, case_id: uuid.UUID | str, window_days: int = 30, now: dateti
 def analyze_cases(*, case_ids: Iterable[uuid.UUID], window_days: int = 30, now: datetime | None = None,
                   snapshot_at: datetime | None = None) -> dict[uuid.UUID, dict]:
     """Analyses of many cases with a handful of grouped queries per chunk of cases."""
+    return dict(analyses_as_built(case_ids=case_ids, window_days=window_days, now=now, snapshot_at=snapshot_at))
+
+
+def analyses_as_built(*, case_ids: Iterable[uuid.UUID], window_days: int = 30, now: datetime | None = None,
+                      snapshot_at: datetime | None = None) -> Iterator[tuple[uuid.UUID, dict]]:
+    """`analyze_cases` one case at a time: the queries run now, each analysis is built as the
+    caller takes it, so a run can store one while Python builds the next."""
     validate_window(window_days)
     bounds = make_bounds(window_days=window_days, now=now, snapshot_at=snapshot_at)
     ids = list(dict.fromkeys(case_ids))
@@ -107,18 +115,21 @@ def analyze_cases(*, case_ids: Iterable[uuid.UUID], window_days: int = 30, now: 
         with transaction.atomic():
             figures = _scan_figures(ids, bounds)
             errors, rollups, histograms = _scan_errors(ids, bounds)
-    return {
-        case_id: _analysis(
-            case_id=case_id,
-            window_days=window_days,
-            bounds=bounds,
-            figures=figures.get(case_id, Figures()),
-            ranked_errors=errors.get(case_id, []),
-            rollups=rollups.get(case_id, []),
-            raw_histogram=histograms.get(case_id, {}),
+    return (
+        (
+            case_id,
+            _analysis(
+                case_id=case_id,
+                window_days=window_days,
+                bounds=bounds,
+                figures=figures.get(case_id, Figures()),
+                ranked_errors=errors.get(case_id, []),
+                rollups=rollups.get(case_id, []),
+                raw_histogram=histograms.get(case_id, {}),
+            ),
         )
         for case_id in ids
-    }
+    )
 
 
 def _can_scan_in_parallel(case_count: int) -> bool:
@@ -153,20 +164,35 @@ def _scan_errors(ids: list[uuid.UUID], bounds: Bounds) -> tuple[dict, dict, dict
     """Each case's errors ranked for `common_errors` (roll-ups merged in), plus the roll-ups of
     days past retention and the raw histograms, which the figures need."""
     use_batch_memory()
-    errors: dict[uuid.UUID, dict] = {}
+    ranked: dict[uuid.UUID, list[dict]] = {}
     rollups: dict[uuid.UUID, list[DailyCaseRollup]] = {}
     histograms: dict[uuid.UUID, dict[int, int]] = {}
     size = chunk_size()
     for offset in range(0, len(ids), size):
         chunk = ids[offset:offset + size]
-        errors.update(raw_errors(chunk, bounds))
         chunk_rollups = _rollups(chunk, bounds)
         if chunk_rollups:
             rollups.update(chunk_rollups)
             histograms.update(raw_histograms(list(chunk_rollups), bounds))
-    for case_id, case_rollups in rollups.items():
-        _merge_rollup_errors(errors.setdefault(case_id, {}), case_rollups)
-    return {case_id: _rank_errors(case_errors) for case_id, case_errors in errors.items()}, rollups, histograms
+        ranked.update(_ranked_errors(chunk, bounds, chunk_rollups))
+    return ranked, rollups, histograms
+
+
+def _ranked_errors(case_ids: list[uuid.UUID], bounds: Bounds,
+                   rollups: dict[uuid.UUID, list[DailyCaseRollup]]) -> dict[uuid.UUID, list[dict]]:
+    """PostgreSQL ranks the errors of cases with no roll-up in the window; Python merges and
+    ranks the rest (roll-ups hold counts per template, which SQL does not see)."""
+    if connection.vendor == "postgresql":
+        in_sql = [c for c in case_ids if c not in rollups]
+        in_python = [c for c in case_ids if c in rollups]
+    else:
+        in_sql, in_python = [], case_ids
+    ranked = ranked_errors(in_sql, bounds, top_templates=TOP_TEMPLATES) if in_sql else {}
+    errors = raw_errors(in_python, bounds) if in_python else {}
+    for case_id in rollups:
+        _merge_rollup_errors(errors.setdefault(case_id, {}), rollups[case_id])
+    ranked.update((case_id, _rank_errors(case_errors)) for case_id, case_errors in errors.items())
+    return ranked
 
 
 def _rollups(case_ids: list[uuid.UUID], bounds: Bounds) -> dict[uuid.UUID, list[DailyCaseRollup]]:

@@ -17,6 +17,7 @@ from datetime import datetime
 from django.db import connection
 from django.db.models.expressions import RawSQL
 
+from casebank.pg_arrays import uuid_array
 from reflection.engine import stats
 from reflection.models import ExecutionLog
 
@@ -60,12 +61,6 @@ def _is_pg() -> bool:
 
 def _param(moment: datetime | None):
     return connection.ops.adapt_datetimefield_value(moment)
-
-
-def uuid_array(ids: list[uuid.UUID]) -> str:
-    """A `uuid[]` literal for `%s::uuid[]`: psycopg quotes a list of UUIDs item by item on the
-    client (~80 ms per 10,000), a string in one go."""
-    return "{" + ",".join(map(str, ids)) + "}"
 
 
 def ids_lookup(field: str, ids: list[uuid.UUID]) -> dict:
@@ -131,16 +126,19 @@ def raw_figures(case_ids: list[uuid.UUID], bounds: Bounds) -> dict[uuid.UUID, Fi
         ok = "success = 1"
     # FILTER rather than SUM(CASE ...): half the cost per row on PostgreSQL. The decay weight
     # 0.5 ** (age / half-life) is written exp(-ln 2 / half-life * age): power() costs ~5x exp().
+    # Its two sums split successes from failures, so each row computes its weight once (an
+    # aggregate's argument is evaluated only when its FILTER passes); the total is their sum.
     recent = "created_at >= %s"
     baseline = "created_at >= %s AND created_at < %s"
     # Windows of 8 days or more hold the whole scan: no filter on the window's aggregates.
     whole_scan = not inw_params
     in_window = "" if whole_scan else " FILTER (WHERE inw)"
     ok_in_window = f" FILTER (WHERE {ok})" if whole_scan else f" FILTER (WHERE inw AND {ok})"
+    failed_in_window = f" FILTER (WHERE NOT ({ok}))" if whole_scan else f" FILTER (WHERE inw AND NOT ({ok}))"
     aggregates = [
         f"COUNT(*){in_window}",
         f"COUNT(*){ok_in_window}",
-        f"SUM(w){in_window}",
+        f"SUM(w){failed_in_window}",
         f"SUM(w){ok_in_window}",
         f"SUM(ms){in_window}",
         f"COUNT(*) FILTER (WHERE {recent})",
@@ -195,7 +193,7 @@ def raw_figures(case_ids: list[uuid.UUID], bounds: Bounds) -> dict[uuid.UUID, Fi
             figures = Figures(
                 runs=int(row[1]),
                 successes=int(row[2] or 0),
-                weight_sum=float(row[3] or 0),
+                weight_sum=float(row[3] or 0) + float(row[4] or 0),
                 weighted_successes=float(row[4] or 0),
                 latency_sum=float(row[5] or 0),
                 recent_runs=int(row[6] or 0),
@@ -275,7 +273,7 @@ def raw_errors(case_ids: list[uuid.UUID], bounds: Bounds) -> dict[uuid.UUID, dic
         if _is_pg():
             cursor.execute(
                 f"""SELECT case_id, error_type, {stats.stored_template_sql()} AS template,
-                           COUNT(*), min(error_message)
+                           COUNT(*), min(error_message COLLATE "C")
                     FROM {LOG_TABLE} WHERE {where} GROUP BY case_id, error_type, template""",
                 params,
             )
@@ -294,6 +292,49 @@ def raw_errors(case_ids: list[uuid.UUID], bounds: Bounds) -> dict[uuid.UUID, dic
             ]
     for case_id, kind, template, count, example in rows:
         merge_error(result[_as_uuid(case_id)], kind or "unknown", template, int(count), example)
+    return result
+
+
+def ranked_errors(case_ids: list[uuid.UUID], bounds: Bounds, *, top_templates: int) -> dict[uuid.UUID, list[dict]]:
+    """PostgreSQL only: each case's `common_errors` ranked in SQL, percentages left to fill.
+
+    The ranking of `raw_errors` merged and ranked in Python (which took ~0.9 s for 10,000
+    cases): error types by count then name, each with its top templates by count then text and
+    its smallest non-empty message as example. SQL sorts every group into that order at once
+    (aggregates with ORDER BY would sort each case apart, slower still); Python only reads the
+    rows in turn. Texts compare in code-point order (COLLATE "C", as Python compares str),
+    whatever the database's collation.
+    """
+    where, params = _window_filter(case_ids, bounds, failures_only=True)
+    sql = f"""
+        SELECT case_id::text, kind, template, n,
+               (SUM(n) OVER per_kind)::bigint AS kind_n,
+               COALESCE(min(example) OVER per_kind, '') AS kind_example
+        FROM (
+            SELECT case_id, COALESCE(NULLIF(error_type, ''), 'unknown') COLLATE "C" AS kind,
+                   {stats.stored_template_sql()} COLLATE "C" AS template, COUNT(*) AS n,
+                   min(error_message COLLATE "C") FILTER (WHERE error_message <> '') AS example
+            FROM {LOG_TABLE} WHERE {where} GROUP BY 1, 2, 3
+        ) AS groups
+        WINDOW per_kind AS (PARTITION BY case_id, kind)
+        ORDER BY groups.case_id, kind_n DESC, kind, n DESC, template
+    """
+    result: dict[uuid.UUID, list[dict]] = {}
+    case_key = kind_key = None
+    rows: list[dict] = []
+    templates: list[dict] = []
+    with connection.cursor() as cursor:
+        cursor.execute(sql, params)
+        for case_id, kind, template, count, kind_count, example in cursor.fetchall():
+            if case_id != case_key:
+                case_key, kind_key, rows = case_id, None, []
+                result[uuid.UUID(case_id)] = rows
+            if kind != kind_key:
+                kind_key, templates = kind, []
+                rows.append({"error_type": kind, "count": kind_count, "percentage": None, "example": example,
+                             "templates": templates})
+            if len(templates) < top_templates:
+                templates.append({"template": template, "count": count})
     return result
 
 
