@@ -77,7 +77,7 @@ def _load(case_ids: list[uuid.UUID], count: int, rng: random.Random) -> float:
                 for row in _rows(case_ids, count, rng, now):
                     copy.write_row(row)
         with connection.cursor() as cursor:
-            cursor.execute(f"ANALYZE {ExecutionLog._meta.db_table}")
+            cursor.execute(f"VACUUM ANALYZE {ExecutionLog._meta.db_table}")
     else:
         logs = [ExecutionLog(**dict(zip(COLUMNS, row[:13] + ({},) + row[14:]))) for row in _rows(case_ids, count, rng, now)]
         ExecutionLog.objects.bulk_create(logs, batch_size=2_000)
