@@ -36,16 +36,15 @@ from casebank import services as case_services
 from casebank import task_queue
 from casebank.errors import NotFound
 from casebank.models import Case, CaseStatus
-from reflection import engine, metrics, suggester
+from reflection import engine, metrics, run_claims, suggester
 from reflection.models import (
     CaseAnalysis,
     CaseReflectionState,
-    ExecutionLog,
     ReflectionRun,
     ReflectionRunStatus,
     ReflectionTrigger,
 )
-from reflection.engine.queries import ids_lookup, uuid_array
+from reflection.engine.queries import ids_lookup
 from reflection.ingestion import copy_with_orjson
 from reflection.retention import logs_roll_up_and_purge  # noqa: F401  (re-exported service)
 from reflection.suggestion_services import cases_under_verification
@@ -54,8 +53,6 @@ logger = logging.getLogger(__name__)
 
 REFLECTION_ACTOR = "reflection"
 WARNING_BELOW = 0.5
-# A claim older than this belongs to a run that died; another run may take the case.
-STALE_CLAIM = timedelta(hours=2)
 RUN_TASK = "reflection.tasks.reflection_run_task"
 # Runs a sweep looks at, oldest due first.
 SWEEP_LIMIT = 100
@@ -182,104 +179,6 @@ def _previous_snapshot() -> datetime | None:
         .values_list("snapshot_at", flat=True)
         .first()
     )
-
-
-def _candidate_cases(run: ReflectionRun) -> dict[uuid.UUID, datetime | str | None]:
-    """Cases to analyse, each with its newest log's ingested_at (None: analyse regardless), as
-    `_claim` takes it back: PostgreSQL's own text of it there, never parsed (~0.2 s a 10,000)."""
-    if run.case_ids:
-        return {uuid.UUID(case_id): None for case_id in run.case_ids}
-    # One statement: cases with logs ingested in (since, snapshot], newer than the case's own
-    # watermark (a more recent, e.g. early, run may have done it already).
-    logs, state = ExecutionLog._meta.db_table, CaseReflectionState._meta.db_table
-    clauses, params = ["case_id IS NOT NULL", "ingested_at <= %s"], [_db_moment(run.snapshot_at)]
-    if run.since is not None:
-        clauses.append("ingested_at > %s")
-        params.append(_db_moment(run.since))
-    with connection.cursor() as cursor:
-        cursor.execute(
-            f"""SELECT l.case_id, l.newest{"::text" if connection.vendor == "postgresql" else ""}
-                FROM (SELECT case_id, MAX(ingested_at) AS newest FROM {logs}
-                      WHERE {" AND ".join(clauses)} GROUP BY case_id) AS l
-                LEFT JOIN {state} AS s ON s.case_id = l.case_id
-                WHERE s.analysed_through IS NULL OR s.analysed_through < l.newest""",
-            params,
-        )
-        convert = connection.ops.convert_datetimefield_value if connection.vendor != "postgresql" else None
-        return {
-            (value if isinstance(value, uuid.UUID) else uuid.UUID(value)):
-                (convert(newest, None, connection) if convert else newest)
-            for value, newest in cursor.fetchall()
-        }
-
-
-def _db_moment(moment: datetime) -> object:
-    return connection.ops.adapt_datetimefield_value(moment)
-
-
-def _claim(case_ids: list[uuid.UUID], run: ReflectionRun, newest: dict[uuid.UUID, datetime | str | None]) -> list[uuid.UUID]:
-    """Claim the cases no live run holds and whose watermark is still older than the newest log
-    the scan saw (`newest`; None claims regardless): a concurrent run that analysed a case
-    after our scan has done our work, and must not see it done twice."""
-    now = timezone.now()
-    if connection.vendor == "postgresql":
-        # One statement, ids and watermarks as arrays: cases with a state row are claimed by a
-        # conditional UPDATE, the others by an INSERT that a concurrent claimer's row makes a
-        # no-op. (The ORM's bulk_create and IN-lists spent ~0.4 s per 2,000 cases on model
-        # instances and on preparing every UUID; an INSERT then an UPDATE wrote each row twice.)
-        table = CaseReflectionState._meta.db_table
-        newest_array = "{" + ",".join(f'"{newest[c]}"' if newest.get(c) else "NULL" for c in case_ids) + "}"
-        with connection.cursor() as cursor:
-            cursor.execute(
-                f"""WITH m AS MATERIALIZED (SELECT * FROM unnest(%s::uuid[], %s::timestamptz[]) AS m(id, newest)),
-                    taken AS (
-                        UPDATE {table} AS s SET claimed_by_id = %s, claimed_at = %s FROM m
-                        WHERE s.case_id = m.id AND (s.claimed_by_id IS NULL OR s.claimed_at < %s)
-                          AND (m.newest IS NULL OR s.analysed_through IS NULL OR s.analysed_through < m.newest)
-                        RETURNING s.case_id
-                    ), added AS (
-                        INSERT INTO {table} (case_id, claimed_by_id, claimed_at)
-                        SELECT m.id, %s, %s FROM m WHERE NOT EXISTS (SELECT FROM {table} AS s WHERE s.case_id = m.id)
-                        ON CONFLICT DO NOTHING
-                        RETURNING case_id
-                    )
-                    SELECT case_id FROM taken UNION ALL SELECT case_id FROM added""",
-                [uuid_array(case_ids), newest_array, run.pk, now, now - STALE_CLAIM, run.pk, now],
-            )
-            ours = {row[0] for row in cursor.fetchall()}
-        return [case_id for case_id in case_ids if case_id in ours]
-    CaseReflectionState.objects.bulk_create(
-        [CaseReflectionState(case_id=case_id) for case_id in case_ids], ignore_conflicts=True, batch_size=1_000
-    )
-    # One write transaction (SQLite takes the write lock at BEGIN): no run releases a case
-    # between reading its watermark and claiming it.
-    with transaction.atomic():
-        watermarks = dict(CaseReflectionState.objects.filter(case_id__in=case_ids).values_list("case_id", "analysed_through"))
-        due = [c for c in case_ids if newest.get(c) is None or watermarks.get(c) is None or watermarks[c] < newest[c]]
-        CaseReflectionState.objects.filter(case_id__in=due).filter(
-            Q(claimed_by__isnull=True) | Q(claimed_at__lt=now - STALE_CLAIM)
-        ).update(claimed_by=run, claimed_at=now)
-    return list(CaseReflectionState.objects.filter(case_id__in=case_ids, claimed_by=run).values_list("case_id", flat=True))
-
-
-def _release(case_ids: list[uuid.UUID], run: ReflectionRun, *, analysed: bool) -> None:
-    through = _analysed_through(run) if analysed else None
-    if connection.vendor == "postgresql":
-        # `= ANY(array)`, not the ORM's `IN (SELECT unnest(...))`: planned against the claim
-        # column's stale statistics (all NULL until this run), the semi-join became a nested
-        # loop comparing every claimed row with every id, 5 s for 10,000 cases.
-        with connection.cursor() as cursor:
-            cursor.execute(
-                f"""UPDATE {CaseReflectionState._meta.db_table}
-                    SET claimed_by_id = NULL, claimed_at = NULL, analysed_through = COALESCE(%s, analysed_through)
-                    WHERE case_id = ANY(%s::uuid[]) AND claimed_by_id = %s""",
-                [through, uuid_array(case_ids), run.pk],
-            )
-        return
-    changes: dict = {"claimed_by": None, "claimed_at": None}
-    if analysed:
-        changes["analysed_through"] = through
-    CaseReflectionState.objects.filter(case_id__in=case_ids, claimed_by=run).update(**changes)
 
 
 def _analyse_one(case_id: uuid.UUID, run: ReflectionRun, *, analysis: dict | None = None,
@@ -432,14 +331,14 @@ def reflection_runs_sweep(*, now: datetime | None = None, limit: int = SWEEP_LIM
 def _analyse_new_logs(run: ReflectionRun, counts: _Counts, progress) -> None:
     """A run's work: find the cases with new logs, then claim, analyse and release them a chunk
     at a time."""
-    newest = _candidate_cases(run)
+    newest = run_claims.candidate_cases(run)
     candidates = list(newest)
     run.cases_total = len(candidates)
     run.save(update_fields=["cases_total"])
     size = engine.chunk_size()
     for offset in range(0, len(candidates), size):
         chunk = candidates[offset:offset + size]
-        claimed = _claim(chunk, run, newest)
+        claimed = run_claims.claim(chunk, run, newest)
         counts.skipped += len(chunk) - len(claimed)
         analysed = False
         try:
@@ -447,7 +346,7 @@ def _analyse_new_logs(run: ReflectionRun, counts: _Counts, progress) -> None:
                 _analyse_chunk(claimed, run, counts)
             analysed = True
         finally:
-            _release(claimed, run, analysed=analysed)
+            run_claims.release(claimed, run, through=_analysed_through(run) if analysed else None)
         if progress is not None:
             progress(len(chunk))
 

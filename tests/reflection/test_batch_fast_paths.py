@@ -16,7 +16,7 @@ from casebank import services as case_services
 from casebank.models import Case
 from reflection import engine, services
 from reflection.engine import queries
-from reflection.models import ExecutionLog, ReflectionRunStatus
+from reflection.models import CaseAnalysis, ExecutionLog, ReflectionRunStatus
 from tests.reflection.factories import add_logs
 
 on_postgres_only = pytest.mark.skipif(connection.vendor != "postgresql", reason="a PostgreSQL-only path")
@@ -124,3 +124,22 @@ def test_a_run_pauses_the_cyclic_gc_only_while_it_works(make_case, monkeypatch):
     run = services.reflection_run_execute(services.reflection_run_start(case_ids=[case.pk], enqueue=False).pk)
     assert (run.status, gc.isenabled()) == (ReflectionRunStatus.FAILED, True)
 
+
+
+@pytest.mark.django_db
+def test_a_first_full_run_takes_cases_with_logs_in_its_snapshot_not_done_since(make_case, settings):
+    settings.REFLECTION_INGEST_SETTLE_SECONDS = 0
+    done_early, fresh, arriving, silent = (make_case(title=t) for t in ("done early", "fresh", "arriving", "silent"))
+    now = timezone.now()
+    for case in (done_early, fresh):
+        add_logs(case, count=2, now=now, age=timedelta(minutes=5))
+    add_logs(arriving, count=2, now=now, age=timedelta(minutes=5), ingested_at=now + timedelta(hours=1))
+    early = services.reflection_run_execute(services.reflection_run_start(case_ids=[done_early.pk], enqueue=False).pk)
+    assert early.cases_analysed == 1
+
+    first = services.reflection_run_execute(services.reflection_run_start(enqueue=False).pk)
+
+    assert first.since is None
+    assert set(first.analyses.values_list("case_id", flat=True)) == {fresh.pk}
+    assert (first.cases_total, first.cases_skipped) == (1, 0)
+    assert silent.pk not in set(CaseAnalysis.objects.values_list("case_id", flat=True))

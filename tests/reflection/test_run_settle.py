@@ -15,7 +15,7 @@ import pytest
 from django.db import connection, connections, transaction
 from django.utils import timezone
 
-from reflection import services
+from reflection import run_claims, services
 from reflection.ingestion import logs_ingest, parse_batch
 from reflection.models import CaseAnalysis, CaseReflectionState, ExecutionLog, ReflectionRun
 from tests.reflection.factories import add_logs
@@ -100,7 +100,7 @@ def test_a_run_leaves_a_case_another_run_analysed_after_its_scan(make_case, monk
         add_logs(case, now=timezone.now(), age=timedelta(minutes=5))
     first = services.reflection_run_start(enqueue=False)
     second = services.reflection_run_start(enqueue=False)
-    scan = services._candidate_cases
+    scan = run_claims.candidate_cases
 
     def scan_then_let_the_first_run_finish(run):
         found = scan(run)
@@ -108,7 +108,7 @@ def test_a_run_leaves_a_case_another_run_analysed_after_its_scan(make_case, monk
             services.reflection_run_execute(first.pk)
         return found
 
-    monkeypatch.setattr(services, "_candidate_cases", scan_then_let_the_first_run_finish)
+    monkeypatch.setattr(run_claims, "candidate_cases", scan_then_let_the_first_run_finish)
     second = services.reflection_run_execute(second.pk)
     first.refresh_from_db()
 

@@ -12,7 +12,7 @@ from django.conf import settings
 from django.db.models import F
 from django.utils import timezone
 
-from reflection import services
+from reflection import run_claims, services
 from reflection.models import CaseAnalysis, CaseReflectionState, ReflectionRun, ReflectionRunStatus
 from reflection.tasks import reflection_run_task
 from tests.reflection.factories import add_logs
@@ -71,7 +71,7 @@ def test_it_takes_over_a_run_whose_worker_died_mid_chunk(redis_queue, make_case,
     queued_tasks(broker)
     # The worker claimed the run and its first case, wrote that case's analysis, then was killed.
     claimed = services._claim_run(run.pk)
-    held = services._claim([first.pk], claimed, {})
+    held = run_claims.claim([first.pk], claimed, {})
     services._analyse_chunk(held, claimed, services._Counts())
     assert reflection_run_task(run.pk)["status"] == ReflectionRunStatus.RUNNING  # a live claim: no takeover
     _started_long_ago(run)
@@ -91,7 +91,7 @@ def test_it_gives_up_a_run_whose_worker_died_on_every_attempt(redis_queue, make_
     add_logs(case, count=2, now=timezone.now())
     run = _queued_run(django_capture_on_commit_callbacks)
     queued_tasks(broker)
-    services._claim([case.pk], services._claim_run(run.pk), {})
+    run_claims.claim([case.pk], services._claim_run(run.pk), {})
     ReflectionRun.objects.filter(pk=run.pk).update(attempts=settings.Q_CLUSTER["max_attempts"])
     _started_long_ago(run)
 
