@@ -241,11 +241,14 @@ def _insert_analyses(analyses: Iterable[tuple[uuid.UUID, dict]], run: Reflection
     return stored
 
 
-def _analyse_chunk(case_ids: list[uuid.UUID], run: ReflectionRun, counts: _Counts) -> None:
-    """Analyse claimed cases with set-based queries, store them in bulk, then the per-case step."""
+def _analyse_chunk(case_ids: list[uuid.UUID], run: ReflectionRun, counts: _Counts, *,
+                   whole_backlog: bool = False) -> None:
+    """Analyse claimed cases with set-based queries, store them in bulk, then the per-case step.
+    `whole_backlog`: these are the cases of a first run, all in this one chunk."""
     # The queries run here, outside the transaction below (their parallel scan needs that).
     built = engine.analyses_as_built(
-        case_ids=case_ids, window_days=run.window_days, now=run.snapshot_at, snapshot_at=run.snapshot_at
+        case_ids=case_ids, window_days=run.window_days, now=run.snapshot_at, snapshot_at=run.snapshot_at,
+        every_case_with_logs=whole_backlog,
     )
     with transaction.atomic():
         analyses = _insert_analyses(built, run)
@@ -336,6 +339,7 @@ def _analyse_new_logs(run: ReflectionRun, counts: _Counts, progress) -> None:
     run.cases_total = len(candidates)
     run.save(update_fields=["cases_total"])
     size = engine.chunk_size()
+    whole_backlog = run.since is None and not run.case_ids and len(candidates) <= size
     for offset in range(0, len(candidates), size):
         chunk = candidates[offset:offset + size]
         claimed = run_claims.claim(chunk, run, newest)
@@ -343,7 +347,7 @@ def _analyse_new_logs(run: ReflectionRun, counts: _Counts, progress) -> None:
         analysed = False
         try:
             if claimed:
-                _analyse_chunk(claimed, run, counts)
+                _analyse_chunk(claimed, run, counts, whole_backlog=whole_backlog)
             analysed = True
         finally:
             run_claims.release(claimed, run, through=_analysed_through(run) if analysed else None)

