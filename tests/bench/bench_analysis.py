@@ -5,6 +5,7 @@ Targets (SPEC section 8): < 50 ms for one case, < 3 s for the batch on PostgreSQ
 """
 from __future__ import annotations
 
+import functools
 import os
 import random
 import statistics
@@ -77,6 +78,8 @@ def _load(case_ids: list[uuid.UUID], count: int, rng: random.Random) -> float:
                 for row in _rows(case_ids, count, rng, now):
                     copy.write_row(row)
         with connection.cursor() as cursor:
+            # As autovacuum does within a minute of a bulk load (it sets the pages all-visible,
+            # which scans then skip checking row by row); a run racing that first pass is slower.
             cursor.execute(f"VACUUM ANALYZE {ExecutionLog._meta.db_table}")
     else:
         logs = [ExecutionLog(**dict(zip(COLUMNS, row[:13] + ({},) + row[14:]))) for row in _rows(case_ids, count, rng, now)]
@@ -126,7 +129,8 @@ def run(context: dict) -> str:
     engine_s = time.perf_counter() - started
     bounds = engine.make_bounds(window_days=30, now=None)
     parts = {}
-    for name, query in (("figures + percentiles", queries.raw_figures), ("error groups + templates", queries.raw_errors)):
+    ranked = functools.partial(queries.ranked_errors, top_templates=engine.TOP_TEMPLATES)
+    for name, query in (("figures + percentiles", queries.raw_figures), ("errors ranked by template", ranked)):
         started = time.perf_counter()
         with transaction.atomic():  # as the engine runs them: same transaction, same work_mem
             queries.use_batch_memory()
@@ -171,7 +175,8 @@ def run(context: dict) -> str:
         f"| next run with no new logs | {idle_s * 1000:.0f} ms ({second.cases_analysed} cases) | |",
         f"| next run after 10,000 new logs on 100 cases | {incremental_s:.2f} s ({third.cases_analysed} cases) | |",
         "",
-        f"Loading {BATCH_LOGS:,} logs with COPY took {load_s:.1f} s. The first run sets {first.warnings_set} warnings.",
+        f"Loading {BATCH_LOGS:,} logs with COPY (then VACUUM ANALYZE, as autovacuum would) took {load_s:.1f} s. "
+        f"The first run sets {first.warnings_set} warnings.",
         f"Load average during the run: {os.getloadavg()[0]:.1f} on {os.cpu_count()} cores (the machine is shared).",
         "",
         _verdict(run_s, sum(parts.values())),
@@ -181,12 +186,16 @@ def run(context: dict) -> str:
 
 def _verdict(run_s: float, scans_s: float) -> str:
     if run_s < 3:
-        return "The batch target (< 3 s) is met for a first run over a backlog of 1,000,000 new logs."
+        return (
+            "The batch target (< 3 s) is met for a first run over a backlog of 1,000,000 new logs. Most of the run is "
+            f"the two grouped scans (figures with exact percentiles; errors ranked by template), {scans_s:.1f} s one "
+            "after the other here, which the run overlaps on two connections; the rest is finding and claiming the "
+            "cases, storing 10,000 analyses and case metrics, and releasing the claims."
+        )
     return (
         f"The batch target (< 3 s) is not met for a first run over a backlog of 1,000,000 new logs: the two grouped "
-        f"scans (figures with exact percentiles, each case's latencies sorted on their own; error groups by the "
-        f"templates stored at ingestion) take {scans_s:.1f} s here one after the other (the run overlaps them on two "
-        f"connections), and Python turns 10,000 results into analyses, stores them and keeps the run's bookkeeping "
-        f"(claims, watermarks, case metrics, warnings). Incremental runs, which read only new logs, take a fraction "
-        f"of a second."
+        f"scans (figures with exact percentiles; errors ranked by template) take {scans_s:.1f} s here one after the "
+        f"other (the run overlaps them on two connections), and the run's bookkeeping (claims, 10,000 stored "
+        f"analyses, case metrics, watermarks) comes on top. Incremental runs, which read only new logs, take a "
+        f"fraction of a second."
     )
