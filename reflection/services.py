@@ -2,8 +2,9 @@
 
 A run works on a snapshot: it fixes `snapshot_at` when it starts and analyses only logs
 ingested up to then, so logs arriving meanwhile go to the next run and nothing is locked.
-Two runs never analyse the same case at once: each case is claimed with a conditional
-UPDATE on `CaseReflectionState` (the rows we changed are ours) and released when done.
+Two runs never analyse the same case at once: each case is claimed with a conditional write
+on `CaseReflectionState` (the rows we changed are ours) and released when done
+(`reflection.run_claims`).
 
 Settle lag: `ingested_at` is stamped inside the ingesting transaction, before it commits, so
 a scan at time T may not yet see a log stamped just before T. Ingestion bounds that gap

@@ -190,8 +190,8 @@ def _scan_errors(ids: list[uuid.UUID], bounds: Bounds, whole: bool) -> tuple[dic
 def _ranked_errors(case_ids: list[uuid.UUID], bounds: Bounds, rollups: dict[uuid.UUID, list[DailyCaseRollup]],
                    whole: bool) -> dict[uuid.UUID, list[dict]]:
     """PostgreSQL ranks the errors of cases with no roll-up in the window (of every case when
-    `whole`); Python merges and ranks the rest, over the SQL's (roll-ups hold counts per
-    template, which SQL does not see)."""
+    `whole`); Python merges and ranks those with roll-ups (which hold counts per template, out
+    of SQL's sight), and its ranking replaces any SQL gave them."""
     in_sql: list[uuid.UUID] | None
     if connection.vendor == "postgresql":
         in_sql = None if whole else [c for c in case_ids if c not in rollups]
