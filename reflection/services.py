@@ -158,6 +158,16 @@ def reflection_run_start(*, trigger: str = ReflectionTrigger.API, requested_by: 
     return run
 
 
+def reflection_run_here(*, requested_by: str, case_ids: Iterable[uuid.UUID | str] | None = None,
+                        window_days: int = 30, progress=None) -> ReflectionRun:
+    """Start a run and execute it in this process, with no queue or worker between (`manage.py
+    reflect`, `seed_demo`). Given `case_ids`, it takes their logs up to now (no settle lag)."""
+    with transaction.atomic():
+        run = reflection_run_start(trigger=ReflectionTrigger.COMMAND, requested_by=requested_by,
+                                   case_ids=case_ids, window_days=window_days, enqueue=False)
+    return reflection_run_execute(run.pk, progress=progress)
+
+
 def reflection_run_due_now(*, run_id: int) -> int:
     """The run's task was not queued: the next sweep hands it out."""
     return ReflectionRun.objects.filter(pk=run_id, retry_at__isnull=False).update(retry_at=timezone.now())

@@ -9,10 +9,10 @@ from django.core.management import call_command, get_commands
 from django.core.management.base import CommandError
 
 from agents import demo_cases
-from casebank.models import ApiKey, Case
+from casebank.models import ApiKey, Case, CaseStatus
 from casebank.services import hash_api_key
 from reflection.engine import analyze_case
-from reflection.models import ExecutionLog
+from reflection.models import CaseAnalysis, ExecutionLog
 
 OUR_APPS = {"casebank", "reflection", "agents"}
 
@@ -78,9 +78,17 @@ def test_seed_demo_is_idempotent_and_has_the_known_patterns():
     out = io.StringIO()
     call_command("seed_demo", "--logs", "3000", "--no-progress", stdout=out)
     assert "50 new case(s), 3000 new log(s)" in out.getvalue()
+    # Seeding analyses every case that got logs, so admin shows figures at first sight.
+    with_logs = set(ExecutionLog.objects.values_list("case_id", flat=True).distinct())
+    assert set(CaseAnalysis.objects.values_list("case_id", flat=True)) == with_logs
+    failing = [demo_cases.demo_case_id(slug) for slug in demo_cases.FAILING]
+    assert set(Case.objects.filter(status=CaseStatus.WARNING).values_list("pk", flat=True)) >= set(failing)
+    assert f"{len(with_logs)} case(s) analysed" in out.getvalue()
     out = io.StringIO()
     call_command("seed_demo", "--logs", "3000", "--no-progress", stdout=out)
     assert "0 new case(s), 0 new log(s)" in out.getvalue()
+    assert "analysed" not in out.getvalue()
+    assert CaseAnalysis.objects.count() == len(with_logs)
     assert Case.objects.count() == len(demo_cases.DEMO_CASES) == 50
     assert ExecutionLog.objects.count() == 3000
     assert len(set(Case.objects.values_list("category", flat=True))) >= 8

@@ -7,13 +7,14 @@ from tqdm import tqdm
 
 from agents import demo_cases, demo_data
 from agents.documents import documents_load_path
+from reflection import services as reflection_services
 
 
 class Command(BaseCommand):
     help = (
         "Seed the demo: ~50 cases across categories and ~10,000 execution logs over 30 days "
-        "with known failure patterns, a sample analytics database and knowledge documents. "
-        "Idempotent: running it again adds nothing."
+        "with known failure patterns, analysed once so admin shows their figures, a sample "
+        "analytics database and knowledge documents. Idempotent: running it again adds nothing."
     )
 
     def add_arguments(self, parser: Any) -> None:
@@ -26,11 +27,22 @@ class Command(BaseCommand):
             cases = demo_cases.seed_cases(on_progress=bar.update)
         with tqdm(total=options["logs"], desc="logs", disable=quiet, file=self.stderr) as bar:
             logs = demo_cases.seed_logs(count=options["logs"], on_progress=bar.update)
+        analysed = self._analyse(quiet) if logs else ""
         # The supervisor's side: a sample analytics database and knowledge documents.
         analytics = demo_data.seed_analytics()
         with tqdm(desc="documents", disable=quiet, file=self.stderr) as bar:
             _, documents = documents_load_path(demo_data.DEMO_DOCS_DIR, on_progress=bar.update)
         self.stdout.write(self.style.SUCCESS(
             f"Demo seeded: {cases} new case(s), {logs} new log(s), {documents} new document(s)"
-            f"{', analytics database created' if analytics else ''}."
+            f"{', analytics database created' if analytics else ''}{analysed}."
         ))
+
+    def _analyse(self, quiet: bool) -> str:
+        """Analyse the new demo logs now, so a first look at admin shows every case's success
+        rate, warnings and suggestions instead of waiting for the nightly run."""
+        case_ids = [demo_cases.demo_case_id(case.slug) for case in demo_cases.DEMO_CASES]
+        with tqdm(total=len(case_ids), desc="analysis", unit="case", disable=quiet, file=self.stderr) as bar:
+            run = reflection_services.reflection_run_here(
+                requested_by="manage.py seed_demo", case_ids=case_ids, progress=bar.update
+            )
+        return f", {run.cases_analysed} case(s) analysed ({run.warnings_set} warning(s) set)"

@@ -4,12 +4,10 @@ from __future__ import annotations
 from typing import Any
 
 from django.core.management.base import BaseCommand, CommandError
-from django.db import transaction
 from tqdm import tqdm
 
 from casebank.errors import DomainError
 from reflection import services, suggester
-from reflection.models import ReflectionTrigger
 
 
 class Command(BaseCommand):
@@ -44,13 +42,10 @@ class Command(BaseCommand):
                     )
                 return
             # Run in this process (with a progress bar) rather than in the queue.
-            with transaction.atomic():
-                run = services.reflection_run_start(
-                    trigger=ReflectionTrigger.COMMAND, requested_by="manage.py reflect",
-                    window_days=window_days, enqueue=False,
+            with tqdm(desc="reflect", unit="case", disable=None) as bar:
+                run = services.reflection_run_here(
+                    requested_by="manage.py reflect", window_days=window_days, progress=bar.update
                 )
-            with tqdm(desc=f"run #{run.pk}", unit="case", disable=None) as bar:
-                run = services.reflection_run_execute(run.pk, progress=bar.update)
         except DomainError as error:
             raise CommandError(error.message) from error
         self.stdout.write(
