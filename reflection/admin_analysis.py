@@ -14,11 +14,13 @@ from django.utils.html import format_html
 from django.views.decorators.http import require_POST
 
 from casebank.models import Case
-from reflection import services
-from reflection.charts import success_rate_trend_svg
+from reflection import selectors, services
+from reflection.charts import daily_outcomes_svg, success_rate_trend_svg
 from reflection.models import CaseAnalysis, ReflectionRun, ReflectionTrigger
 
 TREND_POINTS = 60
+# Days in the daily chart of a case never analysed (else its analysis window).
+DAILY_DAYS = 30
 
 
 @admin.register(ReflectionRun)
@@ -108,6 +110,7 @@ class CaseAnalysisAdmin(admin.ModelAdmin):
             .values_list("created_at", "success_rate", "weighted_success_rate")[:TREND_POINTS]
         )[::-1]
         latest = CaseAnalysis.objects.filter(case=case).order_by("-created_at").first()
+        days = latest.window_days if latest else DAILY_DAYS
         context = {
             **self.admin_site.each_context(request),
             "title": f"Analysis: {case.title}",
@@ -115,6 +118,8 @@ class CaseAnalysisAdmin(admin.ModelAdmin):
             "analysis": latest.result if latest else None,
             "analysed_at": latest.created_at if latest else None,
             "chart": success_rate_trend_svg(history),
+            "daily_days": days,
+            "daily_chart": daily_outcomes_svg(selectors.case_daily_outcomes(case_id=case.pk, days=days)),
             "opts": self.model._meta,
             "can_analyse": request.user.has_perm("reflection.add_reflectionrun"),
         }

@@ -17,6 +17,7 @@ CHROMIUM = "/usr/bin/chromium"
 # Flags for a closed network: without them Chromium keeps calling home and is refused.
 FLAGS = ["--no-sandbox", "--disable-gpu", "--disable-quic", "--no-first-run", "--disable-background-networking",
          "--disable-component-update", "--disable-sync"]
+DEGRADING_TITLE = "Root causes of tickets"
 PAGES = [
     ("case-list", "/admin/casebank/case/"),
     ("log-list", "/admin/reflection/executionlog/"),
@@ -39,7 +40,7 @@ def main(base: str, user: str, password: str, out: Path) -> None:
             page.goto(base + path)
             page.screenshot(path=str(out / f"{name}.png"))
             print(f"{name}: {page.title()}")
-        # The first pending suggestion (evidence and plan diff) and the first case's analysis page.
+        # The first pending suggestion (evidence and plan diff) and a case's change page.
         page.goto(base + "/admin/reflection/pendingsuggestion/")
         link = page.locator("#result_list tbody tr th a").first
         if link.count():
@@ -52,6 +53,15 @@ def main(base: str, user: str, password: str, out: Path) -> None:
             case_link.click()
             page.screenshot(path=str(out / "case-change.png"), full_page=True)
             print(f"case-change: {page.title()}")
+        # A case's analysis page: the demo's degrading case if it is there, else the first listed.
+        page.goto(base + "/admin/reflection/caseanalysis/")
+        analyses = page.locator('a[href*="/admin/reflection/caseanalysis/case/"]')
+        degrading = analyses.filter(has_text=DEGRADING_TITLE)
+        target = degrading.first if degrading.count() else analyses.first
+        if analyses.count():
+            target.click()
+            page.screenshot(path=str(out / "case-analysis.png"), full_page=True)
+            print(f"case-analysis: {page.title()}")
         browser.close()
 
 
