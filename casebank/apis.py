@@ -72,7 +72,11 @@ class CaseListCreateApi(APIView):
             choices=ReviewState.choices, required=False, help_text="`pending`: the review queue of new cases."
         )
         category = serializers.CharField(max_length=200, required=False)
-        sort = serializers.ChoiceField(choices=list(selectors.CASE_SORTS), required=False, default="updated")
+        sort = serializers.ChoiceField(
+            choices=list(selectors.CASE_SORTS), required=False, default="updated",
+            help_text="Highest first; a leading `-` reverses. Cases never analysed (`success`) or never used "
+                      "(`last_used`) come last either way.",
+        )
 
     @extend_schema(
         parameters=[FilterSerializer],

@@ -28,15 +28,15 @@ _BM25_STATS_KEY = "casebank:bm25:stats"
 BM25_POSTINGS_BUDGET = 2_000
 BM25_MIN_POSTINGS_PER_TERM = 100
 
-# Cases never analysed (null rate) come last in either direction, on both databases
-# (PostgreSQL puts NULLs first when descending, SQLite last).
+# Cases never analysed (null rate) or never used come last in either direction, on both
+# databases (PostgreSQL puts NULLs first when descending, SQLite first when ascending).
 CASE_SORTS = {
     "usage": ("-usage_count", "-updated_at"),
     "-usage": ("usage_count", "-updated_at"),
     "success": (F("success_rate").desc(nulls_last=True), "-updated_at"),
     "-success": (F("success_rate").asc(nulls_last=True), "-updated_at"),
-    "last_used": ("-last_used_at", "-updated_at"),
-    "-last_used": ("last_used_at", "-updated_at"),
+    "last_used": (F("last_used_at").desc(nulls_last=True), "-updated_at"),
+    "-last_used": (F("last_used_at").asc(nulls_last=True), "-updated_at"),
     "updated": ("-updated_at",),
     "created": ("-created_at",),
 }
