@@ -74,7 +74,7 @@ class CaseListCreateApi(APIView):
         category = serializers.CharField(max_length=200, required=False)
         sort = serializers.ChoiceField(
             choices=list(selectors.CASE_SORTS), required=False, default="updated",
-            help_text="Highest first; a leading `-` reverses. Cases never analysed (`success`) or never used "
+            help_text="Largest or newest first; a leading `-` reverses. Cases never analysed (`success`) or never used "
                       "(`last_used`) come last either way.",
         )
 
