@@ -109,7 +109,7 @@ class CaseAnalysisAdmin(admin.ModelAdmin):
             CaseAnalysis.objects.filter(case=case).order_by("-created_at")
             .values_list("created_at", "success_rate", "weighted_success_rate")[:TREND_POINTS]
         )[::-1]
-        latest = CaseAnalysis.objects.filter(case=case).order_by("-created_at").first()
+        latest = selectors.case_analysis_latest(case_id=case.pk)
         days = latest.window_days if latest else DAILY_DAYS
         context = {
             **self.admin_site.each_context(request),
