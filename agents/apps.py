@@ -1,6 +1,6 @@
 from django.apps import AppConfig
 
-from casebank.schedules import Periodic
+from core.schedules import Periodic
 
 
 class AgentsConfig(AppConfig):
@@ -8,5 +8,5 @@ class AgentsConfig(AppConfig):
     verbose_name = "Agents"
     default_auto_field = "django.db.models.BigAutoField"
     schedules = (
-        Periodic("agents: sweep sessions", "agents.tasks.sweep_sessions_task", "minute"),
+        Periodic("agents: sweep sessions", "agents.sessions.tasks.sweep_sessions_task", "minute"),
     )

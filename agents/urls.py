@@ -1,11 +1,12 @@
 from django.urls import path
 
-from agents import apis, sse
+from agents.sessions import apis, sse
+from agents.tools import apis as tool_apis
 
 urlpatterns = [
     path("sessions/", apis.SessionCreateApi.as_view(), name="session-create"),
     path("sessions/<uuid:session_id>", apis.SessionDetailApi.as_view(), name="session-detail"),
     path("sessions/<uuid:session_id>/", apis.SessionDetailApi.as_view()),
     path("sessions/<uuid:session_id>/stream", sse.session_stream, name="session-stream"),
-    path("agents/data-analysis/", apis.DataAnalysisApi.as_view(), name="data-analysis"),
+    path("agents/data-analysis/", tool_apis.DataAnalysisApi.as_view(), name="data-analysis"),
 ]

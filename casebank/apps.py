@@ -2,7 +2,7 @@ from datetime import time
 
 from django.apps import AppConfig
 
-from casebank.schedules import Periodic
+from core.schedules import Periodic
 
 
 class CasebankConfig(AppConfig):
@@ -10,9 +10,9 @@ class CasebankConfig(AppConfig):
     verbose_name = "Case bank"
     default_auto_field = "django.db.models.BigAutoField"
     schedules = (
-        Periodic("casebank: weekly consolidation (dry run)", "casebank.consolidation.consolidation_task", "week",
+        Periodic("casebank: weekly consolidation (dry run)", "casebank.consolidation.tasks.consolidation_task", "week",
                  at=time(2, 0), weekday=6),
     )
 
     def ready(self) -> None:
-        from casebank import schema  # noqa: F401  (registers the OpenAPI auth extension)
+        from casebank.access import schema  # noqa: F401  (registers the OpenAPI auth extension)

@@ -1,10 +1,5 @@
-"""django-q2 tasks: thin functions that take ids and call services."""
-from __future__ import annotations
+"""Task paths of the layout before 2026-12, kept for one release so that queued tasks and stored
+schedules still resolve (`setup_schedules` rewrites schedules to the new paths)."""
+from casebank.cases.tasks import record_case_use
 
-from datetime import datetime
-
-from casebank import services
-
-
-def record_case_use(case_ids: list[str], used_at: datetime | None = None) -> int:
-    return services.case_record_use(case_ids=case_ids, used_at=used_at)
+__all__ = ["record_case_use"]

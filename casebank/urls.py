@@ -1,10 +1,12 @@
 from django.urls import path
 
-from casebank import apis, apis_consolidation
+from casebank.cases import apis
+from casebank.consolidation import apis as apis_consolidation
+from casebank.search import apis as search_apis
 
 urlpatterns = [
     path("cases/", apis.CaseListCreateApi.as_view(), name="case-list"),
-    path("cases/search/", apis.CaseSearchApi.as_view(), name="case-search"),
+    path("cases/search/", search_apis.CaseSearchApi.as_view(), name="case-search"),
     path("cases/<uuid:case_id>/", apis.CaseDetailApi.as_view(), name="case-detail"),
     path("cases/<uuid:case_id>/status/", apis.CaseStatusApi.as_view(), name="case-status"),
     path("cases/<uuid:case_id>/versions/", apis.CaseVersionsApi.as_view(), name="case-versions"),

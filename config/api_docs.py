@@ -15,7 +15,7 @@ from drf_spectacular.views import SpectacularAPIView, SpectacularSwaggerView
 from rest_framework.authentication import SessionAuthentication
 from rest_framework.permissions import BasePermission
 
-from casebank.authentication import ApiKeyAuthentication
+from casebank.access.authentication import ApiKeyAuthentication
 
 
 class IsKeyHolderOrStaff(BasePermission):

@@ -9,7 +9,7 @@ from rest_framework import exceptions, status
 from rest_framework.response import Response
 from rest_framework.views import exception_handler
 
-from casebank.errors import DomainError
+from core.errors import DomainError
 
 
 def _flatten_detail(detail: Any) -> Any:

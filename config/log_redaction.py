@@ -7,7 +7,7 @@ from __future__ import annotations
 
 import logging
 
-from casebank.redaction import redact
+from core.redaction import redact
 
 
 class RedactSecrets(logging.Filter):

@@ -27,7 +27,7 @@ from prometheus_client.core import GaugeMetricFamily, Metric
 from prometheus_client.multiprocess import MultiProcessCollector
 
 from agents import metrics as agent_metrics
-from casebank import metrics as cache_metrics
+from core import metrics as cache_metrics
 from reflection import metrics as reflection_metrics
 
 

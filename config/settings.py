@@ -59,6 +59,7 @@ INSTALLED_APPS = [
     "drf_spectacular",
     "drf_spectacular_sidecar",
     "django_q",
+    "core",
     "casebank",
     "reflection",
     "agents",
@@ -205,16 +206,16 @@ STATIC_URL = "static/"
 STATIC_ROOT = BASE_DIR / "staticfiles"
 
 REST_FRAMEWORK = {
-    "DEFAULT_AUTHENTICATION_CLASSES": ["casebank.authentication.ApiKeyAuthentication"],
+    "DEFAULT_AUTHENTICATION_CLASSES": ["casebank.access.authentication.ApiKeyAuthentication"],
     "DEFAULT_PERMISSION_CLASSES": ["rest_framework.permissions.IsAuthenticated"],
     "DEFAULT_RENDERER_CLASSES": ["rest_framework.renderers.JSONRenderer"],
     # orjson: fast, and too-deep or malformed JSON is a 400 on every endpoint (casebank.parsers).
-    "DEFAULT_PARSER_CLASSES": ["casebank.parsers.OrjsonParser"],
+    "DEFAULT_PARSER_CLASSES": ["core.parsers.OrjsonParser"],
     "DEFAULT_SCHEMA_CLASS": "config.schema.CaseloopAutoSchema",
     "EXCEPTION_HANDLER": "config.exception_handler.api_exception_handler",
     "UNAUTHENTICATED_USER": None,
     # Per API key and tier, counted in the shared "default" cache (casebank.throttling).
-    "DEFAULT_THROTTLE_CLASSES": ["casebank.throttling.ApiKeyTierThrottle"],
+    "DEFAULT_THROTTLE_CLASSES": ["casebank.access.throttling.ApiKeyTierThrottle"],
     "DEFAULT_THROTTLE_RATES": {
         "standard": env.str("API_RATE_STANDARD", default="100/min"),
         "premium": env.str("API_RATE_PREMIUM", default="1000/min"),
@@ -234,10 +235,10 @@ SPECTACULAR_SETTINGS = {
     "PREPROCESSING_HOOKS": ["config.schema_hooks.drop_slash_aliases"],
     # Several models have a `status`; stable enum names keep `check --deploy` and clients clean.
     "ENUM_NAME_OVERRIDES": {
-        "CaseStatusEnum": "casebank.models.CaseStatus",
+        "CaseStatusEnum": "casebank.cases.models.CaseStatus",
         # Sessions and reflection runs share one lifecycle (same values, so one enum).
-        "RunStatusEnum": "reflection.models_analysis.ReflectionRunStatus",
-        "SuggestionStatusEnum": "reflection.models_suggestions.SuggestionStatus",
+        "RunStatusEnum": "reflection.analysis.models.ReflectionRunStatus",
+        "SuggestionStatusEnum": "reflection.suggestions.models.SuggestionStatus",
     },
     # Served from the sidecar package: the docs page must work without a CDN.
     "SWAGGER_UI_DIST": "SIDECAR",

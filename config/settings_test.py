@@ -9,5 +9,5 @@ Q_CLUSTER = {**Q_CLUSTER, "sync": True}
 PASSWORD_HASHERS = ["django.contrib.auth.hashers.MD5PasswordHasher"]
 EMAIL_BACKEND = "django.core.mail.backends.locmem.EmailBackend"
 # Time does not pass inside a test: a run must see the logs the test just wrote. The tests of
-# the settle lag itself set it (tests/reflection/test_run_settle.py).
+# the settle lag itself set it (tests/reflection/analysis/test_run_settle.py).
 REFLECTION_INGEST_SETTLE_SECONDS = 0

@@ -1,61 +1,15 @@
-"""django-q2 tasks of reflection: thin functions taking ids, calling services."""
-from __future__ import annotations
+"""Task paths of the layout before 2026-12, kept for one release so that queued tasks and stored
+schedules still resolve (`setup_schedules` rewrites schedules to the new paths)."""
+from reflection.analysis.tasks import (
+    daily_reflection_task,
+    early_reflection_task,
+    reflection_run_task,
+    retention_task,
+    sweep_runs_task,
+)
+from reflection.suggestions.tasks import deferred_suggestions_task, notify_regression, notify_suggestion_created
 
-import logging
-
-from reflection.models import ReflectionTrigger
-
-logger = logging.getLogger(__name__)
-
-
-def reflection_run_task(run_id: int) -> dict:
-    from reflection.services import reflection_run_execute
-
-    run = reflection_run_execute(run_id)
-    return {"run_id": run.pk, "status": run.status, "cases_analysed": run.cases_analysed}
-
-
-def early_reflection_task(case_ids: list[str]) -> int:
-    """100 new logs arrived for these cases: queue a run limited to them."""
-    from django.db import transaction
-
-    from casebank.models import Case
-    from reflection.services import reflection_run_start
-
-    known = [str(pk) for pk in Case.objects.filter(pk__in=case_ids).values_list("pk", flat=True)]
-    if not known:
-        return 0
-    with transaction.atomic():
-        run = reflection_run_start(trigger=ReflectionTrigger.EARLY, requested_by="early trigger", case_ids=known)
-    return run.pk
-
-
-def daily_reflection_task() -> int:
-    """The daily schedule: one run over every case with new logs."""
-    from django.db import transaction
-
-    from reflection.services import reflection_run_start
-
-    with transaction.atomic():
-        run = reflection_run_start(trigger=ReflectionTrigger.SCHEDULE, requested_by="schedule")
-    return run.pk
-
-
-def sweep_runs_task() -> dict[str, int]:
-    """Every minute: hand out again the runs that lost tasks left queued or running."""
-    from reflection.services import reflection_runs_sweep
-
-    return reflection_runs_sweep()
-
-
-def deferred_suggestions_task() -> dict:
-    """Every minute: suggestions that waited for the LLM budget get their turn."""
-    from reflection.suggestion_deferral import suggestions_generate_deferred
-
-    return suggestions_generate_deferred()
-
-
-def retention_task() -> dict:
-    from reflection.retention import logs_roll_up_and_purge
-
-    return logs_roll_up_and_purge()
+__all__ = [
+    "daily_reflection_task", "deferred_suggestions_task", "early_reflection_task", "notify_regression",
+    "notify_suggestion_created", "reflection_run_task", "retention_task", "sweep_runs_task",
+]

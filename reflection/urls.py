@@ -1,6 +1,8 @@
 from django.urls import path
 
-from reflection import apis, apis_analysis, apis_suggestions
+from reflection.analysis import apis as apis_analysis
+from reflection.logs import apis
+from reflection.suggestions import apis as apis_suggestions
 
 urlpatterns = [
     path("logs/", apis.LogListCreateApi.as_view(), name="log-list"),

@@ -15,7 +15,6 @@ import psycopg
 sys.path.insert(0, os.path.dirname(__file__))
 from run_tests import postgres_url  # noqa: E402
 
-
 # The embedded server as PostgreSQL is run in production, not with its 128 MB out-of-the-box
 # buffer cache: 1 GB, ~4 % of this machine's memory (guides say up to 25 %). Both figures are
 # in docs/benchmarks.md; a server at DATABASE_URL keeps its own settings.

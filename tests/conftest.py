@@ -7,13 +7,14 @@ from django.contrib.auth.models import Permission
 from django.db import connection
 from rest_framework.test import APIClient
 
-from casebank import services as case_services
+from casebank.access import services as access_services
+from casebank.cases import services as case_services
 from casebank.models import Case
 
 
 @pytest.fixture
 def api_key(db):
-    key, plain = case_services.api_key_create(name="test-client")
+    key, plain = access_services.api_key_create(name="test-client")
     return key, plain
 
 
@@ -86,7 +87,7 @@ def redis_queue(redis_server, monkeypatch):
     from django_q.brokers import get_broker
     from django_q.conf import Conf
 
-    from casebank import task_queue
+    from core import task_queue
 
     monkeypatch.setattr(Conf, "SYNC", False)
     monkeypatch.setattr(Conf, "ORM", None)
@@ -133,8 +134,8 @@ def llm_settings(settings, openai_server, db):
 @pytest.fixture(autouse=True)
 def _fresh_caches():
     """Cached corpus statistics, throttle counters and the like must not leak between tests."""
-    from django.core.cache import caches
     from django.conf import settings
+    from django.core.cache import caches
 
     for alias in settings.CACHES:
         caches[alias].clear()
@@ -144,7 +145,7 @@ def _fresh_caches():
 @pytest.fixture
 def layered_on_redis(settings, redis_server):
     """The production cache layout (L1 memory in front of L2 Redis) on the throwaway redis-server."""
-    from casebank import cache as layered_cache
+    from core import cache as layered_cache
 
     url = redis_server.url
     options = {"SOCKET_CONNECT_TIMEOUT": 1, "SOCKET_TIMEOUT": 1}

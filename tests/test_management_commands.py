@@ -8,10 +8,10 @@ import pytest
 from django.core.management import call_command, get_commands
 from django.core.management.base import CommandError
 
-from agents import demo_cases
+from agents.demo import cases as demo_cases
+from casebank.access.services import hash_api_key
 from casebank.models import ApiKey, Case, CaseStatus
-from casebank.services import hash_api_key
-from reflection.engine import analyze_case
+from reflection.analysis.engine import analyze_case
 from reflection.models import CaseAnalysis, ExecutionLog
 
 OUR_APPS = {"casebank", "reflection", "agents"}

@@ -8,7 +8,6 @@ import django.db.models.deletion
 import django.utils.timezone
 from django.db import migrations, models
 
-
 PENDING_TAG = "pending-review"
 
 

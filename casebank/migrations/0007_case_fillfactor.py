@@ -7,7 +7,7 @@ Pages written from now on keep 30 % free; `VACUUM FULL casebank_case` rewrites o
 """
 from django.db import migrations
 
-from casebank.migrations_support import PostgresOnlySQL
+from core.migrations_support import PostgresOnlySQL
 
 
 class Migration(migrations.Migration):

@@ -16,12 +16,12 @@ import jsonschema
 import openai
 from django.conf import settings
 
-from casebank.redaction import redact
+from core.redaction import redact
 from reflection import metrics
 from reflection.llm import ratelimit
 from reflection.llm.breaker import BreakerOpen, CircuitBreaker
 from reflection.llm.errors import LLMError, LLMUnavailable
-from reflection.models_llm import LLMCall, LLMOutcome
+from reflection.llm.models import LLMCall, LLMOutcome
 
 logger = logging.getLogger(__name__)
 

@@ -12,11 +12,12 @@ transaction, or the row lock is held until the caller commits.
 from __future__ import annotations
 
 import random
-from datetime import datetime, timedelta, timezone as dt_timezone
+from datetime import datetime, timedelta
+from datetime import timezone as dt_timezone
 
 from django.utils import timezone
 
-from reflection.models_llm import LLMRateSlot
+from reflection.llm.models import LLMRateSlot
 
 WINDOW = timedelta(seconds=60)
 _EPOCH = datetime(2000, 1, 1, tzinfo=dt_timezone.utc)

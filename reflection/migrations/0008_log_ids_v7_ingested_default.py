@@ -2,8 +2,9 @@
 
 import django.db.models.functions.datetime
 import django.utils.timezone
-import reflection.log_ids
 from django.db import migrations, models
+
+import reflection.logs.ids
 
 
 class Migration(migrations.Migration):
@@ -16,7 +17,7 @@ class Migration(migrations.Migration):
         migrations.AlterField(
             model_name='executionlog',
             name='id',
-            field=models.UUIDField(default=reflection.log_ids.uuid7, editable=False, primary_key=True, serialize=False),
+            field=models.UUIDField(default=reflection.logs.ids.uuid7, editable=False, primary_key=True, serialize=False),
         ),
         migrations.AlterField(
             model_name='executionlog',

@@ -3,7 +3,7 @@ page (fillfactor 50, PostgreSQL) so that claiming and releasing update rows in p
 import django.db.models.deletion
 from django.db import migrations, models
 
-from casebank.migrations_support import PostgresOnlySQL
+from core.migrations_support import PostgresOnlySQL
 
 
 class Migration(migrations.Migration):

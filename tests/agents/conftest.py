@@ -8,8 +8,9 @@ from django.conf import settings
 from django.core.cache import caches
 from django.db import connection
 
-from agents import conf, demo_data
-from agents.documents import documents_load_path
+from agents import conf
+from agents.demo import data as demo_data
+from agents.knowledge.services import documents_load_path
 from tests.bench.support import database_url
 
 

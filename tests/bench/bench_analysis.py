@@ -18,9 +18,9 @@ from django.test.utils import override_settings
 from django.utils import timezone
 
 from casebank.models import Case
-from reflection import engine, services
-from reflection.engine import queries
-from reflection.engine.stats import message_template
+from reflection.analysis import engine, services
+from reflection.analysis.engine import queries
+from reflection.analysis.engine.stats import message_template
 from reflection.models import ExecutionLog, ReflectionTrigger
 
 NAME = "analysis"

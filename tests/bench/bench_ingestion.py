@@ -13,10 +13,11 @@ from urllib.parse import urlparse
 import orjson
 from django.utils import timezone
 
-from casebank import services as case_services
-from reflection import ingestion
-from reflection.log_decoding import decode_typed
-from reflection.log_ids import uuid7
+from casebank.access import services as access_services
+from casebank.cases import services as case_services
+from reflection.logs import services as ingestion
+from reflection.logs.decoding import decode_typed
+from reflection.logs.ids import uuid7
 from reflection.models import ExecutionLog
 from tests.bench.support import server, summary_ms
 
@@ -166,7 +167,7 @@ def run(context: dict) -> str:
         str(case_services.case_create(title=f"Bench case {i}", query=f"benchmark task number {i}", plan="Do it", actor="bench").id)
         for i in range(20)
     ]
-    _, key = case_services.api_key_create(name="bench-ingestion", tier="premium")
+    _, key = access_services.api_key_create(name="bench-ingestion", tier="premium")
     before = ExecutionLog.objects.count()
     row, _ = _in_process(case_ids, rng)
     rows = [row]

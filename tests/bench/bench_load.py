@@ -19,10 +19,11 @@ from pathlib import Path
 import orjson
 from django.utils import timezone
 
-from casebank import services as case_services
+from casebank.access import services as access_services
+from casebank.cases import services as case_services
 from casebank.models import ApiTier
-from reflection import ingestion
-from reflection.services import case_analysis_record
+from reflection.analysis.services import case_analysis_record
+from reflection.logs import services as ingestion
 from tests.bench.support import percentile, redis_server, server
 
 NAME = "load"
@@ -82,7 +83,7 @@ def _seed(rng: random.Random) -> tuple[list[str], str]:
         ingestion.logs_ingest(records=ingestion.parse_batch(items[start:start + 1000]))
     for case_id in case_ids:  # what dashboards read: each case analysed once, as the daily run does
         case_analysis_record(case_id=case_id)
-    _, key = case_services.api_key_create(name=f"bench-load-{uuid.uuid4().hex[:8]}", tier=ApiTier.PREMIUM)
+    _, key = access_services.api_key_create(name=f"bench-load-{uuid.uuid4().hex[:8]}", tier=ApiTier.PREMIUM)
     return case_ids, key
 
 

@@ -16,13 +16,14 @@ from django.core.cache import cache
 from django.db import connection
 from django.utils import timezone
 
-from agents import demo_cases, demo_data
-from agents.documents import documents_load_path
-from agents.retrieval import search_passages
-from casebank import selectors as case_selectors
-from casebank.embeddings import embed_texts
+from agents.demo import cases as demo_cases
+from agents.demo import data as demo_data
+from agents.knowledge.services import documents_load_path
+from agents.tools.retrieval import search_passages
 from casebank.models import Case, CaseStatus, CaseTerm
-from casebank.text import term_frequencies
+from casebank.search import selectors as case_selectors
+from casebank.search.embeddings import embed_texts
+from casebank.search.text import term_frequencies
 from tests.bench.support import percentile
 
 NAME = "retrieval"
@@ -148,7 +149,7 @@ def _load_cases(titles: list[str], vectors: np.ndarray) -> float:
                     copy.write_row((case_id, term, tf))
         load_s = time.perf_counter() - started
     # COPY bypassed the services that score postings and count terms: one UPDATE, one recount.
-    from casebank import services as case_services
+    from casebank.search import services as case_services
 
     case_services.case_terms_refresh_impacts()
     case_services.case_term_stats_rebuild()

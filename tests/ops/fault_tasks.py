@@ -23,8 +23,8 @@ def _announce(signal_dir: str, text: str) -> None:
 def slow_session_outcome(session_id: str, signal_dir: str, hold_seconds: float) -> dict | None:
     """The real background log write of a session, paused after the log row is committed and
     before the session is marked logged: the moment a crash must not lose or double it."""
-    from reflection import ingestion
-    from agents.tasks import record_session_outcome
+    from agents.sessions.tasks import record_session_outcome
+    from reflection.logs import services as ingestion
 
     real = ingestion.logs_ingest
 
@@ -44,8 +44,8 @@ def slow_session_outcome(session_id: str, signal_dir: str, hold_seconds: float) 
 def slow_first_reflection_run(run_id: int, signal_dir: str, hold_seconds: float) -> dict:
     """The real reflection task, with the first attempt paused inside its first analysed chunk
     (cases claimed, analyses half written) so the test can kill the worker there."""
-    from reflection import services
-    from reflection.tasks import reflection_run_task
+    from reflection.analysis import services
+    from reflection.analysis.tasks import reflection_run_task
 
     if not any(Path(signal_dir).iterdir()):
         real = services._analyse_chunk

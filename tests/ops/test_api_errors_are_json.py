@@ -20,7 +20,7 @@ def test_it_keeps_the_html_page_outside_the_api(client):
 
 
 def test_it_hides_a_crash_and_its_secrets_behind_a_json_500(api_key, monkeypatch):
-    from casebank import selectors
+    from casebank.cases import selectors
 
     secret = "postgres://caseloop:hunter2-db-password@db/caseloop"
 

@@ -10,9 +10,9 @@ from contextlib import contextmanager
 
 import pytest
 import schemathesis
+from django.conf import settings as django_settings
 from django.core.signals import request_finished, request_started
 from django.db import close_old_connections
-from django.conf import settings as django_settings
 from hypothesis import HealthCheck, given, settings
 from schemathesis.checks import not_a_server_error
 from schemathesis.specs.openapi.checks import (
@@ -21,7 +21,7 @@ from schemathesis.specs.openapi.checks import (
     status_code_conformance,
 )
 
-from casebank import services as case_services
+from casebank.access import services as access_services
 from casebank.models import ApiTier
 from config.wsgi import application
 
@@ -33,7 +33,7 @@ def premium_key(db, settings):
         **django_settings.REST_FRAMEWORK,
         "DEFAULT_THROTTLE_RATES": {"standard": "100000/min", "premium": "100000/min", "anon": "100000/min"},
     }
-    return case_services.api_key_create(name="fuzzer", tier=ApiTier.PREMIUM)[1]
+    return access_services.api_key_create(name="fuzzer", tier=ApiTier.PREMIUM)[1]
 
 
 @contextmanager

@@ -12,16 +12,16 @@ import time
 import pytest
 from django.utils import timezone
 
-from agents import services as session_services
 from agents.models import Session, SessionStatus
-from casebank import metrics, task_queue
+from agents.sessions import services as session_services
 from casebank.models import Case
-from reflection import services as reflection_services
+from core import metrics, task_queue
+from reflection.analysis import services as reflection_services
 from reflection.models import ExecutionLog, ReflectionRun, ReflectionRunStatus
 from tests.reflection.factories import add_logs
 from tests.support.redis_server import PASSWORD, queued_tasks, work_off
 
-RUN_SESSION = "agents.tasks.run_session"
+RUN_SESSION = "agents.sessions.tasks.run_session"
 
 
 def _failures(task: str) -> float:
@@ -35,7 +35,7 @@ def test_it_accepts_a_session_and_runs_it_once_redis_is_back(api, redis_queue, s
     server.stop()
     before = _failures(RUN_SESSION)
 
-    with caplog.at_level(logging.WARNING, logger="casebank.task_queue"):
+    with caplog.at_level(logging.WARNING, logger="core.task_queue"):
         response = api.post("/api/sessions/", {"query": "What is our refund policy?"}, format="json")
 
     assert response.status_code == 202, response.content
@@ -48,7 +48,7 @@ def test_it_accepts_a_session_and_runs_it_once_redis_is_back(api, redis_queue, s
     server.start()
     task_queue.reset_broker_backoff()
     assert session_services.sessions_sweep() == {"rung": 1, "given_up": 0, "logged": 0}
-    assert work_off(broker) == [RUN_SESSION, "agents.tasks.record_session_outcome"]
+    assert work_off(broker) == [RUN_SESSION, "agents.sessions.tasks.record_session_outcome"]
     session.refresh_from_db()
     assert session.status in (SessionStatus.COMPLETED, SessionStatus.FAILED) and session.attempts == 1
     assert ExecutionLog.objects.filter(session_id=session.id).count() == 1
@@ -63,7 +63,7 @@ def test_it_counts_searched_cases_as_used_inline_while_redis_is_down(api, redis_
     body = {"query": "monthly revenue by region", "mode": "bm25", "record_use": True}
     with django_capture_on_commit_callbacks(execute=True):
         assert api.post("/api/cases/search/", body, format="json").status_code == 200
-    assert [task["func"] for task in queued_tasks(broker)] == ["casebank.tasks.record_case_use"]  # the usual way
+    assert [task["func"] for task in queued_tasks(broker)] == ["casebank.cases.tasks.record_case_use"]  # the usual way
 
     server.stop()
     with django_capture_on_commit_callbacks(execute=True):
@@ -93,7 +93,7 @@ def test_it_queues_a_reflection_run_and_runs_it_once_redis_is_back(api, redis_qu
     server.start()
     task_queue.reset_broker_backoff()
     assert reflection_services.reflection_runs_sweep() == {"rung": 1, "given_up": 0}
-    assert work_off(broker) == ["reflection.tasks.reflection_run_task"]
+    assert work_off(broker) == ["reflection.analysis.tasks.reflection_run_task"]
     run.refresh_from_db()
     assert (run.status, run.cases_analysed, run.retry_at) == (ReflectionRunStatus.COMPLETED, 1, None)
 
@@ -122,12 +122,12 @@ def test_it_backs_off_the_broker_after_a_failure_and_never_raises(redis_queue, m
     fallbacks = []
     started = time.perf_counter()
     for _ in range(20):
-        assert task_queue.enqueue("casebank.tasks.record_case_use", [str(case.id)],
+        assert task_queue.enqueue("casebank.cases.tasks.record_case_use", [str(case.id)],
                                   if_unavailable=lambda: fallbacks.append(1)) is False
     assert len(fallbacks) == 20
     assert time.perf_counter() - started < 0.5  # one refused connection, then the broker is skipped
     # A failing fallback is logged, not raised.
-    assert task_queue.enqueue("casebank.tasks.record_case_use", [], if_unavailable=lambda: 1 / 0) is False
+    assert task_queue.enqueue("casebank.cases.tasks.record_case_use", [], if_unavailable=lambda: 1 / 0) is False
     with pytest.raises(ImportError):
-        task_queue.enqueue("casebank.tasks.no_such_task")  # a misspelt task is a bug: loud
+        task_queue.enqueue("casebank.cases.tasks.no_such_task")  # a misspelt task is a bug: loud
     assert Case.objects.get(pk=case.pk).usage_count == 0

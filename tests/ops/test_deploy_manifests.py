@@ -189,7 +189,7 @@ def test_it_keeps_local_and_secret_files_out_of_the_build_context():
     needed = re.findall(r"^COPY (?!--from)(?:--\S+ )*(\S+) ", dockerfile, re.MULTILINE)
     for path in [*needed, "manage.py", "scripts/serve.sh", "config/settings.py", "config/gunicorn.py",
                  "templates/admin/reflection/suggestion_decision.html", "deploy/env.example",
-                 "agents/demo_docs/refund-policy.md"]:
+                 "agents/demo/docs/refund-policy.md"]:
         assert not _ignored(patterns, path), path
 
 

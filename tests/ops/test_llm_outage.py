@@ -9,7 +9,7 @@ import time
 import pytest
 
 from reflection.models import SuggestionSource
-from reflection.suggester import suggestion_generate
+from reflection.suggestions.generation import suggestion_generate
 from tests.reflection.suggestion_helpers import PLAN, REVISED, add_logs
 from tests.support.openai_server import Reply
 

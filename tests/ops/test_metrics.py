@@ -5,7 +5,7 @@ import re
 import pytest
 from django.core.cache import caches
 
-from casebank import cache as layered
+from core import cache as layered
 from reflection import metrics as reflection_metrics
 
 pytestmark = pytest.mark.django_db
@@ -61,7 +61,7 @@ def test_it_exposes_the_cache_hit_ratio(anonymous_api):
 
 
 def test_it_times_single_analyses_and_batch_runs(api, anonymous_api, make_case):
-    from reflection import services
+    from reflection.analysis import services
 
     case = make_case()
     logs = [{"case_id": str(case.id), "success": index % 3 != 0, "execution_time_ms": 40 + index}

@@ -28,7 +28,7 @@ WORKER = textwrap.dedent(
     """
     import sys
     from agents import metrics as agents
-    from casebank import metrics as cache
+    from core import metrics as cache
     from reflection import metrics as reflection
 
     tokens, breaker = int(sys.argv[1]), sys.argv[2]

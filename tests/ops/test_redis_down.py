@@ -11,9 +11,9 @@ import time
 import pytest
 from django.core.cache import caches
 
-from casebank import cache as layered
-from casebank import metrics
-from casebank.throttling import ApiKeyTierThrottle
+from casebank.access.throttling import ApiKeyTierThrottle
+from core import cache as layered
+from core import metrics
 from tests.support.redis_server import PASSWORD
 
 pytestmark = pytest.mark.django_db

@@ -36,7 +36,8 @@ from django.utils import timezone
 from django_q.brokers import get_broker
 from django_q.tasks import async_task
 from casebank.models import Case
-from reflection import ingestion, services
+from reflection.analysis import services
+from reflection.logs import services as ingestion
 from reflection.models import ExecutionLog
 
 now = timezone.now()
@@ -96,7 +97,7 @@ def test_it_completes_the_run_after_the_worker_is_killed(cluster):
         time.sleep(max(0.0, killed_at + RETRY_SECONDS - time.monotonic()))
         assert status_of_run() == "running" and cluster["redis"].client.llen("django_q:caseloop:q") == 0
         # The sweeper (every minute in production) rings again; the claim takes the run over.
-        enqueue_on_redis(cluster["redis"].url, "reflection.tasks.sweep_runs_task")
+        enqueue_on_redis(cluster["redis"].url, "reflection.analysis.tasks.sweep_runs_task")
     wait_for(lambda: status_of_run() in ("completed", "failed"), 60, "the run to finish after the kill")
 
     (status, analysed, failed, error, attempts, retry_at), = database.query(

@@ -6,7 +6,7 @@ import pytest
 from django.contrib.auth.models import Group, Permission
 from django.core.management import call_command
 
-from reflection.roles import REVIEWER_PERMISSIONS, REVIEWERS
+from core.roles import REVIEWER_PERMISSIONS, REVIEWERS
 
 pytestmark = pytest.mark.django_db
 

@@ -6,9 +6,9 @@ from django.core.cache import caches
 from django.test import override_settings
 from rest_framework.test import APIClient
 
-from casebank import services as case_services
+from casebank.access import services as access_services
+from casebank.access.throttling import ApiKeyTierThrottle
 from casebank.models import ApiTier
-from casebank.throttling import ApiKeyTierThrottle
 
 pytestmark = pytest.mark.django_db
 # 30 s into a one-minute window, so no test run straddles a window boundary by chance.
@@ -38,7 +38,7 @@ def _rates(**rates: str):
 
 
 def _client(name: str, tier: str = ApiTier.STANDARD) -> APIClient:
-    _, plain = case_services.api_key_create(name=name, tier=tier)
+    _, plain = access_services.api_key_create(name=name, tier=tier)
     client = APIClient()
     client.credentials(HTTP_AUTHORIZATION=f"Token {plain}")
     return client

@@ -38,8 +38,8 @@ import json, os
 from django.utils import timezone
 from django_q.brokers import get_broker
 from django_q.tasks import async_task
-from agents import services
-from casebank import task_queue
+from agents.sessions import services
+from core import task_queue
 
 ids = []
 for n in range({SESSIONS}):
@@ -100,7 +100,7 @@ def test_it_stores_every_log_exactly_once_when_a_worker_is_killed_mid_write(clus
         assert _logged(database) == set(ids) - {killed}, "the Redis broker delivered the task again"
         # The sweeper (every minute in production) finds the unlogged session once it is due.
         time.sleep(max(0.0, cluster["setup_done"] + RETRY_SECONDS - time.monotonic()))
-        enqueue_on_redis(cluster["redis"].url, "agents.tasks.sweep_sessions_task")
+        enqueue_on_redis(cluster["redis"].url, "agents.sessions.tasks.sweep_sessions_task")
         wait_for(lambda: _logged(database) == set(ids), 60, "the sweeper to write the lost log")
 
     logs = [hex_id(row[0]) for row in database.query("SELECT session_id FROM reflection_executionlog")]

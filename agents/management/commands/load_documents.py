@@ -6,8 +6,8 @@ from typing import Any
 from django.core.management.base import BaseCommand, CommandError
 from tqdm import tqdm
 
-from agents.documents import SUFFIXES, documents_load_path
-from casebank.errors import InvalidInput
+from agents.knowledge.services import SUFFIXES, documents_load_path
+from core.errors import InvalidInput
 
 
 class Command(BaseCommand):

@@ -5,9 +5,10 @@ from typing import Any
 from django.core.management.base import BaseCommand
 from tqdm import tqdm
 
-from agents import demo_cases, demo_data
-from agents.documents import documents_load_path
-from reflection import services as reflection_services
+from agents.demo import cases as demo_cases
+from agents.demo import data as demo_data
+from agents.knowledge.services import documents_load_path
+from reflection.analysis import services as reflection_services
 
 
 class Command(BaseCommand):

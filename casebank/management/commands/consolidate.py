@@ -5,7 +5,7 @@ from typing import Any
 
 from django.core.management.base import BaseCommand
 
-from casebank.consolidation import consolidation_run
+from casebank.consolidation.services import consolidation_run
 
 
 class Command(BaseCommand):

@@ -4,9 +4,9 @@ from typing import Any
 
 from django.core.management.base import BaseCommand, CommandError
 
-from casebank import services
-from casebank.errors import DomainError
+from casebank.access import services
 from casebank.models import ApiTier
+from core.errors import DomainError
 
 
 class Command(BaseCommand):

@@ -9,7 +9,7 @@ import orjson
 from django.core.management.base import BaseCommand, CommandError
 from tqdm import tqdm
 
-from reflection import ingestion
+from reflection.logs import services as ingestion
 
 # Lines without an id get one derived from where they are (the file's name and the line
 # number) and what they say: importing a file twice stores each line once, and two identical

@@ -6,7 +6,7 @@ from typing import Any
 from django.core.management.base import BaseCommand
 from tqdm import tqdm
 
-from reflection.retention import logs_roll_up_and_purge, retention_days
+from reflection.analysis.retention import logs_roll_up_and_purge, retention_days
 
 
 class Command(BaseCommand):

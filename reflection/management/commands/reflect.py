@@ -6,8 +6,9 @@ from typing import Any
 from django.core.management.base import BaseCommand, CommandError
 from tqdm import tqdm
 
-from casebank.errors import DomainError
-from reflection import services, suggester
+from core.errors import DomainError
+from reflection.analysis import services
+from reflection.suggestions import generation as suggester
 
 
 class Command(BaseCommand):

@@ -1,0 +1,1 @@
+"""The demo: cases with known failure patterns, an analytics database, documents."""

@@ -1,0 +1,1 @@
+"""Knowledge documents the retrieval worker searches: model, loading, admin."""

@@ -1,0 +1,1 @@
+"""The supervisor that runs a session: analyse, plan, select, execute, evaluate."""

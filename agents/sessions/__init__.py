@@ -1,0 +1,1 @@
+"""Supervisor sessions: the model and its events, writes, reads, the API and the SSE stream."""

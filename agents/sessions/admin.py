@@ -1,0 +1,83 @@
+"""Admin: sessions with their steps (events), scores and timings; knowledge documents."""
+from __future__ import annotations
+
+import json
+from typing import Any
+
+from django.contrib import admin
+from django.utils.html import format_html, format_html_join
+
+from agents.models import Session, SessionEvent
+from core.admin_support import HistoryInline
+
+
+class SessionEventInline(HistoryInline):
+    model = SessionEvent
+    fields = ["sequence", "created_at", "kind", "phase", "data_pretty"]
+    ordering = ["sequence"]
+
+    @admin.display(description="data")
+    def data_pretty(self, event: SessionEvent) -> str:
+        return format_html("<code>{}</code>", json.dumps(event.data, default=str)[:600])
+
+
+@admin.register(Session)
+class SessionAdmin(admin.ModelAdmin):
+    """Read-only: sessions are written by the supervisor only."""
+
+    list_display = ["query_short", "status", "phase", "iteration", "plan_source", "passed", "score_list", "total_ms", "created_at"]
+    list_filter = ["status", "plan_source", "passed"]
+    search_fields = ["query", "id"]
+    date_hierarchy = "created_at"
+    list_select_related = ["case"]
+    raw_id_fields = ["case", "created_case"]
+    inlines = [SessionEventInline]
+    readonly_fields = [
+        "id", "query", "sql", "status", "phase", "iteration", "plan_source", "plan_pretty", "scores_table",
+        "timings_table", "answer", "passed", "errors_pretty", "tokens_in", "tokens_out", "cost_usd", "model",
+        "case", "case_version", "case_similarity", "created_case", "log_id", "created_by", "created_at",
+        "started_at", "finished_at", "attempts", "retry_at",
+    ]
+    exclude = ["plan", "results", "scores", "errors", "timings_ms"]
+
+    @admin.display(description="query")
+    def query_short(self, session: Session) -> str:
+        return session.query[:80]
+
+    @admin.display(description="scores")
+    def score_list(self, session: Session) -> str:
+        return ", ".join(f"{agent} {score:.2f}" for agent, score in (session.scores or {}).items())
+
+    @admin.display(description="total ms")
+    def total_ms(self, session: Session) -> Any:
+        return (session.timings_ms or {}).get("total")
+
+    @admin.display(description="plan")
+    def plan_pretty(self, session: Session) -> str:
+        return format_html("<pre>{}</pre>", json.dumps(session.plan, indent=2, default=str))
+
+    @admin.display(description="errors")
+    def errors_pretty(self, session: Session) -> str:
+        return format_html("<pre>{}</pre>", json.dumps(session.errors, indent=2, default=str))
+
+    @admin.display(description="scores")
+    def scores_table(self, session: Session) -> str:
+        rows = format_html_join("", "<tr><td>{}</td><td>{}</td></tr>", ((a, f"{s:.2f}") for a, s in (session.scores or {}).items()))
+        return format_html("<table><tr><th>agent</th><th>quality</th></tr>{}</table>", rows)
+
+    @admin.display(description="timings (ms)")
+    def timings_table(self, session: Session) -> str:
+        flat: list[tuple[str, Any]] = []
+        for name, value in (session.timings_ms or {}).items():
+            if isinstance(value, dict):
+                flat.extend((f"{name}: {k}", v) for k, v in value.items())
+            else:
+                flat.append((name, value))
+        rows = format_html_join("", "<tr><td>{}</td><td>{}</td></tr>", flat)
+        return format_html("<table>{}</table>", rows)
+
+    def has_add_permission(self, request: Any) -> bool:
+        return False
+
+    def has_change_permission(self, request: Any, obj: Any = None) -> bool:
+        return False

@@ -1,0 +1,94 @@
+"""`GET /api/sessions/{id}/stream`: Server-Sent Events, an async view for ASGI.
+
+Events come from the `SessionEvent` table, so the stream survives reconnects and process
+restarts: a client that reconnects with `Last-Event-ID: n` gets every event after n. Idle
+streams send a comment line as keep-alive so proxies do not cut them.
+"""
+from __future__ import annotations
+
+import asyncio
+import json
+import time
+from collections.abc import AsyncIterator
+from datetime import timedelta
+
+from asgiref.sync import sync_to_async
+from django.http import HttpRequest, HttpResponse, JsonResponse, StreamingHttpResponse
+from django.utils import timezone
+from rest_framework import exceptions
+
+from agents import conf
+from agents.models import FINISHED_STATUSES, Session
+from agents.sessions import selectors
+from casebank.access.authentication import ApiKeyAuthentication
+
+MAX_STREAM_SECONDS = 3600
+# The outcome (log, new case) is written just after the session ends; wait this long for it.
+OUTCOME_GRACE = timedelta(seconds=10)
+
+
+def _error(status: int, detail: str, errors: dict | None = None) -> JsonResponse:
+    return JsonResponse({"detail": detail, "errors": errors or {}}, status=status)
+
+
+def _authenticate(request: HttpRequest) -> str | None:
+    try:
+        result = ApiKeyAuthentication().authenticate(request)
+    except exceptions.AuthenticationFailed as error:
+        return str(error.detail)
+    return None if result else "Authentication credentials were not provided."
+
+
+def _format(event_id: int, kind: str, data: dict) -> str:
+    return f"id: {event_id}\nevent: {kind}\ndata: {json.dumps(data, default=str, separators=(',', ':'))}\n\n"
+
+
+def _fetch(session_id: str, after: int) -> tuple[list[tuple[int, str, str, dict]], bool]:
+    events = [(e.sequence, e.kind, e.phase, e.data) for e in selectors.session_events_after(session_id=session_id, after=after)]
+    state = Session.objects.filter(pk=session_id).values("status", "log_id", "finished_at").first()
+    done = bool(
+        state and state["status"] in FINISHED_STATUSES
+        and (state["log_id"] is not None or (state["finished_at"] and timezone.now() - state["finished_at"] > OUTCOME_GRACE))
+    )
+    return events, done
+
+
+async def _events(session_id: str, after: int) -> AsyncIterator[str]:
+    keepalive = float(conf.get("SSE_KEEPALIVE_S"))
+    poll = float(conf.get("SSE_POLL_S"))
+    started = last_sent = time.monotonic()
+    yield "retry: 2000\n\n"
+    while time.monotonic() - started < MAX_STREAM_SECONDS:
+        events, done = await sync_to_async(_fetch)(session_id, after)
+        for sequence, kind, phase, data in events:
+            after = sequence
+            last_sent = time.monotonic()
+            yield _format(sequence, kind, {"phase": phase, **data})
+        if done and not events:
+            yield _format(after, "end", {"phase": "done"})
+            return
+        if time.monotonic() - last_sent >= keepalive:
+            last_sent = time.monotonic()
+            yield ": ping\n\n"
+        if not events:
+            await asyncio.sleep(poll)
+
+
+async def session_stream(request: HttpRequest, session_id: str) -> HttpResponse:
+    if request.method != "GET":
+        return _error(405, f'Method "{request.method}" not allowed.')
+    problem = await sync_to_async(_authenticate)(request)
+    if problem:
+        response = _error(401, problem)
+        response["WWW-Authenticate"] = "Token"
+        return response
+    raw = request.headers.get("Last-Event-ID") or request.GET.get("last_event_id") or "0"
+    if not raw.isdigit() or len(raw) > 9:
+        return _error(400, "Invalid input.", {"Last-Event-ID": "Must be a non-negative whole number."})
+    exists = await Session.objects.filter(pk=session_id).aexists()
+    if not exists:
+        return _error(404, "Session not found.")
+    response = StreamingHttpResponse(_events(str(session_id), int(raw)), content_type="text/event-stream")
+    response["Cache-Control"] = "no-cache"
+    response["X-Accel-Buffering"] = "no"  # nginx: do not buffer the stream
+    return response

@@ -1,0 +1,208 @@
+"""Worker agents. Each runs in a worker thread of the execution manager and never raises.
+
+`availability()` says whether the agent can take a step at all (the selector substitutes or
+skips it otherwise); `run()` returns an `AgentOutput` with the result or the error.
+"""
+from __future__ import annotations
+
+import json
+from dataclasses import asdict, dataclass, field
+from typing import Any
+
+from agents import conf
+from agents.metrics import agent_cache_lookup
+from agents.runtime.llm import LLMError, llm_client
+from agents.tools import analytics, retrieval
+from agents.tools.sql_guard import PROMPT_RULES, SqlRefused, check_sql
+from core.cache import layered_get, layered_set
+
+DATA_ANALYSIS = "data_analysis"
+INFORMATION_RETRIEVAL = "information_retrieval"
+CACHE_SECONDS = 300
+NO_LLM_MESSAGE = (
+    "Text2SQL needs an LLM and none is configured (set OPENAI_API_KEY and LLM_MODEL); "
+    "pass the SQL directly instead."
+)
+
+
+@dataclass
+class AgentTask:
+    query: str
+    actions: list[str] = field(default_factory=list)
+    sql: str = ""
+    iteration: int = 1
+    feedback: str = ""
+
+
+@dataclass
+class AgentOutput:
+    ok: bool
+    data: dict = field(default_factory=dict)
+    error: str = ""
+    error_type: str = ""
+    tokens_in: int = 0
+    tokens_out: int = 0
+    cost_usd: float = 0.0
+    model: str = ""
+
+    def as_dict(self) -> dict:
+        return asdict(self)
+
+
+class Agent:
+    name = ""
+
+    def availability(self, task: AgentTask) -> str | None:
+        """None when the agent can run the task, else why not."""
+        return None
+
+    def run(self, task: AgentTask) -> AgentOutput:
+        raise NotImplementedError
+
+
+TEXT2SQL_SCHEMA = {
+    "type": "object",
+    "required": ["sql"],
+    "properties": {"sql": {"type": "string", "minLength": 1}, "explanation": {"type": "string"}},
+}
+
+
+class DataAnalysisAgent(Agent):
+    """Text2SQL (or caller SQL) over the analytics database, through `agents.sql_guard`."""
+
+    name = DATA_ANALYSIS
+
+    def availability(self, task: AgentTask) -> str | None:
+        if task.sql or llm_client() is not None:
+            return None
+        return NO_LLM_MESSAGE
+
+    def run(self, task: AgentTask) -> AgentOutput:
+        tokens_in = tokens_out = 0
+        cost, model, explanation = 0.0, "", ""
+        sql = task.sql
+        if not sql:
+            client = llm_client()
+            if client is None:
+                return AgentOutput(ok=False, error=NO_LLM_MESSAGE, error_type="LLMUnavailable")
+            try:
+                # The execution manager enforces the agent's time budget; the client keeps its own.
+                answer = client.complete_json(purpose="text2sql", messages=self._messages(task), schema=TEXT2SQL_SCHEMA)
+            except LLMError as error:
+                return AgentOutput(ok=False, error=str(error), error_type=type(error).__name__)
+            sql, explanation = answer.data["sql"], answer.data.get("explanation", "")
+            tokens_in, tokens_out, cost, model = answer.tokens_in, answer.tokens_out, answer.cost_usd, answer.model
+        usage = {"tokens_in": tokens_in, "tokens_out": tokens_out, "cost_usd": cost, "model": model}
+        try:
+            data = self.query(sql)
+        except SqlRefused as error:
+            return AgentOutput(ok=False, error=f"SQL refused: {error}", error_type="SQLRefused", data={"sql": sql}, **usage)
+        except analytics.AnalyticsError as error:
+            return AgentOutput(ok=False, error=str(error), error_type="SQLError", data={"sql": sql}, **usage)
+        data["explanation"] = explanation
+        return AgentOutput(ok=True, data=data, **usage)
+
+    @staticmethod
+    def query(sql: str) -> dict:
+        """Guarded, cached execution; the dict is what the API and the session store.
+
+        Results go to the layered cache (casebank.cache): this process's memory answers a
+        repeat without a network hop, the shared Redis answers it on every other replica and
+        qcluster worker for `CACHE_SECONDS`.
+        """
+        url = conf.analytics_database_url()
+        checked = check_sql(sql, allowed_tables=conf.get("ANALYTICS_ALLOWED_TABLES"), dialect=analytics.dialect_of(url))
+        key = analytics.cache_key_for(checked.sql, url)
+        cached = layered_get(key)
+        agent_cache_lookup(agent=DATA_ANALYSIS, hit=cached is not None)
+        if cached is not None:
+            return {**cached, "cached": True}
+        result = analytics.run_checked_query(checked.sql, url=url)
+        data = {
+            "sql": result.sql,
+            "columns": result.columns,
+            "rows": result.rows,
+            "row_count": len(result.rows),
+            "truncated": result.truncated,
+            "summary": summarise(result.columns, result.rows, result.truncated),
+            "chart": chart_spec(result.columns, result.rows),
+            "cache_key": result.cache_key,
+            "elapsed_ms": round(result.elapsed_ms, 2),
+        }
+        layered_set(key, data, CACHE_SECONDS)
+        return {**data, "cached": False}
+
+    @staticmethod
+    def _messages(task: AgentTask) -> list[dict]:
+        schema = analytics.table_columns()
+        tables = "\n".join(f"- {table}({', '.join(columns)})" for table, columns in schema.items())
+        dialect = analytics.dialect_of(conf.analytics_database_url())
+        prompt = (
+            f"Write one read-only {dialect} SELECT that answers the question, using only these tables:\n"
+            f"{tables}\n{PROMPT_RULES[dialect]}\nQuestion: {task.query}"
+        )
+        if task.actions:
+            prompt += "\nPlan step: " + "; ".join(task.actions)
+        if task.feedback:
+            prompt += f"\nA previous attempt failed: {task.feedback}\nFix that."
+        return [
+            {"role": "system", "content": "You translate questions into SQL for an analytics database."},
+            {"role": "user", "content": prompt},
+        ]
+
+
+def summarise(columns: list[str], rows: list[list], truncated: bool) -> str:
+    if not rows:
+        return "The query returned no rows."
+    if len(rows) == 1 and len(columns) <= 4:
+        return "Result: " + ", ".join(f"{c} = {v}" for c, v in zip(columns, rows[0])) + "."
+    more = " (capped)" if truncated else ""
+    first = ", ".join(f"{c} = {v}" for c, v in zip(columns, rows[0]))
+    return f"{len(rows)} rows{more} with columns {', '.join(columns)}; first: {first}."
+
+
+def chart_spec(columns: list[str], rows: list[list]) -> dict:
+    """A bar or line chart when there is one label column and numeric columns, else a table."""
+    if len(columns) >= 2 and rows:
+        numeric = [i for i in range(1, len(columns)) if all(isinstance(r[i], (int, float)) or r[i] is None for r in rows)]
+        if numeric:
+            label = columns[0]
+            kind = "line" if any(w in label.lower() for w in ("date", "month", "week", "day", "year")) else "bar"
+            return {"type": kind, "x": label, "y": [columns[i] for i in numeric]}
+    return {"type": "table", "columns": columns}
+
+
+class InformationRetrievalAgent(Agent):
+    """Hybrid search over knowledge documents and cases; needs no LLM."""
+
+    name = INFORMATION_RETRIEVAL
+
+    def run(self, task: AgentTask) -> AgentOutput:
+        # A retry (after low confidence) widens the net: vector matches down to 0.5 count too.
+        threshold = conf.get("RETRIEVAL_VECTOR_THRESHOLD") if task.iteration == 1 else 0.5
+        text = task.query if task.iteration == 1 else " ".join([task.query, *task.actions])
+        passages = retrieval.search_passages(text, vector_threshold=threshold)[: retrieval.CONTEXT_SIZE]
+        if not passages:
+            return AgentOutput(ok=False, error="No passage matched the query.", error_type="RetrievalEmpty",
+                               data={"context": "", "sources": [], "confidence": 0.0})
+        confidence = round(sum(p.score for p in passages[:3]) / min(3, len(passages)), 4)
+        context = "\n\n".join(f"[{i}] {p.title}\n{p.text}" for i, p in enumerate(passages, start=1))
+        return AgentOutput(ok=True, data={"context": context, "sources": [p.source for p in passages],
+                                          "confidence": confidence})
+
+
+REGISTRY: dict[str, Agent] = {DATA_ANALYSIS: DataAnalysisAgent(), INFORMATION_RETRIEVAL: InformationRetrievalAgent()}
+# When an agent cannot run, who takes the step instead.
+SUBSTITUTES: dict[str, str] = {DATA_ANALYSIS: INFORMATION_RETRIEVAL}
+
+
+def normalise_agent_name(name: Any) -> str:
+    """`DataAnalysisAgent`, `data-analysis` and `data_analysis` all name the same worker."""
+    text = str(name or "").strip()
+    snake = "".join(f"_{c.lower()}" if c.isupper() else c for c in text).lstrip("_")
+    snake = snake.replace("-", "_").replace(" ", "_").replace("__", "_")
+    return snake.removesuffix("_agent")
+
+
+def dumps(value: Any) -> str:
+    return json.dumps(value, default=str)

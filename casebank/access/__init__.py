@@ -1,0 +1,1 @@
+"""API keys: the model, their writes and cached lookups, authentication, throttling, admin."""

@@ -1,0 +1,67 @@
+"""Admin of API keys: create (the key is shown once), edit, revoke."""
+from __future__ import annotations
+
+from typing import Any
+
+from django import forms
+from django.contrib import admin, messages
+from django.http import HttpRequest
+
+from casebank.access import services
+from casebank.models import ApiKey
+
+
+class ApiKeyForm(forms.ModelForm):
+    class Meta:
+        model = ApiKey
+        fields = ["name", "tier", "user", "is_active"]
+
+
+@admin.register(ApiKey)
+class ApiKeyAdmin(admin.ModelAdmin):
+    form = ApiKeyForm
+    list_display = ["name", "prefix", "tier", "user", "is_active", "created_at", "last_used_at"]
+    list_filter = ["tier", "is_active"]
+    search_fields = ["name", "prefix"]
+    raw_id_fields = ["user"]
+    readonly_fields = ["prefix", "created_at", "last_used_at"]
+    actions = ["revoke"]
+
+    @admin.action(description="Revoke selected API keys", permissions=["change"])
+    def revoke(self, request: HttpRequest, queryset: Any) -> None:
+        revoked = 0
+        for api_key in queryset.filter(is_active=True):
+            services.api_key_revoke(api_key=api_key)
+            self.log_change(request, api_key, "Revoked.")
+            revoked += 1
+        self.message_user(request, f"Revoked {revoked} API key(s).", messages.SUCCESS)
+
+    def get_form(self, request: HttpRequest, obj: Any = None, **kwargs: Any) -> Any:
+        form = super().get_form(request, obj, **kwargs)
+        if obj is None:
+            form.base_fields["user"].required = False
+            form.base_fields["user"].help_text = "Leave empty to create a service user named api-<name>."
+        return form
+
+    def save_model(self, request: HttpRequest, obj: ApiKey, form: Any, change: bool) -> None:
+        if change:
+            data = form.cleaned_data
+            services.api_key_update(
+                api_key=obj, name=data["name"], tier=data["tier"], user=data["user"], is_active=data["is_active"]
+            )
+            return
+        data = form.cleaned_data
+        created, plain = services.api_key_create(name=data["name"], tier=data["tier"], user=data.get("user"))
+        obj.pk = created.pk
+        self.message_user(
+            request,
+            f"API key for {created.name}: {plain} — copy it now, it is not stored and will not be shown again.",
+            messages.WARNING,
+        )
+
+    def delete_model(self, request: HttpRequest, obj: ApiKey) -> None:
+        services.api_key_delete(api_key=obj)
+
+    def delete_queryset(self, request: HttpRequest, queryset: Any) -> None:
+        for api_key in queryset:
+            services.api_key_delete(api_key=api_key)

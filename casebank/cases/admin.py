@@ -1,0 +1,326 @@
+from __future__ import annotations
+
+import json
+from typing import Any
+
+from django import forms
+from django.contrib import admin, messages
+from django.contrib.admin.utils import unquote
+from django.core.exceptions import PermissionDenied
+from django.db.models import QuerySet
+from django.http import Http404, HttpRequest, HttpResponse, HttpResponseRedirect
+from django.shortcuts import get_object_or_404
+from django.template.response import TemplateResponse
+from django.urls import path, reverse
+from django.utils.html import format_html
+
+from casebank.cases import services
+from casebank.models import Case, CaseReviewChange, CaseStatus, CaseStatusChange, CaseVersion, PendingCase
+from core.admin_support import HistoryInline, ReadOnlyAdminMixin, decision_page
+from core.errors import DomainError
+
+STATUS_COLOURS = {
+    CaseStatus.ACTIVE: "#1a7f37",
+    CaseStatus.WARNING: "#bf8700",
+    CaseStatus.DEPRECATED: "#6e7781",
+    CaseStatus.ARCHIVED: "#57606a",
+}
+
+
+def status_badge(status: str) -> str:
+    return format_html(
+        '<span style="background:{};color:#fff;border-radius:9px;padding:1px 8px;font-size:11px">{}</span>',
+        STATUS_COLOURS.get(status, "#57606a"),
+        status,
+    )
+
+
+def percent(rate: float | None) -> str:
+    return "—" if rate is None else f"{rate * 100:.1f}%"
+
+
+class PrettyJSONField(forms.JSONField):
+    """Plans are read by people: show them indented."""
+
+    def prepare_value(self, value: Any) -> str:
+        if isinstance(value, forms.fields.InvalidJSONInput):
+            return value
+        return json.dumps(value, indent=2, ensure_ascii=False)
+
+
+class CaseForm(forms.ModelForm):
+    plan = PrettyJSONField(
+        widget=forms.Textarea(attrs={"rows": 12, "cols": 90, "style": "font-family:monospace"}),
+        help_text='Text in quotes, or a JSON list of steps: [{"agent": "data_analysis", "action": "..."}]',
+    )
+    tags = forms.JSONField(
+        required=False,
+        initial=list,
+        widget=forms.TextInput(attrs={"size": 60}),
+        help_text='A JSON list, e.g. ["sql", "revenue"].',
+    )
+
+    class Meta:
+        model = Case
+        fields = ["title", "query", "plan", "category", "tags"]
+
+    def clean(self) -> dict[str, Any]:
+        data = super().clean()
+        if self.errors:
+            return data
+        try:
+            services.validate_case_content(
+                title=data.get("title", ""),
+                query=data.get("query", ""),
+                plan=data.get("plan"),
+                category=data.get("category", ""),
+                tags=data.get("tags") or [],
+            )
+        except DomainError as error:
+            for field, problems in error.errors.items():
+                self.add_error(field if field in self.fields else None, problems)
+        return data
+
+
+class CaseVersionInline(HistoryInline):
+    model = CaseVersion
+    fields = ["version", "reason", "author", "created_at", "plan_preview", "rollback"]
+    ordering = ["-version"]
+    verbose_name_plural = "Version history"
+
+    @admin.display(description="Plan")
+    def plan_preview(self, version: CaseVersion) -> str:
+        text = version.plan if isinstance(version.plan, str) else json.dumps(version.plan)
+        return text[:120] + ("…" if len(text) > 120 else "")
+
+    @admin.display(description="")
+    def rollback(self, version: CaseVersion) -> str:
+        if version.version == version.case.version:
+            return "current"
+        url = reverse("admin:casebank_case_rollback", args=[version.case_id, version.version])
+        return format_html('<a class="button" href="{}">Roll back to v{}</a>', url, version.version)
+
+
+class CaseStatusChangeInline(HistoryInline):
+    model = CaseStatusChange
+    fields = ["created_at", "from_status", "to_status", "actor", "reason"]
+    verbose_name_plural = "Status history"
+
+
+class CaseReviewChangeInline(HistoryInline):
+    model = CaseReviewChange
+    fields = ["created_at", "from_state", "to_state", "actor", "note"]
+    verbose_name_plural = "Review history"
+
+
+class CaseColumnsMixin:
+    """What both case screens show the same way (the bank and the review queue of new cases)."""
+
+    def get_queryset(self, request: HttpRequest) -> QuerySet:
+        return super().get_queryset(request).defer("embedding")
+
+    @admin.display(description="Status", ordering="status")
+    def status_label(self, case: Case) -> str:
+        return status_badge(case.status)
+
+    @admin.display(description="Success rate", ordering="success_rate")
+    def success(self, case: Case) -> str:
+        return percent(case.success_rate)
+
+
+@admin.register(Case)
+class CaseAdmin(CaseColumnsMixin, admin.ModelAdmin):
+    form = CaseForm
+    list_display = [
+        "title",
+        "status_label",
+        "review_state",
+        "category",
+        "version",
+        "success",
+        "run_count",
+        "usage_count",
+        "last_used_at",
+        "updated_at",
+    ]
+    list_filter = ["status", "review_state", "category"]
+    search_fields = ["title", "query", "=id"]
+    ordering = ["-updated_at"]
+    list_per_page = 50
+    readonly_fields = [
+        "id",
+        "status_label",
+        "review_state",
+        "version",
+        "success",
+        "run_count",
+        "usage_count",
+        "last_used_at",
+        "created_at",
+        "updated_at",
+        "updated_by",
+    ]
+    fieldsets = [
+        (None, {"fields": ["title", "query", "plan", "category", "tags"]}),
+        (
+            "Lifecycle and track record",
+            {"fields": ["id", "status_label", "review_state", "version", "success", "run_count", "usage_count",
+                        "last_used_at"]},
+        ),
+        ("Audit", {"fields": ["created_at", "updated_at", "updated_by"]}),
+    ]
+    inlines = [CaseVersionInline, CaseStatusChangeInline, CaseReviewChangeInline]
+    actions = ["mark_active", "mark_deprecated", "mark_archived"]
+
+    def has_delete_permission(self, request: HttpRequest, obj: Any = None) -> bool:
+        # Cases are archived, never deleted: their logs and history must survive.
+        return False
+
+    def save_model(self, request: HttpRequest, obj: Case, form: Any, change: bool) -> None:
+        data = form.cleaned_data
+        content = {field: data[field] for field in ["title", "query", "plan", "category"]}
+        content["tags"] = data.get("tags") or []
+        if change:
+            saved = services.case_update(case=Case.objects.get(pk=obj.pk), actor=request.user.username, **content)
+        else:
+            saved = services.case_create(actor=request.user.username, **content)
+        # The admin redirects and logs by this object: make it the one the service wrote.
+        obj.pk, obj.version = saved.pk, saved.version
+
+    def _set_status(self, request: HttpRequest, queryset: QuerySet, status: str) -> None:
+        moved, refused = 0, []
+        for case in queryset:
+            try:
+                updated = services.case_set_status(
+                    case=case, status=status, actor=request.user.username, reason="admin action"
+                )
+            except DomainError as error:
+                refused.append(f"{case.title}: {error.message}")
+                continue
+            if updated.status == status:
+                moved += 1
+                self.log_change(request, case, f"Status set to {status}.")
+        if moved:
+            self.message_user(request, f"{moved} case(s) now {status}.", messages.SUCCESS)
+        for problem in refused:
+            self.message_user(request, problem, messages.WARNING)
+
+    @admin.action(description="Mark selected cases active", permissions=["change"])
+    def mark_active(self, request: HttpRequest, queryset: QuerySet) -> None:
+        self._set_status(request, queryset, CaseStatus.ACTIVE)
+
+    @admin.action(description="Deprecate selected cases", permissions=["change"])
+    def mark_deprecated(self, request: HttpRequest, queryset: QuerySet) -> None:
+        self._set_status(request, queryset, CaseStatus.DEPRECATED)
+
+    @admin.action(description="Archive selected cases", permissions=["change"])
+    def mark_archived(self, request: HttpRequest, queryset: QuerySet) -> None:
+        self._set_status(request, queryset, CaseStatus.ARCHIVED)
+
+    def get_urls(self) -> list:
+        custom = [
+            path(
+                "<path:object_id>/rollback/<int:version>/",
+                self.admin_site.admin_view(self.rollback_view),
+                name="casebank_case_rollback",
+            )
+        ]
+        return custom + super().get_urls()
+
+    def rollback_view(self, request: HttpRequest, object_id: str, version: int) -> HttpResponse:
+        """Confirm, then roll back: the old snapshot becomes a new version."""
+        if not request.user.has_perm("casebank.rollback_case"):
+            raise PermissionDenied
+        # Like ModelAdmin.get_object: a malformed id is "not found", not a ValidationError (500).
+        case = self.get_object(request, unquote(object_id))
+        if case is None:
+            raise Http404("No such case.")
+        snapshot = get_object_or_404(CaseVersion, case=case, version=version)
+        change_url = reverse("admin:casebank_case_change", args=[case.pk])
+        if request.method == "POST":
+            try:
+                updated = services.case_rollback(case=case, to_version=version, actor=request.user.username)
+            except DomainError as error:
+                self.message_user(request, error.message, messages.ERROR)
+                return HttpResponseRedirect(change_url)
+            self.log_change(request, case, f"Rolled back to v{version} as v{updated.version}.")
+            self.message_user(
+                request, f"Rolled back to v{version}: the case is now at v{updated.version}.", messages.SUCCESS
+            )
+            return HttpResponseRedirect(change_url)
+        context = {
+            **self.admin_site.each_context(request),
+            "title": f"Roll back “{case.title}” to v{version}?",
+            "case": case,
+            "snapshot": snapshot,
+            "current_plan": json.dumps(case.plan, indent=2, ensure_ascii=False),
+            "snapshot_plan": json.dumps(snapshot.plan, indent=2, ensure_ascii=False),
+            "opts": self.model._meta,
+            "change_url": change_url,
+        }
+        return TemplateResponse(request, "admin/casebank/case/rollback_confirmation.html", context)
+
+
+REVIEW_PERMISSION = "casebank.review_case"
+
+
+@admin.register(PendingCase)
+class PendingCaseAdmin(CaseColumnsMixin, ReadOnlyAdminMixin, admin.ModelAdmin):
+    """The review queue: cases filed by successful sessions, oldest first, read-only.
+
+    Approve makes a case a reusable plan (retrieved and planned with); reject keeps it out for
+    good. Both need `casebank.review_case`, go through a page asking for a note (required to
+    reject), call the services (which write the audit row) and log the change.
+    """
+
+    list_display = ["title", "category", "status_label", "success", "run_count", "created_at", "updated_by"]
+    list_filter = ["category"]
+    search_fields = ["title", "query", "=id"]
+    ordering = ["created_at"]
+    list_per_page = 50
+    fields = ["id", "title", "query", "plan_pretty", "category", "tags", "status_label", "success", "run_count",
+              "created_at", "updated_by"]
+    readonly_fields = fields
+    inlines = [CaseReviewChangeInline]
+    actions = ["approve_selected", "reject_selected"]
+    change_form_template = "admin/casebank/pendingcase/change_form.html"
+
+    def has_review_permission(self, request: HttpRequest) -> bool:
+        return request.user.has_perm(REVIEW_PERMISSION)
+
+    @admin.display(description="Plan")
+    def plan_pretty(self, case: Case) -> str:
+        return format_html("<pre>{}</pre>", json.dumps(case.plan, indent=2, ensure_ascii=False))
+
+    def change_view(self, request: HttpRequest, object_id: str, form_url: str = "", extra_context: dict | None = None) -> HttpResponse:
+        extra = {"can_review": self.has_review_permission(request)}
+        return super().change_view(request, object_id, form_url, {**extra, **(extra_context or {})})
+
+    def _decide(self, request: HttpRequest, queryset: QuerySet, *, verb: str) -> HttpResponse | None:
+        note, page = decision_page(self, request, queryset, verb=verb, note_required=verb == "reject",
+                                   template="admin/casebank/pendingcase/decision.html", items_name="cases", noun="case")
+        if page is not None:
+            return page
+        service = services.case_review_approve if verb == "approve" else services.case_review_reject
+        done, refused = 0, []
+        for case in queryset:
+            try:
+                service(case=case, actor=request.user.get_username(), note=note)
+            except DomainError as error:
+                refused.append(f"{case.title}: {error.message}")
+                continue
+            done += 1
+            self.log_change(request, case, f"Review: {verb}d" + (f": {note}" if note else ""))
+        if done:
+            self.message_user(request, f"{done} case(s) {verb}d.", messages.SUCCESS)
+        if refused:
+            self.message_user(request, "Not changed: " + "; ".join(refused), messages.ERROR)
+        return None
+
+    @admin.action(description="Approve selected cases as reusable plans…", permissions=["review"])
+    def approve_selected(self, request: HttpRequest, queryset: QuerySet) -> HttpResponse | None:
+        return self._decide(request, queryset, verb="approve")
+
+    @admin.action(description="Reject selected cases (with a note)…", permissions=["review"])
+    def reject_selected(self, request: HttpRequest, queryset: QuerySet) -> HttpResponse | None:
+        return self._decide(request, queryset, verb="reject")

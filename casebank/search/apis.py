@@ -1,0 +1,60 @@
+"""`POST /api/cases/search/`: ranked cases for a query (vector, BM25 or hybrid)."""
+from __future__ import annotations
+
+from typing import Any
+
+from drf_spectacular.utils import extend_schema
+from rest_framework import serializers
+from rest_framework.request import Request
+from rest_framework.response import Response
+from rest_framework.views import APIView
+
+from casebank.cases import read_cache, services
+from casebank.cases.apis import CaseOutputSerializer
+from casebank.search import selectors
+from core import task_queue
+
+
+class CaseSearchApi(APIView):
+    class InputSerializer(serializers.Serializer):
+        query = serializers.CharField(max_length=2_000)
+        k = serializers.IntegerField(min_value=1, max_value=100, default=10)
+        mode = serializers.ChoiceField(choices=selectors.SEARCH_MODES, default="hybrid")
+        include_archived = serializers.BooleanField(default=False)
+        record_use = serializers.BooleanField(
+            default=False, help_text="Count the returned cases as used (planners set this)."
+        )
+
+    class OutputSerializer(serializers.Serializer):
+        mode = serializers.CharField()
+        results = serializers.ListField(child=serializers.DictField(), help_text="Cases, best first, each with `score`, `similarity` and `bm25`.")
+
+    @extend_schema(
+        request=InputSerializer,
+        responses=OutputSerializer,
+        summary="Top-k similar cases (vector, bm25 or hybrid with RRF k=60)",
+    )
+    def post(self, request: Request) -> Response:
+        data = self.InputSerializer(data=request.data)
+        data.is_valid(raise_exception=True)
+        params = dict(data.validated_data)
+        record_use = params.pop("record_use")
+        results = read_cache.cached_read("search", params, lambda: _search_results(params))
+        if record_use and results:
+            # Counting uses must not slow the search: it runs in the task queue, or inline (one
+            # UPDATE) when the broker is down.
+            ids = [item["id"] for item in results]
+            task_queue.enqueue_on_commit(
+                "casebank.cases.tasks.record_case_use", ids, if_unavailable=lambda: services.case_record_use(case_ids=ids)
+            )
+        return Response({"mode": params["mode"], "results": results})
+
+
+def _search_results(params: dict[str, Any]) -> list[dict[str, Any]]:
+    hits = selectors.case_search(**params)
+    # One serializer for all hits: a ModelSerializer builds its fields per instance.
+    cases = CaseOutputSerializer([hit.case for hit in hits], many=True).data
+    return [
+        {**item, "score": hit.score, "similarity": hit.similarity, "bm25": hit.bm25}
+        for item, hit in zip(cases, hits)
+    ]

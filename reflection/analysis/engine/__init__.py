@@ -1,0 +1,326 @@
+"""The reflection engine: the analysis of SPEC section 4 for one case or many at once.
+
+`analyze_case` answers the API; `analyze_cases` serves batch runs with the same queries over
+many cases. Raw logs are aggregated in SQL (`queries`); days older than retention come from
+`DailyCaseRollup` rows and are merged in, so nothing a user saw disappears.
+"""
+from __future__ import annotations
+
+import uuid
+from collections.abc import Iterable, Iterator
+from concurrent.futures import ThreadPoolExecutor
+from datetime import datetime, time, timedelta
+from datetime import timezone as dt_timezone
+
+from django.conf import settings
+from django.db import connection, connections, transaction
+from django.utils import timezone
+
+from casebank.models import Case
+from core.errors import InvalidInput, NotFound
+from reflection.analysis.engine import stats
+from reflection.analysis.engine.queries import (
+    PERCENTILES,
+    Bounds,
+    Figures,
+    ids_lookup,
+    merge_error,
+    ranked_errors,
+    raw_errors,
+    raw_figures,
+    raw_histograms,
+    use_batch_memory,
+)
+from reflection.models import DailyCaseRollup
+
+MIN_WINDOW_DAYS = 1
+MAX_WINDOW_DAYS = 365
+MIN_CONFIDENT_RUNS = 100
+SLOW_P95_MS = 2_000
+TOP_TEMPLATES = 5
+# Cases per statement: keeps IN-lists and ANY arrays moderate, and memory flat in big runs.
+CHUNK = 2_000
+# On PostgreSQL a batch takes more: cases' logs are interleaved all through the table, so each
+# statement reads nearly the whole heap whatever its share of cases, and five chunks of 2,000
+# cost ~1.3 s more than one of 10,000 over 1,000,000 logs (docs/reflection.md).
+PG_CHUNK = 10_000
+
+
+def chunk_size() -> int:
+    return PG_CHUNK if connection.vendor == "postgresql" else CHUNK
+
+
+def half_life_days() -> float:
+    return float(getattr(settings, "REFLECTION_HALF_LIFE_DAYS", 3.5))
+
+
+def validate_window(window_days: object) -> int:
+    if isinstance(window_days, bool) or not isinstance(window_days, int) or not (
+        MIN_WINDOW_DAYS <= window_days <= MAX_WINDOW_DAYS
+    ):
+        raise InvalidInput(
+            f"window_days must be a whole number from {MIN_WINDOW_DAYS} to {MAX_WINDOW_DAYS}.",
+            errors={"window_days": [f"Between {MIN_WINDOW_DAYS} and {MAX_WINDOW_DAYS}."]},
+        )
+    return window_days
+
+
+def make_bounds(*, window_days: int, now: datetime | None, snapshot_at: datetime | None = None) -> Bounds:
+    now = now or timezone.now()
+    return Bounds(
+        now=now,
+        start=now - timedelta(days=window_days),
+        recent_start=now - timedelta(hours=24),
+        baseline_start=now - timedelta(days=8),
+        snapshot_at=snapshot_at,
+        half_life_days=half_life_days(),
+    )
+
+
+def analyze_case(*, case_id: uuid.UUID | str, window_days: int = 30, now: datetime | None = None,
+                 snapshot_at: datetime | None = None) -> dict:
+    """The analysis of one case; NotFound for an unknown case, InvalidInput for a bad window."""
+    validate_window(window_days)
+    try:
+        key = case_id if isinstance(case_id, uuid.UUID) else uuid.UUID(str(case_id))
+    except ValueError:
+        raise NotFound(f"No case with id {case_id}.") from None
+    if not Case.objects.filter(pk=key).exists():
+        raise NotFound(f"No case with id {key}.")
+    return analyze_cases(case_ids=[key], window_days=window_days, now=now, snapshot_at=snapshot_at)[key]
+
+
+def analyze_cases(*, case_ids: Iterable[uuid.UUID], window_days: int = 30, now: datetime | None = None,
+                  snapshot_at: datetime | None = None) -> dict[uuid.UUID, dict]:
+    """Analyses of many cases with a handful of grouped queries per chunk of cases."""
+    return dict(analyses_as_built(case_ids=case_ids, window_days=window_days, now=now, snapshot_at=snapshot_at))
+
+
+def analyses_as_built(*, case_ids: Iterable[uuid.UUID], window_days: int = 30, now: datetime | None = None,
+                      snapshot_at: datetime | None = None,
+                      every_case_with_logs: bool = False) -> Iterator[tuple[uuid.UUID, dict]]:
+    """`analyze_cases` one case at a time: the queries run now, each analysis is built as the
+    caller takes it, so a run can store one while Python builds the next.
+
+    `every_case_with_logs`: the ids are (nearly) every case with logs up to the snapshot, as
+    in a first run. When one statement would take them all anyway, PostgreSQL then scans with
+    no case filter (~0.1 s less per 1,000,000 logs than looking each row's case up in the id
+    list); rows of other cases are left out here."""
+    validate_window(window_days)
+    bounds = make_bounds(window_days=window_days, now=now, snapshot_at=snapshot_at)
+    ids = list(dict.fromkeys(case_ids))
+    whole = every_case_with_logs and connection.vendor == "postgresql" and len(ids) <= chunk_size()
+    if _can_scan_in_parallel(len(ids)):
+        # The error scan and its Python (grouping, ranking) run on a second connection in a
+        # thread while this one waits on the figures scan, the longer of the two, which leaves
+        # the interpreter free meanwhile.
+        with ThreadPoolExecutor(max_workers=1, thread_name_prefix="reflection-scan") as pool:
+            side = pool.submit(_on_own_connection, _scan_errors, ids, bounds, whole)
+            with transaction.atomic():
+                figures = _scan_figures(ids, bounds, whole)
+            errors, rollups, histograms = side.result()
+    else:
+        with transaction.atomic():
+            figures = _scan_figures(ids, bounds, whole)
+            errors, rollups, histograms = _scan_errors(ids, bounds, whole)
+    return (
+        (
+            case_id,
+            _analysis(
+                case_id=case_id,
+                window_days=window_days,
+                bounds=bounds,
+                figures=figures.get(case_id, Figures()),
+                ranked_errors=errors.get(case_id, []),
+                rollups=rollups.get(case_id, []),
+                raw_histogram=histograms.get(case_id, {}),
+            ),
+        )
+        for case_id in ids
+    )
+
+
+def _can_scan_in_parallel(case_count: int) -> bool:
+    """A second connection sees only committed rows, so never inside a caller's transaction
+    (tests, `case_analysis_record`); SQLite gains nothing from a second connection."""
+    return (
+        connection.vendor == "postgresql"
+        and not connection.in_atomic_block
+        and case_count >= getattr(settings, "REFLECTION_PARALLEL_MIN_CASES", 1_000)
+    )
+
+
+def _on_own_connection(function, *args):
+    """Run in a worker thread, which gets its own connection from Django; close it after."""
+    try:
+        with transaction.atomic():
+            return function(*args)
+    finally:
+        connections.close_all()
+
+
+def _scan_figures(ids: list[uuid.UUID], bounds: Bounds, whole: bool) -> dict[uuid.UUID, Figures]:
+    use_batch_memory()
+    if whole:
+        return raw_figures(None, bounds)
+    figures: dict[uuid.UUID, Figures] = {}
+    size = chunk_size()
+    for offset in range(0, len(ids), size):
+        figures.update(raw_figures(ids[offset:offset + size], bounds))
+    return figures
+
+
+def _scan_errors(ids: list[uuid.UUID], bounds: Bounds, whole: bool) -> tuple[dict, dict, dict]:
+    """Each case's errors ranked for `common_errors` (roll-ups merged in), plus the roll-ups of
+    days past retention and the raw histograms, which the figures need."""
+    use_batch_memory()
+    ranked: dict[uuid.UUID, list[dict]] = {}
+    rollups: dict[uuid.UUID, list[DailyCaseRollup]] = {}
+    histograms: dict[uuid.UUID, dict[int, int]] = {}
+    size = chunk_size()
+    for offset in range(0, len(ids), size):
+        chunk = ids[offset:offset + size]
+        chunk_rollups = _rollups(chunk, bounds)
+        if chunk_rollups:
+            rollups.update(chunk_rollups)
+            histograms.update(raw_histograms(list(chunk_rollups), bounds))
+        ranked.update(_ranked_errors(chunk, bounds, chunk_rollups, whole))
+    return ranked, rollups, histograms
+
+
+def _ranked_errors(case_ids: list[uuid.UUID], bounds: Bounds, rollups: dict[uuid.UUID, list[DailyCaseRollup]],
+                   whole: bool) -> dict[uuid.UUID, list[dict]]:
+    """PostgreSQL ranks the errors of cases with no roll-up in the window (of every case when
+    `whole`); Python merges and ranks those with roll-ups (which hold counts per template, out
+    of SQL's sight), and its ranking replaces any SQL gave them."""
+    in_sql: list[uuid.UUID] | None
+    if connection.vendor == "postgresql":
+        in_sql = None if whole else [c for c in case_ids if c not in rollups]
+        in_python = [c for c in case_ids if c in rollups]
+    else:
+        in_sql, in_python = [], case_ids
+    ranked = ranked_errors(in_sql, bounds, top_templates=TOP_TEMPLATES) if in_sql is None or in_sql else {}
+    errors = raw_errors(in_python, bounds) if in_python else {}
+    for case_id in rollups:
+        _merge_rollup_errors(errors.setdefault(case_id, {}), rollups[case_id])
+    ranked.update((case_id, _rank_errors(case_errors)) for case_id, case_errors in errors.items())
+    return ranked
+
+
+def _rollups(case_ids: list[uuid.UUID], bounds: Bounds) -> dict[uuid.UUID, list[DailyCaseRollup]]:
+    rows: dict[uuid.UUID, list[DailyCaseRollup]] = {}
+    # A roll-up day counts when it starts inside the window (days are whole, windows are not).
+    for rollup in DailyCaseRollup.objects.filter(**ids_lookup("case_id", case_ids), day__gte=bounds.start.date()):
+        rows.setdefault(rollup.case_id, []).append(rollup)
+    return rows
+
+
+def _merge_rollup_errors(errors: dict, rollups: list[DailyCaseRollup]) -> None:
+    for rollup in rollups:
+        for kind, entry in rollup.errors.items():
+            for template, count in entry.get("templates", {}).items():
+                merge_error(errors, kind, template, int(count), entry.get("example", ""))
+
+
+def _merge_rollup_figures(figures: Figures, rollups: list[DailyCaseRollup], bounds: Bounds) -> dict[int, int]:
+    histogram: dict[int, int] = {}
+    for rollup in rollups:
+        midday = datetime.combine(rollup.day, time(12), tzinfo=dt_timezone.utc)
+        age_days = max(0.0, (bounds.now - midday).total_seconds() / 86400)
+        weight = 0.5 ** (age_days / bounds.half_life_days)
+        figures.runs += rollup.runs
+        figures.successes += rollup.successes
+        figures.weight_sum += weight * rollup.runs
+        figures.weighted_successes += weight * rollup.successes
+        figures.latency_sum += rollup.latency_sum_ms
+        for bucket, count in rollup.latency_histogram.items():
+            histogram[int(bucket)] = histogram.get(int(bucket), 0) + int(count)
+    return histogram
+
+
+def _analysis(*, case_id: uuid.UUID, window_days: int, bounds: Bounds, figures: Figures, ranked_errors: list[dict],
+              rollups: list[DailyCaseRollup], raw_histogram: dict[int, int]) -> dict:
+    percentiles = figures.percentiles
+    if rollups:
+        histogram = _merge_rollup_figures(figures, rollups, bounds)
+        for bucket, count in raw_histogram.items():
+            histogram[bucket] = histogram.get(bucket, 0) + count
+        percentiles = {p: stats.histogram_percentile(histogram, p) for p in PERCENTILES}
+    total = figures.runs
+    anomalies = [
+        finding
+        for finding in (
+            stats.success_rate_drop(
+                recent_runs=figures.recent_runs,
+                recent_successes=figures.recent_successes,
+                baseline_runs=figures.baseline_runs,
+                baseline_successes=figures.baseline_successes,
+            ),
+            stats.latency_regression(
+                recent_runs=figures.recent_runs,
+                recent_sum=figures.recent_latency_sum,
+                recent_squares=figures.recent_latency_squares,
+                baseline_runs=figures.baseline_runs,
+                baseline_sum=figures.baseline_latency_sum,
+                baseline_squares=figures.baseline_latency_squares,
+            ),
+        )
+        if finding is not None
+    ]
+    p95 = _ms(percentiles.get(0.95))
+    return {
+        "case_id": str(case_id),
+        "window_days": window_days,
+        "total_executions": total,
+        "successes": figures.successes,
+        "success_rate": round(figures.successes / total, 4) if total else None,
+        "weighted_success_rate": (
+            round(figures.weighted_successes / figures.weight_sum, 4) if figures.weight_sum > 0 else None
+        ),
+        "common_errors": _with_percentages(ranked_errors, total),
+        "latency_ms": {
+            "mean": _ms(figures.latency_sum / total) if total else None,
+            "p50": _ms(percentiles.get(0.5)),
+            "p95": p95,
+            "p99": _ms(percentiles.get(0.99)),
+        },
+        "slow": p95 is not None and p95 > SLOW_P95_MS,
+        "anomalies": anomalies,
+        "confidence": "ok" if total >= MIN_CONFIDENT_RUNS else "insufficient",
+    }
+
+
+def _ms(value: float | None) -> float | None:
+    return None if value is None else round(float(value), 1)
+
+
+def _most_frequent_first(item: tuple[str, int]) -> tuple[int, str]:
+    return -item[1], item[0]
+
+
+def _rank_errors(errors: dict[str, dict]) -> list[dict]:
+    """`common_errors` but the percentages, which need the case's total from the figures."""
+    rows = []
+    for kind, entry in errors.items():
+        templates = entry["templates"].items()
+        if len(templates) > 1:  # most error types have one template: no sort (10,000 cases a run)
+            templates = sorted(templates, key=_most_frequent_first)
+        else:
+            templates = list(templates)
+        rows.append(
+            {
+                "error_type": kind,
+                "count": entry["count"],
+                "percentage": None,
+                "example": entry["example"],
+                "templates": [{"template": t, "count": n} for t, n in templates[:TOP_TEMPLATES]],
+            }
+        )
+    rows.sort(key=lambda row: (-row["count"], row["error_type"]))
+    return rows
+
+
+def _with_percentages(rows: list[dict], total: int) -> list[dict]:
+    for row in rows:
+        row["percentage"] = round(100 * row["count"] / total, 1) if total else 0.0
+    return rows

@@ -1,0 +1,1 @@
+"""The execution log: the model, batch ingestion (fast decoder + validator), the list API, admin."""

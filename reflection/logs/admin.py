@@ -1,0 +1,159 @@
+from __future__ import annotations
+
+import uuid
+from datetime import timedelta
+from typing import Any
+
+from django.contrib import admin
+from django.contrib.admin.options import IncorrectLookupParameters
+from django.core.cache import cache
+from django.core.paginator import Paginator
+from django.db import connection
+from django.db.models import Count, QuerySet
+from django.utils import timezone
+from django.utils.functional import cached_property
+from django.utils.html import format_html
+
+from casebank.models import Case
+from core.admin_support import ReadOnlyAdminMixin
+from reflection.models import ExecutionLog
+
+ERROR_TYPE_CHOICES_KEY = "reflection:admin:error-types"
+
+
+class EstimatedCountPaginator(Paginator):
+    """Paging a million-row table must not run COUNT(*) on every page view.
+
+    On PostgreSQL the planner's row estimate stands in for the unfiltered count. A filtered
+    list (one case, failures, an error type: each can match millions) is counted only up to
+    `COUNT_LIMIT` rows, on both databases; past that the pages stop (narrow the filter).
+    """
+
+    COUNT_LIMIT = 10_000
+
+    @cached_property
+    def count(self) -> int:
+        query = self.object_list.query
+        if not query.where:
+            if connection.vendor == "postgresql":
+                with connection.cursor() as cursor:
+                    cursor.execute(
+                        "SELECT reltuples::bigint FROM pg_class WHERE oid = %s::regclass",
+                        [ExecutionLog._meta.db_table],
+                    )
+                    estimate = cursor.fetchone()[0]
+                if estimate and estimate > self.COUNT_LIMIT:
+                    return int(estimate)
+            return super().count
+        # COUNT(*) over a LIMITed subquery: reads at most COUNT_LIMIT + 1 index entries.
+        return min(self.object_list.order_by()[: self.COUNT_LIMIT + 1].count(), self.COUNT_LIMIT)
+
+
+class CaseFilter(admin.SimpleListFilter):
+    """Logs of one case, by `?case__id__exact=<id>` (the links on the case's admin pages and in
+    the list's case column): never a choice list of every case, only the chosen one's title."""
+
+    title = "case"
+    parameter_name = "case__id__exact"
+
+    def lookups(self, request: Any, model_admin: Any) -> list[tuple[str, str]]:
+        # Shown only while filtering (a filter without choices is not applied at all).
+        if not self.value():
+            return []
+        case_id = self._case_id()
+        title = Case.objects.filter(pk=case_id).values_list("title", flat=True).first() if case_id else None
+        return [(self.value(), title[:60] if title is not None else f"{self.value()[:40]} (no such case)")]
+
+    def queryset(self, request: Any, queryset: QuerySet) -> QuerySet:
+        if self.value() is None:
+            return queryset
+        case_id = self._case_id()
+        if case_id is None:
+            raise IncorrectLookupParameters(f"{self.value()!r} is not a case id.")
+        return queryset.filter(case_id=case_id)
+
+    def _case_id(self) -> uuid.UUID | None:
+        try:
+            return uuid.UUID(str(self.value())) if self.value() else None
+        except ValueError:
+            return None
+
+
+class ErrorTypeFilter(admin.SimpleListFilter):
+    """The most frequent error types of the last week, not a DISTINCT over all history."""
+
+    title = "error type"
+    parameter_name = "error_type"
+
+    def lookups(self, request: Any, model_admin: Any) -> list[tuple[str, str]]:
+        choices = cache.get(ERROR_TYPE_CHOICES_KEY)
+        if choices is None:
+            since = timezone.now() - timedelta(days=7)
+            rows = (
+                ExecutionLog.objects.filter(created_at__gte=since, success=False)
+                .exclude(error_type="")
+                .values("error_type")
+                .annotate(n=Count("id"))
+                .order_by("-n")[:20]
+            )
+            choices = [(row["error_type"], f"{row['error_type']} ({row['n']})") for row in rows]
+            cache.set(ERROR_TYPE_CHOICES_KEY, choices, 300)
+        return choices
+
+    def queryset(self, request: Any, queryset: QuerySet) -> QuerySet:
+        if self.value():
+            return queryset.filter(error_type=self.value())
+        return queryset
+
+
+@admin.register(ExecutionLog)
+class ExecutionLogAdmin(ReadOnlyAdminMixin, admin.ModelAdmin):
+    list_display = [
+        "created_at",
+        "outcome",
+        "case_link",
+        "case_version",
+        "error_type",
+        "execution_time_ms",
+        "tokens",
+        "model",
+    ]
+    list_filter = [CaseFilter, "success", ErrorTypeFilter, ("created_at", admin.DateFieldListFilter)]
+    list_select_related = ["case"]
+    search_fields = ["=id", "=case__id", "=session_id"]
+    search_help_text = "Exact log id, case id or session id."
+    raw_id_fields = ["case"]
+    date_hierarchy = None
+    ordering = ["-created_at"]
+    show_full_result_count = False
+    paginator = EstimatedCountPaginator
+    list_per_page = 50
+    readonly_fields = [f.name for f in ExecutionLog._meta.fields]
+
+    def get_queryset(self, request: Any) -> QuerySet:
+        # The list never shows the message or context: leave the big columns on disk.
+        return super().get_queryset(request).defer("context", "error_message", "error_template", "case__embedding", "case__plan")
+
+    @admin.display(description="Outcome", ordering="success")
+    def outcome(self, log: ExecutionLog) -> str:
+        if log.success:
+            return format_html('<span style="color:{};font-weight:600">{}</span>', "#1a7f37", "✔ success")
+        return format_html('<span style="color:{};font-weight:600">{}</span>', "#cf222e", "✘ failed")
+
+    @admin.display(description="Case")
+    def case_link(self, log: ExecutionLog) -> str:
+        if log.case is None:
+            return "—"
+        return format_html(
+            '<a href="/admin/casebank/case/{}/change/">{}</a> <a href="?{}={}" title="{}">⌕</a>',
+            log.case_id, log.case.title[:60], CaseFilter.parameter_name, log.case_id, "Only this case's logs",
+        )
+
+    @admin.display(description="Tokens in/out")
+    def tokens(self, log: ExecutionLog) -> str:
+        return f"{log.tokens_in} / {log.tokens_out}"
+
+# The approval console (pending suggestions, decisions, verification, rollback) and LLM calls.
+# Reflection runs, analyses and the per-case analysis page.
+from reflection.analysis import admin as admin_analysis  # noqa: E402,F401
+from reflection.suggestions import admin as admin_suggestions  # noqa: E402,F401

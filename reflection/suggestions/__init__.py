@@ -1,0 +1,2 @@
+"""Improvement suggestions: generation (LLM or rules), deferral, the review decisions,
+verification, the approval console and alerts."""

@@ -1,0 +1,247 @@
+"""The approval console: the pending-suggestion queue, decisions, verification and rollback.
+
+Admin actions only call `reflection.suggestion_services`; each needs `approve_suggestion`,
+asks for a note on an intermediate page, reports counts, and logs the change (`log_change`)
+next to the service's own audit row.
+"""
+from __future__ import annotations
+
+from typing import Any
+
+from django.contrib import admin, messages
+from django.contrib.admin.utils import unquote
+from django.db.models import QuerySet
+from django.http import HttpRequest, HttpResponse
+from django.utils.html import format_html
+
+from core.admin_support import HistoryInline, ReadOnlyAdminMixin, decision_page
+from core.errors import Conflict, DomainError
+from reflection.models import (
+    LLMCall,
+    PendingSuggestion,
+    Suggestion,
+    SuggestionDecision,
+    SuggestionStatus,
+    Verification,
+)
+from reflection.suggestions import services
+from reflection.suggestions.rendering import changes_html, evidence_html, plan_diff_html, verification_badge
+
+APPROVE_PERMISSION = "reflection.approve_suggestion"
+
+
+class DecisionInline(HistoryInline):
+    model = SuggestionDecision
+    fields = ["created_at", "action", "from_status", "to_status", "actor_name", "case_version", "note"]
+
+    def has_change_permission(self, request: HttpRequest, obj: Any = None) -> bool:
+        return False
+
+
+class SuggestionAdminBase(ReadOnlyAdminMixin, admin.ModelAdmin):
+    list_select_related = ["case"]
+    raw_id_fields = ["case"]
+    search_fields = ["=id", "=case__id", "case__title"]
+    inlines = [DecisionInline]
+    readonly_fields = [
+        "case_link",
+        "base_version",
+        "status",
+        "source",
+        "confidence_pct",
+        "rationale",
+        "changes_list",
+        "expected_effect",
+        "plan_diff",
+        "evidence_view",
+        "model",
+        "tokens",
+        "fallback_reason",
+        "created_at",
+        "reviewed_by",
+        "reviewed_at",
+        "review_note",
+        "stale_reason",
+        "applied_version",
+        "verification_view",
+        "rolled_back_version",
+    ]
+    fieldsets = [
+        ("Proposal", {"fields": ["case_link", "base_version", "status", "source", "confidence_pct", "rationale",
+                                 "changes_list", "expected_effect"]}),
+        ("Current vs proposed plan", {"fields": ["plan_diff"]}),
+        ("Evidence", {"fields": ["evidence_view"]}),
+        ("Review", {"fields": ["reviewed_by", "reviewed_at", "review_note", "stale_reason", "applied_version",
+                               "verification_view", "rolled_back_version"]}),
+        ("Provenance", {"fields": ["model", "tokens", "fallback_reason", "created_at"], "classes": ["collapse"]}),
+    ]
+
+    def get_queryset(self, request: HttpRequest) -> QuerySet:
+        return super().get_queryset(request).defer("case__embedding")
+
+    def has_approve_permission(self, request: HttpRequest) -> bool:
+        return request.user.has_perm(APPROVE_PERMISSION)
+
+    def change_view(self, request: HttpRequest, object_id: str, form_url: str = "", extra_context: dict | None = None) -> HttpResponse:
+        # get_object, like Django's own view: a malformed or unknown id is None (then Django
+        # redirects with "doesn't exist"), never a ValueError from filtering an integer pk by "abc".
+        suggestion = self.get_object(request, unquote(object_id))
+        can_approve = self.has_approve_permission(request)
+        extra = {
+            # The template shows the decision buttons only to those who may press them.
+            "can_approve": can_approve,
+            "offer_rollback": bool(
+                suggestion
+                and suggestion.verification == Verification.REGRESSED
+                and suggestion.rolled_back_version is None
+                and can_approve
+            ),
+        }
+        return super().change_view(request, object_id, form_url, {**extra, **(extra_context or {})})
+
+    # -- columns ------------------------------------------------------------------------
+
+    @admin.display(description="Case", ordering="case__title")
+    def case_link(self, suggestion: Suggestion) -> str:
+        return format_html(
+            '<a href="/admin/casebank/case/{}/change/">{}</a> <span style="color:#888">now v{}</span>',
+            suggestion.case_id, suggestion.case.title[:80], suggestion.case.version,
+        )
+
+    @admin.display(description="Success rate")
+    def success_rate(self, suggestion: Suggestion) -> str:
+        rate = (suggestion.evidence.get("analysis") or {}).get("success_rate")
+        return f"{rate:.1%}" if isinstance(rate, (int, float)) else "—"
+
+    @admin.display(description="Top error")
+    def top_error(self, suggestion: Suggestion) -> str:
+        errors = suggestion.evidence.get("common_errors") or []
+        if not errors:
+            return "—"
+        return f"{errors[0].get('error_type') or '(none)'} ({errors[0].get('percentage')}%)"
+
+    @admin.display(description="Confidence", ordering="confidence")
+    def confidence_pct(self, suggestion: Suggestion) -> str:
+        return f"{suggestion.confidence:.0%}"
+
+    @admin.display(description="Changes")
+    def changes_list(self, suggestion: Suggestion) -> str:
+        return changes_html(suggestion.changes)
+
+    @admin.display(description="Diff")
+    def plan_diff(self, suggestion: Suggestion) -> str:
+        return plan_diff_html(suggestion.current_plan, suggestion.revised_plan, base_version=suggestion.base_version)
+
+    @admin.display(description="Evidence")
+    def evidence_view(self, suggestion: Suggestion) -> str:
+        return evidence_html(suggestion.evidence)
+
+    @admin.display(description="Tokens in/out, cost")
+    def tokens(self, suggestion: Suggestion) -> str:
+        return f"{suggestion.tokens_in} / {suggestion.tokens_out}, ${suggestion.cost_usd:.4f}"
+
+    @admin.display(description="Verification", ordering="verification")
+    def verification_view(self, suggestion: Suggestion) -> str:
+        return verification_badge(suggestion.verification, suggestion.verification_detail)
+
+    # -- decisions ----------------------------------------------------------------------
+
+    def _decide(self, request: HttpRequest, queryset: QuerySet, *, verb: str, note_required: bool) -> HttpResponse | None:
+        """Show the note page first; on `apply`, run the service for each selected suggestion."""
+        note, page = decision_page(self, request, queryset, verb=verb, note_required=note_required,
+                                   template="admin/reflection/suggestion_decision.html", items_name="suggestions", noun="suggestion")
+        if page is not None:
+            return page
+        done, stale, refused = 0, [], []
+        service = services.suggestion_approve if verb == "approve" else services.suggestion_reject
+        for suggestion in queryset.select_related("case"):
+            try:
+                result = service(suggestion=suggestion, acting_user=request.user, note=note)
+            except DomainError as exc:
+                refused.append(f"#{suggestion.pk}: {exc.message}")
+                continue
+            if result.status == SuggestionStatus.STALE:
+                stale.append(f"#{result.pk}: {result.stale_reason}")
+                self.log_change(request, result, f"Marked stale on approval: {result.stale_reason}")
+                continue
+            done += 1
+            message = f"{verb.capitalize()}d" + (f" as case v{result.applied_version}" if result.applied_version else "")
+            self.log_change(request, result, message + (f": {note}" if note else ""))
+        if done:
+            self.message_user(request, f"{done} suggestion(s) {verb}d.", messages.SUCCESS)
+        if stale:
+            self.message_user(request, "Stale, not applied (the case changed since): " + "; ".join(stale), messages.WARNING)
+        if refused:
+            self.message_user(request, "Not changed: " + "; ".join(refused), messages.ERROR)
+        return None
+
+    @admin.action(description="Approve and apply selected suggestions…", permissions=["approve"])
+    def approve_selected(self, request: HttpRequest, queryset: QuerySet) -> HttpResponse | None:
+        return self._decide(request, queryset, verb="approve", note_required=False)
+
+    @admin.action(description="Reject selected suggestions (with a note)…", permissions=["approve"])
+    def reject_selected(self, request: HttpRequest, queryset: QuerySet) -> HttpResponse | None:
+        return self._decide(request, queryset, verb="reject", note_required=True)
+
+
+@admin.register(PendingSuggestion)
+class PendingSuggestionAdmin(SuggestionAdminBase):
+    """The review queue: pending suggestions only, oldest first."""
+
+    list_display = ["id", "case_link", "base_version", "source", "success_rate", "top_error", "confidence_pct", "created_at"]
+    list_filter = ["source"]
+    ordering = ["created_at"]
+    actions = ["approve_selected", "reject_selected"]
+    change_form_template = "admin/reflection/suggestion_change_form.html"
+
+
+@admin.register(Suggestion)
+class SuggestionAdmin(SuggestionAdminBase):
+    """Every suggestion with its outcome; regressions can be rolled back here in one click."""
+
+    list_display = ["id", "case_link", "status", "source", "base_version", "applied_version", "verification_view", "created_at"]
+    list_filter = ["status", "source", "verification"]
+    ordering = ["-created_at"]
+    actions = ["approve_selected", "reject_selected", "verify_selected", "rollback_selected"]
+    change_form_template = "admin/reflection/suggestion_change_form.html"
+
+    @admin.action(description="Re-verify selected applied suggestions", permissions=["approve"])
+    def verify_selected(self, request: HttpRequest, queryset: QuerySet) -> None:
+        verdicts: dict[str, int] = {}
+        for suggestion in queryset.filter(status=SuggestionStatus.APPROVED):
+            result = services.suggestion_verify(suggestion=suggestion)
+            verdicts[result.verification] = verdicts.get(result.verification, 0) + 1
+        summary = ", ".join(f"{n} {status.replace('_', ' ')}" for status, n in sorted(verdicts.items())) or "nothing applied"
+        self.message_user(request, f"Verified: {summary}.", messages.INFO)
+
+    @admin.action(description="Roll back selected regressions", permissions=["approve"])
+    def rollback_selected(self, request: HttpRequest, queryset: QuerySet) -> None:
+        done, refused = 0, []
+        for suggestion in queryset:
+            try:
+                result = services.suggestion_rollback(suggestion=suggestion, acting_user=request.user)
+            except Conflict as exc:
+                refused.append(f"#{suggestion.pk}: {exc.message}")
+                continue
+            done += 1
+            self.log_change(request, result, f"Rolled back: case v{result.rolled_back_version} = v{result.base_version}")
+        if done:
+            self.message_user(request, f"{done} regression(s) rolled back.", messages.SUCCESS)
+        if refused:
+            self.message_user(request, "Not rolled back: " + "; ".join(refused), messages.ERROR)
+
+
+
+@admin.register(LLMCall)
+class LLMCallAdmin(admin.ModelAdmin):
+    list_display = ["created_at", "purpose", "model", "outcome", "attempts", "tokens_in", "tokens_out", "cost_usd", "latency_ms"]
+    list_filter = ["outcome", "purpose"]
+    ordering = ["-created_at"]
+    readonly_fields = [f.name for f in LLMCall._meta.fields]
+    show_full_result_count = False
+
+    def has_add_permission(self, request: HttpRequest) -> bool:
+        return False
+
+    def has_change_permission(self, request: HttpRequest, obj: Any = None) -> bool:
+        return False
