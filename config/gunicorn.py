@@ -18,7 +18,7 @@ import os
 def post_worker_init(worker) -> None:
     from django.urls import get_resolver
 
-    get_resolver().url_patterns  # imports every view module now, before the freeze
+    _ = get_resolver().url_patterns  # imports every view module now, before the freeze
     gc.collect()
     gc.freeze()
 

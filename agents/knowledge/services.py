@@ -73,7 +73,7 @@ def document_upsert(*, source: str, content: str, title: str = "") -> tuple[Docu
             [
                 DocumentChunk(document=document, index=i, text=text, embedding=vector,
                               search_length=sum(term_frequencies(f"{title}\n{text}").values()))
-                for i, (text, vector) in enumerate(zip(texts, vectors))
+                for i, (text, vector) in enumerate(zip(texts, vectors, strict=False))
             ]
         )
         if any(chunk.pk is None for chunk in chunks):  # SQLite before RETURNING: fetch ids

@@ -72,7 +72,7 @@ async def _execute(session: Session, tasks: dict[str, AgentTask], *, deadline: f
     try:
         names = list(tasks)
         outcomes = await asyncio.gather(*(one(name, tasks[name]) for name in names))
-        return dict(zip(names, outcomes))
+        return dict(zip(names, outcomes, strict=False))
     finally:
         abandoned.set()
         pool.shutdown(wait=False, cancel_futures=True)
@@ -225,7 +225,7 @@ def _run(session: Session) -> None:
 
 def compose_answer(outputs: dict[str, AgentOutput], scores: dict[str, float]) -> str:
     parts = []
-    for name, output in outputs.items():
+    for output in outputs.values():
         if not output.ok:
             continue
         if "summary" in output.data:

@@ -217,7 +217,7 @@ def sessions_sweep(*, now: datetime | None = None, limit: int = SWEEP_LIMIT) -> 
             else:
                 key = str(session_id)
                 counts["rung"] += task_queue.enqueue(
-                    RUN_TASK, key, if_unavailable=lambda: session_due_now(session_id=key)
+                    RUN_TASK, key, if_unavailable=lambda key=key: session_due_now(session_id=key)
                 )
         except Exception:  # one session must not stop the sweep; it is tried again at retry_at
             logger.exception("sweep: session %s failed", session_id)

@@ -153,7 +153,7 @@ def _rerank(query: str, vector: np.ndarray, passages: list[Passage]) -> None:
 
     missing = [p for p in passages if p.similarity is None]
     if missing:  # BM25-only candidates beyond the vector search depth: compute their cosine
-        for passage, v in zip(missing, embed_texts([f"{p.title}\n{p.text}" for p in missing])):
+        for passage, v in zip(missing, embed_texts([f"{p.title}\n{p.text}" for p in missing]), strict=False):
             passage.similarity = float(np.dot(v, vector))
     terms = set(tokenize(query))
     for passage in passages:

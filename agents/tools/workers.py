@@ -155,9 +155,9 @@ def summarise(columns: list[str], rows: list[list], truncated: bool) -> str:
     if not rows:
         return "The query returned no rows."
     if len(rows) == 1 and len(columns) <= 4:
-        return "Result: " + ", ".join(f"{c} = {v}" for c, v in zip(columns, rows[0])) + "."
+        return "Result: " + ", ".join(f"{c} = {v}" for c, v in zip(columns, rows[0], strict=False)) + "."
     more = " (capped)" if truncated else ""
-    first = ", ".join(f"{c} = {v}" for c, v in zip(columns, rows[0]))
+    first = ", ".join(f"{c} = {v}" for c, v in zip(columns, rows[0], strict=False))
     return f"{len(rows)} rows{more} with columns {', '.join(columns)}; first: {first}."
 
 

@@ -81,7 +81,7 @@ def _duplicate_pairs(cases: list[Case]) -> list[tuple[float, Case, Case]]:
     for start in range(0, len(with_vectors), SIMILARITY_BLOCK):
         block = matrix[start:start + SIMILARITY_BLOCK] @ matrix.T
         rows, cols = np.nonzero(block > DUPLICATE_SIMILARITY)
-        for row, col in zip(rows.tolist(), cols.tolist()):
+        for row, col in zip(rows.tolist(), cols.tolist(), strict=False):
             i = start + row
             if col <= i:
                 continue

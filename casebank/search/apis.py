@@ -56,5 +56,5 @@ def _search_results(params: dict[str, Any]) -> list[dict[str, Any]]:
     cases = CaseOutputSerializer([hit.case for hit in hits], many=True).data
     return [
         {**item, "score": hit.score, "similarity": hit.similarity, "bm25": hit.bm25}
-        for item, hit in zip(cases, hits)
+        for item, hit in zip(cases, hits, strict=False)
     ]

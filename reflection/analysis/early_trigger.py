@@ -89,7 +89,7 @@ def _count_in_local_cache(keys: list[str], pauses: list[str], cases: list[uuid.U
     current = cache.get_many(keys)
     due: list[uuid.UUID] = []
     updated: dict[str, int] = {}
-    for key, pause_key, case_id in zip(keys, pauses, cases):
+    for key, pause_key, case_id in zip(keys, pauses, cases, strict=False):
         total = int(current.get(key, 0)) + counts[case_id]
         if total >= threshold and cache.add(pause_key, 1, timeout=pause):
             due.append(case_id)

@@ -156,7 +156,7 @@ def reflection_run_start(*, trigger: str = ReflectionTrigger.API, requested_by: 
     run.save()
     if enqueue:
         run_id = run.pk
-        task_queue.enqueue_on_commit(RUN_TASK, run_id, if_unavailable=lambda: reflection_run_due_now(run_id=run_id))
+        task_queue.enqueue_on_commit(RUN_TASK, run_id, if_unavailable=lambda run_id=run_id: reflection_run_due_now(run_id=run_id))
     return run
 
 
@@ -339,7 +339,7 @@ def reflection_runs_sweep(*, now: datetime | None = None, limit: int = SWEEP_LIM
             counts["given_up"] += reflection_run_give_up(run_id=run_id, now=now)
         else:
             counts["rung"] += task_queue.enqueue(
-                RUN_TASK, run_id, if_unavailable=lambda: reflection_run_due_now(run_id=run_id)
+                RUN_TASK, run_id, if_unavailable=lambda run_id=run_id: reflection_run_due_now(run_id=run_id)
             )
     return counts
 

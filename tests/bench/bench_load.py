@@ -254,7 +254,7 @@ def _measure(*, server_env: dict, key: str, case_ids: list[str]) -> tuple[tuple,
         paced, paced_statuses, paced_elapsed = asyncio.run(
             _load(base, key, case_ids, MIX, DURATION_S, seed=5, rate=TARGET_RATE)
         )
-    cpu = tuple(a - b for a, b in zip(after, before))
+    cpu = tuple(a - b for a, b in zip(after, before, strict=False))
     reads = [("case search", 50), ("case read", 50)]
     comparison = ["", "Same reads (search 50%, case read 50%), 10 s each, same 2 cores:", "",
                   "| server | req/s | p50 ms | p95 ms | p99 ms |", "|---|---|---|---|---|"]

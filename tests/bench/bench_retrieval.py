@@ -128,7 +128,7 @@ def _load_cases(titles: list[str], vectors: np.ndarray) -> float:
                             "int4", "int4", "timestamptz", "timestamptz", "text"])
             terms: list[tuple] = []
             lengths: list[int] = []
-            for title, vector in zip(titles, vectors):
+            for title, vector in zip(titles, vectors, strict=False):
                 case_id = uuid.uuid4()
                 frequencies = term_frequencies(f"{title}\n{title}")
                 lengths.append(sum(frequencies.values()))
@@ -176,11 +176,11 @@ def _latency() -> str:
     queries = [f"{rng.choice(demo_cases.DEMO_CASES).query}" if i % 2 else " ".join(rng.sample(WORDS, 4)) for i in range(QUERIES)]
     query_vectors = embed_texts(queries)
     statuses = [CaseStatus.ACTIVE, CaseStatus.WARNING]
-    for query, vector in zip(queries[:10], query_vectors[:10]):  # warm-up
+    for query, vector in zip(queries[:10], query_vectors[:10], strict=False):  # warm-up
         case_selectors.vector_scores(vector, limit=40, statuses=statuses)
         case_selectors.bm25_scores(query, limit=40, statuses=statuses)
     vector_s, bm25_s, hybrid_s, full_s = [], [], [], []
-    for query, vector in zip(queries, query_vectors):
+    for query, vector in zip(queries, query_vectors, strict=False):
         t0 = time.perf_counter()
         dense = case_selectors.vector_scores(vector, limit=40, statuses=statuses)
         t1 = time.perf_counter()

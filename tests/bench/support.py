@@ -2,7 +2,6 @@
 from __future__ import annotations
 
 import os
-import shutil
 import socket
 import statistics
 import subprocess
@@ -83,9 +82,10 @@ def redis_server() -> Iterator[str]:
     touched); yields its URL. Production runs on Redis, so the load benchmark does too."""
     import redis
 
-    binary = shutil.which("redis-server")
-    if binary is None:
-        raise RuntimeError("redis-server is needed for this benchmark (apt-get install redis-server)")
+    # Imported here: tests.support.redis_server imports this module (free_port).
+    from tests.support.redis_server import redis_server_binary
+
+    binary = redis_server_binary()
     port = free_port()
     with tempfile.TemporaryDirectory(prefix="caseloop-redis-") as directory:
         process = subprocess.Popen(

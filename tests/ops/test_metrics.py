@@ -37,7 +37,7 @@ def test_it_counts_ingested_and_duplicate_logs(api, anonymous_api, make_case):
     before = anonymous_api.get("/metrics").content.decode()
     logs = [{"case_id": str(case.id), "success": True, "execution_time_ms": 5} for _ in range(3)]
     first = api.post("/api/logs/", logs, format="json").json()
-    resend = [{**log, "id": log_id} for log, log_id in zip(logs, first["ids"])]
+    resend = [{**log, "id": log_id} for log, log_id in zip(logs, first["ids"], strict=False)]
     api.post("/api/logs/", resend, format="json")
     after = anonymous_api.get("/metrics").content.decode()
     assert _value(after, "caseloop_logs_ingested_total") - _value(before, "caseloop_logs_ingested_total") == 3

