@@ -35,12 +35,12 @@ def multiprocess_dir() -> str:
     return os.environ.get("PROMETHEUS_MULTIPROC_DIR", "")
 
 
-def _totals(metrics: Iterable[Metric], name: str, labels: tuple[str, ...]) -> dict[tuple[str, ...], float]:
-    totals: dict[tuple[str, ...], float] = defaultdict(float)
+def _totals(metrics: Iterable[Metric], name: str, labels: tuple[str, str]) -> dict[tuple[str, str], float]:
+    totals: dict[tuple[str, str], float] = defaultdict(float)
     for metric in metrics:
         for sample in metric.samples:
             if sample.name == name:
-                totals[tuple(sample.labels.get(label, "") for label in labels)] += sample.value
+                totals[(sample.labels.get(labels[0], ""), sample.labels.get(labels[1], ""))] += sample.value
     return totals
 
 
@@ -52,7 +52,7 @@ class ScrapeTimeMetrics:
         self.queue_depth = queue_depth
 
     def _families(self) -> tuple[GaugeMetricFamily, ...]:
-        families = (
+        families: tuple[GaugeMetricFamily, ...] = (
             GaugeMetricFamily("caseloop_cache_hit_ratio", cache_metrics.CACHE_HIT_RATIO_HELP),
             GaugeMetricFamily(
                 "caseloop_agent_cache_hit_ratio", agent_metrics.AGENT_CACHE_HIT_RATIO_HELP, labels=["agent"]

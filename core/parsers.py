@@ -7,6 +7,7 @@ that parsed with DRF's default parser). Every decoding problem is a clean 400.
 """
 from __future__ import annotations
 
+from collections.abc import Mapping
 from typing import Any
 
 import orjson
@@ -17,7 +18,7 @@ from rest_framework.parsers import JSONParser
 class OrjsonParser(JSONParser):
     """`application/json` bodies through orjson (UTF-8, as RFC 8259 requires)."""
 
-    def parse(self, stream: Any, media_type: str | None = None, parser_context: dict | None = None) -> Any:
+    def parse(self, stream: Any, media_type: str | None = None, parser_context: Mapping[str, Any] | None = None) -> Any:
         return json_loads(stream.read())
 
 

@@ -107,9 +107,10 @@ def take_due(model: type[Model], *, now: datetime, limit: int) -> Iterator[tuple
     """(pk, status, attempts) of the rows of `model` whose `retry_at` has passed, oldest first,
     each taken with a conditional UPDATE that moves its `retry_at` on by `Q_RETRY`: two sweeps
     never act on a row together, and a row that keeps failing comes back only after that."""
-    due = list(model.objects.filter(retry_at__lte=now).order_by("retry_at").values_list("pk", "status", "attempts")[:limit])
+    manager = model._default_manager  # `objects` on Session and ReflectionRun (no other manager)
+    due = list(manager.filter(retry_at__lte=now).order_by("retry_at").values_list("pk", "status", "attempts")[:limit])
     for pk, status, attempts in due:
-        if model.objects.filter(pk=pk, retry_at__lte=now).update(retry_at=redeliver_at(now)) == 1:
+        if manager.filter(pk=pk, retry_at__lte=now).update(retry_at=redeliver_at(now)) == 1:
             yield pk, status, attempts
         # else: the work moved on meanwhile (claimed, finished) or another sweep took it
 

@@ -24,7 +24,9 @@ SERVER_SETTINGS = {"shared_buffers": "1GB"}
 def main() -> int:
     with postgres_url(SERVER_SETTINGS) as (url, label):
         with psycopg.connect(url) as conn:
-            label += f", shared_buffers {conn.execute('SHOW shared_buffers').fetchone()[0]}"
+            row = conn.execute("SHOW shared_buffers").fetchone()
+            assert row is not None  # SHOW always answers one row
+            label += f", shared_buffers {row[0]}"
         print(f"Benchmarks on {label}", flush=True)
         env = {**os.environ, "DATABASE_URL": url, "BENCH_DATABASE_LABEL": label}
         return subprocess.call([sys.executable, "manage.py", "bench", *sys.argv[1:]], env=env)

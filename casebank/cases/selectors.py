@@ -3,14 +3,14 @@ from __future__ import annotations
 
 from uuid import UUID
 
-from django.db.models import F, Q, QuerySet
+from django.db.models import F, OrderBy, Q, QuerySet
 
 from casebank.models import Case, CaseVersion
 from core.errors import NotFound
 
 # Cases never analysed (null rate) or never used come last in either direction, on both
 # databases (PostgreSQL puts NULLs first when descending, SQLite first when ascending).
-CASE_SORTS = {
+CASE_SORTS: dict[str, tuple[str | OrderBy, ...]] = {
     "usage": ("-usage_count", "-updated_at"),
     "-usage": ("usage_count", "-updated_at"),
     "success": (F("success_rate").desc(nulls_last=True), "-updated_at"),

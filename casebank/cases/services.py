@@ -308,7 +308,7 @@ def case_rollback(*, case: Case, to_version: int, actor: str) -> Case:
     )
 
 
-def case_record_use(*, case_ids: Iterable[UUID], used_at: datetime | None = None, times: int = 1) -> int:
+def case_record_use(*, case_ids: Iterable[UUID | str], used_at: datetime | None = None, times: int = 1) -> int:
     """Count `times` uses of each case (a planner returned it). One UPDATE, no long row locks."""
     ids = list(dict.fromkeys(case_ids))
     if not ids:

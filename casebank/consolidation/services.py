@@ -59,7 +59,8 @@ def _safe(case: Case, now: datetime) -> bool:
 
 
 def _rule_reason(case: Case, now: datetime) -> tuple[str, str] | None:
-    if case.success_rate < LOW_SUCCESS_RATE and case.usage_count > LOW_PERFORMANCE_MIN_USES:
+    """Asked only of cases that passed `_safe`, which requires a success rate."""
+    if case.success_rate is not None and case.success_rate < LOW_SUCCESS_RATE and case.usage_count > LOW_PERFORMANCE_MIN_USES:
         return ArchiveReason.LOW_PERFORMANCE, (
             f"success rate {case.success_rate:.0%} < {LOW_SUCCESS_RATE:.0%} over {case.usage_count} uses"
         )
@@ -74,7 +75,7 @@ def _duplicate_pairs(cases: list[Case]) -> list[tuple[float, Case, Case]]:
     with_vectors = [case for case in cases if case.embedding is not None]
     if len(with_vectors) < 2:
         return []
-    matrix = np.vstack([np.asarray(case.embedding, dtype=np.float32) for case in with_vectors])
+    matrix: np.ndarray = np.vstack([np.asarray(case.embedding, dtype=np.float32) for case in with_vectors])
     norms = np.linalg.norm(matrix, axis=1, keepdims=True)
     matrix = matrix / np.where(norms == 0, 1, norms)
     pairs = []

@@ -9,6 +9,7 @@ from __future__ import annotations
 import os
 import threading
 from functools import lru_cache
+from typing import Any
 
 import numpy as np
 from django.conf import settings
@@ -25,7 +26,7 @@ def _model_name_or_path() -> str:
 
 
 @lru_cache(maxsize=1)
-def _load_model():  # type: ignore[no-untyped-def]
+def _load_model() -> Any:  # a SentenceTransformer; the library ships no types
     # No model hub is reachable: never let the library try.
     os.environ.setdefault("HF_HUB_OFFLINE", "1")
     os.environ.setdefault("TRANSFORMERS_OFFLINE", "1")
@@ -42,7 +43,7 @@ def _load_model():  # type: ignore[no-untyped-def]
     return SentenceTransformer(_model_name_or_path(), device="cpu")
 
 
-def get_model():  # type: ignore[no-untyped-def]
+def get_model() -> Any:
     with _load_lock:
         return _load_model()
 

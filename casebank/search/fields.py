@@ -25,7 +25,11 @@ class EmbeddingField(VectorField):
             return Vector._to_db(value)
         return np.asarray(value, dtype=np.float32).tobytes()
 
-    def from_db_value(self, value: Any, expression: Any, connection: Any) -> np.ndarray | None:
+    # The base class reads only pgvector's text (a list); SQLite's bytes come back as a float32
+    # array, which every reader (np.vstack, np.asarray) takes as readily as the list.
+    def from_db_value(  # type: ignore[override]
+        self, value: Any, expression: Any, connection: Any
+    ) -> np.ndarray | list[float] | None:
         if value is None:
             return None
         if isinstance(value, (bytes, bytearray, memoryview)):

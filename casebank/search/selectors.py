@@ -70,16 +70,19 @@ def vector_scores(query_vector: np.ndarray, *, limit: int, statuses: list[str]) 
             .values_list("id", "distance")[:limit]
         )
         return {case_id: 1.0 - float(distance) for case_id, distance in rows}
-    rows = list(
-        Case.objects.filter(status__in=statuses, review_state=ReviewState.APPROVED, embedding__isnull=False)
-        .values_list("id", "embedding")
-    )
-    if not rows:
+    stored = [
+        (case_id, embedding)
+        for case_id, embedding in Case.objects.filter(
+            status__in=statuses, review_state=ReviewState.APPROVED, embedding__isnull=False
+        ).values_list("id", "embedding")
+        if embedding is not None  # never false (filtered above); tells the type checker so
+    ]
+    if not stored:
         return {}
-    matrix = np.vstack([embedding for _, embedding in rows])
+    matrix = np.vstack([embedding for _, embedding in stored])
     similarities = matrix @ np.asarray(query_vector, dtype=np.float32)
     top = np.argsort(-similarities)[:limit]
-    return {rows[i][0]: float(similarities[i]) for i in top}
+    return {stored[i][0]: float(similarities[i]) for i in top}
 
 
 def bm25_stats(*, fresh: bool = False) -> tuple[int, float]:

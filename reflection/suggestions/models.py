@@ -4,6 +4,8 @@ Rows are written only through `reflection.suggestions` services.
 """
 from __future__ import annotations
 
+from typing import ClassVar
+
 from django.conf import settings
 from django.db import models
 from django.utils import timezone
@@ -84,7 +86,7 @@ class PendingSuggestionManager(models.Manager):
 class PendingSuggestion(Suggestion):
     """The review queue: the approval console's own admin screen."""
 
-    objects = PendingSuggestionManager()
+    objects: ClassVar[PendingSuggestionManager] = PendingSuggestionManager()
 
     class Meta:
         proxy = True
