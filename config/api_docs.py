@@ -14,6 +14,7 @@ from django.urls import reverse
 from drf_spectacular.views import SpectacularAPIView, SpectacularSwaggerView
 from rest_framework.authentication import SessionAuthentication
 from rest_framework.permissions import BasePermission
+from rest_framework.views import APIView
 
 from casebank.access.authentication import ApiKeyAuthentication
 
@@ -28,7 +29,7 @@ class IsKeyHolderOrStaff(BasePermission):
         return request.auth is not None or user.is_staff  # a key, or an admin session
 
 
-class _Protected:
+class _Protected(APIView):
     authentication_classes = [ApiKeyAuthentication, SessionAuthentication]
     permission_classes = [IsKeyHolderOrStaff]
 

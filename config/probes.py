@@ -27,16 +27,18 @@ PROBES: dict[str, Callable[[HttpRequest], HttpResponse]] = {
 def probe_middleware(get_response):
     if iscoroutinefunction(get_response):
         # The SSE server (ASGI): probes that query the database run in a thread.
-        async def middleware(request: HttpRequest) -> HttpResponse:
+        async def async_middleware(request: HttpRequest) -> HttpResponse:
             view = PROBES.get(request.path_info)
             if view is None:
                 return await get_response(request)
             return await sync_to_async(view)(request)
-    else:
-        def middleware(request: HttpRequest) -> HttpResponse:
-            view = PROBES.get(request.path_info)
-            if view is None:
-                return get_response(request)
-            return view(request)
+
+        return async_middleware
+
+    def middleware(request: HttpRequest) -> HttpResponse:
+        view = PROBES.get(request.path_info)
+        if view is None:
+            return get_response(request)
+        return view(request)
 
     return middleware

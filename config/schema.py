@@ -2,7 +2,7 @@
 error answers every authenticated operation can give, documented once."""
 from __future__ import annotations
 
-from typing import Any
+from typing import Any, Literal
 
 from drf_spectacular.openapi import AutoSchema
 from rest_framework import serializers
@@ -13,7 +13,11 @@ class ErrorSerializer(serializers.Serializer):
     """Every 4xx: `config.exception_handler` renders this shape."""
 
     detail = serializers.CharField()
-    errors = serializers.DictField(help_text="Field name -> messages; empty when not about a field.")
+    # SerializerMetaclass moves declared fields off the class, so this does not shadow
+    # Serializer.errors; the stub cannot know that.
+    errors = serializers.DictField(  # type: ignore[assignment]
+        help_text="Field name -> messages; empty when not about a field."
+    )
 
 
 # 400 bad input, 401 no or bad key, 403 missing permission, 404 an id (in the path or the body)
@@ -32,7 +36,7 @@ class CaseloopAutoSchema(AutoSchema):
                 name = f"{owner}{name}"
         return name
 
-    def _get_response_bodies(self, direction: str = "response") -> dict:
+    def _get_response_bodies(self, direction: Literal["request", "response"] = "response") -> dict:
         responses = super()._get_response_bodies(direction)
         if direction != "response" or any(isinstance(p, AllowAny) for p in self.view.get_permissions()):
             return responses

@@ -16,7 +16,9 @@ class SessionOutputSerializer(serializers.ModelSerializer):
     plan = serializers.JSONField()
     results = serializers.JSONField()
     scores = serializers.JSONField()
-    errors = serializers.JSONField()
+    # SerializerMetaclass moves declared fields off the class, so this does not shadow
+    # Serializer.errors; the stub cannot know that.
+    errors = serializers.JSONField()  # type: ignore[assignment]
     timings_ms = serializers.JSONField()
     case_id = serializers.UUIDField(allow_null=True)
     created_case_id = serializers.UUIDField(allow_null=True)

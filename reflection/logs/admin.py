@@ -30,6 +30,7 @@ class EstimatedCountPaginator(Paginator):
     """
 
     COUNT_LIMIT = 10_000
+    object_list: QuerySet  # ExecutionLogAdmin pages a queryset, never a list
 
     @cached_property
     def count(self) -> int:
@@ -58,11 +59,12 @@ class CaseFilter(admin.SimpleListFilter):
 
     def lookups(self, request: Any, model_admin: Any) -> list[tuple[str, str]]:
         # Shown only while filtering (a filter without choices is not applied at all).
-        if not self.value():
+        value = self.value()
+        if not value:
             return []
         case_id = self._case_id()
         title = Case.objects.filter(pk=case_id).values_list("title", flat=True).first() if case_id else None
-        return [(self.value(), title[:60] if title is not None else f"{self.value()[:40]} (no such case)")]
+        return [(value, title[:60] if title is not None else f"{value[:40]} (no such case)")]
 
     def queryset(self, request: Any, queryset: QuerySet) -> QuerySet:
         if self.value() is None:

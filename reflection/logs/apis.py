@@ -2,6 +2,7 @@
 from __future__ import annotations
 
 import time
+from collections.abc import Mapping
 from typing import Any
 
 from drf_spectacular.utils import OpenApiExample, extend_schema
@@ -35,7 +36,9 @@ class LogSchemaSerializer(serializers.Serializer):
     tokens_out = serializers.IntegerField(required=False, min_value=0)
     cost_usd = serializers.FloatField(required=False, min_value=0)
     model = serializers.CharField(required=False, max_length=100)
-    context = serializers.DictField(required=False)
+    # SerializerMetaclass moves declared fields off the class, so this does not shadow
+    # Serializer.context; the stub cannot know that.
+    context = serializers.DictField(required=False)  # type: ignore[assignment]
     created_at = serializers.DateTimeField(required=False, help_text="When the run happened; defaults to now.")
 
 
@@ -106,7 +109,7 @@ class LogBatchParser(OrjsonParser):
     """Decodes an ingestion body straight into typed logs when it is plainly valid (the fast
     path, `reflection.log_decoding`); anything else is parsed as plain JSON for the validator."""
 
-    def parse(self, stream: Any, media_type: str | None = None, parser_context: dict | None = None) -> Any:
+    def parse(self, stream: Any, media_type: str | None = None, parser_context: Mapping[str, Any] | None = None) -> Any:
         body = stream.read()
         return decode_typed(body) or json_loads(body)
 

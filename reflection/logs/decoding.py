@@ -19,6 +19,7 @@ from typing import Annotated, Any
 import msgspec
 from msgspec import Meta
 
+from reflection.logs.ids import uuid7
 from reflection.logs.limits import MAX_BATCH, MAX_ERROR_MESSAGE, MAX_EXECUTION_TIME_MS, MAX_INT_COLUMN, MAX_TEXT
 
 Count = Annotated[int, Meta(ge=0, le=MAX_INT_COLUMN)]
@@ -26,8 +27,8 @@ ShortText = Annotated[str, Meta(max_length=MAX_TEXT)]
 
 
 class LogRecord(msgspec.Struct, forbid_unknown_fields=True, gc=False):
-    """One execution log. Decoded from a body, `id` and `created_at` are None when not sent
-    and `execution_time_ms` may be a float; `reflection.ingestion` settles all three before
+    """One execution log. Decoded from a body, `created_at` is None when not sent and
+    `execution_time_ms` may be a float; `reflection.logs.services` settles both before
     anything is stored. Its hand-written validator builds the same records from plain dicts.
 
     The defaults are the validator's; an explicit null for a text or count is not taken
@@ -40,7 +41,7 @@ class LogRecord(msgspec.Struct, forbid_unknown_fields=True, gc=False):
     execution_time_ms: (
         Annotated[int, Meta(ge=0, le=MAX_EXECUTION_TIME_MS)] | Annotated[float, Meta(ge=0, le=MAX_EXECUTION_TIME_MS)]
     )
-    id: uuid.UUID | None = None
+    id: uuid.UUID = msgspec.field(default_factory=uuid7)  # a fresh id when none is sent
     case_id: uuid.UUID | None = None
     case_version: Annotated[int, Meta(ge=1, le=MAX_INT_COLUMN)] | None = None
     session_id: uuid.UUID | None = None

@@ -246,7 +246,7 @@ def parse_batch(items: list[Any]) -> list[LogRecord]:
     errors: dict[str, dict[str, str]] = {}
     for index, item in enumerate(items):
         record, record_errors = parse_record(item, now)
-        if record_errors:
+        if record is None:
             errors[str(index)] = record_errors
         else:
             records.append(record)
@@ -268,8 +268,6 @@ def _finish_typed(records: list[LogRecord]) -> list[LogRecord] | None:
     now = timezone.now()
     latest = now + FUTURE_TOLERANCE
     for record in records:
-        if record.id is None:
-            record.id = uuid7()
         created_at = record.created_at
         if created_at is None:
             record.created_at = now
@@ -297,7 +295,7 @@ def parse_each(items: list[Any]) -> tuple[list[LogRecord], dict[int, dict[str, s
     seen: set[uuid.UUID] = set()
     for index, item in enumerate(items):
         record, record_errors = parse_record(item, now)
-        if record_errors:
+        if record is None:
             errors[index] = record_errors
         elif record.id not in seen:
             seen.add(record.id)
@@ -449,8 +447,12 @@ def _insert_portable(records: list[LogRecord]) -> int:
         ExecutionLog.objects.filter(pk__in=[r.id for r in records]).values_list("id", flat=True)
     )
     now = timezone.now()  # just before the insert (the settle invariant above)
-    new = [
-        ExecutionLog(
+    new = []
+    for r in records:
+        if r.id in existing:
+            continue
+        assert r.created_at is not None, "records are settled (parse_record, _finish_typed) before storing"
+        new.append(ExecutionLog(
             id=r.id,
             case_id=r.case_id,
             case_version=r.case_version,
@@ -467,9 +469,6 @@ def _insert_portable(records: list[LogRecord]) -> int:
             context=r.context,
             created_at=r.created_at,
             ingested_at=now,
-        )
-        for r in records
-        if r.id not in existing
-    ]
+        ))
     ExecutionLog.objects.bulk_create(new, batch_size=500, ignore_conflicts=True)
     return len(new)
