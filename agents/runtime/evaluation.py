@@ -6,6 +6,8 @@ import logging
 import time
 from dataclasses import dataclass, field
 
+from openai.types.chat import ChatCompletionMessageParam
+
 from agents import conf
 from agents.runtime.llm import LLMError, LLMResult, llm_client
 from agents.tools.workers import DATA_ANALYSIS, INFORMATION_RETRIEVAL, AgentOutput
@@ -72,7 +74,7 @@ def evaluate(*, query: str, outputs: dict[str, AgentOutput], deadline: float | N
     return Evaluation(scores=scores, passed=passed, method=method, llm=answer, notes=notes)
 
 
-def _judge_messages(query: str, outputs: dict[str, AgentOutput]) -> list[dict]:
+def _judge_messages(query: str, outputs: dict[str, AgentOutput]) -> list[ChatCompletionMessageParam]:
     shown = {}
     for agent, output in outputs.items():
         data = dict(output.data)

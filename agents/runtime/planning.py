@@ -13,6 +13,8 @@ import re
 import time
 from dataclasses import dataclass, field
 
+from openai.types.chat import ChatCompletionMessageParam
+
 from agents import conf
 from agents.runtime.llm import LLMError, LLMResult, llm_client
 from agents.tools.workers import (
@@ -122,7 +124,7 @@ def _example(hit: SearchHit) -> dict:
     return {"query": case.query, "plan": case.plan, "success_rate": case.success_rate, "runs": case.run_count}
 
 
-def _plan_messages(query: str, hits: list[SearchHit]) -> list[dict]:
+def _plan_messages(query: str, hits: list[SearchHit]) -> list[ChatCompletionMessageParam]:
     positive = [_example(h) for h in hits if h.case.status == CaseStatus.ACTIVE and (h.case.success_rate is None or h.case.success_rate >= 0.5)]
     negative = [_example(h) for h in hits if h.case.status == CaseStatus.WARNING or (h.case.success_rate is not None and h.case.success_rate < 0.5)]
     agents = ", ".join([*REGISTRY, SUPERVISOR])

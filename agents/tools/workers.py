@@ -9,6 +9,8 @@ import json
 from dataclasses import asdict, dataclass, field
 from typing import Any
 
+from openai.types.chat import ChatCompletionMessageParam
+
 from agents import conf
 from agents.metrics import agent_cache_lookup
 from agents.runtime.llm import LLMError, llm_client
@@ -133,7 +135,7 @@ class DataAnalysisAgent(Agent):
         return {**data, "cached": False}
 
     @staticmethod
-    def _messages(task: AgentTask) -> list[dict]:
+    def _messages(task: AgentTask) -> list[ChatCompletionMessageParam]:
         schema = analytics.table_columns()
         tables = "\n".join(f"- {table}({', '.join(columns)})" for table, columns in schema.items())
         dialect = analytics.dialect_of(conf.analytics_database_url())

@@ -15,6 +15,7 @@ from typing import Any
 import jsonschema
 import openai
 from django.conf import settings
+from openai.types.chat import ChatCompletionMessageParam
 
 from core.redaction import redact
 from reflection import metrics
@@ -41,7 +42,7 @@ _METRIC_OUTCOME = {
 
 @dataclass(frozen=True)
 class LLMResult:
-    data: dict
+    data: dict[str, Any]
     model: str
     tokens_in: int
     tokens_out: int
@@ -58,6 +59,30 @@ class _Attempts:
 
 # An attempt with less time than this left before the caller's deadline is not started.
 MIN_ATTEMPT_SECONDS = 0.5
+
+
+@dataclass
+class _Call:
+    """One `complete_json` call in progress: what its attempts and its failure handling share."""
+
+    purpose: str
+    schema: dict[str, Any]
+    conversation: list[ChatCompletionMessageParam]
+    started: float  # time.monotonic()
+    request_timeout: float  # bounds each HTTP request
+    total_timeout: float | None  # bounds the whole call
+    attempts: _Attempts = field(default_factory=_Attempts)
+    last_invalid: bool = False  # the last attempt got an answer that failed the schema
+    out_of_time: bool = False  # no further request or pause fits before the deadline
+
+    @property
+    def deadline(self) -> float | None:
+        return None if self.total_timeout is None else self.started + self.total_timeout
+
+    def remaining(self) -> float | None:
+        """Seconds left before the deadline; None without one."""
+        deadline = self.deadline
+        return None if deadline is None else deadline - time.monotonic()
 
 
 def backoff_delay(attempt: int, *, base: float, cap: float) -> float:
@@ -98,8 +123,8 @@ class LLMClient:
         self,
         *,
         purpose: str,
-        messages: list[dict],
-        schema: dict,
+        messages: list[ChatCompletionMessageParam],
+        schema: dict[str, Any],
         timeout: float | None = None,
         total_timeout: float | None = None,
     ) -> LLMResult:
@@ -118,96 +143,125 @@ class LLMClient:
             raise ValueError("messages must not be empty")
         jsonschema.Draft202012Validator.check_schema(schema)
         started = time.monotonic()
-        deadline = None if total_timeout is None else started + total_timeout
         try:
             self.breaker.before_call()
         except BreakerOpen as exc:
             self._record(purpose, LLMOutcome.BREAKER_OPEN, _Attempts(), started, str(exc))
             raise LLMUnavailable("The LLM circuit breaker is open.", reason="breaker_open", retry_after=exc.retry_after) from None
+        call = _Call(
+            purpose=purpose,
+            schema=schema,
+            conversation=[self._schema_message(schema), *messages],
+            started=started,
+            request_timeout=timeout if timeout is not None else self.timeout,
+            total_timeout=total_timeout,
+        )
+        while call.attempts.count < self.attempts and not call.out_of_time:
+            result = self._attempt(call)
+            if result is not None:
+                return result
+        raise self._failure(call)
 
-        conversation = [self._schema_message(schema), *messages]
-        attempts = _Attempts()
-        last_invalid = False
-        out_of_time = False
-        while attempts.count < self.attempts:
-            remaining = None if deadline is None else deadline - time.monotonic()
-            if remaining is not None and remaining < MIN_ATTEMPT_SECONDS:
-                out_of_time = True
-                break
-            self._take_slot(purpose, attempts, started)
-            attempts.count += 1
-            per_attempt = timeout if timeout is not None else self.timeout
-            if remaining is not None:
-                per_attempt = min(per_attempt, remaining)
-            try:
-                response = self._sdk.chat.completions.create(
-                    model=self.model,
-                    messages=conversation,
-                    response_format={"type": "json_object"},
-                    timeout=per_attempt,
-                )
-            except _TRANSIENT as exc:
-                last_invalid = False
-                attempts.errors.append(f"attempt {attempts.count}: {type(exc).__name__}: {exc}")
-                if attempts.count < self.attempts:
-                    delay = self._delay(attempts.count, exc)
-                    if deadline is not None and time.monotonic() + delay + MIN_ATTEMPT_SECONDS > deadline:
-                        out_of_time = True
-                        break
-                    time.sleep(delay)
-                continue
-            except openai.APIStatusError as exc:
-                # 400/401/403/404: another try would get the same answer.
-                attempts.errors.append(f"attempt {attempts.count}: HTTP {exc.status_code}: {exc}")
-                self.breaker.record_failure()
-                self._record(purpose, LLMOutcome.ERROR, attempts, started, "\n".join(attempts.errors))
-                raise LLMError(f"The LLM refused the request (HTTP {exc.status_code}).") from exc
-
-            usage = getattr(response, "usage", None)
-            attempts.tokens_in += getattr(usage, "prompt_tokens", 0) or 0
-            attempts.tokens_out += getattr(usage, "completion_tokens", 0) or 0
-            content = response.choices[0].message.content if response.choices else None
-            try:
-                data = self._parse(content, schema)
-            except ValueError as exc:
-                last_invalid = True
-                attempts.errors.append(f"attempt {attempts.count}: invalid output: {exc}")
-                # Show the model its mistake; a malformed answer needs no pause.
-                conversation = [
-                    *conversation,
-                    {"role": "assistant", "content": (content or "")[:4000]},
-                    {"role": "user", "content": f"That answer was rejected: {exc}. Reply with only the corrected JSON object."},
-                ]
-                continue
-
-            self.breaker.record_success()
-            cost = self._cost(attempts)
-            self._record(purpose, LLMOutcome.OK, attempts, started, "\n".join(attempts.errors))
-            return LLMResult(
-                data=data,
-                model=getattr(response, "model", None) or self.model,
-                tokens_in=attempts.tokens_in,
-                tokens_out=attempts.tokens_out,
-                cost_usd=cost,
+    def _attempt(self, call: _Call) -> LLMResult | None:
+        """One request and its answer: the result, or None when another attempt may follow
+        (after a transient error or an invalid answer; `call.out_of_time` says if time is up)."""
+        remaining = call.remaining()
+        if remaining is not None and remaining < MIN_ATTEMPT_SECONDS:
+            call.out_of_time = True
+            return None
+        self._take_slot(call.purpose, call.attempts, call.started)
+        call.attempts.count += 1
+        per_attempt = call.request_timeout if remaining is None else min(call.request_timeout, remaining)
+        try:
+            response = self._sdk.chat.completions.create(
+                model=self.model,
+                messages=call.conversation,
+                response_format={"type": "json_object"},
+                timeout=per_attempt,
             )
+        except _TRANSIENT as exc:
+            self._after_transient(call, exc)
+            return None
+        except openai.APIStatusError as exc:
+            raise self._refused(call, exc) from exc
 
-        if out_of_time:
-            attempts.errors.append(f"deadline of {total_timeout:.1f} s reached after {attempts.count} attempt(s)")
+        # getattr: an OpenAI-compatible server may leave out `usage` (and `model`), and the SDK
+        # builds its answer without validation, so a missing field is a missing attribute.
+        usage = getattr(response, "usage", None)
+        call.attempts.tokens_in += getattr(usage, "prompt_tokens", 0) or 0
+        call.attempts.tokens_out += getattr(usage, "completion_tokens", 0) or 0
+        content = response.choices[0].message.content if response.choices else None
+        try:
+            data = self._parse(content, call.schema)
+        except ValueError as exc:
+            self._ask_again(call, content, exc)
+            return None
+
+        self.breaker.record_success()
+        cost = self._cost(call.attempts)
+        self._record(call.purpose, LLMOutcome.OK, call.attempts, call.started, "\n".join(call.attempts.errors))
+        return LLMResult(
+            data=data,
+            model=getattr(response, "model", None) or self.model,
+            tokens_in=call.attempts.tokens_in,
+            tokens_out=call.attempts.tokens_out,
+            cost_usd=cost,
+        )
+
+    # -- failure handling: retry, backoff, breaker ----------------------------------------
+
+    def _after_transient(self, call: _Call, exc: Exception) -> None:
+        """The provider is busy or briefly down: pause before the next attempt (backoff,
+        `Retry-After`), unless that pause would end past the deadline."""
+        call.last_invalid = False
+        call.attempts.errors.append(f"attempt {call.attempts.count}: {type(exc).__name__}: {exc}")
+        if call.attempts.count >= self.attempts:
+            return
+        delay = self._delay(call.attempts.count, exc)
+        if call.deadline is not None and time.monotonic() + delay + MIN_ATTEMPT_SECONDS > call.deadline:
+            call.out_of_time = True
+            return
+        time.sleep(delay)
+
+    def _refused(self, call: _Call, exc: openai.APIStatusError) -> LLMError:
+        """400/401/403/404: another try would get the same answer, so the call ends here."""
+        call.attempts.errors.append(f"attempt {call.attempts.count}: HTTP {exc.status_code}: {exc}")
+        self.breaker.record_failure()
+        self._record(call.purpose, LLMOutcome.ERROR, call.attempts, call.started, "\n".join(call.attempts.errors))
+        return LLMError(f"The LLM refused the request (HTTP {exc.status_code}).")
+
+    @staticmethod
+    def _ask_again(call: _Call, content: str | None, exc: ValueError) -> None:
+        """Show the model its mistake; a malformed answer needs no pause."""
+        call.last_invalid = True
+        call.attempts.errors.append(f"attempt {call.attempts.count}: invalid output: {exc}")
+        call.conversation = [
+            *call.conversation,
+            {"role": "assistant", "content": (content or "")[:4000]},
+            {"role": "user", "content": f"That answer was rejected: {exc}. Reply with only the corrected JSON object."},
+        ]
+
+    def _failure(self, call: _Call) -> LLMError:
+        """Every attempt is spent or time is up: record the call, tell the breaker what it
+        says about the endpoint's health, and the error to raise."""
+        attempts = call.attempts
+        if call.out_of_time:
+            attempts.errors.append(f"deadline of {call.total_timeout:.1f} s reached after {attempts.count} attempt(s)")
         detail = "\n".join(attempts.errors)
-        if out_of_time and attempts.count == 0:
+        if call.out_of_time and attempts.count == 0:
             # Nothing was sent: says nothing about the endpoint's health.
-            self._record(purpose, LLMOutcome.ERROR, attempts, started, detail)
-            raise LLMError(f"No time left for an LLM call within {total_timeout:.1f} s.")
-        if last_invalid:
+            self._record(call.purpose, LLMOutcome.ERROR, attempts, call.started, detail)
+            return LLMError(f"No time left for an LLM call within {call.total_timeout:.1f} s.")
+        if call.last_invalid:
             # The endpoint answered, so it is up: bad output does not trip the breaker.
             self.breaker.record_success()
-            self._record(purpose, LLMOutcome.INVALID_OUTPUT, attempts, started, detail)
-            raise LLMError(f"The LLM gave no valid JSON in {attempts.count} attempts.")
+            self._record(call.purpose, LLMOutcome.INVALID_OUTPUT, attempts, call.started, detail)
+            return LLMError(f"The LLM gave no valid JSON in {attempts.count} attempts.")
         self.breaker.record_failure()
-        self._record(purpose, LLMOutcome.ERROR, attempts, started, detail)
-        if out_of_time:
-            raise LLMError(f"The LLM gave no answer within {total_timeout:.1f} s ({attempts.count} attempt(s)).")
-        raise LLMError(f"The LLM failed {attempts.count} times: {attempts.errors[-1] if attempts.errors else ''}")
+        self._record(call.purpose, LLMOutcome.ERROR, attempts, call.started, detail)
+        if call.out_of_time:
+            return LLMError(f"The LLM gave no answer within {call.total_timeout:.1f} s ({attempts.count} attempt(s)).")
+        return LLMError(f"The LLM failed {attempts.count} times: {attempts.errors[-1] if attempts.errors else ''}")
 
     def seconds_until_slot(self) -> float:
         """0 when a request could be sent now, else how long until a slot of the budget frees."""
@@ -230,7 +284,7 @@ class LLMClient:
     # -- helpers ------------------------------------------------------------------------
 
     @staticmethod
-    def _schema_message(schema: dict) -> dict:
+    def _schema_message(schema: dict[str, Any]) -> ChatCompletionMessageParam:
         return {
             "role": "system",
             "content": "Answer with one JSON object only, valid against this JSON Schema:\n"
@@ -238,7 +292,7 @@ class LLMClient:
         }
 
     @staticmethod
-    def _parse(content: str | None, schema: dict) -> dict:
+    def _parse(content: str | None, schema: dict[str, Any]) -> dict[str, Any]:
         if not content:
             raise ValueError("empty answer")
         try:
@@ -272,7 +326,7 @@ class LLMClient:
             8,
         )
 
-    def _record(self, purpose: str, outcome: str, attempts: _Attempts, started: float, error: str) -> None:
+    def _record(self, purpose: str, outcome: LLMOutcome, attempts: _Attempts, started: float, error: str) -> None:
         call = LLMCall(
             purpose=purpose[:100],
             model=self.model[:100],
