@@ -1,6 +1,8 @@
 """Reflection API: analyse one case now, read its stored analyses, start a batch run, read a run."""
 from __future__ import annotations
 
+from uuid import UUID
+
 from drf_spectacular.utils import extend_schema
 from rest_framework import serializers, status
 from rest_framework.request import Request
@@ -96,7 +98,7 @@ class CaseAnalysisApi(APIView):
         responses={200: OutputSerializer},
         summary="The latest stored analysis of a case and its trend (no new computation)",
     )
-    def get(self, request: Request, case_id: str) -> Response:
+    def get(self, request: Request, case_id: UUID) -> Response:
         filters = self.FilterSerializer(data=request.query_params)
         filters.is_valid(raise_exception=True)
         if not Case.objects.filter(pk=case_id).exists():

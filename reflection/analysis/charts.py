@@ -41,24 +41,24 @@ def _closing(first: date | datetime, last: date | datetime) -> list[str]:
 
 def success_rate_trend_svg(points: list[tuple[datetime, float | None, float | None]]) -> SafeString:
     """Line chart of success rate (solid) and weighted rate (dashed), 0..100 %, oldest left."""
-    points = [point for point in points if point[1] is not None]
-    if not points:
+    shown = [(moment, rate, weighted) for moment, rate, weighted in points if rate is not None]
+    if not shown:
         return mark_safe('<p class="help">No analysis with runs yet.</p>')
-    step = INNER_W / max(1, len(points) - 1)
+    step = INNER_W / max(1, len(shown) - 1)
 
     def xy(index: int, rate: float) -> str:
         return f"{PAD + index * step:.1f},{_y(rate):.1f}"
 
-    plain = " ".join(xy(i, rate) for i, (_, rate, _) in enumerate(points))
-    weighted = " ".join(xy(i, w) for i, (_, _, w) in enumerate(points) if w is not None)
+    plain = " ".join(xy(i, rate) for i, (_, rate, _) in enumerate(shown))
+    weighted = " ".join(xy(i, w) for i, (_, _, w) in enumerate(shown) if w is not None)
     parts = _frame("Success rate trend")
     parts.append(f'<polyline fill="none" stroke="#2a6ebb" stroke-width="2" points="{plain}"/>')
     if weighted:
         parts.append(f'<polyline fill="none" stroke="#e08a00" stroke-width="2" stroke-dasharray="5,3" points="{weighted}"/>')
-    for i, (moment, rate, _) in enumerate(points):
+    for i, (moment, rate, _) in enumerate(shown):
         x, y = xy(i, rate).split(",")
         parts.append(f'<circle cx="{x}" cy="{y}" r="3" fill="#2a6ebb"><title>{escape(f"{moment:%Y-%m-%d %H:%M}: {rate:.1%}")}</title></circle>')
-    return mark_safe("".join(parts + _closing(points[0][0], points[-1][0])))
+    return mark_safe("".join(parts + _closing(shown[0][0], shown[-1][0])))
 
 
 def daily_outcomes_svg(days: list[DayOutcome]) -> SafeString:

@@ -8,6 +8,7 @@ from django.db import models
 from django.utils import timezone
 
 from casebank.cases.models import Case
+from reflection.analysis.types import CaseAnalysisData
 
 
 class ReflectionRunStatus(models.TextChoices):
@@ -102,6 +103,11 @@ class CaseAnalysis(models.Model):
 
     def __str__(self) -> str:
         return f"{self.case_id} @ {self.created_at:%Y-%m-%d %H:%M}"
+
+    @property
+    def analysis(self) -> CaseAnalysisData:
+        """`result` with its type: stored only by `reflection.analysis.services` from the engine."""
+        return self.result
 
 
 class CaseReflectionState(models.Model):

@@ -11,7 +11,10 @@ from __future__ import annotations
 import uuid
 from datetime import datetime, timedelta
 
+# Django's SQLite operations module can be imported only after the backend's base module.
+import django.db.backends.sqlite3.base  # noqa: F401
 from django.db import connection, transaction
+from django.db.backends.sqlite3.operations import DatabaseOperations as SQLiteOperations
 from django.db.models import Q
 from django.utils import timezone
 
@@ -21,9 +24,17 @@ from reflection.models import CaseReflectionState, ExecutionLog, ReflectionRun
 
 # A claim older than this belongs to a run that died; another run may take the case.
 STALE_CLAIM = timedelta(hours=2)
+# The newest log a scan saw of a case: PostgreSQL's own text of it, a datetime on SQLite,
+# None to claim regardless.
+Newest = datetime | str | None
 
 
-def candidate_cases(run: ReflectionRun) -> dict[uuid.UUID, datetime | str | None]:
+def _snapshot(run: ReflectionRun) -> datetime:
+    assert run.snapshot_at is not None, "a run's snapshot is fixed before it looks for cases"
+    return run.snapshot_at
+
+
+def candidate_cases(run: ReflectionRun) -> dict[uuid.UUID, Newest]:
     """Cases to analyse, each with the moment `claim` checks the watermark against: the newest
     log's ingested_at, the snapshot for a first run's cases never analysed, None to analyse
     regardless. On PostgreSQL as its own text, never parsed (~0.2 s per 10,000)."""
@@ -34,7 +45,7 @@ def candidate_cases(run: ReflectionRun) -> dict[uuid.UUID, datetime | str | None
     return _newer_than_watermark(run)
 
 
-def _first_run_candidates(run: ReflectionRun) -> dict[uuid.UUID, str]:
+def _first_run_candidates(run: ReflectionRun) -> dict[uuid.UUID, Newest]:
     """A run with no complete run before it takes every case with a log in its snapshot: one
     index probe per case (~70 ms per 10,000) instead of grouping every log of the table by
     case (~0.25 s per 1,000,000). Cases an early run analysed compare their newest log with
@@ -52,17 +63,18 @@ def _first_run_candidates(run: ReflectionRun) -> dict[uuid.UUID, str]:
                 WHERE c.id <> ALL(%s::uuid[])""",
             [run.snapshot_at, uuid_array(watermarked)],
         )
-        snapshot = run.snapshot_at.isoformat()
-        found: dict[uuid.UUID, datetime | str | None] = {row[0]: snapshot for row in cursor.fetchall()}
+        snapshot = _snapshot(run).isoformat()
+        found: dict[uuid.UUID, Newest] = {row[0]: snapshot for row in cursor.fetchall()}
     if watermarked:
         found.update(_newer_than_watermark(run, only=watermarked))
     return found
 
 
-def _newer_than_watermark(run: ReflectionRun, *, only: list[uuid.UUID] | None = None) -> dict:
+def _newer_than_watermark(run: ReflectionRun, *, only: list[uuid.UUID] | None = None) -> dict[uuid.UUID, Newest]:
     """One statement: cases with logs ingested in (since, snapshot] after their watermark."""
     logs, state = ExecutionLog._meta.db_table, CaseReflectionState._meta.db_table
-    clauses, params = ["case_id IS NOT NULL", "ingested_at <= %s"], [_db_moment(run.snapshot_at)]
+    clauses = ["case_id IS NOT NULL", "ingested_at <= %s"]
+    params: list[str | None] = [_db_moment(_snapshot(run))]
     if run.since is not None:
         clauses.append("ingested_at > %s")
         params.append(_db_moment(run.since))
@@ -78,7 +90,8 @@ def _newer_than_watermark(run: ReflectionRun, *, only: list[uuid.UUID] | None = 
                 WHERE s.analysed_through IS NULL OR s.analysed_through < l.newest""",
             params,
         )
-        convert = connection.ops.convert_datetimefield_value if connection.vendor != "postgresql" else None
+        # SQLite returns the text it stores; PostgreSQL's text is kept as is (see above).
+        convert = connection.ops.convert_datetimefield_value if isinstance(connection.ops, SQLiteOperations) else None
         return {
             (value if isinstance(value, uuid.UUID) else uuid.UUID(value)):
                 (convert(newest, None, connection) if convert else newest)
@@ -86,11 +99,11 @@ def _newer_than_watermark(run: ReflectionRun, *, only: list[uuid.UUID] | None = 
         }
 
 
-def _db_moment(moment: datetime) -> object:
+def _db_moment(moment: datetime) -> str | None:
     return connection.ops.adapt_datetimefield_value(moment)
 
 
-def claim(case_ids: list[uuid.UUID], run: ReflectionRun, newest: dict[uuid.UUID, datetime | str | None]) -> list[uuid.UUID]:
+def claim(case_ids: list[uuid.UUID], run: ReflectionRun, newest: dict[uuid.UUID, Newest]) -> list[uuid.UUID]:
     """Claim the cases no live run holds and whose watermark is still older than the newest log
     the scan saw (`newest`; None claims regardless): a concurrent run that analysed a case
     after our scan has done our work, and must not see it done twice."""
@@ -128,11 +141,19 @@ def claim(case_ids: list[uuid.UUID], run: ReflectionRun, newest: dict[uuid.UUID,
     # between reading its watermark and claiming it.
     with transaction.atomic():
         watermarks = dict(CaseReflectionState.objects.filter(case_id__in=case_ids).values_list("case_id", "analysed_through"))
-        due = [c for c in case_ids if newest.get(c) is None or watermarks.get(c) is None or watermarks[c] < newest[c]]
+        due = [c for c in case_ids if _not_covered(watermarks.get(c), newest.get(c))]
         CaseReflectionState.objects.filter(case_id__in=due).filter(
             Q(claimed_by__isnull=True) | Q(claimed_at__lt=now - STALE_CLAIM)
         ).update(claimed_by=run, claimed_at=now)
     return list(CaseReflectionState.objects.filter(case_id__in=case_ids, claimed_by=run).values_list("case_id", flat=True))
+
+
+def _not_covered(watermark: datetime | None, newest: Newest) -> bool:
+    """SQLite's claim test: the case has logs past its watermark (or is claimed regardless)."""
+    if newest is None or watermark is None:
+        return True
+    assert isinstance(newest, datetime), "only PostgreSQL's scans give text, and it claims in SQL"
+    return watermark < newest
 
 
 def release(case_ids: list[uuid.UUID], run: ReflectionRun, *, through: datetime | None) -> None:

@@ -10,6 +10,7 @@ from django.db.models import Count, F, Q
 from django.db.models.functions import TruncDate
 from django.utils import timezone
 
+from reflection.analysis.types import AnalysisPoint
 from reflection.models import CaseAnalysis, DailyCaseRollup, ExecutionLog
 
 
@@ -18,7 +19,7 @@ def case_analysis_latest(*, case_id: UUID) -> CaseAnalysis | None:
     return CaseAnalysis.objects.filter(case_id=case_id).order_by("-created_at").first()
 
 
-def case_analysis_trend(*, case_id: UUID, limit: int) -> list[dict]:
+def case_analysis_trend(*, case_id: UUID, limit: int) -> list[AnalysisPoint]:
     """The newest `limit` analyses' headline figures, newest first; never the big JSON."""
     return list(
         CaseAnalysis.objects.filter(case_id=case_id)

@@ -27,6 +27,7 @@ from collections.abc import Iterable
 from contextlib import contextmanager
 from dataclasses import dataclass
 from datetime import datetime, timedelta
+from functools import partial
 
 from django.conf import settings
 from django.db import connection, transaction
@@ -41,6 +42,7 @@ from core.errors import NotFound
 from reflection import metrics
 from reflection.analysis import engine, run_claims
 from reflection.analysis.engine.queries import ids_lookup
+from reflection.analysis.types import CaseAnalysisData
 from reflection.logs.services import copy_with_orjson
 from reflection.models import (
     CaseAnalysis,
@@ -68,13 +70,15 @@ def ingest_settle() -> timedelta:
 
 def _analysed_through(run: ReflectionRun) -> datetime:
     """The watermark a run may record: its snapshot, settled (see the module docstring)."""
-    return run.snapshot_at - ingest_settle() if run.case_ids else run.snapshot_at
+    snapshot = run.snapshot_at
+    assert snapshot is not None, "a run's snapshot is fixed when it starts (reflection_run_execute)"
+    return snapshot - ingest_settle() if run.case_ids else snapshot
 
 
 # --- one case ---------------------------------------------------------------------------
 
 
-def _record_from(*, case_id: uuid.UUID, analysis: dict, run: ReflectionRun | None, validate: bool = True) -> CaseAnalysis:
+def _record_from(*, case_id: uuid.UUID, analysis: CaseAnalysisData, run: ReflectionRun | None, validate: bool = True) -> CaseAnalysis:
     record = CaseAnalysis(
         case_id=case_id,
         run=run,
@@ -156,7 +160,7 @@ def reflection_run_start(*, trigger: str = ReflectionTrigger.API, requested_by: 
     run.save()
     if enqueue:
         run_id = run.pk
-        task_queue.enqueue_on_commit(RUN_TASK, run_id, if_unavailable=lambda run_id=run_id: reflection_run_due_now(run_id=run_id))
+        task_queue.enqueue_on_commit(RUN_TASK, run_id, if_unavailable=partial(reflection_run_due_now, run_id=run_id))
     return run
 
 
@@ -194,7 +198,7 @@ def _previous_snapshot() -> datetime | None:
     )
 
 
-def _analyse_one(case_id: uuid.UUID, run: ReflectionRun, *, analysis: dict | None = None,
+def _analyse_one(case_id: uuid.UUID, run: ReflectionRun, *, analysis: CaseAnalysisData | None = None,
                  status: str | None = None, verifying: frozenset[str] | None = None) -> str | None:
     """The per-case step of a run, after its analysis is stored: warning flag (and later hooks).
 
@@ -205,7 +209,7 @@ def _analyse_one(case_id: uuid.UUID, run: ReflectionRun, *, analysis: dict | Non
         record = case_analysis_record(
             case_id=case_id, window_days=run.window_days, run=run, now=run.snapshot_at, snapshot_at=run.snapshot_at
         )
-        suggester.after_analysis(case_id=case_id, analysis=record.result)
+        suggester.after_analysis(case_id=case_id, analysis=record.analysis)
         return None
     if status is None:
         status = Case.objects.filter(pk=case_id).values_list("status", flat=True).get()
@@ -223,13 +227,14 @@ _ANALYSIS_COLUMNS = (
 )
 
 
-def _insert_analyses(analyses: Iterable[tuple[uuid.UUID, dict]], run: ReflectionRun) -> dict[uuid.UUID, dict]:
+def _insert_analyses(analyses: Iterable[tuple[uuid.UUID, CaseAnalysisData]],
+                     run: ReflectionRun) -> dict[uuid.UUID, CaseAnalysisData]:
     """Store a chunk's analyses as the engine builds them, and return them. On PostgreSQL
     through binary COPY, straight from the dicts, while PostgreSQL takes in the rows already
     sent: a 1,000-row INSERT spends most of its time converting 13,000 parameters on the
     client, and 10,000 model instances cost ~0.5 s more. The engine built every value, so no
     full_clean."""
-    stored: dict[uuid.UUID, dict] = {}
+    stored: dict[uuid.UUID, CaseAnalysisData] = {}
     if connection.vendor != "postgresql":
         stored.update(analyses)
         CaseAnalysis.objects.bulk_create(
@@ -339,7 +344,7 @@ def reflection_runs_sweep(*, now: datetime | None = None, limit: int = SWEEP_LIM
             counts["given_up"] += reflection_run_give_up(run_id=run_id, now=now)
         else:
             counts["rung"] += task_queue.enqueue(
-                RUN_TASK, run_id, if_unavailable=lambda run_id=run_id: reflection_run_due_now(run_id=run_id)
+                RUN_TASK, run_id, if_unavailable=partial(reflection_run_due_now, run_id=run_id)
             )
     return counts
 

@@ -19,12 +19,14 @@ from uuid import UUID
 from django.conf import settings
 from django.db import transaction
 from django.utils import timezone
+from openai.types.chat import ChatCompletionMessageParam
 
 from casebank.cases.services import validate_plan
 from casebank.models import HIDDEN_STATUSES, Case, ReviewState
 from casebank.search.selectors import case_search
 from core import task_queue
 from core.errors import NotFound
+from reflection.analysis.types import CaseAnalysisData, CommonError
 from reflection.llm import LLMError, LLMUnavailable, get_llm_client
 from reflection.models import CaseReflectionState, ExecutionLog, Suggestion, SuggestionSource, SuggestionStatus
 from reflection.suggestions.deferral import LEASE, SWEEP_SECONDS, suggestion_defer, suggestion_deferral_clear
@@ -89,7 +91,7 @@ class Proposal:
     extra: dict = field(default_factory=dict)
 
 
-def ineligibility(*, case: Case, analysis: dict) -> str | None:
+def ineligibility(*, case: Case, analysis: CaseAnalysisData) -> str | None:
     """Why this case gets no suggestion now, or None when it should get one."""
     rate = analysis.get("success_rate")
     if case.status in HIDDEN_STATUSES:
@@ -118,7 +120,7 @@ def _case_digest(case: Case) -> dict:
     }
 
 
-def build_evidence(*, case: Case, analysis: dict) -> dict:
+def build_evidence(*, case: Case, analysis: CaseAnalysisData) -> dict:
     failing = (
         ExecutionLog.objects.filter(case=case, success=False)
         .order_by("-created_at")
@@ -174,7 +176,7 @@ def build_evidence(*, case: Case, analysis: dict) -> dict:
     }
 
 
-def build_messages(*, case: Case, evidence: dict) -> list[dict]:
+def build_messages(*, case: Case, evidence: dict) -> list[ChatCompletionMessageParam]:
     payload = {"case": {"title": case.title, "task": case.query, "version": case.version, "plan": case.plan}, **evidence}
     return [
         {"role": "system", "content": SYSTEM_PROMPT},
@@ -191,7 +193,7 @@ def build_messages(*, case: Case, evidence: dict) -> list[dict]:
 # --- rules ------------------------------------------------------------------------------
 
 
-def _template_texts(error_group: dict) -> list[str]:
+def _template_texts(error_group: CommonError) -> list[str]:
     """Message templates of an error group; the engine gives `{template, count}` objects."""
     texts = []
     for item in error_group.get("templates") or []:
@@ -201,7 +203,7 @@ def _template_texts(error_group: dict) -> list[str]:
     return texts
 
 
-def rule_based_proposal(*, case: Case, analysis: dict, reason: str) -> Proposal:
+def rule_based_proposal(*, case: Case, analysis: CaseAnalysisData, reason: str) -> Proposal:
     """A revision from the statistics alone: top error, timeouts, slowness."""
     errors = analysis.get("common_errors") or []
     top = errors[0] if errors else None
@@ -217,8 +219,8 @@ def rule_based_proposal(*, case: Case, analysis: dict, reason: str) -> Proposal:
         step = steps[0] if steps else {}
         return step.get("agent") or (step.get("agents") or ["agent"])[0]
 
-    top_type = (top or {}).get("error_type") or ""
-    templates = _template_texts(top or {})
+    top_type = (top["error_type"] if top else "") or ""
+    templates = _template_texts(top) if top else []
     timeouts = "timeout" in top_type.lower() or any("timeout" in t.lower() for t in templates[:3])
     if top and timeouts:
         why = f"{top['percentage']}% of runs failed with {top_type}."
@@ -256,7 +258,7 @@ def rule_based_proposal(*, case: Case, analysis: dict, reason: str) -> Proposal:
         plan = f"{case.plan}\n\nAdded after review of {analysis.get('total_executions', 0)} runs:\n" + "\n".join(
             f"- {line}" for line in text_lines
         )
-    share = (top or {}).get("percentage") or 0
+    share = (top["percentage"] if top else 0) or 0
     return Proposal(
         source=SuggestionSource.RULES,
         rationale=(
@@ -324,14 +326,14 @@ class GenerationResult:
     deferred_until: datetime | None = None  # set when the case waits for the LLM budget
 
 
-def suggestion_generate(*, case_id: UUID | str, analysis: dict | None = None, use_llm: bool = True) -> Suggestion | None:
+def suggestion_generate(*, case_id: UUID | str, analysis: CaseAnalysisData | None = None, use_llm: bool = True) -> Suggestion | None:
     """Make a pending suggestion for a weak case; None when it is not eligible, already has one,
     or waits for the LLM budget (then it is retried, see `reflection.suggestion_deferral`)."""
     return suggestion_generate_result(case_id=case_id, analysis=analysis, use_llm=use_llm).suggestion
 
 
 def suggestion_generate_explained(
-    *, case_id: UUID | str, analysis: dict | None = None, use_llm: bool = True
+    *, case_id: UUID | str, analysis: CaseAnalysisData | None = None, use_llm: bool = True
 ) -> tuple[Suggestion | None, str]:
     """`suggestion_generate` with the reason when nothing was made (for the API and the command)."""
     result = suggestion_generate_result(case_id=case_id, analysis=analysis, use_llm=use_llm)
@@ -339,7 +341,7 @@ def suggestion_generate_explained(
 
 
 def suggestion_generate_result(
-    *, case_id: UUID | str, analysis: dict | None = None, use_llm: bool = True
+    *, case_id: UUID | str, analysis: CaseAnalysisData | None = None, use_llm: bool = True
 ) -> GenerationResult:
     """`suggestion_generate` with the whole outcome. Every outcome but "deferred" ends a deferral."""
     result = _generate(case_id=case_id, analysis=analysis, use_llm=use_llm)
@@ -358,7 +360,7 @@ def _deferred(case: Case, retry_after: float | None) -> GenerationResult:
     )
 
 
-def _generate(*, case_id: UUID | str, analysis: dict | None, use_llm: bool) -> GenerationResult:
+def _generate(*, case_id: UUID | str, analysis: CaseAnalysisData | None, use_llm: bool) -> GenerationResult:
     case = Case.objects.defer("embedding").filter(pk=case_id).first()
     if case is None:
         raise NotFound("Case not found.")
@@ -425,7 +427,7 @@ def _suggestion_create(*, case: Case, evidence: dict, proposal: Proposal) -> Sug
     return suggestion
 
 
-def after_analysis(*, case_id: UUID | str, analysis: dict | None = None,
+def after_analysis(*, case_id: UUID | str, analysis: CaseAnalysisData | None = None,
                    verifying: frozenset[str] | None = None) -> Suggestion | None:
     """The improvement loop's share of a reflection run's per-case step.
 
@@ -445,7 +447,7 @@ def after_analysis(*, case_id: UUID | str, analysis: dict | None = None,
     return suggestion_generate(case_id=case_id, analysis=analysis)
 
 
-def looks_weak(analysis: dict) -> bool:
+def looks_weak(analysis: CaseAnalysisData) -> bool:
     """The part of `ineligibility` that needs only the analysis."""
     rate = analysis.get("success_rate")
     return analysis.get("confidence") == "ok" and rate is not None and rate < SUGGEST_BELOW

@@ -7,10 +7,11 @@ many cases. Raw logs are aggregated in SQL (`queries`); days older than retentio
 from __future__ import annotations
 
 import uuid
-from collections.abc import Iterable, Iterator
+from collections.abc import Callable, Iterable, Iterator
 from concurrent.futures import ThreadPoolExecutor
 from datetime import datetime, time, timedelta
 from datetime import timezone as dt_timezone
+from typing import Any, TypeVar
 
 from django.conf import settings
 from django.db import connection, connections, transaction
@@ -31,6 +32,7 @@ from reflection.analysis.engine.queries import (
     raw_histograms,
     use_batch_memory,
 )
+from reflection.analysis.types import CaseAnalysisData, CommonError, ErrorTally, LatencyMs
 from reflection.models import DailyCaseRollup
 
 MIN_WINDOW_DAYS = 1
@@ -44,6 +46,7 @@ CHUNK = 2_000
 # statement reads nearly the whole heap whatever its share of cases, and five chunks of 2,000
 # cost ~1.3 s more than one of 10,000 over 1,000,000 logs (docs/reflection.md).
 PG_CHUNK = 10_000
+T = TypeVar("T")
 
 
 def chunk_size() -> int:
@@ -78,7 +81,7 @@ def make_bounds(*, window_days: int, now: datetime | None, snapshot_at: datetime
 
 
 def analyze_case(*, case_id: uuid.UUID | str, window_days: int = 30, now: datetime | None = None,
-                 snapshot_at: datetime | None = None) -> dict:
+                 snapshot_at: datetime | None = None) -> CaseAnalysisData:
     """The analysis of one case; NotFound for an unknown case, InvalidInput for a bad window."""
     validate_window(window_days)
     try:
@@ -91,14 +94,14 @@ def analyze_case(*, case_id: uuid.UUID | str, window_days: int = 30, now: dateti
 
 
 def analyze_cases(*, case_ids: Iterable[uuid.UUID], window_days: int = 30, now: datetime | None = None,
-                  snapshot_at: datetime | None = None) -> dict[uuid.UUID, dict]:
+                  snapshot_at: datetime | None = None) -> dict[uuid.UUID, CaseAnalysisData]:
     """Analyses of many cases with a handful of grouped queries per chunk of cases."""
     return dict(analyses_as_built(case_ids=case_ids, window_days=window_days, now=now, snapshot_at=snapshot_at))
 
 
 def analyses_as_built(*, case_ids: Iterable[uuid.UUID], window_days: int = 30, now: datetime | None = None,
                       snapshot_at: datetime | None = None,
-                      every_case_with_logs: bool = False) -> Iterator[tuple[uuid.UUID, dict]]:
+                      every_case_with_logs: bool = False) -> Iterator[tuple[uuid.UUID, CaseAnalysisData]]:
     """`analyze_cases` one case at a time: the queries run now, each analysis is built as the
     caller takes it, so a run can store one while Python builds the next.
 
@@ -150,7 +153,7 @@ def _can_scan_in_parallel(case_count: int) -> bool:
     )
 
 
-def _on_own_connection(function, *args):
+def _on_own_connection(function: Callable[..., T], *args: Any) -> T:
     """Run in a worker thread, which gets its own connection from Django; close it after."""
     try:
         with transaction.atomic():
@@ -170,11 +173,13 @@ def _scan_figures(ids: list[uuid.UUID], bounds: Bounds, whole: bool) -> dict[uui
     return figures
 
 
-def _scan_errors(ids: list[uuid.UUID], bounds: Bounds, whole: bool) -> tuple[dict, dict, dict]:
+def _scan_errors(ids: list[uuid.UUID], bounds: Bounds, whole: bool) -> tuple[
+    dict[uuid.UUID, list[CommonError]], dict[uuid.UUID, list[DailyCaseRollup]], dict[uuid.UUID, dict[int, int]]
+]:
     """Each case's errors ranked for `common_errors` (roll-ups merged in), plus the roll-ups of
     days past retention and the raw histograms, which the figures need."""
     use_batch_memory()
-    ranked: dict[uuid.UUID, list[dict]] = {}
+    ranked: dict[uuid.UUID, list[CommonError]] = {}
     rollups: dict[uuid.UUID, list[DailyCaseRollup]] = {}
     histograms: dict[uuid.UUID, dict[int, int]] = {}
     size = chunk_size()
@@ -189,7 +194,7 @@ def _scan_errors(ids: list[uuid.UUID], bounds: Bounds, whole: bool) -> tuple[dic
 
 
 def _ranked_errors(case_ids: list[uuid.UUID], bounds: Bounds, rollups: dict[uuid.UUID, list[DailyCaseRollup]],
-                   whole: bool) -> dict[uuid.UUID, list[dict]]:
+                   whole: bool) -> dict[uuid.UUID, list[CommonError]]:
     """PostgreSQL ranks the errors of cases with no roll-up in the window (of every case when
     `whole`); Python merges and ranks those with roll-ups (which hold counts per template, out
     of SQL's sight), and its ranking replaces any SQL gave them."""
@@ -211,11 +216,12 @@ def _rollups(case_ids: list[uuid.UUID], bounds: Bounds) -> dict[uuid.UUID, list[
     rows: dict[uuid.UUID, list[DailyCaseRollup]] = {}
     # A roll-up day counts when it starts inside the window (days are whole, windows are not).
     for rollup in DailyCaseRollup.objects.filter(**ids_lookup("case_id", case_ids), day__gte=bounds.start.date()):
-        rows.setdefault(rollup.case_id, []).append(rollup)
+        if rollup.case_id is not None:  # always, given the filter; the case-less rows have none
+            rows.setdefault(rollup.case_id, []).append(rollup)
     return rows
 
 
-def _merge_rollup_errors(errors: dict, rollups: list[DailyCaseRollup]) -> None:
+def _merge_rollup_errors(errors: dict[str, ErrorTally], rollups: list[DailyCaseRollup]) -> None:
     for rollup in rollups:
         for kind, entry in rollup.errors.items():
             for template, count in entry.get("templates", {}).items():
@@ -238,8 +244,9 @@ def _merge_rollup_figures(figures: Figures, rollups: list[DailyCaseRollup], boun
     return histogram
 
 
-def _analysis(*, case_id: uuid.UUID, window_days: int, bounds: Bounds, figures: Figures, ranked_errors: list[dict],
-              rollups: list[DailyCaseRollup], raw_histogram: dict[int, int]) -> dict:
+def _analysis(*, case_id: uuid.UUID, window_days: int, bounds: Bounds, figures: Figures,
+              ranked_errors: list[CommonError], rollups: list[DailyCaseRollup],
+              raw_histogram: dict[int, int]) -> CaseAnalysisData:
     percentiles = figures.percentiles
     if rollups:
         histogram = _merge_rollup_figures(figures, rollups, bounds)
@@ -268,6 +275,12 @@ def _analysis(*, case_id: uuid.UUID, window_days: int, bounds: Bounds, figures: 
         if finding is not None
     ]
     p95 = _ms(percentiles.get(0.95))
+    latency: LatencyMs = {
+        "mean": _ms(figures.latency_sum / total) if total else None,
+        "p50": _ms(percentiles.get(0.5)),
+        "p95": p95,
+        "p99": _ms(percentiles.get(0.99)),
+    }
     return {
         "case_id": str(case_id),
         "window_days": window_days,
@@ -278,12 +291,7 @@ def _analysis(*, case_id: uuid.UUID, window_days: int, bounds: Bounds, figures: 
             round(figures.weighted_successes / figures.weight_sum, 4) if figures.weight_sum > 0 else None
         ),
         "common_errors": _with_percentages(ranked_errors, total),
-        "latency_ms": {
-            "mean": _ms(figures.latency_sum / total) if total else None,
-            "p50": _ms(percentiles.get(0.5)),
-            "p95": p95,
-            "p99": _ms(percentiles.get(0.99)),
-        },
+        "latency_ms": latency,
         "slow": p95 is not None and p95 > SLOW_P95_MS,
         "anomalies": anomalies,
         "confidence": "ok" if total >= MIN_CONFIDENT_RUNS else "insufficient",
@@ -298,15 +306,13 @@ def _most_frequent_first(item: tuple[str, int]) -> tuple[int, str]:
     return -item[1], item[0]
 
 
-def _rank_errors(errors: dict[str, dict]) -> list[dict]:
+def _rank_errors(errors: dict[str, ErrorTally]) -> list[CommonError]:
     """`common_errors` but the percentages, which need the case's total from the figures."""
-    rows = []
+    rows: list[CommonError] = []
     for kind, entry in errors.items():
-        templates = entry["templates"].items()
-        if len(templates) > 1:  # most error types have one template: no sort (10,000 cases a run)
-            templates = sorted(templates, key=_most_frequent_first)
-        else:
-            templates = list(templates)
+        counts = entry["templates"].items()
+        # most error types have one template: no sort (10,000 cases a run)
+        templates = sorted(counts, key=_most_frequent_first) if len(counts) > 1 else list(counts)
         rows.append(
             {
                 "error_type": kind,
@@ -320,7 +326,7 @@ def _rank_errors(errors: dict[str, dict]) -> list[dict]:
     return rows
 
 
-def _with_percentages(rows: list[dict], total: int) -> list[dict]:
+def _with_percentages(rows: list[CommonError], total: int) -> list[CommonError]:
     for row in rows:
         row["percentage"] = round(100 * row["count"] / total, 1) if total else 0.0
     return rows

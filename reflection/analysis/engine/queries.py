@@ -19,6 +19,7 @@ from django.db.models.expressions import RawSQL
 
 from core.pg_arrays import uuid_array
 from reflection.analysis.engine import stats
+from reflection.analysis.types import CommonError, ErrorTally, TemplateCount
 from reflection.models import ExecutionLog
 
 LOG_TABLE = ExecutionLog._meta.db_table
@@ -213,12 +214,12 @@ def raw_figures(case_ids: list[uuid.UUID] | None, bounds: Bounds) -> dict[uuid.U
                 figures.percentiles = dict(zip(PERCENTILES, row[14] or (None,) * len(PERCENTILES), strict=False))
             result[_as_uuid(row[0])] = figures
     if not pg and result:
-        for case_id, percentiles in _sqlite_percentiles(list(result), bounds).items():
-            result[case_id].percentiles = percentiles
+        for case_id, found in _sqlite_percentiles(list(result), bounds).items():
+            result[case_id].percentiles = found
     return result
 
 
-def _sqlite_percentiles(case_ids: list[uuid.UUID], bounds: Bounds) -> dict[uuid.UUID, dict[float, float]]:
+def _sqlite_percentiles(case_ids: list[uuid.UUID], bounds: Bounds) -> dict[uuid.UUID, dict[float, float | None]]:
     """`percentile_cont` without it: rank rows per case, keep only those around each rank."""
     where, params = _window_filter(case_ids, bounds)
     picks = " OR ".join(
@@ -242,9 +243,9 @@ def _sqlite_percentiles(case_ids: list[uuid.UUID], bounds: Bounds) -> dict[uuid.
             key = _as_uuid(case_id)
             rows[key][int(rn)] = float(ms)
             counts[key] = int(cnt)
-    result: dict[uuid.UUID, dict[float, float]] = {}
+    result: dict[uuid.UUID, dict[float, float | None]] = {}
     for case_id, values in rows.items():
-        percentiles = {}
+        percentiles: dict[float, float | None] = {}
         for p in PERCENTILES:
             lower, upper, weight = stats.exact_percentile_positions(counts[case_id], p)
             percentiles[p] = values[lower] + (values[upper] - values[lower]) * weight
@@ -265,14 +266,14 @@ def raw_histograms(case_ids: list[uuid.UUID], bounds: Bounds) -> dict[uuid.UUID,
     return result
 
 
-def raw_errors(case_ids: list[uuid.UUID], bounds: Bounds) -> dict[uuid.UUID, dict[str, dict]]:
+def raw_errors(case_ids: list[uuid.UUID], bounds: Bounds) -> dict[uuid.UUID, dict[str, ErrorTally]]:
     """Failures per case, error type and message template, with one example message each.
 
     Returns {case_id: {error_type: {"count", "example", "templates": {template: count}}}},
     the same shape as `DailyCaseRollup.errors`, so that roll-ups merge in directly.
     """
     where, params = _window_filter(case_ids, bounds, failures_only=True)
-    result: dict[uuid.UUID, dict[str, dict]] = defaultdict(dict)
+    result: dict[uuid.UUID, dict[str, ErrorTally]] = defaultdict(dict)
     with connection.cursor() as cursor:
         if _is_pg():
             cursor.execute(
@@ -300,7 +301,7 @@ def raw_errors(case_ids: list[uuid.UUID], bounds: Bounds) -> dict[uuid.UUID, dic
 
 
 def ranked_errors(case_ids: list[uuid.UUID] | None, bounds: Bounds, *,
-                  top_templates: int) -> dict[uuid.UUID, list[dict]]:
+                  top_templates: int) -> dict[uuid.UUID, list[CommonError]]:
     """PostgreSQL only: each case's `common_errors` ranked in SQL, percentages left to fill
     (every case with failures for None).
 
@@ -325,10 +326,10 @@ def ranked_errors(case_ids: list[uuid.UUID] | None, bounds: Bounds, *,
         WINDOW per_kind AS (PARTITION BY case_id, kind)
         ORDER BY groups.case_id, kind_n DESC, kind, n DESC, template
     """
-    result: dict[uuid.UUID, list[dict]] = {}
+    result: dict[uuid.UUID, list[CommonError]] = {}
     case_key = kind_key = None
-    rows: list[dict] = []
-    templates: list[dict] = []
+    rows: list[CommonError] = []
+    templates: list[TemplateCount] = []
     with connection.cursor() as cursor:
         cursor.execute(sql, params)
         for case_id, kind, template, count, kind_count, example in cursor.fetchall():
@@ -344,7 +345,7 @@ def ranked_errors(case_ids: list[uuid.UUID] | None, bounds: Bounds, *,
     return result
 
 
-def merge_error(errors: dict[str, dict], kind: str, template: str, count: int, example: str) -> None:
+def merge_error(errors: dict[str, ErrorTally], kind: str, template: str, count: int, example: str) -> None:
     entry = errors.get(kind)
     if entry is None:
         entry = errors[kind] = {"count": 0, "example": example, "templates": {}}

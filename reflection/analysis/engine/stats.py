@@ -9,6 +9,8 @@ import math
 import re
 from functools import lru_cache
 
+from reflection.analysis.types import LatencyRegression, SuccessRateDrop
+
 # --- message templates ------------------------------------------------------------------
 
 # (pattern, replacement), applied in order. Written in the common subset of Python `re` and
@@ -115,7 +117,8 @@ def _p_lower(z: float) -> float:
     return 0.5 * math.erfc(-z / math.sqrt(2))
 
 
-def success_rate_drop(*, recent_runs: int, recent_successes: int, baseline_runs: int, baseline_successes: int) -> dict | None:
+def success_rate_drop(*, recent_runs: int, recent_successes: int, baseline_runs: int,
+                      baseline_successes: int) -> SuccessRateDrop | None:
     """Two-proportion z-test (pooled), one-sided: is the last 24 h worse than the previous 7 days?"""
     if recent_runs < MIN_RECENT_RUNS or baseline_runs < MIN_BASELINE_RUNS:
         return None
@@ -149,7 +152,7 @@ def _mean_variance(n: int, total: float, squares: float) -> tuple[float, float]:
 def latency_regression(
     *, recent_runs: int, recent_sum: float, recent_squares: float,
     baseline_runs: int, baseline_sum: float, baseline_squares: float,
-) -> dict | None:
+) -> LatencyRegression | None:
     """Welch's test on mean latency (normal approximation), one-sided, plus a 20 % floor."""
     if recent_runs < MIN_RECENT_RUNS or baseline_runs < MIN_BASELINE_RUNS:
         return None

@@ -29,7 +29,7 @@ class Command(BaseCommand):
         try:
             if case_id:
                 record = services.case_analysis_record(case_id=case_id, window_days=window_days)
-                result = record.result
+                result = record.analysis
                 self.stdout.write(
                     f"{result['case_id']}: {result['total_executions']} runs, success rate "
                     f"{result['success_rate']}, weighted {result['weighted_success_rate']}, "
