@@ -151,7 +151,8 @@ def select_agents(*, steps: list[dict], task: AgentTask) -> tuple[list[Assignmen
     assignments: dict[str, Assignment] = {}
     decisions: list[dict] = []
     for step in steps:
-        names = step.get("agents") if isinstance(step.get("agents"), list) else [step.get("agent")]
+        listed = step.get("agents")
+        names = listed if isinstance(listed, list) else [step.get("agent")]
         for raw in names:
             name = normalise_agent_name(raw)
             action = str(step.get("action") or step.get("description") or "")
@@ -162,8 +163,8 @@ def select_agents(*, steps: list[dict], task: AgentTask) -> tuple[list[Assignmen
             problem = "unknown agent" if agent is None else agent.availability(task)
             if problem:
                 substitute = SUBSTITUTES.get(name)
-                substitute_agent = REGISTRY.get(substitute or "")
-                if substitute_agent is not None and substitute_agent.availability(task) is None:
+                substitute_agent = REGISTRY.get(substitute) if substitute is not None else None
+                if substitute is not None and substitute_agent is not None and substitute_agent.availability(task) is None:
                     chosen, decision, reason = substitute, "substituted", problem
                 else:
                     decisions.append({"agent": raw, "decision": "skipped", "reason": problem})

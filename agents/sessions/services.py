@@ -5,6 +5,7 @@ import logging
 import threading
 import uuid
 from datetime import datetime
+from functools import partial
 from typing import Any
 
 from django.db import IntegrityError, transaction
@@ -217,7 +218,7 @@ def sessions_sweep(*, now: datetime | None = None, limit: int = SWEEP_LIMIT) -> 
             else:
                 key = str(session_id)
                 counts["rung"] += task_queue.enqueue(
-                    RUN_TASK, key, if_unavailable=lambda key=key: session_due_now(session_id=key)
+                    RUN_TASK, key, if_unavailable=partial(session_due_now, session_id=key)
                 )
         except Exception:  # one session must not stop the sweep; it is tried again at retry_at
             logger.exception("sweep: session %s failed", session_id)

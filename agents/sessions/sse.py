@@ -74,7 +74,7 @@ async def _events(session_id: str, after: int) -> AsyncIterator[str]:
             await asyncio.sleep(poll)
 
 
-async def session_stream(request: HttpRequest, session_id: str) -> HttpResponse:
+async def session_stream(request: HttpRequest, session_id: str) -> HttpResponse | StreamingHttpResponse:
     if request.method != "GET":
         return _error(405, f'Method "{request.method}" not allowed.')
     problem = await sync_to_async(_authenticate)(request)
@@ -88,7 +88,7 @@ async def session_stream(request: HttpRequest, session_id: str) -> HttpResponse:
     exists = await Session.objects.filter(pk=session_id).aexists()
     if not exists:
         return _error(404, "Session not found.")
-    response = StreamingHttpResponse(_events(str(session_id), int(raw)), content_type="text/event-stream")
-    response["Cache-Control"] = "no-cache"
-    response["X-Accel-Buffering"] = "no"  # nginx: do not buffer the stream
-    return response
+    stream = StreamingHttpResponse(_events(str(session_id), int(raw)), content_type="text/event-stream")
+    stream["Cache-Control"] = "no-cache"
+    stream["X-Accel-Buffering"] = "no"  # nginx: do not buffer the stream
+    return stream

@@ -56,11 +56,15 @@ def chunk_vector_scores(query_vector: np.ndarray, *, limit: int) -> dict[int, fl
             .values_list("id", "distance")[:limit]
         )
         return {chunk_id: 1.0 - float(distance) for chunk_id, distance in rows}
-    rows = list(DocumentChunk.objects.filter(embedding__isnull=False).values_list("id", "embedding"))
-    if not rows:
+    stored = [
+        (chunk_id, embedding)
+        for chunk_id, embedding in DocumentChunk.objects.filter(embedding__isnull=False).values_list("id", "embedding")
+        if embedding is not None  # never false (filtered above); tells the type checker so
+    ]
+    if not stored:
         return {}
-    similarities = np.vstack([e for _, e in rows]) @ np.asarray(query_vector, dtype=np.float32)
-    return {rows[i][0]: float(similarities[i]) for i in np.argsort(-similarities)[:limit]}
+    similarities = np.vstack([e for _, e in stored]) @ np.asarray(query_vector, dtype=np.float32)
+    return {stored[i][0]: float(similarities[i]) for i in np.argsort(-similarities)[:limit]}
 
 
 def chunk_bm25_scores(query: str, *, limit: int) -> dict[int, float]:

@@ -178,7 +178,7 @@ def _check_nesting(tokens: list) -> None:
             depth -= 1
 
 
-def _check_syntax(node: exp.Expression, *, dialect: str, allowed: set[str], tables: list[str]) -> None:
+def _check_syntax(node: exp.Expr, *, dialect: str, allowed: set[str], tables: list[str]) -> None:
     if isinstance(node, exp.Identifier) and not node.quoted and not _PLAIN_NAME.fullmatch(node.name):
         if node.name[:1] in "$:@?":
             raise SqlRefused(_BIND_MESSAGE)
@@ -258,7 +258,7 @@ def _visible_ctes(table: exp.Table, dialect: str) -> set[str]:
     `sqlite_master` in a subquery cannot hide the real table elsewhere.
     """
     visible: set[str] = set()
-    child: exp.Expression = table
+    child: exp.Expr = table
     node = table.parent
     while node is not None:
         if isinstance(node, exp.With):

@@ -7,7 +7,7 @@ from __future__ import annotations
 
 import json
 from dataclasses import asdict, dataclass, field
-from typing import Any
+from typing import Any, TypedDict
 
 from openai.types.chat import ChatCompletionMessageParam
 
@@ -49,6 +49,15 @@ class AgentOutput:
 
     def as_dict(self) -> dict:
         return asdict(self)
+
+
+class _Usage(TypedDict):
+    """The LLM usage fields of an `AgentOutput`."""
+
+    tokens_in: int
+    tokens_out: int
+    cost_usd: float
+    model: str
 
 
 class Agent:
@@ -94,7 +103,7 @@ class DataAnalysisAgent(Agent):
                 return AgentOutput(ok=False, error=str(error), error_type=type(error).__name__)
             sql, explanation = answer.data["sql"], answer.data.get("explanation", "")
             tokens_in, tokens_out, cost, model = answer.tokens_in, answer.tokens_out, answer.cost_usd, answer.model
-        usage = {"tokens_in": tokens_in, "tokens_out": tokens_out, "cost_usd": cost, "model": model}
+        usage: _Usage = {"tokens_in": tokens_in, "tokens_out": tokens_out, "cost_usd": cost, "model": model}
         try:
             data = self.query(sql)
         except SqlRefused as error:

@@ -2,7 +2,9 @@
 from __future__ import annotations
 
 import math
+from collections.abc import Hashable
 from dataclasses import dataclass
+from typing import TypeVar
 from uuid import UUID
 
 import numpy as np
@@ -16,6 +18,7 @@ from casebank.search.text import tokenize
 from core.cache import layered_delete, layered_get_or_set
 
 RRF_K = 60
+K = TypeVar("K", bound=Hashable)
 
 
 BM25_K1 = 1.2
@@ -160,12 +163,13 @@ def bm25_scores(query: str, *, limit: int, statuses: list[str]) -> dict[UUID, fl
     return {(value if isinstance(value, UUID) else UUID(value)): float(score) for value, score in rows}
 
 
-def reciprocal_rank_fusion(*rankings: dict[UUID, float], k: int = RRF_K) -> dict[UUID, float]:
-    fused: dict[UUID, float] = {}
+def reciprocal_rank_fusion(*rankings: dict[K, float], k: int = RRF_K) -> dict[K, float]:
+    """Fused scores of any keys: case ids here, (kind, id) passages in `agents.tools.retrieval`."""
+    fused: dict[K, float] = {}
     for ranking in rankings:
         ordered = sorted(ranking.items(), key=lambda item: item[1], reverse=True)
-        for rank, (case_id, _) in enumerate(ordered, start=1):
-            fused[case_id] = fused.get(case_id, 0.0) + 1.0 / (k + rank)
+        for rank, (key, _) in enumerate(ordered, start=1):
+            fused[key] = fused.get(key, 0.0) + 1.0 / (k + rank)
     return fused
 
 
