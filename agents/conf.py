@@ -1,7 +1,7 @@
-"""Settings of the supervisor and its workers, with the defaults documented in docs/agents.md.
+"""Derived settings of the supervisor and its workers.
 
-Each can be set in `config.settings` (read from the environment there); the defaults let the
-embedded product run with no configuration.
+The settings themselves (`QUALITY_THRESHOLD`, `AGENTS_*`, `ANALYTICS_*`, ...) and their defaults
+live in `config.settings` only, documented in docs/agents.md; modules read `settings.X`.
 """
 from __future__ import annotations
 
@@ -10,32 +10,16 @@ from typing import Any
 
 from django.conf import settings
 
-DEFAULTS: dict[str, Any] = {
-    # Evaluation: an agent passes at this quality score (0..1).
-    "QUALITY_THRESHOLD": 0.6,
-    "AGENTS_MAX_ITERATIONS": 3,
-    "AGENTS_AGENT_TIMEOUT_S": 30.0,
-    "AGENTS_SESSION_TIMEOUT_S": 120.0,
-    "AGENTS_PLANNER_LLM_TIMEOUT_S": 10.0,
-    # The best case's plan is reused when its cosine similarity to the query reaches this.
-    "AGENTS_CASE_SIMILARITY": 0.8,
-    # Analytics database for Text2SQL: sqlite:///path or postgres://...; empty = the demo file.
-    "ANALYTICS_DATABASE_URL": "",
-    "ANALYTICS_ALLOWED_TABLES": ["customers", "products", "orders", "order_items", "support_tickets"],
-    "ANALYTICS_STATEMENT_TIMEOUT_MS": 5000,
-    "ANALYTICS_ROW_CAP": 500,
-    "RETRIEVAL_VECTOR_THRESHOLD": 0.7,
-    "SSE_KEEPALIVE_S": 15.0,
-    "SSE_POLL_S": 0.25,
-}
-
 
 def get(name: str) -> Any:
-    return getattr(settings, name, DEFAULTS[name])
+    """`settings.<name>`. Kept for `agents.runtime.supervisor` until its rewrite reads
+    `settings` directly like every other module; no default here (config/settings.py has it)."""
+    return getattr(settings, name)
 
 
 def analytics_database_url() -> str:
-    url = get("ANALYTICS_DATABASE_URL")
+    """The Text2SQL database: `ANALYTICS_DATABASE_URL`, or the demo file when it is empty."""
+    url = settings.ANALYTICS_DATABASE_URL
     if url:
         return url
     return f"sqlite:///{Path(settings.BASE_DIR) / 'var' / 'analytics.sqlite3'}"

@@ -45,7 +45,7 @@ def check_database() -> dict[str, Any]:
 
 
 def check_cache() -> dict[str, Any]:
-    alias = getattr(settings, "CACHE_L2_ALIAS", "") or "default"
+    alias = settings.CACHE_L2_ALIAS or "default"
     cache = caches[alias]
     client = getattr(cache, "client", None)
     if client is not None and hasattr(client, "get_client"):
@@ -88,7 +88,7 @@ CHECKS = {"database": check_database, "cache": check_cache, "queue": check_queue
 
 
 def _required() -> set[str]:
-    return set(getattr(settings, "HEALTH_REQUIRED", ["database"]))
+    return set(settings.HEALTH_REQUIRED)
 
 
 @never_cache

@@ -286,6 +286,9 @@ LLM_BREAKER_RESET_SECONDS = env.float("LLM_BREAKER_RESET_SECONDS", default=60.0)
 LLM_PRICE_INPUT_PER_1K = env.float("LLM_PRICE_INPUT_PER_1K", default=0.0)
 LLM_PRICE_OUTPUT_PER_1K = env.float("LLM_PRICE_OUTPUT_PER_1K", default=0.0)
 
+# An applied suggestion is judged once both sides of it have this many runs (docs/suggestions.md).
+VERIFICATION_MIN_RUNS = env.int("VERIFICATION_MIN_RUNS", default=30)
+
 # Alerts (new suggestions, regressions): email to reviewers and an optional JSON webhook.
 ALERT_WEBHOOK_URL = env.str("ALERT_WEBHOOK_URL", default="")
 ALERT_WEBHOOK_TIMEOUT_SECONDS = env.float("ALERT_WEBHOOK_TIMEOUT_SECONDS", default=5.0)

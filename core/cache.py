@@ -31,16 +31,16 @@ _l2_lock = threading.Lock()
 
 
 def _l1():
-    return caches[getattr(settings, "CACHE_L1_ALIAS", "l1")]
+    return caches[settings.CACHE_L1_ALIAS]
 
 
 def _l2():
-    alias = getattr(settings, "CACHE_L2_ALIAS", "")
+    alias = settings.CACHE_L2_ALIAS
     return caches[alias] if alias else None
 
 
 def _l1_ttl(ttl: int) -> int:
-    return max(1, min(ttl, int(getattr(settings, "CACHE_L1_SECONDS", 30))))
+    return max(1, min(ttl, int(settings.CACHE_L1_SECONDS)))
 
 
 def l2_available() -> bool:
@@ -50,7 +50,7 @@ def l2_available() -> bool:
 def _l2_failed(error: Exception) -> None:
     global _l2_down_until
     with _l2_lock:
-        _l2_down_until = time.monotonic() + float(getattr(settings, "CACHE_L2_RETRY_SECONDS", 5))
+        _l2_down_until = time.monotonic() + float(settings.CACHE_L2_RETRY_SECONDS)
     metrics.cache_event("l2", "error")
     # The message only: a connection error's repr may carry the Redis URL with its password.
     logger.warning("L2 cache unavailable, serving from L1 and the source: %s", type(error).__name__)
@@ -83,7 +83,7 @@ def layered_get(key: str) -> Any:
         return None
     metrics.cache_event("l2", "hit")
     # Reuse the L2 entry's remaining life would need a second call; the L1 cap bounds staleness.
-    _l1().set(key, value, _l1_ttl(int(getattr(settings, "CACHE_L1_SECONDS", 30))))
+    _l1().set(key, value, _l1_ttl(int(settings.CACHE_L1_SECONDS)))
     return value
 
 

@@ -69,7 +69,7 @@ def enqueue_on_commit(task: str, *args: Any, if_unavailable: Callable[[], object
 def _broker_failed(task: str, error: Exception) -> None:
     global _down_until
     with _lock:
-        _down_until = time.monotonic() + float(getattr(settings, "TASK_BROKER_RETRY_SECONDS", 5))
+        _down_until = time.monotonic() + float(settings.TASK_BROKER_RETRY_SECONDS)
     metrics.enqueue_failed(task)
     # The type only: a connection error's text may carry the broker URL with its password.
     logger.warning("task %s not queued, broker unavailable (%s); it is left to the sweeper", task, type(error).__name__)
@@ -85,11 +85,11 @@ def reset_broker_backoff() -> None:
 def redeliver_at(now: datetime) -> datetime:
     """When a queued piece of work not started by then is handed out again: `Q_RETRY` later,
     the ORM broker's own redelivery delay."""
-    return now + timedelta(seconds=int(settings.Q_CLUSTER.get("retry", 360)))
+    return now + timedelta(seconds=int(settings.Q_CLUSTER["retry"]))
 
 
 def _task_timeout() -> timedelta:
-    return timedelta(seconds=int(settings.Q_CLUSTER.get("timeout", 300)))
+    return timedelta(seconds=int(settings.Q_CLUSTER["timeout"]))
 
 
 def abandoned_before(now: datetime) -> datetime:
@@ -118,4 +118,4 @@ def take_due(model: type[Model], *, now: datetime, limit: int) -> Iterator[tuple
 def max_attempts() -> int:
     """Starts of one piece of work before it is given up as failed (a task that kills its
     worker every time, e.g. out of memory, must not be handed out forever)."""
-    return int(settings.Q_CLUSTER.get("max_attempts", 5))
+    return int(settings.Q_CLUSTER["max_attempts"])

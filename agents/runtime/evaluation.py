@@ -6,9 +6,9 @@ import logging
 import time
 from dataclasses import dataclass, field
 
+from django.conf import settings
 from openai.types.chat import ChatCompletionMessageParam
 
-from agents import conf
 from agents.runtime.llm import LLMError, LLMResult, llm_client
 from agents.tools.workers import DATA_ANALYSIS, INFORMATION_RETRIEVAL, AgentOutput
 
@@ -48,12 +48,12 @@ def heuristic_score(agent: str, output: AgentOutput) -> float:
 def evaluate(*, query: str, outputs: dict[str, AgentOutput], deadline: float | None = None) -> Evaluation:
     """Scores per agent; the LLM judge (if any) must answer before `deadline` (`time.monotonic()`),
     the session's, or the heuristic scores stand."""
-    threshold = conf.get("QUALITY_THRESHOLD")
+    threshold = settings.QUALITY_THRESHOLD
     scores = {agent: round(heuristic_score(agent, output), 4) for agent, output in outputs.items()}
     method, answer, notes = "heuristic", None, []
     judged = {agent: output for agent, output in outputs.items() if output.ok}
     client = llm_client()
-    budget = float(conf.get("AGENTS_AGENT_TIMEOUT_S"))
+    budget = float(settings.AGENTS_AGENT_TIMEOUT_S)
     if deadline is not None:
         budget = min(budget, deadline - time.monotonic())
     if client is not None and judged:

@@ -13,9 +13,9 @@ import re
 import time
 from dataclasses import dataclass, field
 
+from django.conf import settings
 from openai.types.chat import ChatCompletionMessageParam
 
-from agents import conf
 from agents.runtime.llm import LLMError, LLMResult, llm_client
 from agents.tools.workers import (
     DATA_ANALYSIS,
@@ -84,14 +84,14 @@ def reusable(hit: SearchHit) -> bool:
 def make_plan(*, query: str, hits: list[SearchHit], analysis: dict, deadline: float | None = None) -> Plan:
     """The plan for `query`; `deadline` (a `time.monotonic()` value) is the session's."""
     best = next((hit for hit in hits if reusable(hit)), None)
-    threshold = conf.get("AGENTS_CASE_SIMILARITY")
+    threshold = settings.AGENTS_CASE_SIMILARITY
     if best is not None and best.similarity is not None and best.similarity >= threshold:
         return Plan(steps=list(best.case.plan), source="case", case=best.case, similarity=best.similarity)
     notes = []
     if best is not None:
         notes.append(f"closest case {best.case.id} at similarity {best.similarity or 0:.2f} < {threshold}")
     client = llm_client()
-    budget = float(conf.get("AGENTS_PLANNER_LLM_TIMEOUT_S"))
+    budget = float(settings.AGENTS_PLANNER_LLM_TIMEOUT_S)
     if deadline is not None:
         budget = min(budget, deadline - time.monotonic())
     if client is not None:

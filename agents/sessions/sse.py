@@ -13,11 +13,11 @@ from collections.abc import AsyncIterator
 from datetime import timedelta
 
 from asgiref.sync import sync_to_async
+from django.conf import settings
 from django.http import HttpRequest, HttpResponse, JsonResponse, StreamingHttpResponse
 from django.utils import timezone
 from rest_framework import exceptions
 
-from agents import conf
 from agents.models import FINISHED_STATUSES, Session
 from agents.sessions import selectors
 from casebank.access.authentication import ApiKeyAuthentication
@@ -54,8 +54,8 @@ def _fetch(session_id: str, after: int) -> tuple[list[tuple[int, str, str, dict]
 
 
 async def _events(session_id: str, after: int) -> AsyncIterator[str]:
-    keepalive = float(conf.get("SSE_KEEPALIVE_S"))
-    poll = float(conf.get("SSE_POLL_S"))
+    keepalive = float(settings.SSE_KEEPALIVE_S)
+    poll = float(settings.SSE_POLL_S)
     started = last_sent = time.monotonic()
     yield "retry: 2000\n\n"
     while time.monotonic() - started < MAX_STREAM_SECONDS:

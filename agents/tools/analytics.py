@@ -15,6 +15,8 @@ from dataclasses import dataclass
 from pathlib import Path
 from urllib.parse import unquote, urlparse
 
+from django.conf import settings
+
 from agents import conf
 from agents.tools.sql_guard import SqlRefused, check_sql
 
@@ -58,7 +60,7 @@ def cache_key_for(sql: str, url: str) -> str:
 def table_columns(*, url: str | None = None) -> dict[str, list[str]]:
     """The allow-listed tables and their columns, for the Text2SQL prompt."""
     url = url or conf.analytics_database_url()
-    allowed = list(conf.get("ANALYTICS_ALLOWED_TABLES"))
+    allowed = list(settings.ANALYTICS_ALLOWED_TABLES)
     schema: dict[str, list[str]] = {}
     if dialect_of(url) == "sqlite":
         with _sqlite_connect(url) as connection:
@@ -136,9 +138,9 @@ def _run_postgres(url: str, sql: str, *, timeout_ms: int, row_cap: int) -> tuple
 def run_checked_query(sql: str, *, url: str | None = None) -> QueryResult:
     """Guard then run; raises `SqlRefused` (nothing ran) or `AnalyticsError`."""
     url = url or conf.analytics_database_url()
-    checked = check_sql(sql, allowed_tables=conf.get("ANALYTICS_ALLOWED_TABLES"), dialect=dialect_of(url))
-    timeout_ms = int(conf.get("ANALYTICS_STATEMENT_TIMEOUT_MS"))
-    row_cap = int(conf.get("ANALYTICS_ROW_CAP"))
+    checked = check_sql(sql, allowed_tables=settings.ANALYTICS_ALLOWED_TABLES, dialect=dialect_of(url))
+    timeout_ms = int(settings.ANALYTICS_STATEMENT_TIMEOUT_MS)
+    row_cap = int(settings.ANALYTICS_ROW_CAP)
     started = time.perf_counter()
     runner = _run_postgres if dialect_of(url) == "postgres" else _run_sqlite
     columns, rows, truncated = runner(url, checked.sql, timeout_ms=timeout_ms, row_cap=row_cap)

@@ -9,6 +9,7 @@ import json
 from dataclasses import asdict, dataclass, field
 from typing import Any, TypedDict
 
+from django.conf import settings
 from openai.types.chat import ChatCompletionMessageParam
 
 from agents import conf
@@ -122,7 +123,7 @@ class DataAnalysisAgent(Agent):
         qcluster worker for `CACHE_SECONDS`.
         """
         url = conf.analytics_database_url()
-        checked = check_sql(sql, allowed_tables=conf.get("ANALYTICS_ALLOWED_TABLES"), dialect=analytics.dialect_of(url))
+        checked = check_sql(sql, allowed_tables=settings.ANALYTICS_ALLOWED_TABLES, dialect=analytics.dialect_of(url))
         key = analytics.cache_key_for(checked.sql, url)
         cached = layered_get(key)
         agent_cache_lookup(agent=DATA_ANALYSIS, hit=cached is not None)
@@ -190,7 +191,7 @@ class InformationRetrievalAgent(Agent):
 
     def run(self, task: AgentTask) -> AgentOutput:
         # A retry (after low confidence) widens the net: vector matches down to 0.5 count too.
-        threshold = conf.get("RETRIEVAL_VECTOR_THRESHOLD") if task.iteration == 1 else 0.5
+        threshold = settings.RETRIEVAL_VECTOR_THRESHOLD if task.iteration == 1 else 0.5
         text = task.query if task.iteration == 1 else " ".join([task.query, *task.actions])
         passages = retrieval.search_passages(text, vector_threshold=threshold)[: retrieval.CONTEXT_SIZE]
         if not passages:

@@ -31,7 +31,7 @@ LAST_USED_RESOLUTION = timedelta(minutes=1)
 
 
 def _ttl() -> int:
-    return int(getattr(settings, "API_KEY_CACHE_SECONDS", 10))
+    return int(settings.API_KEY_CACHE_SECONDS)
 
 
 def api_key_forget(*, key_hash: str) -> None:

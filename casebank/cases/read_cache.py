@@ -26,7 +26,7 @@ GENERATION_KEY = "casebank:generation"
 
 
 def _ttl() -> int:
-    return int(getattr(settings, "READ_CACHE_SECONDS", 30))
+    return int(settings.READ_CACHE_SECONDS)
 
 
 def _generation() -> int | None:

@@ -27,7 +27,7 @@ MIN_RETENTION_DAYS = 30
 
 
 def retention_days() -> int:
-    return max(MIN_RETENTION_DAYS, int(getattr(settings, "LOG_RETENTION_DAYS", MIN_RETENTION_DAYS)))
+    return max(MIN_RETENTION_DAYS, int(settings.LOG_RETENTION_DAYS))
 
 
 def _day_range(day: date) -> tuple[datetime, datetime]:

@@ -65,7 +65,7 @@ SWEEP_LIMIT = 100
 
 def ingest_settle() -> timedelta:
     """How far behind now a run's snapshot stays (the settle lag in the module docstring)."""
-    return timedelta(seconds=getattr(settings, "REFLECTION_INGEST_SETTLE_SECONDS", 60))
+    return timedelta(seconds=settings.REFLECTION_INGEST_SETTLE_SECONDS)
 
 
 def _analysed_through(run: ReflectionRun) -> datetime:

@@ -26,7 +26,8 @@ def reviewer_emails() -> list[str]:
     emails = set(
         get_user_model().objects.filter(who, is_active=True).exclude(email="").values_list("email", flat=True).distinct()
     )
-    emails.update(email for _, email in getattr(settings, "ADMINS", []))
+    # (name, email) pairs; plain addresses are the format from Django 6 on.
+    emails.update(admin if isinstance(admin, str) else admin[1] for admin in settings.ADMINS)
     return sorted(emails)
 
 

@@ -35,7 +35,7 @@ MAX_NOTE = 2_000
 
 
 def min_runs_per_side() -> int:
-    return int(getattr(settings, "VERIFICATION_MIN_RUNS", 30))
+    return int(settings.VERIFICATION_MIN_RUNS)
 
 
 def _actor_name(user: Any) -> str:

@@ -8,7 +8,6 @@ from django.conf import settings
 from django.core.cache import caches
 from django.db import connection
 
-from agents import conf
 from agents.demo import data as demo_data
 from agents.knowledge.services import documents_load_path
 from tests.bench.support import database_url
@@ -43,7 +42,7 @@ def pg_demo_analytics(settings, analytics_db):
     if connection.vendor != "postgresql":
         pytest.skip("PostgreSQL analytics; run through scripts/run_tests.py")
     url = database_url()
-    tables = conf.DEFAULTS["ANALYTICS_ALLOWED_TABLES"]  # in foreign-key order
+    tables = list(settings.ANALYTICS_ALLOWED_TABLES)  # the demo tables, in foreign-key order by default
     source = sqlite3.connect(analytics_db)
     try:
         with psycopg.connect(url, autocommit=True) as target:

@@ -54,7 +54,7 @@ def chunk_size() -> int:
 
 
 def half_life_days() -> float:
-    return float(getattr(settings, "REFLECTION_HALF_LIFE_DAYS", 3.5))
+    return float(settings.REFLECTION_HALF_LIFE_DAYS)
 
 
 def validate_window(window_days: object) -> int:
@@ -149,7 +149,7 @@ def _can_scan_in_parallel(case_count: int) -> bool:
     return (
         connection.vendor == "postgresql"
         and not connection.in_atomic_block
-        and case_count >= getattr(settings, "REFLECTION_PARALLEL_MIN_CASES", 1_000)
+        and case_count >= settings.REFLECTION_PARALLEL_MIN_CASES
     )
 
 
