@@ -4,7 +4,7 @@ Parsing JSON into dicts and then checking each field in Python costs ~20 µs per
 than storing it. msgspec decodes straight into typed structs, checking types, ranges and
 lengths as it goes, at a fraction of that. It only ever *accepts*: any body it does not
 take cleanly (a type error, an unknown field, a NUL, a date it reads differently) goes to
-the hand-written validator in `reflection.ingestion`, which defines what is valid and names
+the hand-written validator in `reflection.logs.services`, which defines what is valid and names
 every problem. So this module must never accept what that validator refuses;
 tests/reflection/logs/test_log_fast_path.py holds the two to it.
 """
