@@ -13,7 +13,7 @@ import logging
 import time
 from dataclasses import dataclass, field
 from datetime import datetime
-from typing import Any
+from typing import Any, TypedDict
 from uuid import UUID
 
 from django.conf import settings
@@ -40,7 +40,7 @@ POSITIVE_EXAMPLES = 3
 NEGATIVE_EXAMPLES = 2
 SLOW_P95_MS = 2_000
 
-SUGGESTION_SCHEMA: dict = {
+SUGGESTION_SCHEMA: dict[str, Any] = {
     "type": "object",
     "required": ["rationale", "changes", "revised_plan", "expected_effect", "confidence"],
     "properties": {
@@ -75,11 +75,48 @@ SYSTEM_PROMPT = (
 )
 
 
+class Change(TypedDict):
+    """One item of a suggestion's `changes` (the LLM's answer has the same shape, SUGGESTION_SCHEMA)."""
+
+    what: str
+    why: str
+
+
+class CaseDigest(TypedDict):
+    """A similar case shown to the LLM as an example to follow or avoid."""
+
+    id: str
+    title: str
+    query: str
+    plan: Any  # text or a list of steps
+    success_rate: float | None
+    runs: int
+
+
+class FailingExample(TypedDict):
+    error_type: str
+    error_message: str
+    execution_time_ms: int
+    case_version: int | None
+    context: str  # the run's context as JSON, cut to 300 characters
+    created_at: str
+
+
+class Evidence(TypedDict):
+    """What a suggestion is based on: sent to the LLM, stored on the suggestion, shown in admin."""
+
+    analysis: dict[str, Any]  # the analysis's figures: `CaseAnalysisData` without id and errors
+    common_errors: list[CommonError]
+    failing_examples: list[FailingExample]
+    similar_successes: list[CaseDigest]
+    similar_failures: list[CaseDigest]
+
+
 @dataclass
 class Proposal:
     source: str
     rationale: str
-    changes: list[dict]
+    changes: list[Change]
     revised_plan: Any
     expected_effect: str
     confidence: float
@@ -88,7 +125,7 @@ class Proposal:
     tokens_out: int = 0
     cost_usd: float = 0.0
     fallback_reason: str = ""
-    extra: dict = field(default_factory=dict)
+    extra: dict[str, Any] = field(default_factory=dict)
 
 
 def ineligibility(*, case: Case, analysis: CaseAnalysisData) -> str | None:
@@ -109,7 +146,7 @@ def ineligibility(*, case: Case, analysis: CaseAnalysisData) -> str | None:
     return None
 
 
-def _case_digest(case: Case) -> dict:
+def _case_digest(case: Case) -> CaseDigest:
     return {
         "id": str(case.id),
         "title": case.title,
@@ -120,7 +157,7 @@ def _case_digest(case: Case) -> dict:
     }
 
 
-def build_evidence(*, case: Case, analysis: CaseAnalysisData) -> dict:
+def build_evidence(*, case: Case, analysis: CaseAnalysisData) -> Evidence:
     failing = (
         ExecutionLog.objects.filter(case=case, success=False)
         .order_by("-created_at")
@@ -128,7 +165,7 @@ def build_evidence(*, case: Case, analysis: CaseAnalysisData) -> dict:
             :FAILING_EXAMPLES
         ]
     )
-    examples = [
+    examples: list[FailingExample] = [
         {
             "error_type": row["error_type"],
             "error_message": (row["error_message"] or "")[:300],
@@ -139,8 +176,8 @@ def build_evidence(*, case: Case, analysis: CaseAnalysisData) -> dict:
         }
         for row in failing
     ]
-    positives: list[dict] = []
-    negatives: list[dict] = []
+    positives: list[CaseDigest] = []
+    negatives: list[CaseDigest] = []
     try:
         hits = case_search(query=case.query, k=10, mode="hybrid")
     except Exception:  # retrieval is evidence, not a precondition
@@ -176,7 +213,7 @@ def build_evidence(*, case: Case, analysis: CaseAnalysisData) -> dict:
     }
 
 
-def build_messages(*, case: Case, evidence: dict) -> list[ChatCompletionMessageParam]:
+def build_messages(*, case: Case, evidence: Evidence) -> list[ChatCompletionMessageParam]:
     payload = {"case": {"title": case.title, "task": case.query, "version": case.version, "plan": case.plan}, **evidence}
     return [
         {"role": "system", "content": SYSTEM_PROMPT},
@@ -212,7 +249,7 @@ def rule_based_proposal(*, case: Case, analysis: CaseAnalysisData, reason: str) 
     slow = bool(analysis.get("slow")) or p95 > SLOW_P95_MS
     plan = copy.deepcopy(case.plan)
     steps = plan if isinstance(plan, list) else None
-    changes: list[dict] = []
+    changes: list[Change] = []
     text_lines: list[str] = []
 
     def first_agent() -> str:
@@ -276,7 +313,7 @@ def rule_based_proposal(*, case: Case, analysis: CaseAnalysisData, reason: str) 
 # --- LLM --------------------------------------------------------------------------------
 
 
-def llm_proposal(*, case: Case, evidence: dict) -> tuple[Proposal | None, str]:
+def llm_proposal(*, case: Case, evidence: Evidence) -> tuple[Proposal | None, str]:
     """The LLM's revision, or None and why not (no LLM, breaker open, failed, invalid plan).
 
     A used-up rate limit is not a failure: `LLMUnavailable(reason="rate_limited")` propagates,
@@ -392,7 +429,7 @@ def _generate(*, case_id: UUID | str, analysis: CaseAnalysisData | None, use_llm
 
 
 @transaction.atomic
-def _suggestion_create(*, case: Case, evidence: dict, proposal: Proposal) -> Suggestion | None:
+def _suggestion_create(*, case: Case, evidence: Evidence, proposal: Proposal) -> Suggestion | None:
     from reflection.suggestions.services import suggestion_mark_stale
 
     locked = Case.objects.select_for_update().defer("embedding").get(pk=case.pk)
