@@ -8,7 +8,7 @@ overwritten: the suggestion is marked stale instead, and says why.
 from __future__ import annotations
 
 import math
-from typing import Any
+from typing import Any, NotRequired, TypedDict
 
 from django.conf import settings
 from django.core.cache import cache
@@ -177,10 +177,28 @@ def suggestion_rollback(*, suggestion: Suggestion, acting_user: Any, note: str =
 # --- verification -----------------------------------------------------------------------
 
 
+class VerificationSide(TypedDict):
+    runs: int
+    successes: int
+    success_rate: float | None
+
+
+class VerificationDetail(TypedDict):
+    """`Suggestion.verification_detail`: the two sides compared and the test's verdict."""
+
+    before: VerificationSide
+    after: VerificationSide
+    min_runs: int
+    test: str
+    z: float | None
+    p_value: float | None
+    status: NotRequired[str]  # a `Verification` value; set by every return of verification_compare
+
+
 def verification_compare(*, before_runs: int, before_successes: int, after_runs: int,
-                         after_successes: int, min_runs: int) -> dict:
+                         after_successes: int, min_runs: int) -> VerificationDetail:
     """Two-proportion z-test of the success rates before and after a change (two-sided, 5 %)."""
-    detail: dict[str, Any] = {
+    detail: VerificationDetail = {
         "before": {"runs": before_runs, "successes": before_successes,
                    "success_rate": before_successes / before_runs if before_runs else None},
         "after": {"runs": after_runs, "successes": after_successes,
@@ -198,7 +216,9 @@ def verification_compare(*, before_runs: int, before_successes: int, after_runs:
     variance = pooled * (1 - pooled) * (1 / before_runs + 1 / after_runs)
     if variance == 0:
         # Both sides all successes or all failures: identical rates.
-        detail.update(status=Verification.NO_CHANGE, z=0.0, p_value=1.0)
+        detail["status"] = Verification.NO_CHANGE
+        detail["z"] = 0.0
+        detail["p_value"] = 1.0
         return detail
     z = (p2 - p1) / math.sqrt(variance)
     detail["z"] = round(z, 4)
