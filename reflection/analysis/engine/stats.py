@@ -5,33 +5,48 @@ sorted samples or a histogram, and the two one-sided tests behind `anomalies`.
 """
 from __future__ import annotations
 
+import hashlib
 import math
 import re
 from functools import lru_cache
 
 # --- message templates ------------------------------------------------------------------
 
-# (pattern, replacement), applied in order. Written in the common subset of Python `re` and
-# PostgreSQL regular expressions (no \b, \d, lookarounds) so that PostgreSQL can group by the
-# same template in SQL that SQLite gets from `message_template` in Python.
+# (pattern, replacement), applied in order. Written in the subset of regular expressions that
+# Python `re` and PostgreSQL read alike (no \b, \d; lookarounds of fixed width, which both
+# have: PostgreSQL since 9.6) so that PostgreSQL can group by the same template in SQL that
+# SQLite gets from `message_template` in Python.
+_NOT_AFTER_WORD = "(?<![A-Za-z0-9_])"
 TEMPLATE_RULES: tuple[tuple[str, str], ...] = (
-    ("'[^']*'", "'<str>'"),
+    # A quote that follows a letter is an apostrophe ("Couldn't"), not the start of a value.
+    (_NOT_AFTER_WORD + "'[^']*'", "'<str>'"),
     ('"[^"]*"', '"<str>"'),
     ("[0-9a-fA-F]{8}-[0-9a-fA-F]{4}-[0-9a-fA-F]{4}-[0-9a-fA-F]{4}-[0-9a-fA-F]{12}", "<id>"),
     ("0x[0-9a-fA-F]+", "<hex>"),
+    # Hex ids without 0x (hashes, trace and object ids): a whole word of 8 or more hex digits
+    # with at least one digit, so that "deadbeefcafe"-like words of letters a-f stay.
+    (_NOT_AFTER_WORD + "(?=[a-fA-F]*[0-9])[0-9a-fA-F]{8,}(?![A-Za-z0-9_])", "<hex>"),
     ("[0-9]+([.][0-9]+)?", "<n>"),
 )
 TEMPLATE_MAX_LENGTH = 200
+# A longer template keeps its head and a hash of the whole: tracebacks share their first lines
+# and differ in the exception at the end, which a cut at 200 characters lost.
+TEMPLATE_HEAD_LENGTH = 180
+TEMPLATE_HASH_LENGTH = 10
 _COMPILED = tuple((re.compile(pattern), replacement) for pattern, replacement in TEMPLATE_RULES)
 
 
 @lru_cache(maxsize=50_000)
 def message_template(message: str) -> str:
-    """Mask quoted strings, UUIDs, hex ids and numbers so that the same error groups together."""
+    """Mask quoted strings, UUIDs, hex ids and numbers so that the same error groups together;
+    past 200 characters, the head plus a hash of the whole masked message."""
     text = message
     for pattern, replacement in _COMPILED:
         text = pattern.sub(replacement, text)
-    return text[:TEMPLATE_MAX_LENGTH]
+    if len(text) <= TEMPLATE_MAX_LENGTH:
+        return text
+    digest = hashlib.md5(text.encode("utf-8"), usedforsecurity=False).hexdigest()[:TEMPLATE_HASH_LENGTH]
+    return f"{text[:TEMPLATE_HEAD_LENGTH]} ... #{digest}"
 
 
 def stored_template_sql() -> str:
@@ -46,7 +61,13 @@ def template_sql(column: str) -> str:
         quoted_pattern = pattern.replace("'", "''")
         quoted_replacement = replacement.replace("'", "''")
         expression = f"regexp_replace({expression}, '{quoted_pattern}', '{quoted_replacement}', 'g')"
-    return f"left({expression}, {TEMPLATE_MAX_LENGTH})"
+    # The masking is written out four times (no subquery: these expressions sit in GROUP BY
+    # lists); it runs only for logs stored without a template, COALESCE skips it for the rest.
+    # md5 of text hashes its UTF-8 bytes (the database encoding), as Python does.
+    return (
+        f"CASE WHEN length({expression}) <= {TEMPLATE_MAX_LENGTH} THEN {expression} "
+        f"ELSE left({expression}, {TEMPLATE_HEAD_LENGTH}) || ' ... #' || left(md5({expression}), {TEMPLATE_HASH_LENGTH}) END"
+    )
 
 
 # --- latency histogram ------------------------------------------------------------------
