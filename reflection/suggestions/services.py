@@ -221,8 +221,9 @@ def version_counts(*, case_id: Any, versions: list[int]) -> dict[int, dict[str, 
         .values("case_version")
         .annotate(runs=Count("id"), successes=Count("id", filter=Q(success=True)))
     ):
-        counts[row["case_version"]]["runs"] += row["runs"]
-        counts[row["case_version"]]["successes"] += row["successes"]
+        version_counted = counts[int(row["case_version"])]  # filtered on the versions: never null
+        version_counted["runs"] += row["runs"]
+        version_counted["successes"] += row["successes"]
     for by_version in DailyCaseRollup.objects.filter(case_id=case_id).exclude(versions={}).values_list(
         "versions", flat=True
     ):
