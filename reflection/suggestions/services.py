@@ -221,7 +221,9 @@ def version_counts(*, case_id: Any, versions: list[int]) -> dict[int, dict[str, 
         .values("case_version")
         .annotate(runs=Count("id"), successes=Count("id", filter=Q(success=True)))
     ):
-        version_counted = counts[int(row["case_version"])]  # filtered on the versions: never null
+        version = row["case_version"]
+        assert version is not None  # filtered on the versions
+        version_counted = counts[version]
         version_counted["runs"] += row["runs"]
         version_counted["successes"] += row["successes"]
     for by_version in DailyCaseRollup.objects.filter(case_id=case_id).exclude(versions={}).values_list(
