@@ -40,6 +40,7 @@ from core import task_queue
 from core.errors import NotFound
 from reflection import metrics
 from reflection.analysis import engine, run_claims
+from reflection.analysis.engine import stats
 from reflection.analysis.engine.queries import ids_lookup
 from reflection.logs.services import copy_with_orjson
 from reflection.models import (
@@ -94,17 +95,23 @@ def _record_from(*, case_id: uuid.UUID, analysis: dict, run: ReflectionRun | Non
     return record
 
 
-def _apply_warning(*, case_id: uuid.UUID, status: str, success_rate: float | None) -> str | None:
-    """Set `warning` below 0.5, clear it on recovery; returns "set", "cleared" or None."""
+def _apply_warning(*, case_id: uuid.UUID, status: str, analysis: dict) -> str | None:
+    """Set `warning` below 0.5 or on a significant recent drop (`stats.recent_drop`), clear it
+    on recovery from both; returns "set", "cleared" or None."""
+    success_rate = analysis["success_rate"]
     if success_rate is None:
         return None
-    if success_rate < WARNING_BELOW and status == CaseStatus.ACTIVE:
-        case_services.case_set_status(
-            case=Case(pk=case_id), status=CaseStatus.WARNING, actor=REFLECTION_ACTOR,
-            reason=f"success rate {success_rate:.1%} is below {WARNING_BELOW:.0%}",
+    drop = stats.recent_drop(analysis)
+    if (success_rate < WARNING_BELOW or drop is not None) and status == CaseStatus.ACTIVE:
+        reason = (
+            f"success rate {success_rate:.1%} is below {WARNING_BELOW:.0%}" if success_rate < WARNING_BELOW else
+            f"success rate fell to {drop['recent_success_rate']:.1%} in the last 24 h from "
+            f"{drop['baseline_success_rate']:.1%} the week before (z = {drop['z']})"
         )
+        case_services.case_set_status(case=Case(pk=case_id), status=CaseStatus.WARNING, actor=REFLECTION_ACTOR,
+                                      reason=reason)
         return "set"
-    if success_rate >= WARNING_BELOW and status == CaseStatus.WARNING:
+    if success_rate >= WARNING_BELOW and drop is None and status == CaseStatus.WARNING:
         case_services.case_set_status(
             case=Case(pk=case_id), status=CaseStatus.ACTIVE, actor=REFLECTION_ACTOR,
             reason=f"success rate recovered to {success_rate:.1%}",
@@ -128,7 +135,7 @@ def case_analysis_record(*, case_id: uuid.UUID | str, window_days: int = 30, run
             case_id=key, success_rate=analysis["success_rate"], run_count=analysis["total_executions"]
         )
     status = Case.objects.filter(pk=key).values_list("status", flat=True).get()
-    _apply_warning(case_id=key, status=status, success_rate=analysis["success_rate"])
+    _apply_warning(case_id=key, status=status, analysis=analysis)
     return record
 
 
@@ -209,7 +216,7 @@ def _analyse_one(case_id: uuid.UUID, run: ReflectionRun, *, analysis: dict | Non
         return None
     if status is None:
         status = Case.objects.filter(pk=case_id).values_list("status", flat=True).get()
-    moved = _apply_warning(case_id=case_id, status=status, success_rate=analysis["success_rate"])
+    moved = _apply_warning(case_id=case_id, status=status, analysis=analysis)
     # Improvement loop: verify applied suggestions, propose one for a weak case (may call the LLM).
     suggester.after_analysis(case_id=case_id, analysis=analysis, verifying=verifying)
     return moved

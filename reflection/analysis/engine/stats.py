@@ -171,6 +171,16 @@ def success_rate_drop(*, recent_runs: int, recent_successes: int, baseline_runs:
     }
 
 
+def recent_drop(analysis: dict) -> dict | None:
+    """The analysis's `success_rate_drop` finding, if it has one: a case whose last 24 h are
+    significantly worse than its week acts on it (warning, suggestion) whatever its window's
+    rate, which lags a sudden fall by weeks."""
+    for finding in analysis.get("anomalies") or ():
+        if finding.get("type") == "success_rate_drop":
+            return finding
+    return None
+
+
 def _mean_variance(n: int, total: float, squares: float) -> tuple[float, float]:
     mean = total / n
     variance = max(0.0, (squares - n * mean * mean) / (n - 1)) if n > 1 else 0.0
