@@ -103,11 +103,11 @@ def _apply_warning(*, case_id: uuid.UUID, status: str, analysis: dict) -> str | 
         return None
     drop = stats.recent_drop(analysis)
     if (success_rate < WARNING_BELOW or drop is not None) and status == CaseStatus.ACTIVE:
-        reason = (
-            f"success rate {success_rate:.1%} is below {WARNING_BELOW:.0%}" if success_rate < WARNING_BELOW else
-            f"success rate fell to {drop['recent_success_rate']:.1%} in the last 24 h from "
-            f"{drop['baseline_success_rate']:.1%} the week before (z = {drop['z']})"
-        )
+        if drop is None or success_rate < WARNING_BELOW:
+            reason = f"success rate {success_rate:.1%} is below {WARNING_BELOW:.0%}"
+        else:
+            reason = (f"success rate fell to {drop['recent_success_rate']:.1%} in the last 24 h from "
+                      f"{drop['baseline_success_rate']:.1%} the week before (z = {drop['z']})")
         case_services.case_set_status(case=Case(pk=case_id), status=CaseStatus.WARNING, actor=REFLECTION_ACTOR,
                                       reason=reason)
         return "set"
