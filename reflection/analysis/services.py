@@ -51,7 +51,7 @@ from reflection.models import (
     ReflectionTrigger,
 )
 from reflection.suggestions import generation as suggester
-from reflection.suggestions.services import cases_under_verification
+from reflection.suggestions.services import cases_under_verification, suggestions_verify_for_case
 
 logger = logging.getLogger(__name__)
 
@@ -136,6 +136,10 @@ def case_analysis_record(*, case_id: uuid.UUID | str, window_days: int = 30, run
         )
     status = Case.objects.filter(pk=key).values_list("status", flat=True).get()
     _apply_warning(case_id=key, status=status, analysis=analysis)
+    # Every path that analyses one case (`reflect --case`, the analyze API, a run's own step)
+    # refreshes the verdicts of its applied suggestions, as batch runs do.
+    if str(key) in cases_under_verification():
+        suggestions_verify_for_case(case_id=key)
     return record
 
 
@@ -212,7 +216,8 @@ def _analyse_one(case_id: uuid.UUID, run: ReflectionRun, *, analysis: dict | Non
         record = case_analysis_record(
             case_id=case_id, window_days=run.window_days, run=run, now=run.snapshot_at, snapshot_at=run.snapshot_at
         )
-        suggester.after_analysis(case_id=case_id, analysis=record.result)
+        # Verified already by case_analysis_record: no case counts as under verification here.
+        suggester.after_analysis(case_id=case_id, analysis=record.result, verifying=frozenset())
         return None
     if status is None:
         status = Case.objects.filter(pk=case_id).values_list("status", flat=True).get()
