@@ -2,7 +2,7 @@
 
 Search was the most expensive common request under load (docs/benchmarks.md), and agents ask
 the same tasks again and again. Every key carries the bank's *generation*, a counter that every
-case write through `casebank.services` moves on (`bank_changed`), so one write retires every
+case write through `casebank.cases.services` moves on (`bank_changed`), so one write retires every
 cached read at once in every process: the counter lives in the cache every process shares
 (`READ_CACHE_GENERATION_ALIAS`: Redis, or without Redis a file-based cache on the machine, so a
 success rate the queue worker stores shows in the web process at once). Entries also expire
