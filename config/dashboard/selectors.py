@@ -154,7 +154,7 @@ def bank_trend(*, runs: int = TREND_RUNS) -> list[tuple[datetime, float | None, 
     points: list[tuple[datetime, float | None, float | None]] = []
     for pk, finished in reversed(recent):
         row = totals.get(pk)
-        if row and row["total"]:
+        if row and row["total"] and finished is not None:
             points.append((finished, row["ok"] / row["total"], None))
     return points
 
