@@ -77,6 +77,8 @@ MIDDLEWARE = [
     "django.contrib.auth.middleware.AuthenticationMiddleware",
     "django.contrib.messages.middleware.MessageMiddleware",
     "django.middleware.clickjacking.XFrameOptionsMiddleware",
+    # Marks expected refusals for the `django.request` log filter (config/expected_refusals.py).
+    "config.expected_refusals.expected_refusal_middleware",
     "django_prometheus.middleware.PrometheusAfterMiddleware",
 ]
 
@@ -328,7 +330,10 @@ SILENCED_SYSTEM_CHECKS = ["models.W040"]
 LOGGING = {
     "version": 1,
     "disable_existing_loggers": False,
-    "filters": {"redact_secrets": {"()": "config.log_redaction.RedactSecrets"}},
+    "filters": {
+        "redact_secrets": {"()": "config.log_redaction.RedactSecrets"},
+        "expected_refusals": {"()": "config.expected_refusals.ExpectedRefusals"},
+    },
     "formatters": {"plain": {"format": "%(asctime)s %(levelname)s %(name)s %(message)s"}},
     "handlers": {
         "console": {"class": "logging.StreamHandler", "formatter": "plain", "filters": ["redact_secrets"]},
@@ -337,6 +342,7 @@ LOGGING = {
     "loggers": {
         "django": {"handlers": [], "level": "INFO", "propagate": True},
         "django.server": {"handlers": [], "level": "INFO", "propagate": True},
+        "django.request": {"handlers": [], "level": "INFO", "propagate": True, "filters": ["expected_refusals"]},
         "sentence_transformers": {"level": "WARNING"},
     },
 }
