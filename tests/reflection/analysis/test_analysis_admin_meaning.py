@@ -57,3 +57,16 @@ def test_the_log_lists_error_type_filter_says_its_counts_cover_7_days(admin_clie
     add_logs(make_case(), count=2, success=False, error_type="TimeoutError", now=timezone.now())
     html = admin_client_logged_in.get(reverse("admin:reflection_executionlog_changelist")).content.decode()
     assert "error type (counts: last 7 days)" in html
+
+
+def test_the_case_page_says_what_retrieved_and_executions_count(admin_client_logged_in, run_with_work):
+    _, weak, fine, suggestion = run_with_work
+    html = admin_client_logged_in.get(reverse("admin:reflection_case_analysis_page", args=[weak.pk])).content.decode()
+    assert "used 0 times" not in html and "retrieved 0 times (ever)" in html
+    for link in (reverse("admin:casebank_case_change", args=[weak.pk]),
+                 f"{reverse('admin:reflection_executionlog_changelist')}?case__id__exact={weak.pk}"):
+        assert link in html
+    suggestions = f"{reverse('admin:reflection_suggestion_changelist')}?case__id__exact={weak.pk}"
+    assert suggestions in html
+    listed = admin_client_logged_in.get(suggestions)
+    assert listed.status_code == 200 and listed.context["cl"].result_count == 1
