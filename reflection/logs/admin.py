@@ -10,9 +10,9 @@ from django.core.cache import cache
 from django.core.paginator import Paginator
 from django.db import connection
 from django.db.models import Count, QuerySet
+from django.urls import NoReverseMatch, reverse
 from django.utils import timezone
 from django.utils.functional import cached_property
-from django.urls import NoReverseMatch, reverse
 from django.utils.html import format_html
 
 from casebank.models import Case
