@@ -255,7 +255,7 @@ def rule_based_proposal(*, case: Case, analysis: dict, reason: str) -> Proposal:
         why = f"p95 latency is {p95:.0f} ms (above {SLOW_P95_MS} ms)."
         changes.append({"what": "Cache intermediate results and bound each step's latency.", "why": why})
         if steps is not None:
-            for step in steps:
+            for step in _steps_that_can_time_out(steps):
                 step["cache"] = True
                 step.setdefault("max_latency_ms", SLOW_P95_MS)
         text_lines.append("Cache intermediate results and keep each step under 2 s.")

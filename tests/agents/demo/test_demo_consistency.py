@@ -50,7 +50,7 @@ def test_it_gives_consolidation_a_candidate_after_seeding():
     assert str(demo_cases.demo_case_id(demo_cases.IDLE_WEAK)) in {action.case_id for action in actions}
 
 
-def test_the_rule_based_timeout_fix_leaves_the_summary_step_alone():
+def test_the_rule_based_timeout_and_latency_fixes_leave_the_summary_step_alone():
     class Plan:
         plan = [
             {"agent": "information_retrieval", "action": "Find documents about churn"},
@@ -60,8 +60,11 @@ def test_the_rule_based_timeout_fix_leaves_the_summary_step_alone():
 
     analysis = {"common_errors": [{"error_type": "TimeoutError", "count": 80, "percentage": 40.0,
                                    "templates": [{"template": "query exceeded statement timeout of <n> ms", "count": 80}]}],
-                "latency_ms": {"p95": 900}, "slow": False, "success_rate": 0.4, "successes": 80, "total_executions": 200}
+                "latency_ms": {"p95": 9000}, "slow": True, "success_rate": 0.4, "successes": 80, "total_executions": 200}
     proposal = rule_based_proposal(case=Plan(), analysis=analysis, reason="test")
     retrieve, query, summary = proposal.revised_plan
     assert retrieve["retry"] == query["retry"] == {"attempts": 3, "backoff": "exponential"}
     assert "retry" not in summary and "timeout_s" not in summary
+    # Slow too: caching and a latency bound go to the same steps, not to the summary.
+    assert retrieve["cache"] is query["cache"] is True
+    assert "cache" not in summary and "max_latency_ms" not in summary
