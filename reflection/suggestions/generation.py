@@ -243,6 +243,19 @@ def _template_texts(error_group: CommonError) -> list[str]:
     return texts
 
 
+# Steps the supervisor does itself (summarise, answer) wait on nothing that times out: a timeout
+# and retries there only lengthen the plan a reviewer has to read.
+IN_PROCESS_AGENTS = frozenset({"supervisor"})
+
+
+def _steps_that_can_time_out(steps: list) -> list:
+    external = [
+        step for step in steps
+        if isinstance(step, dict) and not ({step.get("agent"), *(step.get("agents") or [])} <= IN_PROCESS_AGENTS | {None})
+    ]
+    return external or [step for step in steps if isinstance(step, dict)]
+
+
 def rule_based_proposal(*, case: Case, analysis: CaseAnalysisData, reason: str) -> Proposal:
     """A revision from the statistics alone: top error, timeouts, slowness."""
     errors = analysis.get("common_errors") or []
@@ -264,12 +277,14 @@ def rule_based_proposal(*, case: Case, analysis: CaseAnalysisData, reason: str) 
     timeouts = "timeout" in top_type.lower() or any("timeout" in t.lower() for t in templates[:3])
     if top and timeouts:
         why = f"{top['percentage']}% of runs failed with {top_type}."
-        changes.append({"what": "Add an explicit timeout and 3 retries with exponential backoff to every step.", "why": why})
+        changes.append({"what": "Add an explicit timeout and 3 retries with exponential backoff to every step that "
+                                "runs a query or calls an agent.", "why": why})
         if steps is not None:
-            for step in steps:
+            for step in _steps_that_can_time_out(steps):
                 step.setdefault("timeout_s", 30)
                 step["retry"] = {"attempts": 3, "backoff": "exponential"}
-        text_lines.append("Give every step an explicit timeout and retry it up to 3 times with exponential backoff.")
+        text_lines.append("Give every step that runs a query or calls an agent an explicit timeout and retry it up to "
+                          "3 times with exponential backoff.")
     elif top:
         template = (templates or [top.get("example") or ""])[0]
         why = f"{top['percentage']}% of runs failed with {top_type or 'an error'}" + (f": {template}" if template else ".")
@@ -282,7 +297,7 @@ def rule_based_proposal(*, case: Case, analysis: CaseAnalysisData, reason: str) 
         why = f"p95 latency is {p95:.0f} ms (above {SLOW_P95_MS} ms)."
         changes.append({"what": "Cache intermediate results and bound each step's latency.", "why": why})
         if steps is not None:
-            for step in steps:
+            for step in _steps_that_can_time_out(steps):
                 step["cache"] = True
                 step.setdefault("max_latency_ms", SLOW_P95_MS)
         text_lines.append("Cache intermediate results and keep each step under 2 s.")
