@@ -260,6 +260,7 @@ AGENTS_AGENT_TIMEOUT_S = env.float("AGENTS_AGENT_TIMEOUT_S", default=30.0)
 AGENTS_SESSION_TIMEOUT_S = env.float("AGENTS_SESSION_TIMEOUT_S", default=120.0)
 AGENTS_PLANNER_LLM_TIMEOUT_S = env.float("AGENTS_PLANNER_LLM_TIMEOUT_S", default=10.0)
 AGENTS_CASE_SIMILARITY = env.float("AGENTS_CASE_SIMILARITY", default=0.8)
+AGENTS_SIMILAR_CASES = env.int("AGENTS_SIMILAR_CASES", default=4)
 # Text2SQL target: sqlite:///path or postgres://... (give it a read-only role); empty = var/analytics.sqlite3.
 ANALYTICS_DATABASE_URL = env.str("ANALYTICS_DATABASE_URL", default="")
 ANALYTICS_ALLOWED_TABLES = env.list(
