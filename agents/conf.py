@@ -26,7 +26,8 @@ DEFAULTS: dict[str, Any] = {
     "ANALYTICS_ALLOWED_TABLES": ["customers", "products", "orders", "order_items", "support_tickets"],
     "ANALYTICS_STATEMENT_TIMEOUT_MS": 5000,
     "ANALYTICS_ROW_CAP": 500,
-    "RETRIEVAL_VECTOR_THRESHOLD": 0.7,
+    # None: calibrated for the embedding model (casebank.search.embeddings.vector_threshold).
+    "RETRIEVAL_VECTOR_THRESHOLD": None,
     "SSE_KEEPALIVE_S": 15.0,
     "SSE_POLL_S": 0.25,
 }

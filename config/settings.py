@@ -268,7 +268,10 @@ ANALYTICS_ALLOWED_TABLES = env.list(
 )
 ANALYTICS_STATEMENT_TIMEOUT_MS = env.int("ANALYTICS_STATEMENT_TIMEOUT_MS", default=5000)
 ANALYTICS_ROW_CAP = env.int("ANALYTICS_ROW_CAP", default=500)
-RETRIEVAL_VECTOR_THRESHOLD = env.float("RETRIEVAL_VECTOR_THRESHOLD", default=0.7)
+# Unset: the threshold calibrated for the embedding model (casebank.search.embeddings).
+RETRIEVAL_VECTOR_THRESHOLD = (
+    env.float("RETRIEVAL_VECTOR_THRESHOLD") if env.str("RETRIEVAL_VECTOR_THRESHOLD", default="") else None
+)
 SSE_KEEPALIVE_S = env.float("SSE_KEEPALIVE_S", default=15.0)
 SSE_POLL_S = env.float("SSE_POLL_S", default=0.25)
 

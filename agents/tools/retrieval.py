@@ -17,9 +17,9 @@ from django.db.models import Case as SqlCase
 from django.db.models.functions import Cast
 from pgvector.django import CosineDistance
 
-from agents import conf
 from agents.models import DocumentChunk, DocumentTerm
 from casebank.models import Case
+from casebank.search import embeddings
 from casebank.search import selectors as case_selectors
 from casebank.search.embeddings import embed_text
 from casebank.search.text import tokenize
@@ -93,7 +93,7 @@ def search_passages(
     candidates: int = CANDIDATES, rerank: bool = True,
 ) -> list[Passage]:
     """Top `candidates` passages (document chunks and cases), best first."""
-    threshold = conf.get("RETRIEVAL_VECTOR_THRESHOLD") if vector_threshold is None else vector_threshold
+    threshold = embeddings.vector_threshold() if vector_threshold is None else vector_threshold
     depth = max(candidates * 4, 40)
     vector = embed_text(query)
     similarity: dict[tuple[str, str], float] = {}
