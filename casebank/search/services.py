@@ -1,6 +1,8 @@
 """Writes of the BM25 term index: a case's postings and the document frequencies they move."""
 from __future__ import annotations
 
+from collections.abc import Callable
+
 from django.db import connection, transaction
 
 from casebank.models import (
@@ -89,3 +91,26 @@ def case_terms_refresh_impacts() -> int:
 
 def search_length_of(title: str, query: str) -> int:
     return sum(term_frequencies(search_text(title, query)).values())
+
+
+def case_terms_reindex_all(*, on_progress: Callable[[int], None] | None = None) -> int:
+    """Re-tokenise every case (search length and postings), e.g. after the tokeniser changed.
+
+    One short transaction per case, so writers and searches go on meanwhile; the impacts are
+    rescored against the new mean length at the end. Returns the number of cases.
+    """
+    count = 0
+    for case_id in Case.objects.order_by("pk").values_list("pk", flat=True).iterator(chunk_size=500):
+        with transaction.atomic():
+            case = Case.objects.select_for_update().only("id", "title", "query", "search_length").filter(pk=case_id).first()
+            if case is not None:
+                case.search_length = search_length_of(case.title, case.query)
+                Case.objects.filter(pk=case.pk).update(search_length=case.search_length)
+                case_terms_index(case)
+                count += 1
+        if on_progress:
+            on_progress(1)
+    # The per-case moves keep document frequencies exact; the recount also repairs any drift.
+    case_term_stats_rebuild()
+    case_terms_refresh_impacts()
+    return count
