@@ -39,7 +39,7 @@ _load_lock = threading.Lock()
 def _kiwi() -> Any:
     # Loaded once per process (~2 s, the model ships in the kiwipiepy-model wheel), and only by
     # a process that meets Korean text.
-    from kiwipiepy import Kiwi
+    from kiwipiepy import Kiwi  # type: ignore[import-untyped]
 
     return Kiwi()
 
