@@ -12,11 +12,11 @@ from pgvector.django import CosineDistance
 
 from casebank.models import HIDDEN_STATUSES, Case, CaseStatus, CaseTerm, CaseTermStat, ReviewState
 from casebank.search.embeddings import embed_text
-from casebank.search.ranking import Role, adjusted_score, role_of
+from casebank.search.ranking import RRF_K, Role, adjusted_score, reciprocal_rank_fusion, role_of, vector_signal
 from casebank.search.text import tokenize
 from core.cache import layered_delete, layered_get_or_set
 
-RRF_K = 60
+__all__ = ["RRF_K", "reciprocal_rank_fusion", "case_search", "vector_scores", "bm25_scores", "SearchHit"]
 
 
 BM25_K1 = 1.2
@@ -164,15 +164,6 @@ def bm25_scores(query: str, *, limit: int, statuses: list[str]) -> dict[UUID, fl
     return {(value if isinstance(value, UUID) else UUID(value)): float(score) for value, score in rows}
 
 
-def reciprocal_rank_fusion(*rankings: dict[UUID, float], k: int = RRF_K) -> dict[UUID, float]:
-    fused: dict[UUID, float] = {}
-    for ranking in rankings:
-        ordered = sorted(ranking.items(), key=lambda item: item[1], reverse=True)
-        for rank, (case_id, _) in enumerate(ordered, start=1):
-            fused[case_id] = fused.get(case_id, 0.0) + 1.0 / (k + rank)
-    return fused
-
-
 def case_search(
     *, query: str, k: int = 10, mode: str = "hybrid", include_archived: bool = False
 ) -> list[SearchHit]:
@@ -191,7 +182,9 @@ def case_search(
     elif mode == "bm25":
         scores = lexical
     else:
-        scores = reciprocal_rank_fusion(similarity, lexical)
+        # The vector list counts by how much signal it has (`ranking.vector_signal`): a model
+        # that cannot read the query's language must not drag a good BM25 ranking down.
+        scores = reciprocal_rank_fusion(similarity, lexical, weights=(vector_signal(similarity), 1.0))
 
     # Rank on a few columns alone, then load only the k winners: the candidates are up to
     # 2 x depth, and whole rows (query, plan) for all of them cost more than the ranking.
