@@ -28,6 +28,8 @@ DEFAULTS: dict[str, Any] = {
     "ANALYTICS_ROW_CAP": 500,
     # None: calibrated for the embedding model (casebank.search.embeddings.vector_threshold).
     "RETRIEVAL_VECTOR_THRESHOLD": None,
+    # A sentence-transformers CrossEncoder (name or path) that reranks retrieval; empty: heuristic.
+    "RERANKER_MODEL": "",
     "SSE_KEEPALIVE_S": 15.0,
     "SSE_POLL_S": 0.25,
 }

@@ -272,6 +272,7 @@ ANALYTICS_ROW_CAP = env.int("ANALYTICS_ROW_CAP", default=500)
 RETRIEVAL_VECTOR_THRESHOLD = (
     env.float("RETRIEVAL_VECTOR_THRESHOLD") if env.str("RETRIEVAL_VECTOR_THRESHOLD", default="") else None
 )
+RERANKER_MODEL = env.str("RERANKER_MODEL", default="")
 SSE_KEEPALIVE_S = env.float("SSE_KEEPALIVE_S", default=15.0)
 SSE_POLL_S = env.float("SSE_POLL_S", default=0.25)
 

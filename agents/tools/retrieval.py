@@ -8,7 +8,10 @@ coverage, which rewards passages that actually contain what was asked.
 from __future__ import annotations
 
 import math
+import threading
 from dataclasses import dataclass
+from functools import lru_cache
+from typing import Any
 
 import numpy as np
 from django.db import connection
@@ -17,6 +20,7 @@ from django.db.models import Case as SqlCase
 from django.db.models.functions import Cast
 from pgvector.django import CosineDistance
 
+from agents import conf
 from agents.models import DocumentChunk, DocumentTerm
 from casebank.models import Case
 from casebank.search import embeddings
@@ -126,7 +130,9 @@ def search_passages(
         passage.fused = fused[passage.key]
         passage.similarity = raw_similarity.get(passage.key)
         passage.bm25 = lexical.get(passage.key)
-    if rerank:
+    if rerank and conf.get("RERANKER_MODEL"):
+        _cross_rerank(query, passages)
+    elif rerank:
         _rerank(query, vector, passages, vector_weight=signal if mode == "hybrid" else 1.0)
     else:
         for passage in passages:
@@ -168,3 +174,32 @@ def _rerank(query: str, vector: np.ndarray, passages: list[Passage], *, vector_w
     for passage in passages:
         coverage = len(terms & set(tokenize(f"{passage.title} {passage.text}"))) / len(terms) if terms else 0.0
         passage.score = (cosine_weight * max(passage.similarity or 0.0, 0.0) + 0.3 * coverage) / (cosine_weight + 0.3)
+
+
+_reranker_lock = threading.Lock()
+
+
+@lru_cache(maxsize=1)
+def cross_encoder(name_or_path: str) -> Any:
+    """The `RERANKER_MODEL` cross-encoder, loaded once per process (offline: no model hub)."""
+    from casebank.search.embeddings import offline_environment
+
+    offline_environment()
+    from sentence_transformers import CrossEncoder
+
+    return CrossEncoder(name_or_path, device="cpu")
+
+
+def _cross_rerank(query: str, passages: list[Passage]) -> None:
+    """Score = the cross-encoder's relevance of (query, passage), a sigmoid in [0, 1].
+
+    Reads query and passage together, as the seed's BGE-reranker does; the worker calls it from
+    its own thread (agents run in the session runner's worker threads), never on an event loop.
+    """
+    if not passages:
+        return
+    with _reranker_lock:
+        model = cross_encoder(conf.get("RERANKER_MODEL"))
+    scores = model.predict([(query, f"{p.title}\n{p.text}") for p in passages], show_progress_bar=False)
+    for passage, score in zip(passages, scores, strict=True):
+        passage.score = float(score)

@@ -54,13 +54,17 @@ def _model_name_or_path() -> str:
     return str(get_model_path())
 
 
-@lru_cache(maxsize=1)
-def _load_model():  # type: ignore[no-untyped-def]
-    # No model hub is reachable: never let the library try.
+def offline_environment() -> None:
+    """No model hub is reachable: never let the libraries try (embeddings and the reranker)."""
     os.environ.setdefault("HF_HUB_OFFLINE", "1")
     os.environ.setdefault("TRANSFORMERS_OFFLINE", "1")
     os.environ.setdefault("HF_HUB_DISABLE_PROGRESS_BARS", "1")
     os.environ.setdefault("TRANSFORMERS_VERBOSITY", "error")
+
+
+@lru_cache(maxsize=1)
+def _load_model():  # type: ignore[no-untyped-def]
+    offline_environment()
     import torch
     from sentence_transformers import SentenceTransformer
 
