@@ -251,7 +251,9 @@ SPECTACULAR_SETTINGS = {
 EMBEDDING_MODEL = env.str("EMBEDDING_MODEL", default="")
 # Intra-op threads torch uses per process for embeddings (0: torch's default, one per core).
 EMBEDDING_THREADS = env.int("EMBEDDING_THREADS", default=1)
-EMBEDDING_DIMENSIONS = 384
+# The model's output size; after changing the model, `manage.py rebuild_embeddings` re-embeds
+# cases and documents and rebuilds the vector columns and HNSW indexes at this size.
+EMBEDDING_DIMENSIONS = env.int("EMBEDDING_DIMENSIONS", default=384)
 
 # Supervisor and workers (agents app); defaults and meaning in docs/agents.md.
 QUALITY_THRESHOLD = env.float("QUALITY_THRESHOLD", default=0.6)

@@ -114,3 +114,30 @@ def case_terms_reindex_all(*, on_progress: Callable[[int], None] | None = None) 
     case_term_stats_rebuild()
     case_terms_refresh_impacts()
     return count
+
+
+def vector_column_resize(*, table: str, index: str, dimensions: int) -> None:
+    """PostgreSQL: make `table.embedding` a `vector(dimensions)` column, emptied, without its index.
+
+    The old vectors cannot be converted (another model's space), so they are dropped; until the
+    rows are re-embedded, vector search finds nothing and BM25 carries hybrid search.
+    """
+    if connection.vendor != "postgresql":
+        return  # SQLite stores float32 bytes of any length
+    with connection.cursor() as cursor:
+        # ALTER TABLE refuses a table with deferred foreign-key checks pending in the transaction
+        # (rows written earlier in it): run them now.
+        cursor.execute("SET CONSTRAINTS ALL IMMEDIATE")
+        cursor.execute(f"DROP INDEX IF EXISTS {index}")
+        cursor.execute(f"ALTER TABLE {table} ALTER COLUMN embedding TYPE vector({int(dimensions)}) USING NULL")
+
+
+def vector_index_create(*, table: str, index: str) -> None:
+    """PostgreSQL: the HNSW index the vector search uses (the parameters of the initial migration)."""
+    if connection.vendor != "postgresql":
+        return
+    with connection.cursor() as cursor:
+        cursor.execute(
+            f"CREATE INDEX IF NOT EXISTS {index} ON {table} USING hnsw (embedding vector_cosine_ops) "
+            "WITH (m = 16, ef_construction = 64)"
+        )
