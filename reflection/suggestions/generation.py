@@ -25,6 +25,7 @@ from casebank.models import HIDDEN_STATUSES, Case, ReviewState
 from casebank.search.selectors import case_search
 from core import task_queue
 from core.errors import NotFound
+from reflection.analysis.engine.stats import recent_drop
 from reflection.llm import LLMError, LLMUnavailable, get_llm_client
 from reflection.models import CaseReflectionState, ExecutionLog, Suggestion, SuggestionSource, SuggestionStatus
 from reflection.suggestions.deferral import LEASE, SWEEP_SECONDS, suggestion_defer, suggestion_deferral_clear
@@ -100,6 +101,8 @@ def ineligibility(*, case: Case, analysis: dict) -> str | None:
         return "Not enough runs for a confident analysis."
     if rate is None:
         return "No success rate yet."
+    if recent_drop(analysis) is not None:
+        return None  # a sudden fall: the window's rate lags it by weeks
     if rate >= NEVER_AT_OR_ABOVE:
         return f"Success rate {rate:.0%} is at or above {NEVER_AT_OR_ABOVE:.0%}."
     if rate >= SUGGEST_BELOW:
@@ -385,8 +388,24 @@ def _generate(*, case_id: UUID | str, analysis: dict | None, use_llm: bool) -> G
         return _deferred(case, exc.retry_after)
     if proposal is None:
         proposal = rule_based_proposal(case=case, analysis=analysis, reason=why_not)
+    repeated = repeated_change(case=case, revised_plan=proposal.revised_plan)
+    if repeated is not None:
+        return GenerationResult(None, repeated)
     suggestion = _suggestion_create(case=case, evidence=evidence, proposal=proposal)
     return GenerationResult(suggestion, "" if suggestion else "The case changed while the suggestion was being made.")
+
+
+def repeated_change(*, case: Case, revised_plan: Any) -> str | None:
+    """Why a proposed plan is no news, or None: it is the current plan (the change is already
+    applied: rules see the same failures and propose the same steps again), or a reviewer
+    rejected the same plan before."""
+    if revised_plan == case.plan:
+        return f"The proposed change is already in version {case.version}."
+    rejected = Suggestion.objects.filter(case=case, status=SuggestionStatus.REJECTED).values_list("pk", "revised_plan")
+    for pk, plan in rejected:
+        if plan == revised_plan:
+            return f"The same change was rejected in suggestion #{pk}."
+    return None
 
 
 @transaction.atomic
@@ -448,7 +467,9 @@ def after_analysis(*, case_id: UUID | str, analysis: dict | None = None,
 def looks_weak(analysis: dict) -> bool:
     """The part of `ineligibility` that needs only the analysis."""
     rate = analysis.get("success_rate")
-    return analysis.get("confidence") == "ok" and rate is not None and rate < SUGGEST_BELOW
+    return analysis.get("confidence") == "ok" and rate is not None and (
+        rate < SUGGEST_BELOW or recent_drop(analysis) is not None
+    )
 
 
 def suggestions_generate_deferred(*, now: datetime | None = None, limit: int | None = None) -> dict[str, int]:
