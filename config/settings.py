@@ -263,7 +263,9 @@ SPECTACULAR_SETTINGS = {
 EMBEDDING_MODEL = env.str("EMBEDDING_MODEL", default="")
 # Intra-op threads torch uses per process for embeddings (0: torch's default, one per core).
 EMBEDDING_THREADS = env.int("EMBEDDING_THREADS", default=1)
-EMBEDDING_DIMENSIONS = 384
+# The model's output size; after changing the model, `manage.py rebuild_embeddings` re-embeds
+# cases and documents and rebuilds the vector columns and HNSW indexes at this size.
+EMBEDDING_DIMENSIONS = env.int("EMBEDDING_DIMENSIONS", default=384)
 
 # Supervisor and workers (agents app); defaults and meaning in docs/agents.md.
 QUALITY_THRESHOLD = env.float("QUALITY_THRESHOLD", default=0.6)
@@ -272,6 +274,7 @@ AGENTS_AGENT_TIMEOUT_S = env.float("AGENTS_AGENT_TIMEOUT_S", default=30.0)
 AGENTS_SESSION_TIMEOUT_S = env.float("AGENTS_SESSION_TIMEOUT_S", default=120.0)
 AGENTS_PLANNER_LLM_TIMEOUT_S = env.float("AGENTS_PLANNER_LLM_TIMEOUT_S", default=10.0)
 AGENTS_CASE_SIMILARITY = env.float("AGENTS_CASE_SIMILARITY", default=0.8)
+AGENTS_SIMILAR_CASES = env.int("AGENTS_SIMILAR_CASES", default=4)
 # Text2SQL target: sqlite:///path or postgres://... (give it a read-only role); empty = var/analytics.sqlite3.
 ANALYTICS_DATABASE_URL = env.str("ANALYTICS_DATABASE_URL", default="")
 ANALYTICS_ALLOWED_TABLES = env.list(
@@ -279,7 +282,11 @@ ANALYTICS_ALLOWED_TABLES = env.list(
 )
 ANALYTICS_STATEMENT_TIMEOUT_MS = env.int("ANALYTICS_STATEMENT_TIMEOUT_MS", default=5000)
 ANALYTICS_ROW_CAP = env.int("ANALYTICS_ROW_CAP", default=500)
-RETRIEVAL_VECTOR_THRESHOLD = env.float("RETRIEVAL_VECTOR_THRESHOLD", default=0.7)
+# Unset: the threshold calibrated for the embedding model (casebank.search.embeddings).
+RETRIEVAL_VECTOR_THRESHOLD = (
+    env.float("RETRIEVAL_VECTOR_THRESHOLD") if env.str("RETRIEVAL_VECTOR_THRESHOLD", default="") else None
+)
+RERANKER_MODEL = env.str("RERANKER_MODEL", default="")
 SSE_KEEPALIVE_S = env.float("SSE_KEEPALIVE_S", default=15.0)
 SSE_POLL_S = env.float("SSE_POLL_S", default=0.25)
 
