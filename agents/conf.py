@@ -24,6 +24,9 @@ DEFAULTS: dict[str, Any] = {
     "ANALYTICS_ALLOWED_TABLES": ["customers", "products", "orders", "order_items", "support_tickets"],
     "ANALYTICS_STATEMENT_TIMEOUT_MS": 5000,
     "ANALYTICS_ROW_CAP": 500,
+    # A result is bounded in bytes too: each cell, and all rows together (agents/tools/result_bounds.py).
+    "ANALYTICS_MAX_CELL_BYTES": 4096,
+    "ANALYTICS_MAX_RESULT_BYTES": 1_000_000,
     "RETRIEVAL_VECTOR_THRESHOLD": 0.7,
     "SSE_KEEPALIVE_S": 15.0,
     "SSE_POLL_S": 0.25,
