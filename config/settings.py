@@ -227,6 +227,8 @@ REST_FRAMEWORK = {
         "standard": env.str("API_RATE_STANDARD", default="100/min"),
         "premium": env.str("API_RATE_PREMIUM", default="1000/min"),
         "anon": env.str("API_RATE_ANON", default="60/min"),
+        # Failed authentications per client address (casebank.access.throttling).
+        "failed_auth": env.str("API_RATE_FAILED_AUTH", default="30/min"),
     },
 }
 
