@@ -101,11 +101,13 @@ PROMPT_RULES: dict[str, str] = {
         "parameters; functions only from: count, sum, avg, min, max, round, abs, ceil, floor, coalesce, "
         "nullif, case, cast to basic types, lower, upper, length, substr, trim, window functions "
         f"(row_number, rank, dense_rank, lag, lead, ntile), {dates}; no printf, format, repeat, lpad, "
-        "replace, string_agg or group_concat."
+        "replace, string_agg or group_concat; only the listed columns (no system columns, no table.function "
+        f"notation); type lengths up to {MAX_TYPE_LENGTH}."
     )
     for dialect, dates in (
-        ("sqlite", "date, datetime, julianday and strftime with a literal format"),
-        ("postgres", "date_trunc, extract, date_part, to_char with a literal format, age, percentile_cont"),
+        ("sqlite", f"date, datetime, julianday and strftime with a literal format of at most {MAX_FORMAT_LENGTH} characters"),
+        ("postgres", f"date_trunc, extract, date_part, to_char with a literal format of at most {MAX_FORMAT_LENGTH} "
+                     "characters, age, percentile_cont"),
     )
 }
 _BIND_MESSAGE = (
