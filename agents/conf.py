@@ -26,6 +26,9 @@ DEFAULTS: dict[str, Any] = {
     "ANALYTICS_ALLOWED_TABLES": ["customers", "products", "orders", "order_items", "support_tickets"],
     "ANALYTICS_STATEMENT_TIMEOUT_MS": 5000,
     "ANALYTICS_ROW_CAP": 500,
+    # A result is bounded in bytes too: each cell, and all rows together (agents/tools/result_bounds.py).
+    "ANALYTICS_MAX_CELL_BYTES": 4096,
+    "ANALYTICS_MAX_RESULT_BYTES": 1_000_000,
     # None: calibrated for the embedding model (casebank.search.embeddings.vector_threshold).
     "RETRIEVAL_VECTOR_THRESHOLD": None,
     # A sentence-transformers CrossEncoder (name or path) that reranks retrieval; empty: heuristic.
