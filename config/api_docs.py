@@ -14,6 +14,8 @@ from django.urls import reverse
 from drf_spectacular.views import SpectacularAPIView, SpectacularSwaggerView
 from rest_framework.authentication import SessionAuthentication
 from rest_framework.permissions import BasePermission
+from rest_framework.renderers import JSONRenderer
+from rest_framework.response import Response
 from rest_framework.views import APIView
 
 from casebank.access.authentication import ApiKeyAuthentication
@@ -32,6 +34,14 @@ class IsKeyHolderOrStaff(BasePermission):
 class _Protected(APIView):
     authentication_classes = [ApiKeyAuthentication, SessionAuthentication]
     permission_classes = [IsKeyHolderOrStaff]
+
+    def handle_exception(self, exc: Exception) -> Response:
+        # These views render YAML or an HTML page; their errors (401, 403, 405) are the API's
+        # JSON like everywhere else under /api/.
+        response = super().handle_exception(exc)
+        self.request.accepted_renderer = JSONRenderer()
+        self.request.accepted_media_type = "application/json"
+        return response
 
 
 class SchemaView(_Protected, SpectacularAPIView):

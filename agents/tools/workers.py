@@ -137,6 +137,7 @@ class DataAnalysisAgent(Agent):
             "rows": result.rows,
             "row_count": len(result.rows),
             "truncated": result.truncated,
+            "notes": result.notes,
             "summary": summarise(result.columns, result.rows, result.truncated),
             "chart": chart_spec(result.columns, result.rows),
             "cache_key": result.cache_key,
