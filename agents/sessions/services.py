@@ -5,7 +5,7 @@ import logging
 import threading
 import uuid
 from datetime import datetime
-from typing import Any
+from typing import Any, Protocol
 
 from django.db import IntegrityError, transaction
 from django.db.models import F, Max, Q
@@ -66,8 +66,24 @@ def session_due_now(*, session_id: uuid.UUID | str) -> int:
     return Session.objects.filter(pk=session_id, retry_at__isnull=False).update(retry_at=timezone.now())
 
 
-def session_record(session: Session, *, kind: str, data: dict | None = None, **changes: Any) -> SessionEvent:
-    """Apply `changes` to the session and append one event (audit trail + SSE) atomically."""
+class Usage(Protocol):
+    """What an LLM call or a worker spent: an `LLMResult` or an `AgentOutput`."""
+
+    @property
+    def tokens_in(self) -> int: ...
+    @property
+    def tokens_out(self) -> int: ...
+    @property
+    def cost_usd(self) -> float: ...
+    @property
+    def model(self) -> str: ...
+
+
+def _append(session: Session, *, kind: str, data: dict[str, Any] | None = None, **changes: Any) -> SessionEvent:
+    """Apply `changes` to the session and append one event (audit trail + SSE) atomically.
+
+    Private: the named transitions below are the only callers, so every change a session can
+    go through has a name, typed arguments and one kind of event."""
     unknown = set(changes) - _SESSION_FIELDS
     if unknown:
         raise ValueError(f"Not session fields: {sorted(unknown)}")
@@ -90,6 +106,100 @@ def session_record(session: Session, *, kind: str, data: dict | None = None, **c
     raise AssertionError("unreachable")
 
 
+def _usage_changes(session: Session, usage: Usage | None) -> dict[str, Any]:
+    if usage is None:
+        return {}
+    return {
+        "tokens_in": session.tokens_in + (usage.tokens_in or 0),
+        "tokens_out": session.tokens_out + (usage.tokens_out or 0),
+        "cost_usd": round(session.cost_usd + (usage.cost_usd or 0.0), 8),
+        "model": usage.model or session.model,
+    }
+
+
+def session_phase_enter(
+    *, session: Session, phase: str, data: dict[str, Any], timings_ms: dict[str, Any] | None = None,
+    iteration: int | None = None,
+) -> SessionEvent:
+    """The session moves on to `phase`; `data` is what the phase before it found."""
+    changes: dict[str, Any] = {"phase": phase}
+    if timings_ms is not None:
+        changes["timings_ms"] = timings_ms
+    if iteration is not None:
+        changes["iteration"] = iteration
+    return _append(session, kind="phase", data=data, **changes)
+
+
+def session_plan_set(
+    *, session: Session, steps: list[dict[str, Any]], source: str, notes: list[str], case: Case | None,
+    similarity: float | None, usage: Usage | None, timings_ms: dict[str, Any],
+) -> SessionEvent:
+    """The plan is made (from a case, the LLM or the heuristic); agents are selected next."""
+    changes: dict[str, Any] = {"plan": steps, "plan_source": source, "timings_ms": timings_ms, **_usage_changes(session, usage)}
+    if case is not None:
+        changes.update(case=case, case_version=case.version, case_similarity=similarity)
+    data = {"source": source, "steps": steps, "notes": notes, "case_id": str(case.id) if case else None}
+    return _append(session, kind="plan", data=data, phase="select", **changes)
+
+
+def session_agents_selected(*, session: Session, decisions: list[dict[str, Any]], iteration: int) -> SessionEvent:
+    """Each step's agent is chosen (or substituted, or skipped); they execute next."""
+    return _append(session, kind="select", data={"decisions": decisions}, phase="execute", iteration=iteration)
+
+
+def session_agent_result(*, session: Session, agent: str, ok: bool, ms: int, error: str) -> SessionEvent:
+    """One worker finished (from its own thread; the fields of the session are untouched)."""
+    return _append(session, kind="agent", data={"agent": agent, "ok": ok, "ms": ms, "error": error})
+
+
+def session_results_record(
+    *, session: Session, ran: dict[str, bool], results: dict[str, Any], errors: dict[str, Any],
+    usages: list[Usage], timings_ms: dict[str, Any],
+) -> SessionEvent:
+    """The workers of one iteration are done: their outputs, errors and spend; evaluation next."""
+    changes: dict[str, Any] = {}
+    for usage in usages:
+        changes.update(_usage_changes(session, usage))
+        for name, value in changes.items():
+            setattr(session, name, value)  # the next usage adds to this one
+    return _append(session, kind="results", data={"agents": ran}, phase="evaluate", results=results,
+                   errors=errors, timings_ms=timings_ms, **changes)
+
+
+def session_evaluation_record(
+    *, session: Session, scores: dict[str, float], passed: bool, method: str, notes: list[str], threshold: float,
+    usage: Usage | None, timings_ms: dict[str, Any],
+) -> SessionEvent:
+    data = {"scores": scores, "passed": passed, "method": method, "notes": notes, "threshold": threshold}
+    return _append(session, kind="evaluation", data=data, scores=scores, timings_ms=timings_ms,
+                   **_usage_changes(session, usage))
+
+
+def session_finish(
+    *, session: Session, passed: bool, answer: str, errors: dict[str, Any], timings_ms: dict[str, Any],
+) -> SessionEvent:
+    """The session ends: completed when the evaluation passed, failed otherwise. Its execution
+    log is due next; the sweeper writes it at `retry_at` if whoever should is lost."""
+    status = SessionStatus.COMPLETED if passed else SessionStatus.FAILED
+    now = timezone.now()
+    return _append(
+        session, kind="phase", data={"status": status, "passed": passed, "scores": session.scores},
+        phase="done", status=status, passed=passed, answer=answer, errors=errors, timings_ms=timings_ms,
+        finished_at=now, retry_at=task_queue.redeliver_at(now),
+    )
+
+
+def session_crash(*, session: Session, error: BaseException) -> SessionEvent:
+    """The supervisor itself failed: the session still ends, as failed, with the error named."""
+    now = timezone.now()
+    return _append(
+        session, kind="phase", data={"status": SessionStatus.FAILED, "error": str(error)[:500]},
+        status=SessionStatus.FAILED, phase="failed", passed=False,
+        errors={**session.errors, "supervisor": {"type": type(error).__name__, "message": str(error)[:1000]}},
+        finished_at=now, retry_at=task_queue.redeliver_at(now),
+    )
+
+
 def session_claim(*, session_id: uuid.UUID | str) -> Session | None:
     """Start a session once: queued -> running, or take over a running one whose worker died
     (started more than `Q_TIMEOUT` ago, when django-q2 would have killed it anyway). A second
@@ -109,7 +219,7 @@ def session_claim(*, session_id: uuid.UUID | str) -> Session | None:
     if claimed != 1:
         return None
     session = Session.objects.get(pk=session_id)
-    session_record(session, kind="phase", data={"status": SessionStatus.RUNNING, "attempt": session.attempts})
+    _append(session, kind="phase", data={"status": SessionStatus.RUNNING, "attempt": session.attempts})
     return session
 
 
@@ -124,8 +234,8 @@ def session_give_up(*, session_id: uuid.UUID | str, now: datetime) -> Session | 
         return None
     session = Session.objects.get(pk=session_id)
     message = f"The worker running this session was lost on each of {session.attempts} attempts."
-    session_record(session, kind="phase", data={"status": SessionStatus.FAILED, "error": message},
-                   errors={**session.errors, "supervisor": {"type": "WorkerLost", "message": message}})
+    _append(session, kind="phase", data={"status": SessionStatus.FAILED, "error": message},
+            errors={**session.errors, "supervisor": {"type": "WorkerLost", "message": message}})
     return session
 
 
@@ -188,7 +298,7 @@ def session_outcome_record(*, session: Session) -> dict:
         for name, value in changes.items():
             setattr(session, name, value)
         if marked:
-            session_record(session, kind="logged", data={
+            _append(session, kind="logged", data={
                 "log_id": str(session.id), "case_id": str(case_id) if case_id else None,
                 "created_case_id": str(created_case.id) if created_case else None,
             })
