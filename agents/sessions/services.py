@@ -13,7 +13,7 @@ from django.utils import timezone
 
 from agents.models import FINISHED_STATUSES, Session, SessionEvent, SessionStatus
 from casebank.cases import services as case_services
-from casebank.models import Case, ReviewState
+from casebank.models import ApiKey, Case, ReviewState
 from core import task_queue
 from core.errors import InvalidInput
 from reflection.logs import services as ingestion
@@ -36,7 +36,7 @@ _SESSION_FIELDS = {
 }
 
 
-def session_create(*, query: str, actor: str, sql: str = "") -> Session:
+def session_create(*, query: str, actor: str, sql: str = "", api_key: ApiKey | None = None) -> Session:
     """Store a queued session and enqueue its run once the row is committed.
 
     The row is the promise: if the task is lost (broker down, worker killed) the sweeper hands
@@ -51,7 +51,8 @@ def session_create(*, query: str, actor: str, sql: str = "") -> Session:
     if errors:
         raise InvalidInput("Invalid session.", errors=errors)
     with transaction.atomic():
-        session = Session(query=query.strip(), sql=sql.strip(), created_by=actor[:150])
+        session = Session(query=query.strip(), sql=sql.strip(), created_by=actor[:150], api_key=api_key,
+                          owner_id=api_key.user_id if api_key is not None else None)
         session.retry_at = task_queue.redeliver_at(session.created_at)
         session.full_clean()
         session.save(force_insert=True)

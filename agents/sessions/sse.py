@@ -21,6 +21,7 @@ from agents import conf
 from agents.models import FINISHED_STATUSES, Session
 from agents.sessions import selectors
 from casebank.access.authentication import ApiKeyAuthentication
+from casebank.models import ApiKey
 
 MAX_STREAM_SECONDS = 3600
 # The outcome (log, new case) is written just after the session ends; wait this long for it.
@@ -31,12 +32,15 @@ def _error(status: int, detail: str, errors: dict | None = None) -> JsonResponse
     return JsonResponse({"detail": detail, "errors": errors or {}}, status=status)
 
 
-def _authenticate(request: HttpRequest) -> str | None:
+def _authenticate(request: HttpRequest) -> tuple[ApiKey | None, str | None]:
+    """(the caller's key, None) or (None, why not)."""
     try:
         result = ApiKeyAuthentication().authenticate(request)
     except exceptions.AuthenticationFailed as error:
-        return str(error.detail)
-    return None if result else "Authentication credentials were not provided."
+        return None, str(error.detail)
+    if not result:
+        return None, "Authentication credentials were not provided."
+    return result[1], None
 
 
 def _format(event_id: int, kind: str, data: dict) -> str:
@@ -77,7 +81,7 @@ async def _events(session_id: str, after: int) -> AsyncIterator[str]:
 async def session_stream(request: HttpRequest, session_id: str) -> HttpResponse:
     if request.method != "GET":
         return _error(405, f'Method "{request.method}" not allowed.')
-    problem = await sync_to_async(_authenticate)(request)
+    api_key, problem = await sync_to_async(_authenticate)(request)
     if problem:
         response = _error(401, problem)
         response["WWW-Authenticate"] = "Token"
@@ -85,7 +89,8 @@ async def session_stream(request: HttpRequest, session_id: str) -> HttpResponse:
     raw = request.headers.get("Last-Event-ID") or request.GET.get("last_event_id") or "0"
     if not raw.isdigit() or len(raw) > 9:
         return _error(400, "Invalid input.", {"Last-Event-ID": "Must be a non-negative whole number."})
-    exists = await Session.objects.filter(pk=session_id).aexists()
+    # Another key's session answers like an unknown one.
+    exists = await selectors.session_visible(api_key=api_key).filter(pk=session_id).aexists()
     if not exists:
         return _error(404, "Session not found.")
     response = StreamingHttpResponse(_events(str(session_id), int(raw)), content_type="text/event-stream")
