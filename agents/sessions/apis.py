@@ -47,7 +47,7 @@ class SessionCursorPagination(CursorPagination):
 
 
 class SessionListOutputSerializer(serializers.ModelSerializer):
-    errors = serializers.JSONField()
+    errors = serializers.JSONField()  # type: ignore[assignment]  # a field named like Serializer.errors
     scores = serializers.JSONField()
     case_id = serializers.UUIDField(allow_null=True)
 

@@ -63,6 +63,11 @@ class Session(models.Model):
         null=True, blank=True,
         help_text="When the sweeper hands the pending work (run or execution log) out again; empty when none is.",
     )
+    # The session runner holding this session (agents.runtime.runner) and until when: it renews
+    # the lease while it runs the session; once the lease has passed (the runner was killed),
+    # any runner claims the session again.
+    lease_owner = models.CharField(max_length=100, blank=True, default="")
+    lease_until = models.DateTimeField(null=True, blank=True)
     created_by = models.CharField(max_length=150, blank=True, default="")
     # The owner: only this key reads the session, its stream and its place in the list (an
     # unknown id and another key's session both answer 404). Empty for sessions made by
@@ -84,6 +89,10 @@ class Session(models.Model):
         indexes = [
             # Admin list and operators: recent sessions by status.
             models.Index(fields=["status", "-created_at"], name="session_status_created_idx"),
+            # The runners' claim: `WHERE status IN ('queued', 'running') ORDER BY created_at ...
+            # FOR UPDATE SKIP LOCKED`, over the few unfinished rows only.
+            models.Index(fields=["created_at"], condition=models.Q(status__in=["queued", "running"]),
+                         name="session_unfinished_idx"),
             # `GET /api/sessions/`: one key's sessions, newest first (cursor on created_at, id).
             models.Index(fields=["api_key", "-created_at", "-id"], name="session_key_created_idx"),
             # The sweeper's `WHERE retry_at <= now ORDER BY retry_at`: only rows with work pending.

@@ -4,13 +4,15 @@ from __future__ import annotations
 import logging
 import threading
 import uuid
-from datetime import datetime
+import weakref
+from datetime import datetime, timedelta
 from typing import Any, Protocol
 
-from django.db import IntegrityError, transaction
+from django.db import IntegrityError, connection, transaction
 from django.db.models import F, Max, Q
 from django.utils import timezone
 
+from agents import conf
 from agents.models import FINISHED_STATUSES, Session, SessionEvent, SessionStatus
 from casebank.cases import services as case_services
 from casebank.models import ApiKey, Case, ReviewState
@@ -27,8 +29,11 @@ OUTCOME_TASK = "agents.sessions.tasks.record_session_outcome"
 SWEEP_LIMIT = 500
 SUPERVISOR_ACTOR = "supervisor"
 _NEW_CASE_NAMESPACE = uuid.UUID("2b0e6c1e-8f4a-4c55-9a43-6d2f8e7b1c90")
-# Workers of one session append events from several threads; one process runs a session.
-_event_lock = threading.Lock()
+# Workers of one session append events from several threads: one lock per session, so that a
+# runner holding hundreds of sessions does not funnel every append through one lock.
+_event_locks: weakref.WeakValueDictionary[uuid.UUID, threading.Lock] = weakref.WeakValueDictionary()
+_event_locks_guard = threading.Lock()
+DOORBELL_CHANNEL = "caseloop_sessions"
 _SESSION_FIELDS = {
     "status", "phase", "iteration", "plan", "plan_source", "results", "scores", "errors", "timings_ms",
     "answer", "passed", "tokens_in", "tokens_out", "cost_usd", "model", "case", "case_version",
@@ -58,8 +63,81 @@ def session_create(*, query: str, actor: str, sql: str = "", api_key: ApiKey | N
         session.save(force_insert=True)
         SessionEvent.objects.create(session=session, sequence=1, kind="phase", phase="queued", data={"query": session.query})
         session_id = str(session.id)
-        task_queue.enqueue_on_commit(RUN_TASK, session_id, if_unavailable=lambda: session_due_now(session_id=session_id))
+        if runner_mode():
+            _ring_runners()
+        else:
+            task_queue.enqueue_on_commit(RUN_TASK, session_id, if_unavailable=lambda: session_due_now(session_id=session_id))
     return session
+
+
+def runner_mode() -> bool:
+    """Sessions are run by session runners (`manage.py run_sessions`), not django-q2 tasks."""
+    return bool(conf.get("AGENTS_RUNNER"))
+
+
+def _ring_runners() -> None:
+    # PostgreSQL delivers a NOTIFY at commit, and only then: an idle runner wakes as the row
+    # becomes visible. SQLite runners poll (`AGENTS_RUNNER_POLL_S`).
+    if connection.vendor == "postgresql":
+        with connection.cursor() as cursor:
+            cursor.execute("SELECT pg_notify(%s, '')", [DOORBELL_CHANNEL])
+
+
+def _claimable(now: datetime) -> Q:
+    """Queued, or running under a runner lease that has passed (its runner died), while starts are left."""
+    return Q(status=SessionStatus.QUEUED) | Q(
+        status=SessionStatus.RUNNING, lease_until__lt=now, attempts__lt=task_queue.max_attempts(),
+    )
+
+
+def sessions_claim(*, runner: str, limit: int, lease_seconds: float) -> list[Session]:
+    """Claim up to `limit` sessions for `runner`, oldest first, leased for `lease_seconds`.
+
+    PostgreSQL: `SELECT ... FOR UPDATE SKIP LOCKED`, so runners claiming together take
+    different rows without waiting on each other. SQLite (one writer at a time): each row is
+    taken by a conditional UPDATE that checks it is still claimable, so no row is taken twice.
+    """
+    now = timezone.now()
+    lease_until = now + timedelta(seconds=lease_seconds)
+    claim = {
+        "status": SessionStatus.RUNNING, "phase": "analyse", "started_at": now, "attempts": F("attempts") + 1,
+        # A dead attempt's partial results are not this attempt's; tokens it spent stay counted.
+        "iteration": 0, "results": {}, "scores": {}, "errors": {},
+        "lease_owner": runner[:100], "lease_until": lease_until,
+        # The sweeper gives up a session whose runners keep dying (`session_give_up`).
+        "retry_at": task_queue.lease_end(now),
+    }
+    with transaction.atomic():
+        candidates = (Session.objects.select_for_update(skip_locked=True).filter(_claimable(now))
+                      .order_by("created_at").values_list("pk", flat=True)[:limit])
+        if connection.vendor == "postgresql":
+            ids = list(candidates)
+            Session.objects.filter(pk__in=ids).update(**claim)
+        else:
+            ids = [pk for pk in candidates if Session.objects.filter(_claimable(now), pk=pk).update(**claim) == 1]
+    sessions = list(Session.objects.filter(pk__in=ids).order_by("created_at"))
+    for session in sessions:
+        _append(session, kind="phase", data={"status": SessionStatus.RUNNING, "attempt": session.attempts,
+                                             "runner": runner})
+    return sessions
+
+
+def sessions_lease_renew(*, runner: str, session_ids: list[uuid.UUID], lease_seconds: float) -> int:
+    """Keep holding the sessions `runner` is running; a runner that stops renewing loses them."""
+    until = timezone.now() + timedelta(seconds=lease_seconds)
+    return Session.objects.filter(pk__in=session_ids, lease_owner=runner[:100], status=SessionStatus.RUNNING).update(
+        lease_until=until
+    )
+
+
+def sessions_release(*, runner: str, session_ids: list[uuid.UUID]) -> int:
+    """A runner stopping gracefully hands back what it has not finished: queued again, at once."""
+    released = Session.objects.filter(pk__in=session_ids, lease_owner=runner[:100], status=SessionStatus.RUNNING)
+    count = released.update(status=SessionStatus.QUEUED, phase="queued", lease_owner="", lease_until=None,
+                            attempts=F("attempts") - 1)
+    if count:
+        _ring_runners()
+    return count
 
 
 def session_due_now(*, session_id: uuid.UUID | str) -> int:
@@ -88,7 +166,11 @@ def _append(session: Session, *, kind: str, data: dict[str, Any] | None = None, 
     unknown = set(changes) - _SESSION_FIELDS
     if unknown:
         raise ValueError(f"Not session fields: {sorted(unknown)}")
-    with _event_lock:
+    with _event_locks_guard:
+        lock = _event_locks.get(session.pk)
+        if lock is None:
+            lock = _event_locks[session.pk] = threading.Lock()
+    with lock:
         for attempt in range(3):
             try:
                 with transaction.atomic():
@@ -209,7 +291,7 @@ def session_claim(*, session_id: uuid.UUID | str) -> Session | None:
     claimable = Q(status=SessionStatus.QUEUED) | Q(
         status=SessionStatus.RUNNING, started_at__lte=task_queue.abandoned_before(now),
         attempts__lt=task_queue.max_attempts(),
-    )
+    ) & (Q(lease_until__isnull=True) | Q(lease_until__lt=now))
     claimed = Session.objects.filter(claimable, pk=session_id).update(
         status=SessionStatus.RUNNING, phase="analyse", started_at=now, attempts=F("attempts") + 1,
         # A dead attempt's partial results are not this attempt's; tokens it spent stay counted.
@@ -325,6 +407,8 @@ def sessions_sweep(*, now: datetime | None = None, limit: int = SWEEP_LIMIT) -> 
                 if session_give_up(session_id=session_id, now=now) is not None:
                     counts["given_up"] += 1
                     counts["logged"] += _log_if_missing(session_id)
+            elif runner_mode():
+                _ring_runners()  # runners claim queued and expired sessions on their own
             else:
                 key = str(session_id)
                 counts["rung"] += task_queue.enqueue(

@@ -1,4 +1,5 @@
-"""`GET /api/sessions/{id}/stream`: Server-Sent Events, an async view for ASGI.
+"""`GET /api/sessions/{id}/stream`: Server-Sent Events, an async view served by ASGI only (the
+WSGI workers answer 421 with the stream's address).
 
 Events come from the `SessionEvent` table, so the stream survives reconnects and process
 restarts: a client that reconnects with `Last-Event-ID: n` gets every event after n. Idle
@@ -13,7 +14,9 @@ from collections.abc import AsyncIterator
 from datetime import timedelta
 
 from asgiref.sync import sync_to_async
-from django.http import HttpRequest, HttpResponse, JsonResponse, StreamingHttpResponse
+from django.core.handlers.asgi import ASGIRequest
+from django.http import HttpRequest, JsonResponse, StreamingHttpResponse
+from django.http.response import HttpResponseBase
 from django.utils import timezone
 from rest_framework import exceptions
 
@@ -78,7 +81,23 @@ async def _events(session_id: str, after: int) -> AsyncIterator[str]:
             await asyncio.sleep(poll)
 
 
-async def session_stream(request: HttpRequest, session_id: str) -> HttpResponse:
+def _refuse_under_wsgi(request: HttpRequest, session_id: str) -> JsonResponse:
+    """Under WSGI (gunicorn sync workers) Django buffers an async stream in the worker, so one
+    open stream holds one worker for up to an hour: a handful of streams take the API down.
+    The WSGI app refuses at once, before any database work, and names where to stream."""
+    path = f"/api/sessions/{session_id}/stream"
+    base = str(conf.get("SSE_PUBLIC_URL") or "").rstrip("/")
+    where = f"{base}{path}" if base else f"{path} on the ASGI (SSE) server, not the API port"
+    response = _error(421, f"The event stream is served by the ASGI server only: connect to {where}.",
+                      {"stream": [where]})
+    if base:
+        response["Location"] = f"{base}{path}"
+    return response
+
+
+async def session_stream(request: HttpRequest, session_id: str) -> HttpResponseBase:
+    if not isinstance(request, ASGIRequest):
+        return _refuse_under_wsgi(request, session_id)
     if request.method != "GET":
         return _error(405, f'Method "{request.method}" not allowed.')
     api_key, problem = await sync_to_async(_authenticate)(request)
@@ -93,7 +112,7 @@ async def session_stream(request: HttpRequest, session_id: str) -> HttpResponse:
     exists = await selectors.session_visible(api_key=api_key).filter(pk=session_id).aexists()
     if not exists:
         return _error(404, "Session not found.")
-    response = StreamingHttpResponse(_events(str(session_id), int(raw)), content_type="text/event-stream")
-    response["Cache-Control"] = "no-cache"
-    response["X-Accel-Buffering"] = "no"  # nginx: do not buffer the stream
-    return response
+    stream = StreamingHttpResponse(_events(str(session_id), int(raw)), content_type="text/event-stream")
+    stream["Cache-Control"] = "no-cache"
+    stream["X-Accel-Buffering"] = "no"  # nginx: do not buffer the stream
+    return stream
