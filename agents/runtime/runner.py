@@ -23,14 +23,15 @@ import logging
 import os
 import signal
 import socket
+import threading
 import uuid
 from collections.abc import Callable
-from concurrent.futures import ThreadPoolExecutor
+from concurrent.futures import ThreadPoolExecutor, wait
 from dataclasses import dataclass
 from functools import partial
 from typing import Any, TypeVar
 
-from django.db import close_old_connections, connection
+from django.db import close_old_connections, connection, connections
 
 from agents import conf
 from agents.models import Session
@@ -79,6 +80,21 @@ def _fresh(fn: Callable[..., T], *args: Any, **kwargs: Any) -> T:
     # outlived CONN_MAX_AGE before using it.
     close_old_connections()
     return fn(*args, **kwargs)
+
+
+def _close_connections(pool: ThreadPoolExecutor, size: int) -> None:
+    """Close the database connection of every thread of `pool` (each is bound to its thread):
+    one job per thread, held at a barrier so that no thread takes two."""
+    barrier = threading.Barrier(size, timeout=5)
+
+    def close() -> None:
+        connections.close_all()
+        try:
+            barrier.wait()
+        except threading.BrokenBarrierError:  # a hung thread never arrives: give up on it
+            pass
+
+    wait([pool.submit(close) for _ in range(size)], timeout=10)
 
 
 def warm_embeddings() -> None:
@@ -142,8 +158,10 @@ class SessionRunner:
             for helper in helpers:
                 helper.cancel()
             await asyncio.gather(*helpers, return_exceptions=True)
-            self.db_pool.shutdown(wait=False, cancel_futures=True)
-            self.llm_pool.shutdown(wait=False, cancel_futures=True)
+            for pool, size in ((self.db_pool, self.config.db_threads), (self.llm_pool, self.config.llm_threads)):
+                await asyncio.to_thread(_close_connections, pool, size)
+                # A hung worker thread is abandoned, not waited for.
+                pool.shutdown(wait=False, cancel_futures=True)
 
     async def _run_one(self, session: Session) -> None:
         offload = supervisor.Offload(db=self._phase_db, llm=self._phase_llm, workers=self.llm_pool)
