@@ -110,6 +110,10 @@ class SessionRunner:
         self.name = name or f"{socket.gethostname()}:{os.getpid()}:{uuid.uuid4().hex[:6]}"
         self.db_pool = ThreadPoolExecutor(max_workers=config.db_threads, thread_name_prefix="runner-db")
         self.llm_pool = ThreadPoolExecutor(max_workers=config.llm_threads, thread_name_prefix="runner-llm")
+        # Claims, lease renewals and hand-backs get a thread of their own: queued behind
+        # hundreds of sessions' phases in `db_pool`, a claim waited seconds (a new session's
+        # pickup) and a renewal could miss its lease.
+        self.control_pool = ThreadPoolExecutor(max_workers=1, thread_name_prefix="runner-control")
         self.running: dict[uuid.UUID, asyncio.Task[None]] = {}
         self.finished = 0
         self._wake = asyncio.Event()
@@ -117,6 +121,9 @@ class SessionRunner:
 
     async def db(self, fn: Callable[..., T], *args: Any, **kwargs: Any) -> T:
         return await asyncio.get_running_loop().run_in_executor(self.db_pool, partial(_fresh, fn, *args, **kwargs))
+
+    async def control(self, fn: Callable[..., T], *args: Any, **kwargs: Any) -> T:
+        return await asyncio.get_running_loop().run_in_executor(self.control_pool, partial(_fresh, fn, *args, **kwargs))
 
     async def llm(self, fn: Callable[..., T], *args: Any, **kwargs: Any) -> T:
         return await asyncio.get_running_loop().run_in_executor(self.llm_pool, partial(_fresh, fn, *args, **kwargs))
@@ -141,7 +148,7 @@ class SessionRunner:
                 free = self.config.capacity - len(self.running)
                 claimed: list[Session] = []
                 if free > 0:
-                    claimed = await self.db(services.sessions_claim, runner=self.name, limit=min(free, CLAIM_BATCH),
+                    claimed = await self.control(services.sessions_claim, runner=self.name, limit=min(free, CLAIM_BATCH),
                                             lease_seconds=self.config.lease_seconds)
                     for session in claimed:
                         self.running[session.pk] = asyncio.create_task(self._run_one(session))
@@ -158,7 +165,8 @@ class SessionRunner:
             for helper in helpers:
                 helper.cancel()
             await asyncio.gather(*helpers, return_exceptions=True)
-            for pool, size in ((self.db_pool, self.config.db_threads), (self.llm_pool, self.config.llm_threads)):
+            pools = ((self.db_pool, self.config.db_threads), (self.llm_pool, self.config.llm_threads), (self.control_pool, 1))
+            for pool, size in pools:
                 await asyncio.to_thread(_close_connections, pool, size)
                 # A hung worker thread is abandoned, not waited for.
                 pool.shutdown(wait=False, cancel_futures=True)
@@ -194,7 +202,7 @@ class SessionRunner:
             await asyncio.sleep(self.config.lease_seconds / 3)
             if self.running:
                 try:
-                    await self.db(services.sessions_lease_renew, runner=self.name, session_ids=list(self.running),
+                    await self.control(services.sessions_lease_renew, runner=self.name, session_ids=list(self.running),
                                   lease_seconds=self.config.lease_seconds)
                 except Exception:  # the database is down: the next beat tries again
                     logger.exception("session runner %s: lease renewal failed", self.name)
@@ -226,7 +234,7 @@ class SessionRunner:
             for task in pending:
                 task.cancel()
             await asyncio.gather(*pending, return_exceptions=True)
-            await self.db(services.sessions_release, runner=self.name, session_ids=left)
+            await self.control(services.sessions_release, runner=self.name, session_ids=left)
 
 
 def run_forever(runner: SessionRunner) -> None:

@@ -56,8 +56,10 @@ class LLMServer:
 
             def do_POST(self) -> None:  # noqa: N802
                 body = json.loads(self.rfile.read(int(self.headers.get("content-length") or 0)) or b"{}")
-                system = body["messages"][0]["content"]
-                answer = PLAN if "planner" in system else {"sql": SQL} if "SQL" in system else SCORES
+                # The client adds its own system message: look for each caller's in all of them.
+                text = json.dumps(body["messages"])
+                answer = (PLAN if "You are the planner" in text
+                          else {"sql": SQL} if "You translate questions into SQL" in text else SCORES)
                 with outer._lock:
                     outer.calls += 1
                 time.sleep(LLM_DELAY_S)
@@ -155,10 +157,15 @@ def _wave(n: int, *, api: str, sse: str, key: str, runner: psutil.Process, llm: 
     for s in sessions:
         statuses[s["status"]] = statuses.get(s["status"], 0) + 1
     budget_failures = sum(1 for s in sessions if "budget" in json.dumps(s["errors"]).lower())
+    errors: dict[str, int] = {}
+    for s in sessions:
+        for agent, error in (s["errors"] or {}).items():
+            name = f"{agent}: {error.get('type') if isinstance(error, dict) else error}"
+            errors[name] = errors.get(name, 0) + 1
     return {
         "n": n, "wall": wall, "statuses": statuses, "latencies": latencies, "pickup": pickup, "streams": streams,
         "rss_mb": peak_rss[0] / 2**20, "cpu_s": (cpu_after.user + cpu_after.system) - (cpu_before.user + cpu_before.system),
-        "llm_calls": llm.calls - calls_before, "budget_failures": budget_failures,
+        "llm_calls": llm.calls - calls_before, "budget_failures": budget_failures, "errors": errors,
     }
 
 
@@ -236,6 +243,9 @@ def run(context: dict[str, Any]) -> str:
         "| sessions | all finished | status | latency p50 / p95 / p99 | pickup p50 / p95 | first SSE event p50 / p95 | runner RSS | runner CPU | LLM calls |",
         "|---|---|---|---|---|---|---|---|---|",
         *[_line(r) for r in results],
+        "",
+        *[f"Errors with {r['n']}: " + (", ".join(f"{k} × {v}" for k, v in sorted(r["errors"].items())) or "none") + "."
+          for r in results],
         "",
         f"Single session alone: {single['latencies'][0]:.2f} s for {single_wait:.1f} s of LLM waiting "
         f"({single['latencies'][0] - single_wait:+.2f} s; target within 0.3 s).",
