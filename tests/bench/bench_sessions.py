@@ -85,7 +85,7 @@ class LLMServer:
         self.httpd.shutdown()
 
 
-def _post(base: str, key: str, queries: list[str]) -> list[tuple[str, float]]:
+def _post(base: str, key: str, queries: list[str], *, on_posted: Any = None) -> list[tuple[str, float]]:
     host, port = base.removeprefix("http://").split(":")
 
     def one(query: str) -> tuple[str, float]:
@@ -96,7 +96,10 @@ def _post(base: str, key: str, queries: list[str]) -> list[tuple[str, float]]:
         body = response.read()
         client.close()
         assert response.status == 202, body
-        return json.loads(body)["session_id"], time.time()
+        posted = json.loads(body)["session_id"], time.time()
+        if on_posted is not None:
+            on_posted(*posted)
+        return posted
 
     with ThreadPoolExecutor(max_workers=16) as pool:
         return list(pool.map(one, queries))
@@ -132,12 +135,20 @@ def _wave(n: int, *, api: str, sse: str, key: str, runner: psutil.Process, llm: 
     sampler = threading.Thread(target=sample, daemon=True)
     sampler.start()
     started = time.time()
-    posted = _post(api, key, [QUERY.format(n=i) for i in range(n)])
     streams: list[float] = []
-    readers = [threading.Thread(target=_first_event, args=(sse, key, sid, at, streams))
-               for sid, at in posted[: min(STREAM_SAMPLE, n)]]
-    for reader in readers:
+    readers: list[threading.Thread] = []
+    readers_lock = threading.Lock()
+
+    def read_stream(session_id: str, at: float) -> None:
+        # Each sampled stream is opened as soon as its session is posted, like a client would.
+        with readers_lock:
+            if len(readers) >= min(STREAM_SAMPLE, n):
+                return
+            reader = threading.Thread(target=_first_event, args=(sse, key, session_id, at, streams))
+            readers.append(reader)
         reader.start()
+
+    posted = _post(api, key, [QUERY.format(n=i) for i in range(n)], on_posted=read_stream)
     ids = [sid for sid, _ in posted]
     deadline = time.time() + 600
     while Session.objects.filter(pk__in=ids, finished_at__isnull=True).exists() and time.time() < deadline:
