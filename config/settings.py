@@ -72,15 +72,24 @@ MIDDLEWARE = [
     "django_prometheus.middleware.PrometheusBeforeMiddleware",
     "django.middleware.security.SecurityMiddleware",
     "django.contrib.sessions.middleware.SessionMiddleware",
+    # Before CommonMiddleware: /api/ paths take or drop the trailing slash without a redirect.
+    "config.api_paths.api_paths_middleware",
     "django.middleware.common.CommonMiddleware",
     "django.middleware.csrf.CsrfViewMiddleware",
     "django.contrib.auth.middleware.AuthenticationMiddleware",
     "django.contrib.messages.middleware.MessageMiddleware",
     "django.middleware.clickjacking.XFrameOptionsMiddleware",
+    # Marks expected refusals for the `django.request` log filter (config/expected_refusals.py).
+    "config.expected_refusals.expected_refusal_middleware",
     "django_prometheus.middleware.PrometheusAfterMiddleware",
 ]
 
 ROOT_URLCONF = "config.urls"
+# The largest request body read into memory; a larger one answers a JSON 413 on /api/
+# (config.exception_handler). 2.5 MiB, Django's default, holds a batch of 1,000 typical logs.
+DATA_UPLOAD_MAX_MEMORY_SIZE = env.int("API_MAX_BODY_BYTES", default=2_621_440)
+# A refused CSRF check on an /api/ path (a POST with a session cookie) is JSON too.
+CSRF_FAILURE_VIEW = "config.errors.csrf_failure"
 WSGI_APPLICATION = "config.wsgi.application"
 ASGI_APPLICATION = "config.asgi.application"
 
@@ -148,9 +157,19 @@ if REDIS_URL:
                      "OPTIONS": {"SOCKET_CONNECT_TIMEOUT": 1, "SOCKET_TIMEOUT": 5}},
     }
     CACHE_L2_ALIAS = "l2"
+    READ_CACHE_GENERATION_ALIAS = "default"
 else:
-    CACHES = {"default": {"BACKEND": "django.core.cache.backends.locmem.LocMemCache"}, "l1": _L1_CACHE}
+    CACHES = {
+        "default": {"BACKEND": "django.core.cache.backends.locmem.LocMemCache"},
+        "l1": _L1_CACHE,
+        # The case bank's generation (casebank.cases.read_cache) must be one counter for the
+        # web process and the queue worker: in local memory a worker's write could not retire
+        # the web process's cached reads. A file per key, read once per cached read (~30 µs).
+        "shared": {"BACKEND": "django.core.cache.backends.filebased.FileBasedCache",
+                   "LOCATION": env.str("SHARED_CACHE_DIR", default=str(VAR_DIR / "shared_cache"))},
+    }
     CACHE_L2_ALIAS = ""
+    READ_CACHE_GENERATION_ALIAS = "shared"
 DJANGO_REDIS_LOG_IGNORED_EXCEPTIONS = True
 CACHE_L1_ALIAS = "l1"
 CACHE_L1_SECONDS = env.int("CACHE_L1_SECONDS", default=30)
@@ -220,6 +239,8 @@ REST_FRAMEWORK = {
         "standard": env.str("API_RATE_STANDARD", default="100/min"),
         "premium": env.str("API_RATE_PREMIUM", default="1000/min"),
         "anon": env.str("API_RATE_ANON", default="60/min"),
+        # Failed authentications per client address (casebank.access.throttling).
+        "failed_auth": env.str("API_RATE_FAILED_AUTH", default="30/min"),
     },
 }
 
@@ -251,7 +272,9 @@ SPECTACULAR_SETTINGS = {
 EMBEDDING_MODEL = env.str("EMBEDDING_MODEL", default="")
 # Intra-op threads torch uses per process for embeddings (0: torch's default, one per core).
 EMBEDDING_THREADS = env.int("EMBEDDING_THREADS", default=1)
-EMBEDDING_DIMENSIONS = 384
+# The model's output size; after changing the model, `manage.py rebuild_embeddings` re-embeds
+# cases and documents and rebuilds the vector columns and HNSW indexes at this size.
+EMBEDDING_DIMENSIONS = env.int("EMBEDDING_DIMENSIONS", default=384)
 
 # Supervisor and workers (agents app); defaults and meaning in docs/agents.md.
 QUALITY_THRESHOLD = env.float("QUALITY_THRESHOLD", default=0.6)
@@ -260,6 +283,7 @@ AGENTS_AGENT_TIMEOUT_S = env.float("AGENTS_AGENT_TIMEOUT_S", default=30.0)
 AGENTS_SESSION_TIMEOUT_S = env.float("AGENTS_SESSION_TIMEOUT_S", default=120.0)
 AGENTS_PLANNER_LLM_TIMEOUT_S = env.float("AGENTS_PLANNER_LLM_TIMEOUT_S", default=10.0)
 AGENTS_CASE_SIMILARITY = env.float("AGENTS_CASE_SIMILARITY", default=0.8)
+AGENTS_SIMILAR_CASES = env.int("AGENTS_SIMILAR_CASES", default=4)
 # Text2SQL target: sqlite:///path or postgres://... (give it a read-only role); empty = var/analytics.sqlite3.
 ANALYTICS_DATABASE_URL = env.str("ANALYTICS_DATABASE_URL", default="")
 ANALYTICS_ALLOWED_TABLES = env.list(
@@ -267,7 +291,13 @@ ANALYTICS_ALLOWED_TABLES = env.list(
 )
 ANALYTICS_STATEMENT_TIMEOUT_MS = env.int("ANALYTICS_STATEMENT_TIMEOUT_MS", default=5000)
 ANALYTICS_ROW_CAP = env.int("ANALYTICS_ROW_CAP", default=500)
-RETRIEVAL_VECTOR_THRESHOLD = env.float("RETRIEVAL_VECTOR_THRESHOLD", default=0.7)
+ANALYTICS_MAX_CELL_BYTES = env.int("ANALYTICS_MAX_CELL_BYTES", default=4096)
+ANALYTICS_MAX_RESULT_BYTES = env.int("ANALYTICS_MAX_RESULT_BYTES", default=1_000_000)
+# Unset: the threshold calibrated for the embedding model (casebank.search.embeddings).
+RETRIEVAL_VECTOR_THRESHOLD = (
+    env.float("RETRIEVAL_VECTOR_THRESHOLD") if env.str("RETRIEVAL_VECTOR_THRESHOLD", default="") else None
+)
+RERANKER_MODEL = env.str("RERANKER_MODEL", default="")
 SSE_KEEPALIVE_S = env.float("SSE_KEEPALIVE_S", default=15.0)
 SSE_POLL_S = env.float("SSE_POLL_S", default=0.25)
 # Session runners (`manage.py run_sessions`, docs/agents.md): when on, a posted session waits
@@ -289,6 +319,8 @@ LLM_MODEL = env.str("LLM_MODEL", default="")
 LLM_TIMEOUT_SECONDS = env.float("LLM_TIMEOUT_SECONDS", default=30.0)
 # Shared by every process through the database (see reflection.llm.ratelimit).
 LLM_CALLS_PER_MINUTE = env.int("LLM_CALLS_PER_MINUTE", default=5)
+# Shown against the day's LLM spend on the admin dashboard (0 = no budget set); not enforced.
+LLM_DAILY_BUDGET_USD = env.float("LLM_DAILY_BUDGET_USD", default=0.0)
 LLM_RETRY_ATTEMPTS = env.int("LLM_RETRY_ATTEMPTS", default=3)
 LLM_RETRY_BASE_SECONDS = env.float("LLM_RETRY_BASE_SECONDS", default=1.0)
 LLM_RETRY_CAP_SECONDS = env.float("LLM_RETRY_CAP_SECONDS", default=60.0)
@@ -337,7 +369,10 @@ SILENCED_SYSTEM_CHECKS = ["models.W040"]
 LOGGING = {
     "version": 1,
     "disable_existing_loggers": False,
-    "filters": {"redact_secrets": {"()": "config.log_redaction.RedactSecrets"}},
+    "filters": {
+        "redact_secrets": {"()": "config.log_redaction.RedactSecrets"},
+        "expected_refusals": {"()": "config.expected_refusals.ExpectedRefusals"},
+    },
     "formatters": {"plain": {"format": "%(asctime)s %(levelname)s %(name)s %(message)s"}},
     "handlers": {
         "console": {"class": "logging.StreamHandler", "formatter": "plain", "filters": ["redact_secrets"]},
@@ -346,6 +381,7 @@ LOGGING = {
     "loggers": {
         "django": {"handlers": [], "level": "INFO", "propagate": True},
         "django.server": {"handlers": [], "level": "INFO", "propagate": True},
+        "django.request": {"handlers": [], "level": "INFO", "propagate": True, "filters": ["expected_refusals"]},
         "sentence_transformers": {"level": "WARNING"},
     },
 }

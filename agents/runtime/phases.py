@@ -32,7 +32,6 @@ from casebank.search.selectors import SearchHit
 from core import task_queue
 
 logger = logging.getLogger(__name__)
-SIMILAR_CASES = 5
 
 
 def ms_since(started: float) -> int:
@@ -76,10 +75,10 @@ def phase_analyse(run: SessionRun) -> None:
 
 def phase_retrieve(run: SessionRun) -> None:
     t = time.monotonic()
-    run.hits = case_selectors.case_search(query=run.session.query, k=SIMILAR_CASES, mode="hybrid")
+    run.hits = case_selectors.case_search(query=run.session.query, k=int(conf.get("AGENTS_SIMILAR_CASES")), mode="hybrid")
     run.timings["retrieve"] = ms_since(t)
     similar = [{"case_id": str(h.case.id), "title": h.case.title, "similarity": h.similarity,
-                "success_rate": h.case.success_rate, "status": h.case.status} for h in run.hits]
+                "success_rate": h.case.success_rate, "status": h.case.status, "role": h.role} for h in run.hits]
     services.session_phase_enter(session=run.session, phase="plan", data={"similar_cases": similar}, timings_ms=run.timings)
 
 
