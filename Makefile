@@ -21,7 +21,7 @@ run: setup
 	$(PY) manage.py setup_schedules
 	bash scripts/serve_dev.sh
 
-# Production servers on this machine: gunicorn (API) + uvicorn (SSE stream) + qcluster.
+# Production servers on this machine: gunicorn (API) + uvicorn (SSE stream) + session runner + qcluster.
 serve: setup
 	bash scripts/serve.sh all
 

@@ -6,15 +6,8 @@ live in `config.settings` only, documented in docs/agents.md; modules read `sett
 from __future__ import annotations
 
 from pathlib import Path
-from typing import Any
 
 from django.conf import settings
-
-
-def get(name: str) -> Any:
-    """`settings.<name>`. Kept for `agents.runtime.supervisor` until its rewrite reads
-    `settings` directly like every other module; no default here (config/settings.py has it)."""
-    return getattr(settings, name)
 
 
 def analytics_database_url() -> str:

@@ -4,7 +4,7 @@ from agents.sessions import apis, sse
 from agents.tools import apis as tool_apis
 
 urlpatterns = [
-    path("sessions/", apis.SessionCreateApi.as_view(), name="session-create"),
+    path("sessions/", apis.SessionListCreateApi.as_view(), name="session-list"),
     path("sessions/<uuid:session_id>", apis.SessionDetailApi.as_view(), name="session-detail"),
     path("sessions/<uuid:session_id>/", apis.SessionDetailApi.as_view()),
     path("sessions/<uuid:session_id>/stream", sse.session_stream, name="session-stream"),

@@ -19,6 +19,12 @@ def post_worker_init(worker) -> None:
     from django.urls import get_resolver
 
     _ = get_resolver().url_patterns  # imports every view module now, before the freeze
+    if os.environ.get("EMBEDDING_WARM") == "1":
+        # The first search would load the model (~1 s, plus ~10 s for a cold torch import)
+        # inside a request; scripts/serve.sh asks for it at start instead.
+        from casebank.search.embeddings import embed_text
+
+        embed_text("warm up")
     gc.collect()
     gc.freeze()
 

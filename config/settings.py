@@ -300,6 +300,17 @@ RETRIEVAL_VECTOR_THRESHOLD = (
 RERANKER_MODEL = env.str("RERANKER_MODEL", default="")
 SSE_KEEPALIVE_S = env.float("SSE_KEEPALIVE_S", default=15.0)
 SSE_POLL_S = env.float("SSE_POLL_S", default=0.25)
+# Session runners (`manage.py run_sessions`, docs/agents.md): when on, a posted session waits
+# for a runner (woken by NOTIFY on PostgreSQL) instead of a django-q2 task.
+AGENTS_RUNNER = env.bool("AGENTS_RUNNER", default=False)
+AGENTS_RUNNER_CAPACITY = env.int("AGENTS_RUNNER_CAPACITY", default=300)
+AGENTS_RUNNER_DB_THREADS = env.int("AGENTS_RUNNER_DB_THREADS", default=8)
+AGENTS_RUNNER_LLM_THREADS = env.int("AGENTS_RUNNER_LLM_THREADS", default=64)
+AGENTS_RUNNER_LEASE_S = env.float("AGENTS_RUNNER_LEASE_S", default=30.0)
+AGENTS_RUNNER_POLL_S = env.float("AGENTS_RUNNER_POLL_S", default=0.1)
+# Where clients read `GET /api/sessions/{id}/stream` (the ASGI server); named in the refusal the
+# WSGI workers answer with. Empty: "the ASGI (SSE) port".
+SSE_PUBLIC_URL = env.str("SSE_PUBLIC_URL", default="")
 
 # LLM: any OpenAI-compatible endpoint. Without a key and a model the product runs on rules.
 OPENAI_API_KEY = env.str("OPENAI_API_KEY", default="")

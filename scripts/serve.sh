@@ -3,7 +3,9 @@
 # for sync DRF views: docs/deployment.md); `serve.sh sse` runs the session event stream under
 # uvicorn (ASGI), where a long-lived stream does not pin a worker; `serve.sh all` (make serve)
 # runs both plus a qcluster on this machine, Ctrl-C stops all three; `serve.sh qcluster` runs
-# the task workers with a metrics exporter beside them (a qcluster pod has no web server).
+# the task workers with a metrics exporter beside them (a qcluster pod has no web server);
+# `serve.sh runner` runs the session runner (hundreds of supervisor sessions on one event loop,
+# docs/agents.md) with its own exporter. Sessions go to runners: AGENTS_RUNNER=1 for every role.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 PY="${PYTHON:-python}"
@@ -15,6 +17,9 @@ SSE_PORT="${SSE_PORT:-8001}"
 WEB_WORKERS="${WEB_WORKERS:-$(( $(nproc) * 2 ))}"
 SSE_WORKERS="${SSE_WORKERS:-1}"
 METRICS_PORT="${METRICS_PORT:-9100}"
+export AGENTS_RUNNER="${AGENTS_RUNNER:-1}"
+# Load the embedding model when a process starts, not in its first request (config/gunicorn.py).
+export EMBEDDING_WARM="${EMBEDDING_WARM:-1}"
 
 metrics_dir() {
   # Prometheus multiprocess mode (config/metrics.py): every process started from here writes
@@ -41,6 +46,20 @@ sse() {
     --workers "$SSE_WORKERS" --no-access-log --timeout-graceful-shutdown 20
 }
 
+runner() {
+  # Like qcluster: the exporter serves the runner's metrics and is its liveness probe; a stop
+  # (SIGTERM) lets the runner finish or hand back its sessions (AGENTS_RUNNER_LEASE_S).
+  "$PY" -m config.metrics --port "$METRICS_PORT" &
+  local exporter=$!
+  "$PY" manage.py run_sessions &
+  local sessions=$! status=0
+  trap 'kill -TERM "$sessions" 2>/dev/null || true' TERM INT
+  wait "$sessions" && status=0 || status=$?
+  while kill -0 "$sessions" 2>/dev/null; do wait "$sessions" && status=0 || status=$?; done
+  kill "$exporter" 2>/dev/null || true
+  exit "$status"
+}
+
 qcluster() {
   # The exporter serves the merged metrics of the cluster and its worker processes (LLM calls,
   # tokens, cost, breaker state) on METRICS_PORT; it stops when the cluster does.
@@ -61,6 +80,7 @@ case "${1:-all}" in
   web) metrics_dir web; web ;;
   sse) metrics_dir sse; sse ;;
   qcluster) metrics_dir qcluster; qcluster ;;
+  runner) metrics_dir runner; runner ;;
   all)
     "$PY" manage.py migrate --noinput
     metrics_dir all
@@ -69,9 +89,10 @@ case "${1:-all}" in
     ( web ) & pids+=($!)
     ( sse ) & pids+=($!)
     "$PY" manage.py qcluster & pids+=($!)
+    "$PY" manage.py run_sessions & pids+=($!)
     trap 'kill "${pids[@]}" 2>/dev/null; wait 2>/dev/null || true' EXIT INT TERM
-    echo "Caseloop: API http://$HOST:$WEB_PORT/ (gunicorn), stream http://$HOST:$SSE_PORT/ (uvicorn); Ctrl-C stops"
+    echo "Caseloop: API http://$HOST:$WEB_PORT/ (gunicorn), stream http://$HOST:$SSE_PORT/ (uvicorn), session runner; Ctrl-C stops"
     wait -n
     ;;
-  *) echo "usage: $0 [web|sse|qcluster|all]" >&2; exit 2 ;;
+  *) echo "usage: $0 [web|sse|qcluster|runner|all]" >&2; exit 2 ;;
 esac

@@ -1,236 +1,96 @@
 """The supervisor: analyse -> retrieve cases -> plan -> select -> execute in parallel -> evaluate
--> iterate or finish -> respond. Each phase is recorded as a session event (audit + SSE).
+-> iterate or finish -> respond, one function per phase in `agents.runtime.phases`.
 
-Workers run in threads of a private pool driven by asyncio: each has its own timeout, the
-session has an overall deadline, and a worker that fails or hangs costs only its own result.
-A hung thread cannot be killed; it is abandoned (the pool is shut down without waiting).
+A session is a coroutine (`drive`). Where its blocking phases run is the caller's choice, an
+`Offload`:
+- `run_session` (a django-q2 task, tests, `manage.py` callers) runs them in the calling thread
+  through asgiref's `async_to_sync`/`sync_to_async(thread_sensitive=True)`, and the workers
+  in a private pool;
+- the session runner (`agents.runtime.runner`) holds hundreds of sessions on one event loop
+  and runs the phases in bounded shared pools, so the loop never blocks.
 """
 from __future__ import annotations
 
-import asyncio
 import logging
-import threading
-import time
-from concurrent.futures import ThreadPoolExecutor
-from typing import Any
+from collections.abc import Awaitable, Callable
+from concurrent.futures import Executor, ThreadPoolExecutor
+from dataclasses import dataclass
+from uuid import UUID
 
-from django.db import connection
-from django.utils import timezone
+from asgiref.sync import async_to_sync, sync_to_async
+from django.conf import settings
 
-from agents import conf
-from agents.models import Session, SessionStatus
-from agents.runtime.evaluation import evaluate
-from agents.runtime.planning import analyse, make_plan, select_agents
+from agents.models import Session
+from agents.runtime import phases
+from agents.runtime.phases import SessionRun, compose_answer
 from agents.sessions import services
-from agents.tools.workers import REGISTRY, AgentOutput, AgentTask
-from casebank.cases import services as case_services
-from casebank.search import selectors as case_selectors
 from core import task_queue
 
 logger = logging.getLogger(__name__)
 
-
-def _ms(started: float) -> int:
-    return int((time.monotonic() - started) * 1000)
+__all__ = ["Offload", "SessionRun", "compose_answer", "drive", "run_session"]
 
 
-def _run_in_thread(session: Session, agent_name: str, task: AgentTask, abandoned: threading.Event) -> tuple[AgentOutput, int]:
-    started = time.monotonic()
-    try:
-        output = REGISTRY[agent_name].run(task)
-    except Exception as error:  # a worker bug must not sink the session
-        logger.exception("agent %s crashed", agent_name)
-        output = AgentOutput(ok=False, error=f"{type(error).__name__}: {error}", error_type="AgentCrashed")
-    elapsed = _ms(started)
-    try:
-        if abandoned.is_set():  # timed out: the session has moved on and must not hear from us
-            return output, elapsed
-        services.session_record(session, kind="agent", data={"agent": agent_name, "ok": output.ok, "ms": elapsed,
-                                                             "error": output.error})
-    finally:
-        connection.close()
-    return output, elapsed
+@dataclass
+class Offload:
+    """Where blocking work runs: `db` for database and embedding phases, `llm` for phases that
+    may wait on the LLM (plan, evaluate), `workers` for the agents themselves."""
+
+    db: Callable[[Callable[[SessionRun], None], SessionRun], Awaitable[None]]
+    llm: Callable[[Callable[[SessionRun], None], SessionRun], Awaitable[None]]
+    workers: Executor
 
 
-async def _execute(session: Session, tasks: dict[str, AgentTask], *, deadline: float) -> dict[str, tuple[AgentOutput, int]]:
-    agent_timeout = float(conf.get("AGENTS_AGENT_TIMEOUT_S"))
-    loop = asyncio.get_running_loop()
-    pool = ThreadPoolExecutor(max_workers=max(len(tasks), 1), thread_name_prefix=f"session-{session.id}")
-    abandoned = threading.Event()
-
-    async def one(name: str, task: AgentTask) -> tuple[AgentOutput, int]:
-        budget = min(agent_timeout, max(deadline - time.monotonic(), 0.0))
-        started = time.monotonic()
-        try:
-            return await asyncio.wait_for(loop.run_in_executor(pool, _run_in_thread, session, name, task, abandoned), timeout=budget)
-        except TimeoutError:
-            which = "session" if budget < agent_timeout else "agent"
-            return AgentOutput(ok=False, error=f"Timed out after {budget:.1f} s ({which} timeout).",
-                               error_type="TimeoutError"), _ms(started)
-
-    try:
-        names = list(tasks)
-        outcomes = await asyncio.gather(*(one(name, tasks[name]) for name in names))
-        return dict(zip(names, outcomes, strict=False))
-    finally:
-        abandoned.set()
-        pool.shutdown(wait=False, cancel_futures=True)
+async def drive(run: SessionRun, offload: Offload) -> None:
+    """Take a claimed session through every phase to its end (completed or failed)."""
+    await offload.db(phases.phase_analyse, run)
+    await offload.db(phases.phase_retrieve, run)
+    await offload.llm(phases.phase_plan, run)
+    max_iterations = int(settings.AGENTS_MAX_ITERATIONS)
+    for iteration in range(1, max_iterations + 1):
+        run.iteration = iteration
+        await offload.db(phases.phase_select, run)
+        if not run.pending or run.out_of_time():
+            break
+        await phases.phase_execute(run, executor=offload.workers)
+        await offload.db(phases.phase_results, run)
+        await offload.llm(phases.phase_evaluate, run)
+        if run.passed or run.out_of_time() or not run.pending:
+            break
+    await offload.db(phases.phase_respond, run)
 
 
-def run_session(*, session_id: Any) -> Session | None:
-    session = services.session_claim(session_id=session_id)
-    if session is None:
-        return None  # already run (a re-delivered task) or unknown
-    try:
-        _run(session)
-    except Exception as error:  # the session must end in a final state whatever happens
-        logger.exception("session %s failed", session.id)
-        now = timezone.now()
-        services.session_record(
-            session, kind="phase", data={"status": "failed", "error": str(error)[:500]},
-            status=SessionStatus.FAILED, phase="failed", passed=False,
-            errors={**session.errors, "supervisor": {"type": type(error).__name__, "message": str(error)[:1000]}},
-            finished_at=now, retry_at=task_queue.redeliver_at(now),
-        )
+def finish_crashed(session: Session, error: BaseException) -> None:
+    """The session must end in a final state whatever happened to its run."""
+    logger.error("session %s failed", session.id, exc_info=error)
+    services.session_crash(session=session, error=error)
+
+
+def outcome_due(session: Session) -> None:
+    """Hand the execution log to the queue (the sweeper writes it if that is lost)."""
     session_id_text = str(session.id)
     task_queue.enqueue_on_commit(
         services.OUTCOME_TASK, session_id_text, if_unavailable=lambda: services.session_due_now(session_id=session_id_text)
     )
+
+
+async def _in_calling_thread(phase: Callable[[SessionRun], None], run: SessionRun) -> None:
+    await sync_to_async(phase, thread_sensitive=True)(run)
+
+
+def run_session(*, session_id: UUID | str) -> Session | None:
+    """Claim and run one session to its end in this thread (a django-q2 task)."""
+    session = services.session_claim(session_id=session_id)
+    if session is None:
+        return None  # already run (a re-delivered task) or unknown
+    workers = ThreadPoolExecutor(max_workers=4, thread_name_prefix=f"session-{session.id}")
+    try:
+        async_to_sync(drive)(SessionRun.start(session), Offload(db=_in_calling_thread, llm=_in_calling_thread,
+                                                                workers=workers))
+    except Exception as error:
+        finish_crashed(session, error)
+    finally:
+        # A hung worker thread is abandoned, not waited for.
+        workers.shutdown(wait=False, cancel_futures=True)
+    outcome_due(session)
     return session
-
-
-def _add_usage(session: Session, usage: Any) -> dict:
-    return {
-        "tokens_in": session.tokens_in + (usage.tokens_in or 0),
-        "tokens_out": session.tokens_out + (usage.tokens_out or 0),
-        "cost_usd": round(session.cost_usd + (usage.cost_usd or 0.0), 8),
-        "model": usage.model or session.model,
-    }
-
-
-def _run(session: Session) -> None:
-    started = time.monotonic()
-    deadline = started + float(conf.get("AGENTS_SESSION_TIMEOUT_S"))
-    timings: dict[str, Any] = {}
-
-    t = time.monotonic()
-    analysis = analyse(session.query)
-    timings["analyse"] = _ms(t)
-    services.session_record(session, kind="phase", data={"analysis": analysis}, phase="retrieve", timings_ms=timings)
-
-    t = time.monotonic()
-    hits = case_selectors.case_search(query=session.query, k=int(conf.get("AGENTS_SIMILAR_CASES")), mode="hybrid")
-    timings["retrieve"] = _ms(t)
-    similar = [{"case_id": str(h.case.id), "title": h.case.title, "similarity": h.similarity,
-                "success_rate": h.case.success_rate, "status": h.case.status, "role": h.role} for h in hits]
-    services.session_record(session, kind="phase", data={"similar_cases": similar}, phase="plan", timings_ms=timings)
-
-    t = time.monotonic()
-    plan = make_plan(query=session.query, hits=hits, analysis=analysis, deadline=deadline)
-    timings["plan"] = _ms(t)
-    changes: dict[str, Any] = {"plan": plan.steps, "plan_source": plan.source, "timings_ms": timings}
-    if plan.case is not None:
-        changes.update(case=plan.case, case_version=plan.case.version, case_similarity=plan.similarity)
-        # Returning a case to a planner counts as a use, recorded off the hot path (inline if
-        # the broker is down: one UPDATE).
-        case_id = str(plan.case.id)
-        task_queue.enqueue_on_commit(
-            "casebank.cases.tasks.record_case_use", [case_id],
-            if_unavailable=lambda: case_services.case_record_use(case_ids=[case_id]),
-        )
-    if plan.llm is not None:
-        changes.update(_add_usage(session, plan.llm))
-    services.session_record(session, kind="plan", data={"source": plan.source, "steps": plan.steps, "notes": plan.notes,
-                                                        "case_id": str(plan.case.id) if plan.case else None},
-                            phase="select", **changes)
-
-    outputs: dict[str, AgentOutput] = {}
-    scores: dict[str, float] = {}
-    passed = False
-    pending: dict[str, AgentTask] | None = None
-    max_iterations = int(conf.get("AGENTS_MAX_ITERATIONS"))
-    for iteration in range(1, max_iterations + 1):
-        if pending is None:
-            base = AgentTask(query=session.query, sql=session.sql, iteration=iteration)
-            assignments, decisions = select_agents(steps=plan.steps, task=base)
-            pending = {a.agent: AgentTask(query=session.query, actions=a.actions, sql=session.sql, iteration=iteration)
-                       for a in assignments}
-            services.session_record(session, kind="select", data={"decisions": decisions}, phase="execute", iteration=iteration)
-            if not pending:
-                break
-        else:
-            services.session_record(session, kind="phase", data={"retry": sorted(pending)}, phase="execute", iteration=iteration)
-        if time.monotonic() >= deadline:
-            break
-
-        t = time.monotonic()
-        executed = asyncio.run(_execute(session, pending, deadline=deadline))
-        timings[f"execute_{iteration}"] = _ms(t)
-        for name, (output, elapsed) in executed.items():
-            outputs[name] = output
-            timings.setdefault("agents", {})[f"{name}#{iteration}"] = elapsed
-            for field_name, value in _add_usage(session, output).items():
-                setattr(session, field_name, value)  # saved with the results below
-        errors = {n: {"type": o.error_type, "message": o.error} for n, o in outputs.items() if not o.ok}
-        services.session_record(
-            session, kind="results", data={"agents": {n: o.ok for n, (o, _) in executed.items()}}, phase="evaluate",
-            results={n: o.data for n, o in outputs.items()}, errors=errors, timings_ms=timings,
-            tokens_in=session.tokens_in, tokens_out=session.tokens_out, cost_usd=session.cost_usd, model=session.model,
-        )
-
-        t = time.monotonic()
-        evaluation = evaluate(query=session.query, outputs=outputs, deadline=deadline)
-        timings[f"evaluate_{iteration}"] = _ms(t)
-        scores, passed = evaluation.scores, evaluation.passed
-        extra = _add_usage(session, evaluation.llm) if evaluation.llm is not None else {}
-        services.session_record(
-            session, kind="evaluation",
-            data={"scores": scores, "passed": passed, "method": evaluation.method, "notes": evaluation.notes,
-                  "threshold": conf.get("QUALITY_THRESHOLD")},
-            scores=scores, timings_ms=timings, **extra,
-        )
-        if passed or time.monotonic() >= deadline:
-            break
-        threshold = conf.get("QUALITY_THRESHOLD")
-        # Only the agents below the bar run again, told what went wrong.
-        pending = {
-            name: AgentTask(query=session.query, actions=pending[name].actions if name in pending else [],
-                            sql=session.sql, iteration=iteration + 1,
-                            feedback=outputs[name].error or f"quality score {scores.get(name, 0):.2f} below {threshold}")
-            for name in outputs if scores.get(name, 0.0) < threshold
-        }
-        # Caller SQL that was refused or failed will fail the same way again.
-        if session.sql and "data_analysis" in pending and not outputs["data_analysis"].ok:
-            pending.pop("data_analysis")
-        if not pending:
-            break
-
-    timed_out = time.monotonic() >= deadline
-    errors = dict(session.errors)
-    if timed_out:
-        errors["session"] = {"type": "TimeoutError", "message": f"Session timeout of {conf.get('AGENTS_SESSION_TIMEOUT_S')} s reached."}
-    if not outputs:
-        errors.setdefault("selector", {"type": "NoAgent", "message": "No agent could take any step of the plan."})
-    timings["total"] = _ms(started)
-    status = SessionStatus.COMPLETED if passed else SessionStatus.FAILED
-    now = timezone.now()
-    services.session_record(
-        session, kind="phase", data={"status": status, "passed": passed, "scores": scores},
-        phase="done", status=status, passed=passed, answer=compose_answer(outputs, scores),
-        # The execution log is due next: the sweeper writes it if the task that should is lost.
-        errors=errors, timings_ms=timings, finished_at=now, retry_at=task_queue.redeliver_at(now),
-    )
-
-
-def compose_answer(outputs: dict[str, AgentOutput], scores: dict[str, float]) -> str:
-    parts = []
-    for output in outputs.values():
-        if not output.ok:
-            continue
-        if "summary" in output.data:
-            parts.append(output.data["summary"])
-        if output.data.get("sources"):
-            titles = ", ".join(dict.fromkeys(s["title"] for s in output.data["sources"]))
-            parts.append(f"Relevant sources: {titles}.")
-    return " ".join(parts) or "No agent produced a usable answer."
-

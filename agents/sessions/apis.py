@@ -3,13 +3,15 @@ from __future__ import annotations
 
 from drf_spectacular.utils import extend_schema
 from rest_framework import serializers, status
+from rest_framework.pagination import CursorPagination
 from rest_framework.request import Request
 from rest_framework.response import Response
 from rest_framework.views import APIView
 
-from agents.models import Session
+from agents.models import Session, SessionStatus
 from agents.sessions import selectors, services
 from casebank.cases.apis import actor_of
+from casebank.models import ApiKey
 
 
 class SessionOutputSerializer(serializers.ModelSerializer):
@@ -32,7 +34,40 @@ class SessionOutputSerializer(serializers.ModelSerializer):
         ]
 
 
-class SessionCreateApi(APIView):
+def api_key_of(request: Request) -> ApiKey | None:
+    auth = getattr(request, "auth", None)
+    return auth if isinstance(auth, ApiKey) else None
+
+
+class SessionCursorPagination(CursorPagination):
+    # Sessions posted together share a created_at to the microsecond on fast machines: the id
+    # breaks ties, or pages would skip and repeat them.
+    ordering = ("-created_at", "-id")
+    page_size = 50
+    page_size_query_param = "page_size"
+    max_page_size = 500
+
+
+class SessionListOutputSerializer(serializers.ModelSerializer):
+    errors = serializers.JSONField()  # type: ignore[assignment]  # a field named like Serializer.errors
+    scores = serializers.JSONField()
+    case_id = serializers.UUIDField(allow_null=True)
+
+    class Meta:
+        model = Session
+        fields = ["id", "query", "status", "phase", "iteration", "plan_source", "passed", "answer", "scores", "errors",
+                  "case_id", "created_at", "started_at", "finished_at"]
+
+
+class SessionListCreateApi(APIView):
+    # Read by the schema generator only (the view paginates by hand): documents the page envelope.
+    pagination_class = SessionCursorPagination
+
+    class FilterSerializer(serializers.Serializer):
+        status = serializers.ChoiceField(choices=SessionStatus.choices, required=False)
+        created_after = serializers.DateTimeField(required=False)
+        created_before = serializers.DateTimeField(required=False)
+
     class InputSerializer(serializers.Serializer):
         query = serializers.CharField(max_length=services.MAX_QUERY)
         sql = serializers.CharField(max_length=10_000, required=False, allow_blank=True,
@@ -45,11 +80,22 @@ class SessionCreateApi(APIView):
     def post(self, request: Request) -> Response:
         data = self.InputSerializer(data=request.data)
         data.is_valid(raise_exception=True)
-        session = services.session_create(actor=actor_of(request), **data.validated_data)
+        session = services.session_create(actor=actor_of(request), api_key=api_key_of(request), **data.validated_data)
         return Response({"session_id": session.id}, status=status.HTTP_202_ACCEPTED)
+
+    @extend_schema(parameters=[FilterSerializer], responses=SessionListOutputSerializer(many=True),
+                   summary="The caller's own sessions, newest first (filter by status and time range)")
+    def get(self, request: Request) -> Response:
+        filters = self.FilterSerializer(data=request.query_params)
+        filters.is_valid(raise_exception=True)
+        sessions = selectors.session_list(api_key=api_key_of(request), **filters.validated_data)
+        paginator = SessionCursorPagination()
+        page = paginator.paginate_queryset(sessions, request, view=self)
+        return paginator.get_paginated_response(SessionListOutputSerializer(page, many=True).data)
 
 
 class SessionDetailApi(APIView):
     @extend_schema(responses=SessionOutputSerializer, summary="A session's state, plan, results and scores")
     def get(self, request: Request, session_id: str) -> Response:
-        return Response(SessionOutputSerializer(selectors.session_get(session_id)).data)
+        session = selectors.session_get(session_id, api_key=api_key_of(request))
+        return Response(SessionOutputSerializer(session).data)

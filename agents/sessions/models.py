@@ -3,9 +3,11 @@ from __future__ import annotations
 
 import uuid
 
+from django.conf import settings
 from django.db import models
 from django.utils import timezone
 
+from casebank.access.models import ApiKey
 from casebank.cases.models import Case
 
 
@@ -61,7 +63,23 @@ class Session(models.Model):
         null=True, blank=True,
         help_text="When the sweeper hands the pending work (run or execution log) out again; empty when none is.",
     )
+    # The session runner holding this session (agents.runtime.runner) and until when: it renews
+    # the lease while it runs the session; once the lease has passed (the runner was killed),
+    # any runner claims the session again.
+    lease_owner = models.CharField(max_length=100, blank=True, default="")
+    lease_until = models.DateTimeField(null=True, blank=True)
     created_by = models.CharField(max_length=150, blank=True, default="")
+    # The owner: only this key reads the session, its stream and its place in the list (an
+    # unknown id and another key's session both answer 404). Empty for sessions made by
+    # commands or before owners were recorded: no key sees those.
+    api_key = models.ForeignKey(
+        ApiKey, on_delete=models.SET_NULL, null=True, blank=True, related_name="sessions",
+        help_text="The API key that started the session; only it can read it.",
+    )
+    owner = models.ForeignKey(
+        settings.AUTH_USER_MODEL, on_delete=models.SET_NULL, null=True, blank=True, related_name="agent_sessions",
+        help_text="The user the key acted for when it started the session.",
+    )
     created_at = models.DateTimeField(default=timezone.now, editable=False)
     started_at = models.DateTimeField(null=True, blank=True)
     finished_at = models.DateTimeField(null=True, blank=True)
@@ -71,6 +89,12 @@ class Session(models.Model):
         indexes = [
             # Admin list and operators: recent sessions by status.
             models.Index(fields=["status", "-created_at"], name="session_status_created_idx"),
+            # The runners' claim: `WHERE status IN ('queued', 'running') ORDER BY created_at ...
+            # FOR UPDATE SKIP LOCKED`, over the few unfinished rows only.
+            models.Index(fields=["created_at"], condition=models.Q(status__in=["queued", "running"]),
+                         name="session_unfinished_idx"),
+            # `GET /api/sessions/`: one key's sessions, newest first (cursor on created_at, id).
+            models.Index(fields=["api_key", "-created_at", "-id"], name="session_key_created_idx"),
             # The sweeper's `WHERE retry_at <= now ORDER BY retry_at`: only rows with work pending.
             models.Index(fields=["retry_at"], condition=models.Q(retry_at__isnull=False), name="session_retry_at_idx"),
         ]

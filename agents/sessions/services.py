@@ -4,17 +4,19 @@ from __future__ import annotations
 import logging
 import threading
 import uuid
-from datetime import datetime
+import weakref
+from datetime import datetime, timedelta
 from functools import partial
-from typing import Any
+from typing import Any, Protocol
 
-from django.db import IntegrityError, transaction
+from django.conf import settings
+from django.db import IntegrityError, connection, transaction
 from django.db.models import F, Max, Q
 from django.utils import timezone
 
 from agents.models import FINISHED_STATUSES, Session, SessionEvent, SessionStatus
 from casebank.cases import services as case_services
-from casebank.models import Case, ReviewState
+from casebank.models import ApiKey, Case, ReviewState
 from core import task_queue
 from core.errors import InvalidInput
 from reflection.logs import services as ingestion
@@ -28,8 +30,11 @@ OUTCOME_TASK = "agents.sessions.tasks.record_session_outcome"
 SWEEP_LIMIT = 500
 SUPERVISOR_ACTOR = "supervisor"
 _NEW_CASE_NAMESPACE = uuid.UUID("2b0e6c1e-8f4a-4c55-9a43-6d2f8e7b1c90")
-# Workers of one session append events from several threads; one process runs a session.
-_event_lock = threading.Lock()
+# Workers of one session append events from several threads: one lock per session, so that a
+# runner holding hundreds of sessions does not funnel every append through one lock.
+_event_locks: weakref.WeakValueDictionary[uuid.UUID, threading.Lock] = weakref.WeakValueDictionary()
+_event_locks_guard = threading.Lock()
+DOORBELL_CHANNEL = "caseloop_sessions"
 _SESSION_FIELDS = {
     "status", "phase", "iteration", "plan", "plan_source", "results", "scores", "errors", "timings_ms",
     "answer", "passed", "tokens_in", "tokens_out", "cost_usd", "model", "case", "case_version",
@@ -37,7 +42,7 @@ _SESSION_FIELDS = {
 }
 
 
-def session_create(*, query: str, actor: str, sql: str = "") -> Session:
+def session_create(*, query: str, actor: str, sql: str = "", api_key: ApiKey | None = None) -> Session:
     """Store a queued session and enqueue its run once the row is committed.
 
     The row is the promise: if the task is lost (broker down, worker killed) the sweeper hands
@@ -52,14 +57,110 @@ def session_create(*, query: str, actor: str, sql: str = "") -> Session:
     if errors:
         raise InvalidInput("Invalid session.", errors=errors)
     with transaction.atomic():
-        session = Session(query=query.strip(), sql=sql.strip(), created_by=actor[:150])
+        session = Session(query=query.strip(), sql=sql.strip(), created_by=actor[:150], api_key=api_key,
+                          owner_id=api_key.user_id if api_key is not None else None)
         session.retry_at = task_queue.redeliver_at(session.created_at)
         session.full_clean()
         session.save(force_insert=True)
         SessionEvent.objects.create(session=session, sequence=1, kind="phase", phase="queued", data={"query": session.query})
         session_id = str(session.id)
-        task_queue.enqueue_on_commit(RUN_TASK, session_id, if_unavailable=lambda: session_due_now(session_id=session_id))
+        if runner_mode():
+            _ring_runners()
+        else:
+            task_queue.enqueue_on_commit(RUN_TASK, session_id, if_unavailable=lambda: session_due_now(session_id=session_id))
     return session
+
+
+def runner_mode() -> bool:
+    """Sessions are run by session runners (`manage.py run_sessions`), not django-q2 tasks."""
+    return bool(settings.AGENTS_RUNNER)
+
+
+def _ring_runners() -> None:
+    # PostgreSQL delivers a NOTIFY at commit, and only then: an idle runner wakes as the row
+    # becomes visible. SQLite runners poll (`AGENTS_RUNNER_POLL_S`).
+    if connection.vendor == "postgresql":
+        with connection.cursor() as cursor:
+            cursor.execute("SELECT pg_notify(%s, '')", [DOORBELL_CHANNEL])
+
+
+def _claimable(now: datetime) -> Q:
+    """Queued, or running under a runner lease that has passed (its runner died), while starts are left."""
+    return Q(status=SessionStatus.QUEUED) | Q(
+        status=SessionStatus.RUNNING, lease_until__lt=now, attempts__lt=task_queue.max_attempts(),
+    )
+
+
+def sessions_claim(*, runner: str, limit: int, lease_seconds: float) -> list[Session]:
+    """Claim up to `limit` sessions for `runner`, oldest first, leased for `lease_seconds`.
+
+    PostgreSQL: `SELECT ... FOR UPDATE SKIP LOCKED`, so runners claiming together take
+    different rows without waiting on each other. SQLite (one writer at a time): each row is
+    taken by a conditional UPDATE that checks it is still claimable, so no row is taken twice.
+    """
+    now = timezone.now()
+    lease_until = now + timedelta(seconds=lease_seconds)
+    claim = {
+        "status": SessionStatus.RUNNING, "phase": "analyse", "started_at": now, "attempts": F("attempts") + 1,
+        # A dead attempt's partial results are not this attempt's; tokens it spent stay counted.
+        "iteration": 0, "results": {}, "scores": {}, "errors": {},
+        "lease_owner": runner[:100], "lease_until": lease_until,
+        # The sweeper gives up a session whose runners keep dying (`session_give_up`).
+        "retry_at": task_queue.lease_end(now),
+    }
+    with transaction.atomic():
+        candidates = (Session.objects.select_for_update(skip_locked=True).filter(_claimable(now))
+                      .order_by("created_at").values_list("pk", flat=True)[:limit])
+        if connection.vendor == "postgresql":
+            ids = list(candidates)
+            Session.objects.filter(pk__in=ids).update(**claim)
+        else:
+            ids = [pk for pk in candidates if Session.objects.filter(_claimable(now), pk=pk).update(**claim) == 1]
+    sessions = list(Session.objects.filter(pk__in=ids).order_by("created_at"))
+    _append_running(sessions, runner=runner)
+    return sessions
+
+
+def _append_running(sessions: list[Session], *, runner: str) -> None:
+    """The "running" event of each just-claimed session, in one INSERT: one by one, a burst of
+    claims waited on hundreds of round trips before any session could start."""
+    if not sessions:
+        return
+    lasts = dict(
+        SessionEvent.objects.filter(session_id__in=[s.pk for s in sessions]).values("session_id")
+        .annotate(last=Max("sequence")).values_list("session_id", "last")
+    )
+    events = [
+        SessionEvent(session=s, sequence=(lasts.get(s.pk) or 0) + 1, kind="phase", phase=s.phase,
+                     data={"status": SessionStatus.RUNNING, "attempt": s.attempts, "runner": runner})
+        for s in sessions
+    ]
+    try:
+        with transaction.atomic():
+            SessionEvent.objects.bulk_create(events)
+    except IntegrityError:
+        # A runner whose lease passed while it still ran appended meanwhile: one at a time.
+        for session in sessions:
+            _append(session, kind="phase", data={"status": SessionStatus.RUNNING, "attempt": session.attempts,
+                                                 "runner": runner})
+
+
+def sessions_lease_renew(*, runner: str, session_ids: list[uuid.UUID], lease_seconds: float) -> int:
+    """Keep holding the sessions `runner` is running; a runner that stops renewing loses them."""
+    until = timezone.now() + timedelta(seconds=lease_seconds)
+    return Session.objects.filter(pk__in=session_ids, lease_owner=runner[:100], status=SessionStatus.RUNNING).update(
+        lease_until=until
+    )
+
+
+def sessions_release(*, runner: str, session_ids: list[uuid.UUID]) -> int:
+    """A runner stopping gracefully hands back what it has not finished: queued again, at once."""
+    released = Session.objects.filter(pk__in=session_ids, lease_owner=runner[:100], status=SessionStatus.RUNNING)
+    count = released.update(status=SessionStatus.QUEUED, phase="queued", lease_owner="", lease_until=None,
+                            attempts=F("attempts") - 1)
+    if count:
+        _ring_runners()
+    return count
 
 
 def session_due_now(*, session_id: uuid.UUID | str) -> int:
@@ -67,12 +168,32 @@ def session_due_now(*, session_id: uuid.UUID | str) -> int:
     return Session.objects.filter(pk=session_id, retry_at__isnull=False).update(retry_at=timezone.now())
 
 
-def session_record(session: Session, *, kind: str, data: dict | None = None, **changes: Any) -> SessionEvent:
-    """Apply `changes` to the session and append one event (audit trail + SSE) atomically."""
+class Usage(Protocol):
+    """What an LLM call or a worker spent: an `LLMResult` or an `AgentOutput`."""
+
+    @property
+    def tokens_in(self) -> int: ...
+    @property
+    def tokens_out(self) -> int: ...
+    @property
+    def cost_usd(self) -> float: ...
+    @property
+    def model(self) -> str: ...
+
+
+def _append(session: Session, *, kind: str, data: dict[str, Any] | None = None, **changes: Any) -> SessionEvent:
+    """Apply `changes` to the session and append one event (audit trail + SSE) atomically.
+
+    Private: the named transitions below are the only callers, so every change a session can
+    go through has a name, typed arguments and one kind of event."""
     unknown = set(changes) - _SESSION_FIELDS
     if unknown:
         raise ValueError(f"Not session fields: {sorted(unknown)}")
-    with _event_lock:
+    with _event_locks_guard:
+        lock = _event_locks.get(session.pk)
+        if lock is None:
+            lock = _event_locks[session.pk] = threading.Lock()
+    with lock:
         for attempt in range(3):
             try:
                 with transaction.atomic():
@@ -91,6 +212,100 @@ def session_record(session: Session, *, kind: str, data: dict | None = None, **c
     raise AssertionError("unreachable")
 
 
+def _usage_changes(session: Session, usage: Usage | None) -> dict[str, Any]:
+    if usage is None:
+        return {}
+    return {
+        "tokens_in": session.tokens_in + (usage.tokens_in or 0),
+        "tokens_out": session.tokens_out + (usage.tokens_out or 0),
+        "cost_usd": round(session.cost_usd + (usage.cost_usd or 0.0), 8),
+        "model": usage.model or session.model,
+    }
+
+
+def session_phase_enter(
+    *, session: Session, phase: str, data: dict[str, Any], timings_ms: dict[str, Any] | None = None,
+    iteration: int | None = None,
+) -> SessionEvent:
+    """The session moves on to `phase`; `data` is what the phase before it found."""
+    changes: dict[str, Any] = {"phase": phase}
+    if timings_ms is not None:
+        changes["timings_ms"] = timings_ms
+    if iteration is not None:
+        changes["iteration"] = iteration
+    return _append(session, kind="phase", data=data, **changes)
+
+
+def session_plan_set(
+    *, session: Session, steps: list[dict[str, Any]], source: str, notes: list[str], case: Case | None,
+    similarity: float | None, usage: Usage | None, timings_ms: dict[str, Any],
+) -> SessionEvent:
+    """The plan is made (from a case, the LLM or the heuristic); agents are selected next."""
+    changes: dict[str, Any] = {"plan": steps, "plan_source": source, "timings_ms": timings_ms, **_usage_changes(session, usage)}
+    if case is not None:
+        changes.update(case=case, case_version=case.version, case_similarity=similarity)
+    data = {"source": source, "steps": steps, "notes": notes, "case_id": str(case.id) if case else None}
+    return _append(session, kind="plan", data=data, phase="select", **changes)
+
+
+def session_agents_selected(*, session: Session, decisions: list[dict[str, Any]], iteration: int) -> SessionEvent:
+    """Each step's agent is chosen (or substituted, or skipped); they execute next."""
+    return _append(session, kind="select", data={"decisions": decisions}, phase="execute", iteration=iteration)
+
+
+def session_agent_result(*, session: Session, agent: str, ok: bool, ms: int, error: str) -> SessionEvent:
+    """One worker finished (from its own thread; the fields of the session are untouched)."""
+    return _append(session, kind="agent", data={"agent": agent, "ok": ok, "ms": ms, "error": error})
+
+
+def session_results_record(
+    *, session: Session, ran: dict[str, bool], results: dict[str, Any], errors: dict[str, Any],
+    usages: list[Usage], timings_ms: dict[str, Any],
+) -> SessionEvent:
+    """The workers of one iteration are done: their outputs, errors and spend; evaluation next."""
+    changes: dict[str, Any] = {}
+    for usage in usages:
+        changes.update(_usage_changes(session, usage))
+        for name, value in changes.items():
+            setattr(session, name, value)  # the next usage adds to this one
+    return _append(session, kind="results", data={"agents": ran}, phase="evaluate", results=results,
+                   errors=errors, timings_ms=timings_ms, **changes)
+
+
+def session_evaluation_record(
+    *, session: Session, scores: dict[str, float], passed: bool, method: str, notes: list[str], threshold: float,
+    usage: Usage | None, timings_ms: dict[str, Any],
+) -> SessionEvent:
+    data = {"scores": scores, "passed": passed, "method": method, "notes": notes, "threshold": threshold}
+    return _append(session, kind="evaluation", data=data, scores=scores, timings_ms=timings_ms,
+                   **_usage_changes(session, usage))
+
+
+def session_finish(
+    *, session: Session, passed: bool, answer: str, errors: dict[str, Any], timings_ms: dict[str, Any],
+) -> SessionEvent:
+    """The session ends: completed when the evaluation passed, failed otherwise. Its execution
+    log is due next; the sweeper writes it at `retry_at` if whoever should is lost."""
+    status = SessionStatus.COMPLETED if passed else SessionStatus.FAILED
+    now = timezone.now()
+    return _append(
+        session, kind="phase", data={"status": status, "passed": passed, "scores": session.scores},
+        phase="done", status=status, passed=passed, answer=answer, errors=errors, timings_ms=timings_ms,
+        finished_at=now, retry_at=task_queue.redeliver_at(now),
+    )
+
+
+def session_crash(*, session: Session, error: BaseException) -> SessionEvent:
+    """The supervisor itself failed: the session still ends, as failed, with the error named."""
+    now = timezone.now()
+    return _append(
+        session, kind="phase", data={"status": SessionStatus.FAILED, "error": str(error)[:500]},
+        status=SessionStatus.FAILED, phase="failed", passed=False,
+        errors={**session.errors, "supervisor": {"type": type(error).__name__, "message": str(error)[:1000]}},
+        finished_at=now, retry_at=task_queue.redeliver_at(now),
+    )
+
+
 def session_claim(*, session_id: uuid.UUID | str) -> Session | None:
     """Start a session once: queued -> running, or take over a running one whose worker died
     (started more than `Q_TIMEOUT` ago, when django-q2 would have killed it anyway). A second
@@ -99,7 +314,7 @@ def session_claim(*, session_id: uuid.UUID | str) -> Session | None:
     claimable = Q(status=SessionStatus.QUEUED) | Q(
         status=SessionStatus.RUNNING, started_at__lte=task_queue.abandoned_before(now),
         attempts__lt=task_queue.max_attempts(),
-    )
+    ) & (Q(lease_until__isnull=True) | Q(lease_until__lt=now))
     claimed = Session.objects.filter(claimable, pk=session_id).update(
         status=SessionStatus.RUNNING, phase="analyse", started_at=now, attempts=F("attempts") + 1,
         # A dead attempt's partial results are not this attempt's; tokens it spent stay counted.
@@ -110,7 +325,7 @@ def session_claim(*, session_id: uuid.UUID | str) -> Session | None:
     if claimed != 1:
         return None
     session = Session.objects.get(pk=session_id)
-    session_record(session, kind="phase", data={"status": SessionStatus.RUNNING, "attempt": session.attempts})
+    _append(session, kind="phase", data={"status": SessionStatus.RUNNING, "attempt": session.attempts})
     return session
 
 
@@ -125,8 +340,8 @@ def session_give_up(*, session_id: uuid.UUID | str, now: datetime) -> Session | 
         return None
     session = Session.objects.get(pk=session_id)
     message = f"The worker running this session was lost on each of {session.attempts} attempts."
-    session_record(session, kind="phase", data={"status": SessionStatus.FAILED, "error": message},
-                   errors={**session.errors, "supervisor": {"type": "WorkerLost", "message": message}})
+    _append(session, kind="phase", data={"status": SessionStatus.FAILED, "error": message},
+            errors={**session.errors, "supervisor": {"type": "WorkerLost", "message": message}})
     return session
 
 
@@ -189,7 +404,7 @@ def session_outcome_record(*, session: Session) -> dict:
         for name, value in changes.items():
             setattr(session, name, value)
         if marked:
-            session_record(session, kind="logged", data={
+            _append(session, kind="logged", data={
                 "log_id": str(session.id), "case_id": str(case_id) if case_id else None,
                 "created_case_id": str(created_case.id) if created_case else None,
             })
@@ -215,6 +430,8 @@ def sessions_sweep(*, now: datetime | None = None, limit: int = SWEEP_LIMIT) -> 
                 if session_give_up(session_id=session_id, now=now) is not None:
                     counts["given_up"] += 1
                     counts["logged"] += _log_if_missing(session_id)
+            elif runner_mode():
+                _ring_runners()  # runners claim queued and expired sessions on their own
             else:
                 key = str(session_id)
                 counts["rung"] += task_queue.enqueue(

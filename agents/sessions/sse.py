@@ -1,4 +1,5 @@
-"""`GET /api/sessions/{id}/stream`: Server-Sent Events, an async view for ASGI.
+"""`GET /api/sessions/{id}/stream`: Server-Sent Events, an async view served by ASGI only (the
+WSGI workers answer 421 with the stream's address).
 
 Events come from the `SessionEvent` table, so the stream survives reconnects and process
 restarts: a client that reconnects with `Last-Event-ID: n` gets every event after n. Idle
@@ -14,13 +15,16 @@ from datetime import timedelta
 
 from asgiref.sync import sync_to_async
 from django.conf import settings
-from django.http import HttpRequest, HttpResponse, JsonResponse, StreamingHttpResponse
+from django.core.handlers.asgi import ASGIRequest
+from django.http import HttpRequest, JsonResponse, StreamingHttpResponse
+from django.http.response import HttpResponseBase
 from django.utils import timezone
 from rest_framework import exceptions
 
 from agents.models import FINISHED_STATUSES, Session
 from agents.sessions import selectors
 from casebank.access.authentication import ApiKeyAuthentication
+from casebank.models import ApiKey
 
 MAX_STREAM_SECONDS = 3600
 # The outcome (log, new case) is written just after the session ends; wait this long for it.
@@ -31,12 +35,15 @@ def _error(status: int, detail: str, errors: dict | None = None) -> JsonResponse
     return JsonResponse({"detail": detail, "errors": errors or {}}, status=status)
 
 
-def _authenticate(request: HttpRequest) -> str | None:
+def _authenticate(request: HttpRequest) -> tuple[ApiKey | None, str | None]:
+    """(the caller's key, None) or (None, why not)."""
     try:
         result = ApiKeyAuthentication().authenticate(request)
     except exceptions.AuthenticationFailed as error:
-        return str(error.detail)
-    return None if result else "Authentication credentials were not provided."
+        return None, str(error.detail)
+    if not result:
+        return None, "Authentication credentials were not provided."
+    return result[1], None
 
 
 def _format(event_id: int, kind: str, data: dict) -> str:
@@ -74,10 +81,26 @@ async def _events(session_id: str, after: int) -> AsyncIterator[str]:
             await asyncio.sleep(poll)
 
 
-async def session_stream(request: HttpRequest, session_id: str) -> HttpResponse | StreamingHttpResponse:
+def _refuse_under_wsgi(request: HttpRequest, session_id: str) -> JsonResponse:
+    """Under WSGI (gunicorn sync workers) Django buffers an async stream in the worker, so one
+    open stream holds one worker for up to an hour: a handful of streams take the API down.
+    The WSGI app refuses at once, before any database work, and names where to stream."""
+    path = f"/api/sessions/{session_id}/stream"
+    base = str(settings.SSE_PUBLIC_URL or "").rstrip("/")
+    where = f"{base}{path}" if base else f"{path} on the ASGI (SSE) server, not the API port"
+    response = _error(421, f"The event stream is served by the ASGI server only: connect to {where}.",
+                      {"stream": [where]})
+    if base:
+        response["Location"] = f"{base}{path}"
+    return response
+
+
+async def session_stream(request: HttpRequest, session_id: str) -> HttpResponseBase:
+    if not isinstance(request, ASGIRequest):
+        return _refuse_under_wsgi(request, session_id)
     if request.method != "GET":
         return _error(405, f'Method "{request.method}" not allowed.')
-    problem = await sync_to_async(_authenticate)(request)
+    api_key, problem = await sync_to_async(_authenticate)(request)
     if problem:
         response = _error(401, problem)
         response["WWW-Authenticate"] = "Token"
@@ -85,7 +108,8 @@ async def session_stream(request: HttpRequest, session_id: str) -> HttpResponse 
     raw = request.headers.get("Last-Event-ID") or request.GET.get("last_event_id") or "0"
     if not raw.isdigit() or len(raw) > 9:
         return _error(400, "Invalid input.", {"Last-Event-ID": "Must be a non-negative whole number."})
-    exists = await Session.objects.filter(pk=session_id).aexists()
+    # Another key's session answers like an unknown one.
+    exists = await selectors.session_visible(api_key=api_key).filter(pk=session_id).aexists()
     if not exists:
         return _error(404, "Session not found.")
     stream = StreamingHttpResponse(_events(str(session_id), int(raw)), content_type="text/event-stream")

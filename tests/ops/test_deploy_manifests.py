@@ -215,3 +215,31 @@ def test_it_builds_a_non_root_image_that_serves_through_serve_sh():
     for source in re.findall(r"^COPY (?!--from)(?:--\S+ )*(\S+) ", dockerfile, re.MULTILINE):
         assert (ROOT / source).exists(), source
     assert not re.search(r"(SECRET_KEY|PASSWORD|API_KEY)=(?!collectstatic-only)", dockerfile)
+
+
+def test_it_runs_sessions_in_their_own_autoscaled_process_type():
+    runner = by_kind("Deployment")["caseloop-runner"]["spec"]["template"]["spec"]
+    container = runner["containers"][0]
+    assert container["command"] == ["scripts/serve.sh", "runner"]
+    assert container["livenessProbe"]["httpGet"] == {"path": "/metrics", "port": "metrics"}
+    hpa = by_kind("HorizontalPodAutoscaler")["caseloop-runner"]["spec"]
+    assert hpa["scaleTargetRef"]["name"] == "caseloop-runner" and hpa["minReplicas"] >= 2
+    compose = yaml.safe_load((DEPLOY / "compose.yaml").read_text())["services"]
+    assert compose["runner"]["command"] == ["scripts/serve.sh", "runner"]
+    serve = (ROOT / "scripts" / "serve.sh").read_text()
+    assert re.search(r"^  runner\) metrics_dir runner; runner ;;$", serve, re.MULTILINE)
+    assert "run_sessions" in (ROOT / "scripts" / "serve_dev.sh").read_text()
+
+
+def test_every_deployment_sends_streams_to_the_asgi_server_only():
+    """The API (WSGI) refuses streams and names SSE_PUBLIC_URL; every deployment sets it and
+    sends sessions to runners."""
+    config = by_kind("ConfigMap")["caseloop-config"]["data"]
+    assert config["AGENTS_RUNNER"] == "1" and config["SSE_PUBLIC_URL"].startswith("https://")
+    compose = yaml.safe_load((DEPLOY / "compose.yaml").read_text())
+    assert "SSE_PUBLIC_URL" in compose["x-app"]["environment"]
+    assert compose["x-app"]["environment"]["AGENTS_RUNNER"] == "1"
+    dev = (ROOT / "scripts" / "serve_dev.sh").read_text()
+    assert "uvicorn config.asgi:application" in dev and "SSE_PUBLIC_URL" in dev
+    ingress = by_kind("Ingress")["caseloop"]["spec"]["rules"][0]["http"]["paths"]
+    assert ingress[0]["path"] == "/api/sessions/" and ingress[0]["backend"]["service"]["name"] == "caseloop-sse"

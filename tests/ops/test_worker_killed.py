@@ -35,18 +35,14 @@ TIMEOUT_SECONDS, RETRY_SECONDS = 3, 4
 # per session, and a duplicate of the last, as a second delivery would be.
 SETUP = f"""
 import json, os
-from django.utils import timezone
 from django_q.brokers import get_broker
 from django_q.tasks import async_task
 from agents.sessions import services
-from core import task_queue
 
 ids = []
 for n in range({SESSIONS}):
     session = services.session_claim(session_id=services.session_create(query=f"fault query {{n}}", actor="fault").id)
-    now = timezone.now()
-    services.session_record(session, kind="phase", data={{"status": "failed"}}, status="failed", phase="done",
-                            passed=False, finished_at=now, retry_at=task_queue.redeliver_at(now))
+    services.session_finish(session=session, passed=False, answer="", errors={{}}, timings_ms={{}})
     ids.append(str(session.id))
 get_broker().purge_queue()  # the sessions' run tasks: already done above
 for session_id in [*ids, ids[-1]]:

@@ -12,11 +12,14 @@ pytestmark = pytest.mark.django_db
 def _finished_session(monkeypatch) -> Session:
     monkeypatch.setattr("core.task_queue.async_task", lambda *args: None)
     session = services.session_create(query="How many orders per region?", actor="tester")
-    services.session_record(session, kind="plan", phase="select", plan=[{"agent": "data_analysis", "action": "sum"}], plan_source="heuristic")
-    services.session_record(
-        session, kind="evaluation", phase="done", status="completed", passed=True,
-        scores={"data_analysis": 0.93}, timings_ms={"plan": 12, "agents": {"data_analysis#1": 345}, "total": 480},
+    services.session_plan_set(session=session, steps=[{"agent": "data_analysis", "action": "sum"}], source="heuristic",
+                              notes=[], case=None, similarity=None, usage=None, timings_ms={})
+    services.session_evaluation_record(
+        session=session, scores={"data_analysis": 0.93}, passed=True, method="heuristic", notes=[], threshold=0.6,
+        usage=None, timings_ms={"plan": 12, "agents": {"data_analysis#1": 345}},
     )
+    services.session_finish(session=session, passed=True, answer="42 orders.", errors={},
+                            timings_ms={"plan": 12, "agents": {"data_analysis#1": 345}, "total": 480})
     return session
 
 

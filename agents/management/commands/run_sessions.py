@@ -1,0 +1,31 @@
+from __future__ import annotations
+
+from typing import Any
+
+from django.core.management.base import BaseCommand
+
+from agents.runtime.runner import RunnerConfig, SessionRunner, run_forever
+
+
+class Command(BaseCommand):
+    help = ("Run supervisor sessions: one process, hundreds of sessions on one event loop, claimed from the "
+            "database with leases (see docs/agents.md). SIGTERM finishes or hands back the sessions in hand.")
+
+    def add_arguments(self, parser: Any) -> None:
+        parser.add_argument("--capacity", type=int, help="Sessions held at once (AGENTS_RUNNER_CAPACITY).")
+        parser.add_argument("--db-threads", type=int, help="Threads for database work (AGENTS_RUNNER_DB_THREADS).")
+        parser.add_argument("--llm-threads", type=int, help="Threads for LLM-bound work (AGENTS_RUNNER_LLM_THREADS).")
+        parser.add_argument("--lease", type=float, dest="lease_seconds", help="Lease in seconds (AGENTS_RUNNER_LEASE_S).")
+        parser.add_argument("--name", help="This runner's name in the leases (default host:pid:random).")
+
+    def handle(self, *args: Any, **options: Any) -> None:
+        config = RunnerConfig.from_settings(
+            capacity=options["capacity"], db_threads=options["db_threads"], llm_threads=options["llm_threads"],
+            lease_seconds=options["lease_seconds"],
+        )
+        runner = SessionRunner(config, name=options["name"])
+        self.stdout.write(f"Session runner {runner.name}: capacity {config.capacity}, "
+                          f"{config.db_threads} db / {config.llm_threads} llm threads, lease {config.lease_seconds:g} s")
+        self.stdout.flush()
+        run_forever(runner)
+        self.stdout.write(f"Session runner {runner.name} stopped after {runner.finished} session(s).")

@@ -1,0 +1,248 @@
+"""The session runner: one process holds hundreds of sessions at once on one asyncio event loop.
+
+A session mostly waits (on the LLM, on SQL, on the database), so a process per session wastes
+its memory and a worker per session caps concurrency at the worker count. Here each session is
+a coroutine (`supervisor.drive`); its blocking phases run in two bounded thread pools - `db`
+(database and embedding work) and `llm` (phases and workers that may wait on the LLM) - so the
+loop itself never blocks and the number of database connections stays bounded.
+
+The database is the source of truth. Sessions are claimed with a lease
+(`services.sessions_claim`: `FOR UPDATE SKIP LOCKED` on PostgreSQL, a conditional UPDATE on
+SQLite) that the runner renews every third of `AGENTS_RUNNER_LEASE_S`. A runner killed with
+`kill -9` stops renewing; once its leases pass, any runner claims those sessions again and runs
+them from the start. Each execution log is written once: its id is the session id.
+
+An idle runner sleeps until a posted session rings (PostgreSQL `LISTEN/NOTIFY`, delivered at
+commit) or `AGENTS_RUNNER_POLL_S` passes (SQLite has no notifications; PostgreSQL polls too,
+for leases that expire without a ring).
+"""
+from __future__ import annotations
+
+import asyncio
+import logging
+import os
+import signal
+import socket
+import threading
+import uuid
+from collections.abc import Callable
+from concurrent.futures import ThreadPoolExecutor, wait
+from dataclasses import dataclass
+from functools import partial
+from typing import Any, TypeVar
+
+from django.conf import settings
+from django.db import close_old_connections, connection, connections
+
+from agents.models import Session
+from agents.runtime import supervisor
+from agents.runtime.phases import SessionRun
+from agents.sessions import services, tasks
+
+logger = logging.getLogger(__name__)
+T = TypeVar("T")
+# Sessions claimed per query: a burst of posts is taken in a few round trips, not hundreds.
+CLAIM_BATCH = 50
+SQLITE_DB_THREADS = 2
+SQLITE_LLM_THREADS = 8
+
+
+@dataclass(frozen=True)
+class RunnerConfig:
+    capacity: int
+    db_threads: int
+    llm_threads: int
+    lease_seconds: float
+    poll_seconds: float
+    grace_seconds: float = 20.0
+
+    @classmethod
+    def from_settings(cls, **overrides: Any) -> RunnerConfig:
+        values: dict[str, Any] = {
+            "capacity": int(settings.AGENTS_RUNNER_CAPACITY),
+            "db_threads": int(settings.AGENTS_RUNNER_DB_THREADS),
+            "llm_threads": int(settings.AGENTS_RUNNER_LLM_THREADS),
+            "lease_seconds": float(settings.AGENTS_RUNNER_LEASE_S),
+            "poll_seconds": float(settings.AGENTS_RUNNER_POLL_S),
+        }
+        values.update({k: v for k, v in overrides.items() if v is not None})
+        if connection.vendor == "sqlite":
+            # One writer at a time: dozens of threads queueing on SQLite's lock starve each other
+            # past its busy timeout. SQLite is the embedded default for a few sessions at once;
+            # hundreds want PostgreSQL.
+            values["db_threads"] = min(values["db_threads"], SQLITE_DB_THREADS)
+            values["llm_threads"] = min(values["llm_threads"], SQLITE_LLM_THREADS)
+        return cls(**values)
+
+
+def _fresh(fn: Callable[..., T], *args: Any, **kwargs: Any) -> T:
+    # Pool threads live as long as the runner: drop a connection the server has closed or that
+    # outlived CONN_MAX_AGE before using it.
+    close_old_connections()
+    return fn(*args, **kwargs)
+
+
+def _close_connections(pool: ThreadPoolExecutor, size: int) -> None:
+    """Close the database connection of every thread of `pool` (each is bound to its thread):
+    one job per thread, held at a barrier so that no thread takes two."""
+    barrier = threading.Barrier(size, timeout=5)
+
+    def close() -> None:
+        connections.close_all()
+        try:
+            barrier.wait()
+        except threading.BrokenBarrierError:  # a hung thread never arrives: give up on it
+            pass
+
+    wait([pool.submit(close) for _ in range(size)], timeout=10)
+
+
+def warm_embeddings() -> None:
+    """Load the embedding model now, not in the first session's retrieve phase."""
+    from casebank.search.embeddings import embed_text
+
+    embed_text("warm up")
+
+
+class SessionRunner:
+    def __init__(self, config: RunnerConfig, *, name: str | None = None) -> None:
+        self.config = config
+        self.name = name or f"{socket.gethostname()}:{os.getpid()}:{uuid.uuid4().hex[:6]}"
+        self.db_pool = ThreadPoolExecutor(max_workers=config.db_threads, thread_name_prefix="runner-db")
+        self.llm_pool = ThreadPoolExecutor(max_workers=config.llm_threads, thread_name_prefix="runner-llm")
+        # Claims, lease renewals and hand-backs get a thread of their own: queued behind
+        # hundreds of sessions' phases in `db_pool`, a claim waited seconds (a new session's
+        # pickup) and a renewal could miss its lease.
+        self.control_pool = ThreadPoolExecutor(max_workers=1, thread_name_prefix="runner-control")
+        self.running: dict[uuid.UUID, asyncio.Task[None]] = {}
+        self.finished = 0
+        self._wake = asyncio.Event()
+        self._stopping = asyncio.Event()
+
+    async def db(self, fn: Callable[..., T], *args: Any, **kwargs: Any) -> T:
+        return await asyncio.get_running_loop().run_in_executor(self.db_pool, partial(_fresh, fn, *args, **kwargs))
+
+    async def control(self, fn: Callable[..., T], *args: Any, **kwargs: Any) -> T:
+        return await asyncio.get_running_loop().run_in_executor(self.control_pool, partial(_fresh, fn, *args, **kwargs))
+
+    async def llm(self, fn: Callable[..., T], *args: Any, **kwargs: Any) -> T:
+        return await asyncio.get_running_loop().run_in_executor(self.llm_pool, partial(_fresh, fn, *args, **kwargs))
+
+    def stop(self) -> None:
+        self._stopping.set()
+        self._wake.set()
+
+    async def serve(self, *, warm: bool = True, until_idle: bool = False) -> None:
+        """Claim and run sessions until `stop()` (SIGTERM, SIGINT), then finish or hand back
+        the ones in hand within `grace_seconds`. `until_idle`: return once nothing is left to
+        claim and nothing runs (tests, one-off drains)."""
+        if warm:
+            await self.db(warm_embeddings)
+        helpers = [asyncio.create_task(self._heartbeat())]
+        if connection.vendor == "postgresql":
+            helpers.append(asyncio.create_task(self._listen()))
+        logger.info("session runner %s: capacity %d", self.name, self.config.capacity)
+        try:
+            while not self._stopping.is_set():
+                self._wake.clear()
+                free = self.config.capacity - len(self.running)
+                claimed: list[Session] = []
+                if free > 0:
+                    claimed = await self.control(services.sessions_claim, runner=self.name, limit=min(free, CLAIM_BATCH),
+                                            lease_seconds=self.config.lease_seconds)
+                    for session in claimed:
+                        self.running[session.pk] = asyncio.create_task(self._run_one(session))
+                if claimed and len(claimed) == min(free, CLAIM_BATCH):
+                    continue  # more may be waiting
+                if until_idle and not claimed and not self.running:
+                    return
+                try:
+                    await asyncio.wait_for(self._wake.wait(), timeout=self.config.poll_seconds)
+                except TimeoutError:
+                    pass
+            await self._drain()
+        finally:
+            for helper in helpers:
+                helper.cancel()
+            await asyncio.gather(*helpers, return_exceptions=True)
+            pools = ((self.db_pool, self.config.db_threads), (self.llm_pool, self.config.llm_threads), (self.control_pool, 1))
+            for pool, size in pools:
+                await asyncio.to_thread(_close_connections, pool, size)
+                # A hung worker thread is abandoned, not waited for.
+                pool.shutdown(wait=False, cancel_futures=True)
+
+    async def _run_one(self, session: Session) -> None:
+        offload = supervisor.Offload(db=self._phase_db, llm=self._phase_llm, workers=self.llm_pool)
+        try:
+            try:
+                await supervisor.drive(SessionRun.start(session), offload)
+            except asyncio.CancelledError:
+                raise  # a stop past the grace period: the session is handed back, not failed
+            except Exception as error:
+                await self.db(supervisor.finish_crashed, session, error)
+            try:
+                # Written here, at once; if this runner dies first, the sweeper writes it at
+                # the session's retry_at (idempotent: the log id is the session id).
+                await self.db(tasks.record_session_outcome, str(session.pk))
+            except Exception:
+                logger.exception("session %s: execution log left to the sweeper", session.pk)
+            self.finished += 1
+        finally:
+            self.running.pop(session.pk, None)
+            self._wake.set()  # capacity is free again
+
+    async def _phase_db(self, phase: Callable[[SessionRun], None], run: SessionRun) -> None:
+        await self.db(phase, run)
+
+    async def _phase_llm(self, phase: Callable[[SessionRun], None], run: SessionRun) -> None:
+        await self.llm(phase, run)
+
+    async def _heartbeat(self) -> None:
+        while True:
+            await asyncio.sleep(self.config.lease_seconds / 3)
+            if self.running:
+                try:
+                    await self.control(services.sessions_lease_renew, runner=self.name, session_ids=list(self.running),
+                                  lease_seconds=self.config.lease_seconds)
+                except Exception:  # the database is down: the next beat tries again
+                    logger.exception("session runner %s: lease renewal failed", self.name)
+
+    async def _listen(self) -> None:
+        import psycopg
+
+        params = connection.get_connection_params()
+        conninfo = {k: params[k] for k in ("dbname", "user", "password", "host", "port", "sslmode") if params.get(k)}
+        while True:
+            try:
+                async with await psycopg.AsyncConnection.connect(autocommit=True, **conninfo) as listener:
+                    await listener.execute(f"LISTEN {services.DOORBELL_CHANNEL}")
+                    async for _ in listener.notifies():
+                        self._wake.set()
+            except asyncio.CancelledError:
+                raise
+            except Exception:  # polling still claims; try the doorbell again shortly
+                logger.warning("session runner %s: LISTEN failed, polling only", self.name, exc_info=True)
+                await asyncio.sleep(1.0)
+
+    async def _drain(self) -> None:
+        if not self.running:
+            return
+        logger.info("session runner %s: finishing %d sessions", self.name, len(self.running))
+        _done, pending = await asyncio.wait(list(self.running.values()), timeout=self.config.grace_seconds)
+        if pending:
+            left = list(self.running)
+            for task in pending:
+                task.cancel()
+            await asyncio.gather(*pending, return_exceptions=True)
+            await self.control(services.sessions_release, runner=self.name, session_ids=left)
+
+
+def run_forever(runner: SessionRunner) -> None:
+    """The runner's process: SIGTERM/SIGINT stop it gracefully."""
+    async def main() -> None:
+        loop = asyncio.get_running_loop()
+        for sig in (signal.SIGTERM, signal.SIGINT):
+            loop.add_signal_handler(sig, runner.stop)
+        await runner.serve()
+
+    asyncio.run(main())
