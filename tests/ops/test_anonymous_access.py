@@ -15,13 +15,18 @@ from django.urls.resolvers import RegexPattern, RoutePattern
 pytestmark = pytest.mark.django_db
 
 METHODS = ("get", "post", "put", "patch", "delete")
-# Public on purpose: the probes and the Prometheus scraper. Nothing else.
-PUBLIC = {"health", "health/live", "health/ready", "metrics"}
+# Public on purpose: the probes, the Prometheus scraper and the site icon. Nothing else.
+PUBLIC = {"health", "health/live", "health/ready", "metrics", "favicon.ico"}
+# The site root only redirects to the admin home (the dashboard), which signs a stranger in.
+ROOT_REDIRECT = {""}
 # Browser pages that send a stranger to the admin sign-in instead of answering 401.
 SIGN_IN_REDIRECT = {"api/docs/"}
 # The admin's own sign-in pages; every other admin page redirects to them.
 ADMIN_SIGN_IN = {"admin/login/", "admin/logout/"}
 EXAMPLES = {"uuid": str(uuid.uuid4()), "int": "1", "slug": "x", "str": "x", "path": "x/y"}
+# Answered before authentication with a refusal that carries no data: the event stream under
+# WSGI names the ASGI server that serves it (421 Misdirected Request).
+REFUSED_BEFORE_AUTH = {"api/sessions/{uuid}/stream".format(uuid=EXAMPLES["uuid"])}
 
 
 def _route(pattern) -> str:
@@ -73,7 +78,11 @@ def test_it_refuses_every_non_public_endpoint_without_a_key(client):
             continue
         for method in METHODS:
             response = getattr(client, method)("/" + url, content_type="application/json")
-            if url.startswith("admin/") or url in SIGN_IN_REDIRECT:
+            if url in ROOT_REDIRECT:
+                ok = response.status_code == 302 and response["Location"] == "/admin/"
+            elif url in REFUSED_BEFORE_AUTH:
+                ok = response.status_code == 421 and set(response.json()) == {"detail", "errors"}
+            elif url.startswith("admin/") or url in SIGN_IN_REDIRECT:
                 ok = response.status_code == 302 and "/admin/login/" in response["Location"]
                 ok = ok or response.status_code in (401, 403, 404, 405)
             else:
