@@ -17,7 +17,7 @@ setup: $(VENV)/.installed
 run: setup
 	$(PY) manage.py migrate --noinput
 	$(PY) manage.py seed_demo
-	$(PY) manage.py ensure_admin
+	$(PY) manage.py ensure_admin --login-file var/first-admin-login.txt
 	$(PY) manage.py setup_schedules
 	bash scripts/serve_dev.sh
 

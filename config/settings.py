@@ -191,6 +191,9 @@ Q_CLUSTER = {
     "save_limit": 1000,
     "catch_up": False,
     "label": "Task queue",
+    # django-q2 configures its own "django-q" logger; `make run` sets WARNING (INFO with
+    # CASELOOP_VERBOSE=1) so that a task per log batch does not bury what matters.
+    "log_level": env.str("Q_LOG_LEVEL", default="INFO"),
 }
 if REDIS_URL:
     Q_CLUSTER["redis"] = REDIS_URL
@@ -383,7 +386,7 @@ LOGGING = {
     "root": {"handlers": ["console"], "level": env.str("LOG_LEVEL", default="INFO")},
     "loggers": {
         "django": {"handlers": [], "level": "INFO", "propagate": True},
-        "django.server": {"handlers": [], "level": "INFO", "propagate": True},
+        "django.server": {"handlers": [], "level": env.str("SERVER_LOG_LEVEL", default="INFO"), "propagate": True},
         "django.request": {"handlers": [], "level": "INFO", "propagate": True, "filters": ["expected_refusals"]},
         "sentence_transformers": {"level": "WARNING"},
     },

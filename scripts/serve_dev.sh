@@ -10,10 +10,39 @@ export DJANGO_DEBUG="${DJANGO_DEBUG:-true}"
 # Sessions go to the runner below (woken at once on PostgreSQL, polled every 0.1 s on SQLite).
 export AGENTS_RUNNER="${AGENTS_RUNNER:-1}"
 export SSE_PUBLIC_URL="${SSE_PUBLIC_URL:-http://$SSE_ADDRESS}"
+# Quiet by default: the queue and the request log at WARNING (CASELOOP_VERBOSE=1 for INFO).
+if [ "${CASELOOP_VERBOSE:-0}" != 1 ]; then
+  export Q_LOG_LEVEL="${Q_LOG_LEVEL:-WARNING}" SERVER_LOG_LEVEL="${SERVER_LOG_LEVEL:-WARNING}"
+fi
+LOGIN_FILE=var/first-admin-login.txt
 pids=()
 $PY manage.py qcluster & pids+=($!)
 $PY manage.py run_sessions & pids+=($!)
 $PY -m uvicorn config.asgi:application --host "${SSE_ADDRESS%:*}" --port "${SSE_ADDRESS##*:}" --no-access-log & pids+=($!)
 trap 'kill "${pids[@]}" 2>/dev/null; wait "${pids[@]}" 2>/dev/null || true' EXIT INT TERM
-echo "Caseloop: admin at http://$ADDRESS/admin/, API docs at http://$ADDRESS/api/docs/, session streams at $SSE_PUBLIC_URL (Ctrl-C stops)"
-$PY manage.py runserver "$ADDRESS"
+$PY manage.py runserver --noreload "$ADDRESS" & pids+=($!)
+# The banner comes last, once the web server answers (the runner warms the embedding model first).
+$PY - "http://$ADDRESS/health/live" <<'WAIT' || true
+import sys, time, urllib.request
+for _ in range(240):
+    try:
+        urllib.request.urlopen(sys.argv[1], timeout=2)
+        break
+    except OSError:
+        time.sleep(0.5)
+WAIT
+echo
+echo "=================================================================="
+echo " Caseloop is ready"
+echo "   admin (dashboard)  http://$ADDRESS/admin/"
+echo "   API docs           http://$ADDRESS/api/docs/"
+echo "   session streams    $SSE_PUBLIC_URL"
+if [ -s "$LOGIN_FILE" ]; then
+  echo "   admin login        $(cat "$LOGIN_FILE")   (shown until you change it)"
+else
+  echo "   admin login        the one printed on the first run"
+fi
+echo "   reset the password .venv/bin/python manage.py changepassword admin"
+echo "   stop               Ctrl-C (stops the web server, stream, runner and queue)"
+echo "=================================================================="
+wait -n "${pids[@]}"
