@@ -191,9 +191,6 @@ Q_CLUSTER = {
     "save_limit": 1000,
     "catch_up": False,
     "label": "Task queue",
-    # django-q2 configures its own "django-q" logger; `make run` sets WARNING (INFO with
-    # CASELOOP_VERBOSE=1) so that a task per log batch does not bury what matters.
-    "log_level": env.str("Q_LOG_LEVEL", default="INFO"),
 }
 if REDIS_URL:
     Q_CLUSTER["redis"] = REDIS_URL
@@ -389,5 +386,8 @@ LOGGING = {
         "django.server": {"handlers": [], "level": env.str("SERVER_LOG_LEVEL", default="INFO"), "propagate": True},
         "django.request": {"handlers": [], "level": "INFO", "propagate": True, "filters": ["expected_refusals"]},
         "sentence_transformers": {"level": "WARNING"},
+        # django-q2 leaves its logger's level alone when LOGGING gives it handlers (root's);
+        # `make run` sets WARNING (INFO with CASELOOP_VERBOSE=1): a line per task buries the rest.
+        "django-q": {"level": env.str("Q_LOG_LEVEL", default="INFO")},
     },
 }
