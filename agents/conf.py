@@ -19,6 +19,12 @@ DEFAULTS: dict[str, Any] = {
     "AGENTS_PLANNER_LLM_TIMEOUT_S": 10.0,
     # The best case's plan is reused when its cosine similarity to the query reaches this.
     "AGENTS_CASE_SIMILARITY": 0.8,
+    # The supervisor's own LLM budget (planner, Text2SQL, judge, answer), shared by every process;
+    # the defaults are OpenAI's tier-1 limits for gpt-4o-mini. Suggestions keep LLM_CALLS_PER_MINUTE.
+    "AGENTS_LLM_REQUESTS_PER_MINUTE": 500,
+    "AGENTS_LLM_TOKENS_PER_MINUTE": 200_000,
+    # How long one LLM call of a session waits for that budget before the session falls back.
+    "AGENTS_LLM_BUDGET_WAIT_S": 30.0,
     # Analytics database for Text2SQL: sqlite:///path or postgres://...; empty = the demo file.
     "ANALYTICS_DATABASE_URL": "",
     "ANALYTICS_ALLOWED_TABLES": ["customers", "products", "orders", "order_items", "support_tickets"],

@@ -260,6 +260,9 @@ AGENTS_AGENT_TIMEOUT_S = env.float("AGENTS_AGENT_TIMEOUT_S", default=30.0)
 AGENTS_SESSION_TIMEOUT_S = env.float("AGENTS_SESSION_TIMEOUT_S", default=120.0)
 AGENTS_PLANNER_LLM_TIMEOUT_S = env.float("AGENTS_PLANNER_LLM_TIMEOUT_S", default=10.0)
 AGENTS_CASE_SIMILARITY = env.float("AGENTS_CASE_SIMILARITY", default=0.8)
+AGENTS_LLM_REQUESTS_PER_MINUTE = env.int("AGENTS_LLM_REQUESTS_PER_MINUTE", default=500)
+AGENTS_LLM_TOKENS_PER_MINUTE = env.int("AGENTS_LLM_TOKENS_PER_MINUTE", default=200_000)
+AGENTS_LLM_BUDGET_WAIT_S = env.float("AGENTS_LLM_BUDGET_WAIT_S", default=30.0)
 # Text2SQL target: sqlite:///path or postgres://... (give it a read-only role); empty = var/analytics.sqlite3.
 ANALYTICS_DATABASE_URL = env.str("ANALYTICS_DATABASE_URL", default="")
 ANALYTICS_ALLOWED_TABLES = env.list(

@@ -14,15 +14,17 @@ import time
 from concurrent.futures import ThreadPoolExecutor
 from typing import Any
 
-from django.db import connection
+from django.db import DatabaseError, connection
 from django.utils import timezone
 
 from agents import conf
 from agents.models import Session, SessionStatus
+from agents.runtime import answers
 from agents.runtime.evaluation import evaluate
+from agents.runtime.notices import DeltaWriter, SessionNotices
 from agents.runtime.planning import analyse, make_plan, select_agents
 from agents.sessions import services
-from agents.tools.workers import REGISTRY, AgentOutput, AgentTask
+from agents.tools.workers import DATA_ANALYSIS, REGISTRY, AgentOutput, AgentTask
 from casebank.cases import services as case_services
 from casebank.search import selectors as case_selectors
 from core import task_queue
@@ -87,10 +89,14 @@ def run_session(*, session_id: Any) -> Session | None:
     except Exception as error:  # the session must end in a final state whatever happens
         logger.exception("session %s failed", session.id)
         now = timezone.now()
+        # A database error's text quotes our own SQL (`UPDATE agents_session ...`): log it, show less.
+        message = ("The session could not be saved (a database error; see the server log)."
+                   if isinstance(error, DatabaseError) else str(error))
         services.session_record(
-            session, kind="phase", data={"status": "failed", "error": str(error)[:500]},
+            session, kind="phase", data={"status": "failed", "error": message[:500]},
             status=SessionStatus.FAILED, phase="failed", passed=False,
-            errors={**session.errors, "supervisor": {"type": type(error).__name__, "message": str(error)[:1000]}},
+            errors={**session.errors,
+                    "supervisor": {"type": type(error).__name__, "message": message[:1000]}},
             finished_at=now, retry_at=task_queue.redeliver_at(now),
         )
     session_id_text = str(session.id)
@@ -113,6 +119,7 @@ def _run(session: Session) -> None:
     started = time.monotonic()
     deadline = started + float(conf.get("AGENTS_SESSION_TIMEOUT_S"))
     timings: dict[str, Any] = {}
+    notices = SessionNotices(session)
 
     t = time.monotonic()
     analysis = analyse(session.query)
@@ -127,7 +134,7 @@ def _run(session: Session) -> None:
     services.session_record(session, kind="phase", data={"similar_cases": similar}, phase="plan", timings_ms=timings)
 
     t = time.monotonic()
-    plan = make_plan(query=session.query, hits=hits, analysis=analysis, deadline=deadline)
+    plan = make_plan(query=session.query, hits=hits, analysis=analysis, deadline=deadline, listener=notices)
     timings["plan"] = _ms(t)
     changes: dict[str, Any] = {"plan": plan.steps, "plan_source": plan.source, "timings_ms": timings}
     if plan.case is not None:
@@ -146,6 +153,7 @@ def _run(session: Session) -> None:
                             phase="select", **changes)
 
     outputs: dict[str, AgentOutput] = {}
+    ran_in: dict[str, int] = {}  # the iteration each agent's output in `outputs` is from
     scores: dict[str, float] = {}
     passed = False
     pending: dict[str, AgentTask] | None = None
@@ -154,9 +162,13 @@ def _run(session: Session) -> None:
         if pending is None:
             base = AgentTask(query=session.query, sql=session.sql, iteration=iteration)
             assignments, decisions = select_agents(steps=plan.steps, task=base)
-            pending = {a.agent: AgentTask(query=session.query, actions=a.actions, sql=session.sql, iteration=iteration)
+            # A step may carry its own SQL (a case filed from a session given SQL replays it).
+            pending = {a.agent: AgentTask(query=session.query, actions=a.actions, sql=a.sql or session.sql,
+                                          iteration=iteration, listener=notices)
                        for a in assignments}
-            services.session_record(session, kind="select", data={"decisions": decisions}, phase="execute", iteration=iteration)
+            notices.selection(decisions)
+            services.session_record(session, kind="select", data={"decisions": decisions}, phase="execute",
+                                    iteration=iteration, errors={**session.errors, **notices.errors()})
             if not pending:
                 break
         else:
@@ -167,20 +179,30 @@ def _run(session: Session) -> None:
         t = time.monotonic()
         executed = asyncio.run(_execute(session, pending, deadline=deadline))
         timings[f"execute_{iteration}"] = _ms(t)
+        unchanged = bool(outputs) and all(name in outputs and outputs[name].data == output.data and outputs[name].ok == output.ok
+                                          for name, (output, _) in executed.items())
         for name, (output, elapsed) in executed.items():
-            outputs[name] = output
+            previous = outputs.get(name)
+            if previous is not None and not previous.ok:
+                notices.failed_before(name, ran_in[name], previous)
+            outputs[name], ran_in[name] = output, iteration
             timings.setdefault("agents", {})[f"{name}#{iteration}"] = elapsed
             for field_name, value in _add_usage(session, output).items():
                 setattr(session, field_name, value)  # saved with the results below
-        errors = {n: {"type": o.error_type, "message": o.error} for n, o in outputs.items() if not o.ok}
+        errors = {**notices.errors(), **{n: {"type": o.error_type, "message": o.error} for n, o in outputs.items() if not o.ok}}
         services.session_record(
             session, kind="results", data={"agents": {n: o.ok for n, (o, _) in executed.items()}}, phase="evaluate",
             results={n: o.data for n, o in outputs.items()}, errors=errors, timings_ms=timings,
             tokens_in=session.tokens_in, tokens_out=session.tokens_out, cost_usd=session.cost_usd, model=session.model,
         )
 
+        if unchanged:
+            # Told what went wrong, the agents still returned the same: another round would too.
+            notices.note("iterations", "NoProgress", f"Iteration {iteration} returned what iteration {iteration - 1} did; stopped.")
+            break
+
         t = time.monotonic()
-        evaluation = evaluate(query=session.query, outputs=outputs, deadline=deadline)
+        evaluation = evaluate(query=session.query, outputs=outputs, deadline=deadline, listener=notices)
         timings[f"evaluate_{iteration}"] = _ms(t)
         scores, passed = evaluation.scores, evaluation.passed
         extra = _add_usage(session, evaluation.llm) if evaluation.llm is not None else {}
@@ -192,22 +214,44 @@ def _run(session: Session) -> None:
         )
         if passed or time.monotonic() >= deadline:
             break
+        retries_text2sql = DATA_ANALYSIS in outputs and not outputs[DATA_ANALYSIS].ok and not session.sql
+        if not retries_text2sql and not answers.extractive(session.query, outputs).found:
+            # Nothing the agents returned matches the question, and no retry is told anything
+            # new that could change that: answer "no answer found" now, not after N rounds.
+            notices.note("iterations", "NothingMatched", f"Nothing matched the query after iteration {iteration}; stopped.")
+            break
         threshold = conf.get("QUALITY_THRESHOLD")
         # Only the agents below the bar run again, told what went wrong.
         pending = {
             name: AgentTask(query=session.query, actions=pending[name].actions if name in pending else [],
-                            sql=session.sql, iteration=iteration + 1,
+                            sql=pending[name].sql if name in pending else session.sql, iteration=iteration + 1,
+                            listener=notices,
                             feedback=outputs[name].error or f"quality score {scores.get(name, 0):.2f} below {threshold}")
             for name in outputs if scores.get(name, 0.0) < threshold
         }
         # Caller SQL that was refused or failed will fail the same way again.
-        if session.sql and "data_analysis" in pending and not outputs["data_analysis"].ok:
+        if "data_analysis" in pending and pending["data_analysis"].sql and not outputs["data_analysis"].ok:
             pending.pop("data_analysis")
         if not pending:
             break
 
+    # Respond: the answer, streamed as `answer_delta` events when an LLM writes it.
+    t = time.monotonic()
+    services.session_record(session, kind="phase", data={}, phase="respond")
+    deltas = DeltaWriter(session)
+    answer = answers.compose(query=session.query, outputs=outputs, on_delta=deltas, deadline=deadline, listener=notices)
+    deltas.flush()
+    timings["respond"] = _ms(t)
+    if answer.llm is not None:
+        for field_name, value in _add_usage(session, answer.llm).items():
+            setattr(session, field_name, value)
+    if answer.problems:
+        notices.note("answer", "AnswerFallback", " ".join(answer.problems))
+    # A session that found nothing to answer with has not passed, whatever the agents scored.
+    passed = passed and answer.found
+
     timed_out = time.monotonic() >= deadline
-    errors = dict(session.errors)
+    errors = {**session.errors, **notices.errors()}
     if timed_out:
         errors["session"] = {"type": "TimeoutError", "message": f"Session timeout of {conf.get('AGENTS_SESSION_TIMEOUT_S')} s reached."}
     if not outputs:
@@ -217,21 +261,10 @@ def _run(session: Session) -> None:
     now = timezone.now()
     services.session_record(
         session, kind="phase", data={"status": status, "passed": passed, "scores": scores},
-        phase="done", status=status, passed=passed, answer=compose_answer(outputs, scores),
+        phase="done", status=status, passed=passed, answer=answer.text,
+        results={**session.results, "answer": answer.summary()},
+        tokens_in=session.tokens_in, tokens_out=session.tokens_out, cost_usd=session.cost_usd, model=session.model,
         # The execution log is due next: the sweeper writes it if the task that should is lost.
         errors=errors, timings_ms=timings, finished_at=now, retry_at=task_queue.redeliver_at(now),
     )
-
-
-def compose_answer(outputs: dict[str, AgentOutput], scores: dict[str, float]) -> str:
-    parts = []
-    for output in outputs.values():
-        if not output.ok:
-            continue
-        if "summary" in output.data:
-            parts.append(output.data["summary"])
-        if output.data.get("sources"):
-            titles = ", ".join(dict.fromkeys(s["title"] for s in output.data["sources"]))
-            parts.append(f"Relevant sources: {titles}.")
-    return " ".join(parts) or "No agent produced a usable answer."
 

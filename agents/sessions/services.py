@@ -2,6 +2,7 @@
 from __future__ import annotations
 
 import logging
+import math
 import threading
 import uuid
 from datetime import datetime
@@ -12,6 +13,7 @@ from django.db.models import F, Max, Q
 from django.utils import timezone
 
 from agents.models import FINISHED_STATUSES, Session, SessionEvent, SessionStatus
+from agents.tools.workers import normalise_agent_name
 from casebank.cases import services as case_services
 from casebank.models import Case, ReviewState
 from core import task_queue
@@ -29,6 +31,11 @@ SUPERVISOR_ACTOR = "supervisor"
 _NEW_CASE_NAMESPACE = uuid.UUID("2b0e6c1e-8f4a-4c55-9a43-6d2f8e7b1c90")
 # Workers of one session append events from several threads; one process runs a session.
 _event_lock = threading.Lock()
+# Entries of `errors` that say what changed a run without failing it; the execution log's error is
+# the first real failure.
+NOTICE_TYPES = frozenset({"BudgetWait", "AgentSubstituted", "AgentSkipped", "NoProgress", "NothingMatched"})
+# JSON fields whose values come from agents (SQL rows may hold Infinity or NaN).
+_JSON_FIELDS = ("results", "errors", "scores", "plan", "timings_ms")
 _SESSION_FIELDS = {
     "status", "phase", "iteration", "plan", "plan_source", "results", "scores", "errors", "timings_ms",
     "answer", "passed", "tokens_in", "tokens_out", "cost_usd", "model", "case", "case_version",
@@ -71,6 +78,10 @@ def session_record(session: Session, *, kind: str, data: dict | None = None, **c
     unknown = set(changes) - _SESSION_FIELDS
     if unknown:
         raise ValueError(f"Not session fields: {sorted(unknown)}")
+    for name in _JSON_FIELDS:
+        if name in changes:
+            changes[name] = finite_json(changes[name])
+    data = finite_json(data or {})
     with _event_lock:
         for attempt in range(3):
             try:
@@ -81,13 +92,41 @@ def session_record(session: Session, *, kind: str, data: dict | None = None, **c
                         session.save(update_fields=list(changes))
                     last = session.events.aggregate(last=Max("sequence"))["last"] or 0
                     return SessionEvent.objects.create(
-                        session=session, sequence=last + 1, kind=kind, phase=session.phase, data=data or {}
+                        session=session, sequence=last + 1, kind=kind, phase=session.phase, data=data
                     )
             except IntegrityError:
                 # Another process appended the same sequence (a re-delivered task): take the next.
                 if attempt == 2:
                     raise
     raise AssertionError("unreachable")
+
+
+def finite_json(value: Any) -> Any:
+    """`value` with every non-finite float (Infinity, -Infinity, NaN) made null.
+
+    JSON has no such numbers: PostgreSQL's jsonb refuses them (the whole save fails), SQLite
+    stores them but no client can parse the result. A dict that held some gets a
+    `non_finite_nulled` count and a note, so the reader knows those nulls were numbers."""
+    def clean(item: Any) -> tuple[Any, int]:
+        if isinstance(item, float) and not math.isfinite(item):
+            return None, 1
+        if isinstance(item, dict):
+            out, total = {}, 0
+            for key, sub in item.items():
+                out[key], count = clean(sub)
+                total += count
+            if total and "rows" in out:
+                out["non_finite_nulled"] = total
+                out.setdefault("notes", [])
+                if isinstance(out["notes"], list):
+                    out["notes"] = [*out["notes"], f"{total} non-finite value(s) (Infinity/NaN) shown as null."]
+            return out, total
+        if isinstance(item, (list, tuple)):
+            cleaned = [clean(sub) for sub in item]
+            return [c for c, _ in cleaned], sum(n for _, n in cleaned)
+        return item, 0
+
+    return clean(value)[0]
 
 
 def session_claim(*, session_id: uuid.UUID | str) -> Session | None:
@@ -143,7 +182,7 @@ def session_outcome_record(*, session: Session) -> dict:
                 case_id=new_case_id,
                 title=session.query[:200],
                 query=session.query,
-                plan=_plan_for_case(session.plan),
+                plan=_plan_for_case(session.plan, sql=_working_sql(session)),
                 category="sessions",
                 tags=["from-session"],
                 # Out of retrieval and planning until a reviewer approves it (admin review queue).
@@ -233,8 +272,26 @@ def _log_if_missing(session_id: uuid.UUID) -> int:
     return 1
 
 
-def _plan_for_case(plan: Any) -> Any:
-    steps = [s for s in plan if isinstance(s, dict) and (s.get("agent") or s.get("agents"))] if isinstance(plan, list) else []
+def _working_sql(session: Session) -> str:
+    """The SQL that answered: the caller's, else the one Text2SQL wrote, if it returned columns."""
+    if session.sql:
+        return session.sql
+    data = (session.results or {}).get("data_analysis")
+    if isinstance(data, dict) and data.get("columns") and data.get("sql"):
+        return str(data["sql"])
+    return ""
+
+
+def _plan_for_case(plan: Any, *, sql: str = "") -> Any:
+    """The session's plan as a reusable case plan; the data step keeps the SQL that worked, so
+    the case replays without an LLM (the selector hands a step's `sql` to the worker)."""
+    steps = [dict(s) for s in plan if isinstance(s, dict) and (s.get("agent") or s.get("agents"))] if isinstance(plan, list) else []
+    if sql:
+        data_steps = [s for s in steps if normalise_agent_name(s.get("agent")) == "data_analysis"]
+        if data_steps:
+            data_steps[0]["sql"] = sql
+        else:
+            steps.insert(0, {"agent": "data_analysis", "action": "Run the saved query", "sql": sql})
     return steps or [{"agent": "supervisor", "action": "Answer directly"}]
 
 
@@ -242,6 +299,8 @@ def _first_error(session: Session) -> tuple[str, str]:
     if session.passed:
         return "", ""
     for name, error in (session.errors or {}).items():
+        if isinstance(error, dict) and error.get("type") in NOTICE_TYPES:
+            continue
         if isinstance(error, dict):
             return str(error.get("type") or "AgentError")[:100], f"{name}: {error.get('message', '')}"[:10_000]
         return "AgentError", f"{name}: {error}"[:10_000]

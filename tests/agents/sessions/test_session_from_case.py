@@ -61,13 +61,17 @@ def test_it_plans_heuristically_without_llm_and_substitutes_the_data_agent(api, 
     assert decisions["data_analysis"]["decision"] == "substituted"
     assert decisions["data_analysis"]["chosen"] == "information_retrieval"
     assert "data_analysis" not in state["results"] and "information_retrieval" in state["results"]
-    # Documents cannot count tickets: the substitute scores below the bar in every round (it is
-    # retried with feedback up to the limit), so the session fails; no case is filed for it.
-    assert (state["status"], state["passed"], state["iteration"]) == ("failed", False, 3)
-    assert state["finished_at"] and state["errors"] == {}
+    # Documents cannot count tickets and no sentence matches the question: "No answer found."
+    # after one round (a retry would be told nothing that could change it), not three.
+    assert (state["status"], state["passed"], state["iteration"]) == ("failed", False, 1)
+    assert state["answer"] == "No answer found."
+    # The swap is named in `errors`, not only in the `select` event.
+    assert state["finished_at"] and state["errors"]["select:data_analysis"]["type"] == "AgentSubstituted"
+    assert "Text2SQL needs an LLM" in state["errors"]["select:data_analysis"]["message"]
+    assert state["errors"]["iterations"]["type"] == "NothingMatched"
     assert 0 < state["scores"]["information_retrieval"] < 0.6
     evaluations = SessionEvent.objects.filter(session_id=state["id"], kind="evaluation")
-    assert [e.data["passed"] for e in evaluations.order_by("sequence")] == [False, False, False]
+    assert [e.data["passed"] for e in evaluations.order_by("sequence")] == [False]
     assert state["created_case_id"] is None
     log = ExecutionLog.objects.get(session_id=state["id"])
     assert (log.success, log.case_id, log.error_type) == (False, None, "QualityBelowThreshold")
