@@ -65,9 +65,10 @@ class Plan:
     notes: list[str] = field(default_factory=list)
 
 
-def analyse(query: str) -> dict:
+def analyse(query: str, *, sql: str = "") -> dict:
     return {
-        "wants_data": bool(_DATA_WORDS.search(query)),
+        # SQL from the caller is a data step whatever the words of the query.
+        "wants_data": bool(sql) or bool(_DATA_WORDS.search(query)),
         "wants_knowledge": bool(_KNOWLEDGE_WORDS.search(query)),
         "length": len(query),
     }

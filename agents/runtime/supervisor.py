@@ -122,7 +122,7 @@ def _run(session: Session) -> None:
     notices = SessionNotices(session)
 
     t = time.monotonic()
-    analysis = analyse(session.query)
+    analysis = analyse(session.query, sql=session.sql)
     timings["analyse"] = _ms(t)
     services.session_record(session, kind="phase", data={"analysis": analysis}, phase="retrieve", timings_ms=timings)
 

@@ -1,0 +1,55 @@
+"""SQL results with Infinity or NaN: the session is stored and read back with nulls and a note,
+on both databases, and a database error never shows our own SQL to the client."""
+from __future__ import annotations
+
+import json
+
+import pytest
+from django.db import connection
+
+from agents.models import Session
+
+pytestmark = pytest.mark.django_db(transaction=True)
+
+
+def check(api, sql: str) -> dict:
+    response = api.post("/api/sessions/", {"query": "How big is x?", "sql": sql}, format="json")
+    assert response.status_code == 202
+    read = api.get(f"/api/sessions/{response.json()['session_id']}")
+    assert read.status_code == 200, read.content[:500]
+    state = json.loads(read.content)  # strict JSON: no Infinity/NaN tokens
+    assert "UPDATE" not in read.content.decode() and "agents_session" not in read.content.decode()
+    return state
+
+
+def test_it_stores_infinity_as_null_with_a_note_on_sqlite(api, knowledge, analytics_db, no_llm):
+    if connection.vendor != "sqlite":
+        pytest.skip("SQLite analytics")
+    state = check(api, "SELECT 1e999 AS x, -1e999 AS y, 2 AS z FROM orders LIMIT 1")
+    data = state["results"]["data_analysis"]
+    assert data["rows"] == [[None, None, 2]]
+    assert data["non_finite_nulled"] == 2 and "non-finite" in data["notes"][0]
+    assert state["status"] in ("completed", "failed") and "supervisor" not in state["errors"]
+    # The stored row itself is clean (admin and the execution log read it too).
+    assert Session.objects.get(pk=state["id"]).results["data_analysis"]["rows"] == [[None, None, 2]]
+
+
+def test_it_stores_nan_as_null_with_a_note_on_postgresql(api, knowledge, pg_demo_analytics, no_llm):
+    state = check(api, "SELECT CAST('NaN' AS FLOAT) AS x, CAST('Infinity' AS FLOAT) AS y, 2 AS z FROM orders LIMIT 1")
+    data = state["results"]["data_analysis"]
+    assert data["rows"] == [[None, None, 2]] and data["non_finite_nulled"] == 2
+    assert "supervisor" not in state["errors"]
+
+
+def test_it_does_not_show_the_internal_sql_of_a_failed_save(api, knowledge, no_llm, monkeypatch):
+    from django.db import DatabaseError
+
+    from agents.runtime import supervisor
+
+    def broken(session):
+        raise DatabaseError('invalid input syntax for type json\nLINE 1: UPDATE "agents_session" SET "results" = ...')
+
+    monkeypatch.setattr(supervisor, "_run", broken)
+    state = check(api, "SELECT 1 AS x FROM orders")
+    assert state["status"] == "failed"
+    assert state["errors"]["supervisor"]["message"].startswith("The session could not be saved")
