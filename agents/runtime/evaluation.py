@@ -82,6 +82,7 @@ def _judge_messages(query: str, outputs: dict[str, AgentOutput]) -> list[dict]:
             data["rows"] = data["rows"][:20]
         if "context" in data:
             data["context"] = str(data["context"])[:3000]
+        data.pop("passages", None)  # the same text as the context
         shown[agent] = data
     content = (
         f"Request: {query}\nRate how well each agent's output serves the request, from 0 (useless) "

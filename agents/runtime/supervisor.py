@@ -106,6 +106,17 @@ def run_session(*, session_id: Any) -> Session | None:
     return session
 
 
+# Fields that differ between two runs of the same work (a cache hit, the time it took).
+_VOLATILE = frozenset({"cached", "elapsed_ms"})
+
+
+def _same(before: AgentOutput, after: AgentOutput) -> bool:
+    """Did a retry return what the previous round did (so another round would too)?"""
+    def stable(data: dict) -> dict:
+        return {key: value for key, value in data.items() if key not in _VOLATILE}
+    return before.ok == after.ok and before.error == after.error and stable(before.data) == stable(after.data)
+
+
 def _add_usage(session: Session, usage: Any) -> dict:
     return {
         "tokens_in": session.tokens_in + (usage.tokens_in or 0),
@@ -179,8 +190,7 @@ def _run(session: Session) -> None:
         t = time.monotonic()
         executed = asyncio.run(_execute(session, pending, deadline=deadline))
         timings[f"execute_{iteration}"] = _ms(t)
-        unchanged = bool(outputs) and all(name in outputs and outputs[name].data == output.data and outputs[name].ok == output.ok
-                                          for name, (output, _) in executed.items())
+        unchanged = bool(outputs) and all(name in outputs and _same(outputs[name], output) for name, (output, _) in executed.items())
         for name, (output, elapsed) in executed.items():
             previous = outputs.get(name)
             if previous is not None and not previous.ok:

@@ -88,18 +88,21 @@ def try_acquire(budget: Budget, *, tokens: int) -> float:
         return 60.0
     # A request larger than a minute's tokens could never be granted: it takes the whole minute.
     cost = float(min(tokens, budget.tokens_per_minute)) if budget.tokens_per_minute > 0 else 0.0
-    ensure(budget.name)
-    now = time.time()
-    requests_left, tokens_left = _levels(budget, now)
-    rows = LLMBudgetState.objects.filter(name=budget.name).alias(r=requests_left, t=tokens_left).filter(r__gte=1.0)
-    changes: dict = {"requests": requests_left - 1.0, "updated_at": Greatest(F("updated_at"), Value(now))}
-    if budget.tokens_per_minute > 0:
-        rows = rows.filter(t__gte=cost)
-        changes["tokens"] = tokens_left - cost
-    if rows.update(**changes) == 1:
-        return 0.0
-    state = LLMBudgetState.objects.filter(name=budget.name).values("requests", "tokens", "updated_at").first()
-    if state is None:
+    for _ in range(2):
+        now = time.time()
+        requests_left, tokens_left = _levels(budget, now)
+        rows = LLMBudgetState.objects.filter(name=budget.name).alias(r=requests_left, t=tokens_left).filter(r__gte=1.0)
+        changes: dict = {"requests": requests_left - 1.0, "updated_at": Greatest(F("updated_at"), Value(now))}
+        if budget.tokens_per_minute > 0:
+            rows = rows.filter(t__gte=cost)
+            changes["tokens"] = tokens_left - cost
+        if rows.update(**changes) == 1:
+            return 0.0
+        state = LLMBudgetState.objects.filter(name=budget.name).values("requests", "tokens", "updated_at").first()
+        if state is not None:
+            break
+        ensure(budget.name)  # first use of this budget: create its row (full) and claim again
+    else:
         return 1.0
     elapsed = max(now - state["updated_at"], 0.0)
     rate = budget.requests_per_minute / 60.0
