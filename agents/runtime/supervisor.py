@@ -199,7 +199,8 @@ def _run(session: Session) -> None:
             timings.setdefault("agents", {})[f"{name}#{iteration}"] = elapsed
             for field_name, value in _add_usage(session, output).items():
                 setattr(session, field_name, value)  # saved with the results below
-        errors = {**notices.errors(), **{n: {"type": o.error_type, "message": o.error} for n, o in outputs.items() if not o.ok}}
+        # Agents' failures first: the execution log's error is the first real one.
+        errors = {**{n: {"type": o.error_type, "message": o.error} for n, o in outputs.items() if not o.ok}, **notices.errors()}
         services.session_record(
             session, kind="results", data={"agents": {n: o.ok for n, (o, _) in executed.items()}}, phase="evaluate",
             results={n: o.data for n, o in outputs.items()}, errors=errors, timings_ms=timings,

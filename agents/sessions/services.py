@@ -33,7 +33,8 @@ _NEW_CASE_NAMESPACE = uuid.UUID("2b0e6c1e-8f4a-4c55-9a43-6d2f8e7b1c90")
 _event_lock = threading.Lock()
 # Entries of `errors` that say what changed a run without failing it; the execution log's error is
 # the first real failure.
-NOTICE_TYPES = frozenset({"BudgetWait", "AgentSubstituted", "AgentSkipped", "NoProgress", "NothingMatched"})
+NOTICE_TYPES = frozenset({"BudgetWait", "AgentSubstituted", "AgentSkipped", "NoProgress", "NothingMatched",
+                          "AnswerFallback"})
 # JSON fields whose values come from agents (SQL rows may hold Infinity or NaN).
 _JSON_FIELDS = ("results", "errors", "scores", "plan", "timings_ms")
 _SESSION_FIELDS = {
