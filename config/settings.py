@@ -127,7 +127,7 @@ DATABASES = {"default": _database_from_url(DATABASE_URL)}
 DEFAULT_AUTO_FIELD = "django.db.models.BigAutoField"
 
 REDIS_URL = env.str("REDIS_URL", default="")
-# Layered cache (casebank.cache): "l1" is this process's memory, "l2" the shared Redis. The
+# Layered cache (core.cache): "l1" is this process's memory, "l2" the shared Redis. The
 # "default" alias (throttling, sessions) is the same Redis but ignores its errors, so a Redis
 # outage never fails a request; "l2" raises, so the layered cache can notice and back off.
 _L1_CACHE = {"BACKEND": "django.core.cache.backends.locmem.LocMemCache", "LOCATION": "l1",
@@ -186,7 +186,7 @@ else:
     }
     Q_CLUSTER["cache"] = "q_stats"
 Q_CLUSTER["sync"] = env.bool("Q_SYNC", default=False)
-# After a failed enqueue the broker is left alone this long (casebank.task_queue); the work is
+# After a failed enqueue the broker is left alone this long (core.task_queue); the work is
 # stored and a sweeper hands it out once the broker is back.
 TASK_BROKER_RETRY_SECONDS = env.float("TASK_BROKER_RETRY_SECONDS", default=5.0)
 
@@ -315,7 +315,7 @@ if REFLECTION_EARLY_TRIGGER_PAUSE_SECONDS < 1:
 # Batches of at least this many cases scan errors on a second connection (PostgreSQL only).
 REFLECTION_PARALLEL_MIN_CASES = env.int("REFLECTION_PARALLEL_MIN_CASES", default=1_000)
 # A run snapshots the log this long ago: every log stamped before then has committed, because
-# ingestion statements time out after 10 s (reflection.ingestion). Keep it well above that.
+# ingestion statements time out after 10 s (reflection.logs.services). Keep it well above that.
 REFLECTION_INGEST_SETTLE_SECONDS = env.int("REFLECTION_INGEST_SETTLE_SECONDS", default=60)
 if REFLECTION_INGEST_SETTLE_SECONDS < 30:
     raise ImproperlyConfigured("REFLECTION_INGEST_SETTLE_SECONDS must be at least 30.")

@@ -7,7 +7,7 @@ the password, an LLM provider echoes a wrong key back, a dump of a request carri
 - the password of any `scheme://user:password@host` URL (DATABASE_URL, REDIS_URL, webhooks);
 - `Authorization: Token|Bearer|Basic <credential>` headers, `Bearer <token>` anywhere, and
   `password=` / `"password": ...` pairs (libpq DSNs, dict dumps);
-- Caseloop API keys (`cl_` + 43 URL-safe characters, see `casebank.services.api_key_create`)
+- Caseloop API keys (`cl_` + 43 URL-safe characters, see `casebank.access.services.api_key_create`)
   and OpenAI-style `sk-...` keys;
 - the configured values of `SECRET_KEY`, `OPENAI_API_KEY` and `ALERT_WEBHOOK_URL`, whatever
   their shape.

@@ -13,6 +13,6 @@ class ReflectionConfig(AppConfig):
         Periodic("reflection: daily run", "reflection.analysis.tasks.daily_reflection_task", "day", at=time(1, 0)),
         Periodic("reflection: daily log retention", "reflection.analysis.tasks.retention_task", "day", at=time(3, 0)),
         Periodic("reflection: sweep runs", "reflection.analysis.tasks.sweep_runs_task", "minute"),
-        # Weak cases whose suggestion waited for the LLM budget (reflection.suggestion_deferral).
+        # Weak cases whose suggestion waited for the LLM budget (reflection.suggestions.deferral).
         Periodic("reflection: deferred suggestions", "reflection.suggestions.tasks.deferred_suggestions_task", "minute"),
     )

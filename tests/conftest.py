@@ -64,8 +64,51 @@ def admin_client_logged_in(client, superuser):
     return client
 
 
+def pytest_collection_modifyitems(config, items) -> None:
+    """`@pytest.mark.postgres(reason=...)`: PostgreSQL-only paths (plans, concurrent writers) are
+    skipped, with their reason, on the SQLite pass; `make test`'s PostgreSQL pass runs them."""
+    if connection.vendor == "postgresql":
+        return
+    for item in items:
+        marker = item.get_closest_marker("postgres")
+        if marker is not None:
+            item.add_marker(pytest.mark.skip(reason=f"PostgreSQL only: {marker.kwargs.get('reason', 'PostgreSQL path')}"))
+
+
 def grant(user, *codenames: str) -> None:
     user.user_permissions.add(*Permission.objects.filter(codename__in=codenames))
+
+
+# The personas of the admin tests, one definition each: a reviewer holds the real Reviewers role
+# (core.roles, what `setup_roles` grants), an onlooker is staff who may only look at the queues.
+ONLOOKER_PERMISSIONS = ("view_case", "view_pendingcase", "view_suggestion", "view_pendingsuggestion")
+
+
+@pytest.fixture
+def reviewer(django_user_model):
+    from django.contrib.auth.models import Group
+
+    from core.roles import REVIEWERS, roles_setup
+
+    roles_setup()
+    user = django_user_model.objects.create_user("reviewer", password="pw", is_staff=True)
+    user.groups.add(Group.objects.get(name=REVIEWERS))
+    return user
+
+
+@pytest.fixture
+def onlooker(django_user_model):
+    user = django_user_model.objects.create_user("onlooker", password="pw", is_staff=True)
+    grant(user, *ONLOOKER_PERMISSIONS)
+    return user
+
+
+@pytest.fixture
+def enqueued(monkeypatch) -> list[tuple]:
+    """Tasks handed to the queue, captured instead of run: `[(task path, *args), ...]`."""
+    captured: list[tuple] = []
+    monkeypatch.setattr("core.task_queue.async_task", lambda *args, **kwargs: captured.append(args))
+    return captured
 
 
 @pytest.fixture

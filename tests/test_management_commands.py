@@ -14,7 +14,7 @@ from casebank.models import ApiKey, Case, CaseStatus
 from reflection.analysis.engine import analyze_case
 from reflection.models import CaseAnalysis, ExecutionLog
 
-OUR_APPS = {"casebank", "reflection", "agents"}
+OUR_APPS = {"core", "casebank", "reflection", "agents"}
 
 
 @pytest.mark.parametrize("name", sorted(n for n, app in get_commands().items() if app in OUR_APPS))
@@ -53,7 +53,8 @@ def test_import_logs_reports_bad_lines_and_imports_the_rest(tmp_path, make_case)
     path = tmp_path / "logs.jsonl"
     path.write_text("\n".join(lines) + "\n")
     out, err = io.StringIO(), io.StringIO()
-    call_command("import_logs", str(path), "--no-progress", stdout=out, stderr=err)
+    with pytest.raises(CommandError, match="3 bad line"):  # a partial import exits 1
+        call_command("import_logs", str(path), "--no-progress", stdout=out, stderr=err)
     report = err.getvalue()
     assert "line 2: not valid JSON" in report
     assert "line 3: success" in report
@@ -62,9 +63,37 @@ def test_import_logs_reports_bad_lines_and_imports_the_rest(tmp_path, make_case)
     assert ExecutionLog.objects.count() == 2
 
     out = io.StringIO()
-    call_command("import_logs", str(path), "--no-progress", "--batch-size", "2", stdout=out, stderr=io.StringIO())
+    with pytest.raises(CommandError):
+        call_command("import_logs", str(path), "--no-progress", "--batch-size", "2", stdout=out, stderr=io.StringIO())
     assert "Imported 0 log(s); 2 already stored" in out.getvalue()
     assert ExecutionLog.objects.count() == 2
+
+
+@pytest.mark.django_db
+def test_import_logs_reports_bad_lines_in_file_order_in_plain_words(tmp_path, make_case):
+    # As measured: a line failing validation (6) was printed after a later line that is not JSON
+    # (7), and that one came with the parser's own position ("line 2 column 1 (char 94)").
+    case = make_case()
+    good = json.dumps({"case_id": str(case.id), "success": True, "execution_time_ms": 12})
+    lines = [good] * 5 + [json.dumps({"case_id": str(case.id), "execution_time_ms": 5}), '{"success": true, "execution_time_ms": 3']
+    path = tmp_path / "logs.jsonl"
+    path.write_text("\n".join(lines) + "\n")
+    err = io.StringIO()
+    with pytest.raises(CommandError, match="2 bad line"):
+        call_command("import_logs", str(path), "--no-progress", stdout=io.StringIO(), stderr=err)
+    reported = [line for line in err.getvalue().splitlines() if line.startswith("line ")]
+    assert [line.split(":")[0] for line in reported] == ["line 6", "line 7"]
+    assert reported[1] == "line 7: not valid JSON (unexpected end of data at column 41)"
+    assert ExecutionLog.objects.count() == 5
+
+
+@pytest.mark.django_db
+def test_import_logs_exits_zero_when_every_line_is_good(tmp_path):
+    path = tmp_path / "good.jsonl"
+    path.write_text(json.dumps({"success": True, "execution_time_ms": 40}) + "\n")
+    out = io.StringIO()
+    call_command("import_logs", str(path), "--no-progress", stdout=out, stderr=io.StringIO())
+    assert "Imported 1 log(s); 0 already stored; 0 bad line(s)." in out.getvalue()
 
 
 @pytest.mark.django_db

@@ -22,7 +22,7 @@ FINISHED_STATUSES = (SessionStatus.COMPLETED, SessionStatus.FAILED)
 class Session(models.Model):
     """One user query taken through plan -> execute -> evaluate -> respond.
 
-    Written only through `agents.services`; every change of phase also appends a
+    Written only through `agents.sessions.services`; every change of phase also appends a
     `SessionEvent`, which is both the audit trail and what the SSE stream replays.
     """
 

@@ -1,7 +1,7 @@
 """Hybrid retrieval over knowledge-document chunks and cases for the retrieval worker.
 
 BM25 over `DocumentTerm` is the case bank's approach (an inverted-index table scored in one SQL
-aggregate); cases are scored by `casebank.selectors` itself, and both lists are fused with its
+aggregate); cases are scored by `casebank.search.selectors` itself, and both lists are fused with its
 `reciprocal_rank_fusion` (k=60). Candidates are then reranked on cosine similarity and query-term
 coverage, which rewards passages that actually contain what was asked.
 """

@@ -5,7 +5,7 @@ must be a known-safe construct, every function must be on the function allow-lis
 table must be allow-listed or a CTE that is in scope where it is used. Anything else is refused
 with a message saying why, before any connection is opened. The SQL that runs is sqlglot's
 regeneration of the checked tree, so comments and tricks in the original text never reach the
-database. Execution adds the second layer (`agents.analytics`: read-only, timeout, row cap).
+database. Execution adds the second layer (`agents.tools.analytics`: read-only, timeout, row cap).
 """
 from __future__ import annotations
 

@@ -71,7 +71,7 @@ TEXT2SQL_SCHEMA = {
 
 
 class DataAnalysisAgent(Agent):
-    """Text2SQL (or caller SQL) over the analytics database, through `agents.sql_guard`."""
+    """Text2SQL (or caller SQL) over the analytics database, through `agents.tools.sql_guard`."""
 
     name = DATA_ANALYSIS
 
@@ -110,7 +110,7 @@ class DataAnalysisAgent(Agent):
     def query(sql: str) -> dict:
         """Guarded, cached execution; the dict is what the API and the session store.
 
-        Results go to the layered cache (casebank.cache): this process's memory answers a
+        Results go to the layered cache (core.cache): this process's memory answers a
         repeat without a network hop, the shared Redis answers it on every other replica and
         qcluster worker for `CACHE_SECONDS`.
         """

@@ -24,7 +24,7 @@ class ReviewState(models.TextChoices):
     """Whether a person has accepted the case as a reusable plan (SPEC 5: "pending review").
 
     Separate from the lifecycle `status`, which reflection moves by success rate: only a
-    reviewer (`casebank.services.case_review_approve`) makes a pending case approved, and only
+    reviewer (`casebank.cases.services.case_review_approve`) makes a pending case approved, and only
     approved cases are retrieved or planned with.
     """
 
@@ -36,7 +36,7 @@ class ReviewState(models.TextChoices):
 class Case(models.Model):
     """A reusable task and the plan that solved it.
 
-    Rows are written only through `casebank.services`: content edits bump `version` and
+    Rows are written only through `casebank.cases.services`: content edits bump `version` and
     snapshot a `CaseVersion`; metric updates (success rate, usage) never do.
     """
 

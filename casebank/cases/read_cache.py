@@ -2,7 +2,7 @@
 
 Search was the most expensive common request under load (docs/benchmarks.md), and agents ask
 the same tasks again and again. Every key carries the bank's *generation*, a counter in the
-shared cache that every case write through `casebank.services` moves on (`bank_changed`), so
+shared cache that every case write through `casebank.cases.services` moves on (`bank_changed`), so
 one write retires every cached read at once on every replica sharing Redis. Entries also expire
 after `READ_CACHE_SECONDS` (default 30; 0 turns the cache off), which bounds what cannot be
 invalidated: usage counters (counted in the task queue, not worth a retirement per search) and,

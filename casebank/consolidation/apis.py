@@ -32,6 +32,11 @@ class ConsolidationRunApi(APIView):
         dry_run = serializers.BooleanField()
         actions = ActionSerializer(many=True)
         applied = serializers.IntegerField()
+        held_back = serializers.DictField(
+            child=serializers.IntegerField(),
+            help_text="Cases a rule would archive but a safety rule kept, by rule: "
+            "`not_analysed`, `heavily_used`, `used_recently`.",
+        )
 
     @extend_schema(
         request=InputSerializer,

@@ -47,19 +47,33 @@ class Action:
     applied: bool = False
 
 
+# The safety rules, by the name a report counts them under; what the command prints for each.
+SAFETY_RULES = {
+    "not_analysed": "never analysed (no success rate)",
+    "heavily_used": f"used more than {NEVER_AUTO_ARCHIVE_USES} times",
+    "used_recently": f"used in the last {RECENT_USE_DAYS} days",
+}
+
+
+def _held_by(case: Case, now: datetime) -> str | None:
+    """The first safety rule that forbids touching the case, or None when it may be acted on."""
+    if case.success_rate is None:
+        return "not_analysed"
+    if case.usage_count > NEVER_AUTO_ARCHIVE_USES:
+        return "heavily_used"
+    if case.last_used_at is not None and case.last_used_at >= now - timedelta(days=RECENT_USE_DAYS):
+        return "used_recently"
+    return None
+
+
 def _safe(case: Case, now: datetime) -> bool:
     """The safety rules shared by every action."""
-    if case.success_rate is None:
-        return False
-    if case.usage_count > NEVER_AUTO_ARCHIVE_USES:
-        return False
-    if case.last_used_at is not None and case.last_used_at >= now - timedelta(days=RECENT_USE_DAYS):
-        return False
-    return True
+    return _held_by(case, now) is None
 
 
 def _rule_reason(case: Case, now: datetime) -> tuple[str, str] | None:
-    if case.success_rate < LOW_SUCCESS_RATE and case.usage_count > LOW_PERFORMANCE_MIN_USES:
+    rate = case.success_rate
+    if rate is not None and rate < LOW_SUCCESS_RATE and case.usage_count > LOW_PERFORMANCE_MIN_USES:
         return ArchiveReason.LOW_PERFORMANCE, (
             f"success rate {case.success_rate:.0%} < {LOW_SUCCESS_RATE:.0%} over {case.usage_count} uses"
         )
@@ -93,8 +107,21 @@ def _duplicate_pairs(cases: list[Case]) -> list[tuple[float, Case, Case]]:
     return pairs
 
 
+@dataclass
+class Plan:
+    actions: list[Action]
+    # Cases a rule would have archived but a safety rule kept, counted by safety rule: so that
+    # an empty plan says why it is empty.
+    held_back: dict[str, int]
+
+
 def consolidation_plan(*, now: datetime | None = None) -> list[Action]:
     """What a run would do now, without changing anything."""
+    return consolidation_plan_explained(now=now).actions
+
+
+def consolidation_plan_explained(*, now: datetime | None = None) -> Plan:
+    """The plan, and how many cases each safety rule held back from it."""
     now = now or timezone.now()
     # Approved cases only: a case pending review is decided in the review queue, and must never
     # be the survivor that an approved duplicate is merged into.
@@ -102,8 +129,12 @@ def consolidation_plan(*, now: datetime | None = None) -> list[Action]:
         Case.objects.filter(status__in=CONSIDERED_STATUSES, review_state=ReviewState.APPROVED).order_by("created_at")
     )
     actions: dict[uuid.UUID, Action] = {}
+    held: dict[uuid.UUID, str] = {}
     for case in cases:
-        if not _safe(case, now):
+        hold = _held_by(case, now)
+        if hold is not None:
+            if _rule_reason(case, now) is not None:
+                held[case.pk] = hold
             continue
         found = _rule_reason(case, now)
         if found:
@@ -111,7 +142,11 @@ def consolidation_plan(*, now: datetime | None = None) -> list[Action]:
     kept: set[uuid.UUID] = set()
     for similarity, keep, drop in _duplicate_pairs(cases):
         # Both sides must pass the safety rules: the kept case changes too (usage adds up).
-        if drop.pk in actions or keep.pk in actions or drop.pk in kept or not _safe(drop, now) or not _safe(keep, now):
+        if drop.pk in actions or keep.pk in actions or drop.pk in kept:
+            continue
+        hold = _held_by(drop, now) or _held_by(keep, now)
+        if hold is not None:
+            held.setdefault(drop.pk, hold)
             continue
         kept.add(keep.pk)
         actions[drop.pk] = Action(
@@ -119,7 +154,10 @@ def consolidation_plan(*, now: datetime | None = None) -> list[Action]:
             detail=f"{similarity:.3f} similar to '{keep.title[:80]}'; {drop.usage_count} uses move there",
             merge_into=str(keep.pk), similarity=round(similarity, 4),
         )
-    return list(actions.values())
+    held_back: dict[str, int] = {}
+    for rule in held.values():
+        held_back[rule] = held_back.get(rule, 0) + 1
+    return Plan(actions=list(actions.values()), held_back=held_back)
 
 
 def _snapshot(case: Case) -> dict:
@@ -158,7 +196,8 @@ def case_archive(*, case_id: uuid.UUID, reason: str, actor: str, detail: str = "
 def consolidation_run(*, dry_run: bool = True, actor: str = "consolidation", now: datetime | None = None) -> dict:
     """Plan, and unless `dry_run`, apply: each action in its own transaction."""
     now = now or timezone.now()
-    actions = consolidation_plan(now=now)
+    plan = consolidation_plan_explained(now=now)
+    actions = plan.actions
     if not dry_run:
         for action in actions:
             archive = case_archive(
@@ -170,6 +209,7 @@ def consolidation_run(*, dry_run: bool = True, actor: str = "consolidation", now
         "dry_run": dry_run,
         "actions": [asdict(action) for action in actions],
         "applied": sum(action.applied for action in actions),
+        "held_back": plan.held_back,
     }
 
 

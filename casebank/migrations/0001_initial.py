@@ -115,7 +115,7 @@ class Migration(migrations.Migration):
                 'constraints': [models.UniqueConstraint(fields=('case', 'version'), name='caseversion_unique_version')],
             },
         ),
-        # Approximate nearest neighbours for case retrieval (casebank.selectors.vector_scores):
+        # Approximate nearest neighbours for case retrieval (casebank.search.selectors.vector_scores):
         # ORDER BY embedding <=> query LIMIT k. SQLite searches exactly in NumPy instead.
         PostgresOnlySQL(
             sql="CREATE INDEX casebank_case_embedding_hnsw ON casebank_case "

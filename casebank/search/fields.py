@@ -1,7 +1,7 @@
 """A vector column that is pgvector's `vector(n)` on PostgreSQL and float32 bytes on SQLite.
 
 One model serves both databases: PostgreSQL searches it with an HNSW index, SQLite with
-exact cosine in NumPy (see `casebank.selectors.vector_search`).
+exact cosine in NumPy (see `casebank.search.selectors.vector_scores`).
 """
 from __future__ import annotations
 

@@ -34,7 +34,7 @@ class CaseTerm(models.Model):
 class CaseTermStat(models.Model):
     """BM25 document frequency of a term: how many cases hold it (all statuses, like the corpus size).
 
-    Kept by `casebank.services` in the transaction that writes the term's postings, so a search
+    Kept by `casebank.search.services` in the transaction that writes the term's postings, so a search
     reads df by primary key instead of counting a common term's postings (tens of thousands of
     index entries over 100,000 cases). `case_term_stats_rebuild` recounts it after a bulk load.
     """

@@ -1,6 +1,6 @@
 """Reflection results: analyses (history per case), batch runs, per-case watermarks, roll-ups.
 
-Rows are written only through `reflection.services`.
+Rows are written only through `reflection.analysis.services`.
 """
 from __future__ import annotations
 
@@ -111,7 +111,7 @@ class CaseReflectionState(models.Model):
     moves `analysed_through` to its snapshot and releases the claim.
 
     `suggestion_due_at` is set when a weak case's suggestion had to wait for the shared LLM
-    budget: `reflection.suggestion_deferral` retries it from then on (docs/suggestions.md).
+    budget: `reflection.suggestions.deferral` retries it from then on (docs/suggestions.md).
     """
 
     case = models.OneToOneField(Case, on_delete=models.CASCADE, primary_key=True, related_name="+")
@@ -141,7 +141,7 @@ class DailyCaseRollup(models.Model):
     """What retention keeps of one case's raw logs of one (UTC) day; `case` is null for the
     day's runs without a case (one such row per day), so totals survive retention too.
 
-    `latency_histogram` maps a log-scale bucket index (see `reflection.engine.histogram`)
+    `latency_histogram` maps a log-scale bucket index (see `reflection.analysis.engine.stats`)
     to a count; `errors` maps error_type to {count, example, templates: {template: count}}.
     """
 

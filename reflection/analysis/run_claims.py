@@ -3,7 +3,7 @@
 A run takes the cases with logs ingested in (since, snapshot] and newer than the case's own
 watermark (an early run may have done them already). It claims them with one conditional
 write, the rows it changed being its own, so two runs never analyse a case at once, and
-releases them when done, moving the watermark (`reflection.services` on snapshots and the
+releases them when done, moving the watermark (`reflection.analysis.services` on snapshots and the
 settle lag).
 """
 from __future__ import annotations

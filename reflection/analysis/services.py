@@ -4,11 +4,11 @@ A run works on a snapshot: it fixes `snapshot_at` when it starts and analyses on
 ingested up to then, so logs arriving meanwhile go to the next run and nothing is locked.
 Two runs never analyse the same case at once: each case is claimed with a conditional write
 on `CaseReflectionState` (the rows we changed are ours) and released when done
-(`reflection.run_claims`).
+(`reflection.analysis.run_claims`).
 
 Settle lag: `ingested_at` is stamped inside the ingesting transaction, before it commits, so
 a scan at time T may not yet see a log stamped just before T. Ingestion bounds that gap
-(`reflection.ingestion`: stamped by the writing statement, which times out after 10 s) well below
+(`reflection.logs.services`: stamped by the writing statement, which times out after 10 s) well below
 `REFLECTION_INGEST_SETTLE_SECONDS`, so a full run snapshots at now - settle: every log stamped
 up to its snapshot is visible to its candidate scan, and the next run starts from there
 (`since`), so no log falls between two runs. Runs limited to given cases (early trigger,

@@ -21,7 +21,7 @@ from reflection.models import ExecutionLog
 
 
 class LogSchemaSerializer(serializers.Serializer):
-    """The shape of one log, for the schema; validation itself is `reflection.ingestion`."""
+    """The shape of one log, for the schema; validation itself is `reflection.logs.services`."""
 
     id = serializers.UUIDField(required=False, help_text="Re-sending the same id never duplicates the log.")
     case_id = serializers.UUIDField(required=False, allow_null=True)
@@ -104,7 +104,7 @@ class LogCursorPagination(CursorPagination):
 
 class LogBatchParser(OrjsonParser):
     """Decodes an ingestion body straight into typed logs when it is plainly valid (the fast
-    path, `reflection.log_decoding`); anything else is parsed as plain JSON for the validator."""
+    path, `reflection.logs.decoding`); anything else is parsed as plain JSON for the validator."""
 
     def parse(self, stream: Any, media_type: str | None = None, parser_context: dict | None = None) -> Any:
         body = stream.read()

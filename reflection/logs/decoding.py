@@ -4,7 +4,7 @@ Parsing JSON into dicts and then checking each field in Python costs ~20 µs per
 than storing it. msgspec decodes straight into typed structs, checking types, ranges and
 lengths as it goes, at a fraction of that. It only ever *accepts*: any body it does not
 take cleanly (a type error, an unknown field, a NUL, a date it reads differently) goes to
-the hand-written validator in `reflection.ingestion`, which defines what is valid and names
+the hand-written validator in `reflection.logs.services`, which defines what is valid and names
 every problem. So this module must never accept what that validator refuses;
 tests/reflection/logs/test_log_fast_path.py holds the two to it.
 """
@@ -27,7 +27,7 @@ ShortText = Annotated[str, Meta(max_length=MAX_TEXT)]
 
 class LogRecord(msgspec.Struct, forbid_unknown_fields=True, gc=False):
     """One execution log. Decoded from a body, `id` and `created_at` are None when not sent
-    and `execution_time_ms` may be a float; `reflection.ingestion` settles all three before
+    and `execution_time_ms` may be a float; `reflection.logs.services` settles all three before
     anything is stored. Its hand-written validator builds the same records from plain dicts.
 
     The defaults are the validator's; an explicit null for a text or count is not taken

@@ -9,7 +9,7 @@ from reflection.logs.ids import uuid7
 
 
 class ExecutionLog(models.Model):
-    """One run of an agent, usually of a case. Written only through `reflection.ingestion`.
+    """One run of an agent, usually of a case. Written only through `reflection.logs.services`.
 
     `id` may come from the client so that re-sending a batch never duplicates a run;
     `created_at` is when the run happened (client-supplied or now), `ingested_at` when we

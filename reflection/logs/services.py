@@ -4,7 +4,7 @@ DRF's per-field serializers cost more than the insert itself at this volume, so 
 here is hand-written and flat. Nothing is written unless every record is valid; ids the
 database already holds are skipped, so a client can safely re-send a batch.
 
-Settle invariant (reflection runs rely on it, see `reflection.services`): a log becomes
+Settle invariant (reflection runs rely on it, see `reflection.analysis.services`): a log becomes
 visible (commits) less than `REFLECTION_INGEST_SETTLE_SECONDS` after its `ingested_at`. So
 `ingested_at` is stamped as late as possible inside the writing transaction (on PostgreSQL
 by the writing statement itself: the column defaults to STATEMENT_TIMESTAMP()), every ingest statement runs under

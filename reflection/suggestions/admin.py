@@ -1,6 +1,6 @@
 """The approval console: the pending-suggestion queue, decisions, verification and rollback.
 
-Admin actions only call `reflection.suggestion_services`; each needs `approve_suggestion`,
+Admin actions only call `reflection.suggestions.services`; each needs `approve_suggestion`,
 asks for a note on an intermediate page, reports counts, and logs the change (`log_change`)
 next to the service's own audit row.
 """

@@ -3,7 +3,7 @@
 Only weak cases with enough data get one: analysed success rate below 0.5 with `ok` confidence,
 never a case at or above 0.8. The LLM call happens outside any transaction; the row is
 written in a short one that re-checks the case did not move on meanwhile. When the shared LLM
-budget has no slot, the case is deferred, not given rules (`reflection.suggestion_deferral`).
+budget has no slot, the case is deferred, not given rules (`reflection.suggestions.deferral`).
 """
 from __future__ import annotations
 
@@ -326,7 +326,7 @@ class GenerationResult:
 
 def suggestion_generate(*, case_id: UUID | str, analysis: dict | None = None, use_llm: bool = True) -> Suggestion | None:
     """Make a pending suggestion for a weak case; None when it is not eligible, already has one,
-    or waits for the LLM budget (then it is retried, see `reflection.suggestion_deferral`)."""
+    or waits for the LLM budget (then it is retried, see `reflection.suggestions.deferral`)."""
     return suggestion_generate_result(case_id=case_id, analysis=analysis, use_llm=use_llm).suggestion
 
 

@@ -1,7 +1,7 @@
 """Decisions on suggestions (approve, reject, stale, rollback) and the verification of applied ones.
 
 Every decision writes a `SuggestionDecision` audit row in the same transaction. Approving
-applies the revised plan as a new case version through `casebank.services.case_update` with
+applies the revised plan as a new case version through `casebank.cases.services.case_update` with
 `expected_version=base_version`, so a case edited since the suggestion was made is never
 overwritten: the suggestion is marked stale instead, and says why.
 """

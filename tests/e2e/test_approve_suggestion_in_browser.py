@@ -3,20 +3,15 @@ from __future__ import annotations
 
 import re
 
-from django.contrib.auth.models import Group
 from playwright.sync_api import Page, expect
 
 from casebank.models import Case
 from reflection.models import Suggestion, SuggestionStatus
-from reflection.roles import REVIEWERS, roles_setup
 from tests.reflection.suggestion_helpers import PLAN, REVISED, make_suggestion
 
 
-def test_it_approves_a_pending_suggestion_and_shows_case_version_2(page: Page, make_case, django_user_model, tmp_path):
-    # The production role, not a superuser: approving must work with exactly what reviewers get.
-    roles_setup()
-    reviewer = django_user_model.objects.create_user("reviewer", password="pw", is_staff=True)
-    reviewer.groups.add(Group.objects.get(name=REVIEWERS))
+def test_it_approves_a_pending_suggestion_and_shows_case_version_2(page: Page, make_case, reviewer, tmp_path):
+    # `reviewer` holds the production role, not superuser: approving must work with exactly that.
     case = make_case(plan=PLAN)
     suggestion = make_suggestion(case)
 

@@ -197,7 +197,9 @@ def point_llm_at(settings: Any, server: OpenAIServer, **overrides: Any) -> None:
         "OPENAI_API_KEY": "test-key",
         "OPENAI_BASE_URL": server.base_url,
         "LLM_MODEL": "test-model",
-        "LLM_TIMEOUT_SECONDS": 2.0,
+        # Generous: on a loaded machine a 2 s limit timed out scripted replies, and the retry then
+        # consumed the next reply of the script. Tests of timeouts set their own.
+        "LLM_TIMEOUT_SECONDS": 10.0,
         "LLM_RETRY_ATTEMPTS": 3,
         "LLM_RETRY_BASE_SECONDS": 0.01,
         "LLM_RETRY_CAP_SECONDS": 0.05,

@@ -5,7 +5,7 @@ from typing import Any
 
 from django.core.management.base import BaseCommand
 
-from casebank.consolidation.services import consolidation_run
+from casebank.consolidation.services import SAFETY_RULES, consolidation_run
 
 
 class Command(BaseCommand):
@@ -22,3 +22,10 @@ class Command(BaseCommand):
         verb = "applied" if apply else "candidates (dry run; --apply to act)"
         count = report["applied"] if apply else len(report["actions"])
         self.stdout.write(f"{count} {verb}")
+        held = report["held_back"]
+        if held:
+            reasons = ", ".join(f"{held[rule]} {SAFETY_RULES[rule]}" for rule in SAFETY_RULES if rule in held)
+            self.stdout.write(f"held back: {reasons} (safety rules: such cases are never archived automatically)")
+        elif not report["actions"]:
+            self.stdout.write("No case matches a rule: none has a success rate under 30 % over more than 10 uses, "
+                              "none has been unused for 90 days, no two are near-duplicates.")

@@ -1,6 +1,6 @@
 """`manage.py setup_schedules`: create or update the django-q2 schedules (idempotent, by name).
 
-Each app declares its periodic tasks on its AppConfig (`schedules`, see casebank.schedules).
+Each app declares its periodic tasks on its AppConfig (`schedules`, see core.schedules).
 """
 from __future__ import annotations
 

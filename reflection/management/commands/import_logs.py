@@ -24,9 +24,9 @@ def line_id(source: str, number: int, line: bytes) -> str:
 class Command(BaseCommand):
     help = (
         "Import execution logs from a JSON Lines file (one log object per line). Bad lines are "
-        "reported by line number and skipped; good lines are stored once, even on a re-run "
-        "(a line without an id gets one derived from the file name, its line number and its "
-        "content, so identical lines are distinct logs)."
+        "reported by line number, in file order, and skipped; good lines are stored once, even on "
+        "a re-run (a line without an id gets one derived from the file name, its line number and "
+        "its content, so identical lines are distinct logs). Exits 1 when any line was bad."
     )
 
     def add_arguments(self, parser: Any) -> None:
@@ -47,7 +47,10 @@ class Command(BaseCommand):
             raise CommandError(f"--batch-size must be between 1 and {ingestion.MAX_BATCH}.")
 
         source = options["source"] or path.name
-        totals = {"created": 0, "duplicates": 0, "bad": 0}
+        totals = {"created": 0, "duplicates": 0}
+        # Reported at the end, sorted: a JSON error is found on reading, a validation error only
+        # when its chunk is checked, so finding order is not file order.
+        self.problems: list[tuple[int, str]] = []
         pending: list[tuple[int, Any]] = []
         with path.open("rb") as handle, tqdm(
             total=path.stat().st_size, unit="B", unit_scale=True, disable=options["no_progress"], file=self.stderr
@@ -59,7 +62,9 @@ class Command(BaseCommand):
                 try:
                     item = orjson.loads(line)
                 except orjson.JSONDecodeError as error:
-                    self._report(number, f"not valid JSON ({error})", totals)
+                    # The parser's own "line 2 column 1" counts lines within this one line.
+                    column = min(error.pos, len(line.rstrip())) + 1
+                    self.problems.append((number, f"not valid JSON ({error.msg} at column {column})"))
                     continue
                 if isinstance(item, dict) and item.get("id") is None:
                     item["id"] = line_id(source, number, line)
@@ -69,12 +74,14 @@ class Command(BaseCommand):
                     pending = []
             self._flush(pending, totals)
 
-        summary = f"Imported {totals['created']} log(s); {totals['duplicates']} already stored; {totals['bad']} bad line(s)."
-        self.stdout.write(self.style.SUCCESS(summary) if not totals["bad"] else self.style.WARNING(summary))
-
-    def _report(self, number: int, problem: str, totals: dict[str, int]) -> None:
-        totals["bad"] += 1
-        self.stderr.write(f"line {number}: {problem}")
+        for number, problem in sorted(self.problems):
+            self.stderr.write(f"line {number}: {problem}")
+        bad = len(self.problems)
+        summary = f"Imported {totals['created']} log(s); {totals['duplicates']} already stored; {bad} bad line(s)."
+        if bad:
+            self.stdout.write(self.style.WARNING(summary))
+            raise CommandError(f"{bad} bad line(s) were not imported (listed above by line number).")
+        self.stdout.write(self.style.SUCCESS(summary))
 
     def _flush(self, pending: list[tuple[int, Any]], totals: dict[str, int]) -> None:
         """Store the good lines of a chunk; a bad line never holds back the others."""
@@ -82,7 +89,7 @@ class Command(BaseCommand):
             return
         records, errors = ingestion.parse_each([item for _, item in pending])
         for index, problems in errors.items():
-            self._report(pending[index][0], "; ".join(f"{k}: {v}" for k, v in problems.items()), totals)
+            self.problems.append((pending[index][0], "; ".join(f"{k}: {v}" for k, v in problems.items())))
         # A line repeating an id already seen in this chunk counts as already stored.
         totals["duplicates"] += len(pending) - len(errors) - len(records)
         result = ingestion.logs_ingest(records=records)

@@ -28,9 +28,7 @@ def test_it_answers_404_for_an_unknown_session(api):
     assert response.status_code == 404 and response.json()["detail"] == "Session not found."
 
 
-def test_it_queues_the_session_and_enqueues_its_run_on_commit(api, django_capture_on_commit_callbacks, monkeypatch):
-    enqueued = []
-    monkeypatch.setattr("core.task_queue.async_task", lambda *args: enqueued.append(args))
+def test_it_queues_the_session_and_enqueues_its_run_on_commit(api, django_capture_on_commit_callbacks, enqueued):
     with django_capture_on_commit_callbacks(execute=True):
         response = api.post("/api/sessions/", {"query": "How many orders?"}, format="json")
     assert response.status_code == 202

@@ -9,7 +9,6 @@ from casebank.cases import services
 from casebank.models import Case, CaseReviewChange, ReviewState
 from casebank.search.selectors import case_search
 from core.errors import Conflict, InvalidInput
-from tests.conftest import grant
 
 pytestmark = pytest.mark.django_db
 
@@ -23,18 +22,8 @@ def pending(make_case):
                      tags=["from-session"], review_state=ReviewState.PENDING)
 
 
-@pytest.fixture
-def reviewer(django_user_model):
-    user = django_user_model.objects.create_user("reviewer", password="pw", is_staff=True)
-    grant(user, "view_pendingcase", "view_case", "review_case")
-    return user
 
 
-@pytest.fixture
-def onlooker(django_user_model):
-    user = django_user_model.objects.create_user("onlooker", password="pw", is_staff=True)
-    grant(user, "view_pendingcase", "view_case")
-    return user
 
 
 @pytest.mark.parametrize("mode", ["vector", "bm25", "hybrid"])

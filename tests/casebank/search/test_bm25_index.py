@@ -75,7 +75,7 @@ def test_hidden_cases_ranked_first_do_not_take_the_places_of_visible_ones(make_c
         assert got[case_id] == pytest.approx(expected[case_id], rel=1e-6)
 
 
-@pytest.mark.skipif(connection.vendor != "postgresql", reason="PostgreSQL plan")
+@pytest.mark.postgres(reason="PostgreSQL plan")
 def test_corpus_statistics_are_an_index_only_scan(make_case):
     # The table is wide (inline embeddings): a sequential scan would cost every first search
     # after a case write a read of the whole table.

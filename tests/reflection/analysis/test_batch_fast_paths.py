@@ -19,7 +19,7 @@ from reflection.analysis.engine import queries
 from reflection.models import CaseAnalysis, ExecutionLog, ReflectionRunStatus
 from tests.reflection.factories import add_logs
 
-on_postgres_only = pytest.mark.skipif(connection.vendor != "postgresql", reason="a PostgreSQL-only path")
+on_postgres_only = pytest.mark.postgres(reason="a PostgreSQL-only path")
 
 # Error types whose order differs by collation: code points put "Zeta" < "alpha" < "Élan".
 FAILURES = [

@@ -12,7 +12,7 @@ import uuid
 from datetime import timedelta
 
 import pytest
-from django.db import connection, connections
+from django.db import connections
 from django.db.models import Sum
 from django.utils import timezone
 
@@ -21,7 +21,7 @@ from reflection.models import DailyCaseRollup, ExecutionLog
 
 pytestmark = [
     pytest.mark.django_db(transaction=True),
-    pytest.mark.skipif(connection.vendor != "postgresql", reason="needs concurrent writers (PostgreSQL)"),
+    pytest.mark.postgres(reason="needs concurrent writers (PostgreSQL)"),
 ]
 
 

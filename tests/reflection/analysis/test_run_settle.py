@@ -20,7 +20,7 @@ from reflection.logs.services import logs_ingest, parse_batch
 from reflection.models import CaseAnalysis, CaseReflectionState, ExecutionLog, ReflectionRun
 from tests.reflection.factories import add_logs
 
-on_postgres_only = pytest.mark.skipif(connection.vendor != "postgresql", reason="needs concurrent transactions")
+on_postgres_only = pytest.mark.postgres(reason="needs concurrent transactions")
 
 
 def _run(**kwargs) -> ReflectionRun:

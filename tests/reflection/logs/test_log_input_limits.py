@@ -11,6 +11,7 @@ import json
 
 import pytest
 from django.core.management import call_command
+from django.core.management.base import CommandError
 
 from reflection.models import ExecutionLog
 
@@ -60,7 +61,8 @@ def test_import_logs_names_the_line_with_a_nul_and_imports_the_others(tmp_path):
     path.write_text("\n".join(json.dumps(line) for line in lines) + "\n")
     out, err = io.StringIO(), io.StringIO()
 
-    call_command("import_logs", str(path), "--no-progress", stdout=out, stderr=err)
+    with pytest.raises(CommandError, match="1 bad line"):
+        call_command("import_logs", str(path), "--no-progress", stdout=out, stderr=err)
 
     assert "line 2: error_message: Must not contain the NUL character" in err.getvalue()
     assert "Imported 2 log(s)" in out.getvalue() and "1 bad line(s)" in out.getvalue()

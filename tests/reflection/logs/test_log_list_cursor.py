@@ -51,7 +51,7 @@ def test_the_order_is_created_at_then_id(api):
     assert 'ORDER BY "reflection_executionlog"."created_at" DESC, "reflection_executionlog"."id" DESC' in listing
 
 
-@pytest.mark.skipif(connection.vendor != "postgresql", reason="PostgreSQL plan")
+@pytest.mark.postgres(reason="PostgreSQL plan")
 def test_an_index_serves_the_order_without_a_sort(api):
     with CaptureQueriesContext(connection) as queries:
         page = api.get("/api/logs/?page_size=10").json()

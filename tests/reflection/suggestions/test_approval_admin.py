@@ -7,7 +7,6 @@ from django.contrib.messages import get_messages
 from casebank.cases import services as case_services
 from casebank.models import CaseVersion
 from reflection.models import DecisionAction, Suggestion, SuggestionDecision, SuggestionStatus
-from tests.conftest import grant
 from tests.reflection.suggestion_helpers import PLAN, REVISED, make_suggestion
 
 pytestmark = pytest.mark.django_db
@@ -15,18 +14,8 @@ pytestmark = pytest.mark.django_db
 QUEUE = "/admin/reflection/pendingsuggestion/"
 
 
-@pytest.fixture
-def reviewer(django_user_model):
-    user = django_user_model.objects.create_user("reviewer", password="pw", is_staff=True)
-    grant(user, "view_pendingsuggestion", "view_suggestion", "approve_suggestion")
-    return user
 
 
-@pytest.fixture
-def onlooker(django_user_model):
-    user = django_user_model.objects.create_user("onlooker", password="pw", is_staff=True)
-    grant(user, "view_pendingsuggestion", "view_suggestion")
-    return user
 
 
 @pytest.fixture
