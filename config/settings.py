@@ -77,6 +77,8 @@ MIDDLEWARE = [
     "django.contrib.auth.middleware.AuthenticationMiddleware",
     "django.contrib.messages.middleware.MessageMiddleware",
     "django.middleware.clickjacking.XFrameOptionsMiddleware",
+    # Marks expected refusals for the `django.request` log filter (config/expected_refusals.py).
+    "config.expected_refusals.expected_refusal_middleware",
     "django_prometheus.middleware.PrometheusAfterMiddleware",
 ]
 
@@ -148,9 +150,19 @@ if REDIS_URL:
                      "OPTIONS": {"SOCKET_CONNECT_TIMEOUT": 1, "SOCKET_TIMEOUT": 5}},
     }
     CACHE_L2_ALIAS = "l2"
+    READ_CACHE_GENERATION_ALIAS = "default"
 else:
-    CACHES = {"default": {"BACKEND": "django.core.cache.backends.locmem.LocMemCache"}, "l1": _L1_CACHE}
+    CACHES = {
+        "default": {"BACKEND": "django.core.cache.backends.locmem.LocMemCache"},
+        "l1": _L1_CACHE,
+        # The case bank's generation (casebank.cases.read_cache) must be one counter for the
+        # web process and the queue worker: in local memory a worker's write could not retire
+        # the web process's cached reads. A file per key, read once per cached read (~30 µs).
+        "shared": {"BACKEND": "django.core.cache.backends.filebased.FileBasedCache",
+                   "LOCATION": env.str("SHARED_CACHE_DIR", default=str(VAR_DIR / "shared_cache"))},
+    }
     CACHE_L2_ALIAS = ""
+    READ_CACHE_GENERATION_ALIAS = "shared"
 DJANGO_REDIS_LOG_IGNORED_EXCEPTIONS = True
 CACHE_L1_ALIAS = "l1"
 CACHE_L1_SECONDS = env.int("CACHE_L1_SECONDS", default=30)
@@ -281,6 +293,8 @@ LLM_MODEL = env.str("LLM_MODEL", default="")
 LLM_TIMEOUT_SECONDS = env.float("LLM_TIMEOUT_SECONDS", default=30.0)
 # Shared by every process through the database (see reflection.llm.ratelimit).
 LLM_CALLS_PER_MINUTE = env.int("LLM_CALLS_PER_MINUTE", default=5)
+# Shown against the day's LLM spend on the admin dashboard (0 = no budget set); not enforced.
+LLM_DAILY_BUDGET_USD = env.float("LLM_DAILY_BUDGET_USD", default=0.0)
 LLM_RETRY_ATTEMPTS = env.int("LLM_RETRY_ATTEMPTS", default=3)
 LLM_RETRY_BASE_SECONDS = env.float("LLM_RETRY_BASE_SECONDS", default=1.0)
 LLM_RETRY_CAP_SECONDS = env.float("LLM_RETRY_CAP_SECONDS", default=60.0)
@@ -329,7 +343,10 @@ SILENCED_SYSTEM_CHECKS = ["models.W040"]
 LOGGING = {
     "version": 1,
     "disable_existing_loggers": False,
-    "filters": {"redact_secrets": {"()": "config.log_redaction.RedactSecrets"}},
+    "filters": {
+        "redact_secrets": {"()": "config.log_redaction.RedactSecrets"},
+        "expected_refusals": {"()": "config.expected_refusals.ExpectedRefusals"},
+    },
     "formatters": {"plain": {"format": "%(asctime)s %(levelname)s %(name)s %(message)s"}},
     "handlers": {
         "console": {"class": "logging.StreamHandler", "formatter": "plain", "filters": ["redact_secrets"]},
@@ -338,6 +355,7 @@ LOGGING = {
     "loggers": {
         "django": {"handlers": [], "level": "INFO", "propagate": True},
         "django.server": {"handlers": [], "level": "INFO", "propagate": True},
+        "django.request": {"handlers": [], "level": "INFO", "propagate": True, "filters": ["expected_refusals"]},
         "sentence_transformers": {"level": "WARNING"},
     },
 }

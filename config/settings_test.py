@@ -2,8 +2,13 @@
 
 django-q2 reads its configuration at import, so `sync` has to be set here rather than per test.
 """
+import atexit
+import os
+import shutil
+import tempfile
+
 from config.settings import *  # noqa: F401,F403
-from config.settings import Q_CLUSTER
+from config.settings import CACHES, Q_CLUSTER
 
 Q_CLUSTER = {**Q_CLUSTER, "sync": True}
 PASSWORD_HASHERS = ["django.contrib.auth.hashers.MD5PasswordHasher"]
@@ -11,3 +16,11 @@ EMAIL_BACKEND = "django.core.mail.backends.locmem.EmailBackend"
 # Time does not pass inside a test: a run must see the logs the test just wrote. The tests of
 # the settle lag itself set it (tests/reflection/analysis/test_run_settle.py).
 REFLECTION_INGEST_SETTLE_SECONDS = 0
+
+if "shared" in CACHES and "SHARED_CACHE_DIR" not in os.environ:
+    # The cross-process cache of a test run lives in its own directory, which the processes a
+    # test starts inherit through the environment (tests/casebank/cases/test_read_cache_across_processes.py).
+    _shared_dir = tempfile.mkdtemp(prefix="caseloop-shared-cache-")
+    os.environ["SHARED_CACHE_DIR"] = _shared_dir
+    atexit.register(shutil.rmtree, _shared_dir, ignore_errors=True)
+    CACHES = {**CACHES, "shared": {**CACHES["shared"], "LOCATION": _shared_dir}}

@@ -2,6 +2,7 @@ from django.contrib import admin
 from django.urls import include, path
 
 from config import api_docs, health, metrics
+from config.dashboard import views as dashboard
 
 urlpatterns = [
     path("health", health.health, name="health"),
@@ -9,6 +10,10 @@ urlpatterns = [
     path("health/ready", health.ready, name="health-ready"),
     # Also answered by config.probes before host validation; routed here for reverse().
     path("metrics", metrics.export, name="prometheus-django-metrics"),
+    path("", dashboard.home, name="home"),
+    path("favicon.ico", dashboard.favicon, name="favicon"),
+    # The dashboard answers the admin index's own URL (admin:index), ahead of the admin's view.
+    path("admin/", admin.site.admin_view(dashboard.index), name="dashboard"),
     path("admin/", admin.site.urls),
     path("api/schema/", api_docs.SchemaView.as_view(), name="api-schema"),
     path("api/docs/", api_docs.docs, name="api-docs"),
@@ -22,6 +27,8 @@ handler500 = "config.errors.server_error"
 
 admin.site.site_header = "Caseloop"
 admin.site.site_title = "Caseloop admin"
-admin.site.index_title = "Case bank, execution log and reflection"
+admin.site.index_title = "Dashboard"
+admin.site.index_template = "admin/dashboard.html"
+# "View site" goes to `/`, which redirects to this dashboard.
 # Wide tables (cases, logs, suggestions) need the width more than a second menu.
 admin.site.enable_nav_sidebar = False

@@ -19,6 +19,7 @@ FLAGS = ["--no-sandbox", "--disable-gpu", "--disable-quic", "--no-first-run", "-
          "--disable-component-update", "--disable-sync"]
 DEGRADING_TITLE = "Root causes of tickets"
 PAGES = [
+    ("dashboard", "/admin/"),
     ("case-list", "/admin/casebank/case/"),
     ("log-list", "/admin/reflection/executionlog/"),
     ("approval-queue", "/admin/reflection/pendingsuggestion/"),
@@ -38,7 +39,7 @@ def main(base: str, user: str, password: str, out: Path) -> None:
         page.wait_for_url(f"{base}/admin/")
         for name, path in PAGES:
             page.goto(base + path)
-            page.screenshot(path=str(out / f"{name}.png"))
+            page.screenshot(path=str(out / f"{name}.png"), full_page=True)
             print(f"{name}: {page.title()}")
         # The first pending suggestion (evidence and plan diff) and a case's change page.
         page.goto(base + "/admin/reflection/pendingsuggestion/")

@@ -106,7 +106,7 @@ def test_import_logs_refuses_a_missing_file(tmp_path):
 def test_seed_demo_is_idempotent_and_has_the_known_patterns():
     out = io.StringIO()
     call_command("seed_demo", "--logs", "3000", "--no-progress", stdout=out)
-    assert "50 new case(s), 3000 new log(s)" in out.getvalue()
+    assert f"{len(demo_cases.DEMO_CASES)} new case(s), 3000 new log(s)" in out.getvalue()
     # Seeding analyses every case that got logs, so admin shows figures at first sight.
     with_logs = set(ExecutionLog.objects.values_list("case_id", flat=True).distinct())
     assert set(CaseAnalysis.objects.values_list("case_id", flat=True)) == with_logs
@@ -118,7 +118,7 @@ def test_seed_demo_is_idempotent_and_has_the_known_patterns():
     assert "0 new case(s), 0 new log(s)" in out.getvalue()
     assert "analysed" not in out.getvalue()
     assert CaseAnalysis.objects.count() == len(with_logs)
-    assert Case.objects.count() == len(demo_cases.DEMO_CASES) == 50
+    assert Case.objects.count() == len(demo_cases.DEMO_CASES) == 51
     assert ExecutionLog.objects.count() == 3000
     assert len(set(Case.objects.values_list("category", flat=True))) >= 8
 

@@ -37,7 +37,7 @@ class DataAnalysisApi(APIView):
             except AnalyticsError as error:
                 return Response({"detail": str(error), "errors": {"sql": [str(error)]}}, status=422)
         if llm_client() is None:
-            return Response({"detail": NO_LLM_MESSAGE, "errors": {}}, status=status.HTTP_503_SERVICE_UNAVAILABLE)
+            return Response({"detail": NO_LLM_MESSAGE, "errors": {}}, status=status.HTTP_503_SERVICE_UNAVAILABLE, headers={"Caseloop-Expected-Refusal": "no LLM configured"})
         output = DataAnalysisAgent().run(AgentTask(query=data.validated_data["question"]))
         if output.ok:
             return Response(output.data)

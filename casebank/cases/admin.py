@@ -12,6 +12,7 @@ from django.http import Http404, HttpRequest, HttpResponse, HttpResponseRedirect
 from django.shortcuts import get_object_or_404
 from django.template.response import TemplateResponse
 from django.urls import path, reverse
+from django.utils import timezone
 from django.utils.html import format_html
 
 from casebank.cases import services
@@ -37,6 +38,15 @@ def status_badge(status: str) -> str:
 
 def percent(rate: float | None) -> str:
     return "—" if rate is None else f"{rate * 100:.1f}%"
+
+
+# The case list fits a 1,440 px screen: one line per case, the full title in the tooltip.
+TITLE_CHARS = 36
+
+
+def short_moment(moment: Any) -> str:
+    return "—" if moment is None else format_html('<span style="white-space:nowrap">{}</span>',
+                                                   timezone.localtime(moment).strftime("%Y-%m-%d %H:%M"))
 
 
 class PrettyJSONField(forms.JSONField):
@@ -121,28 +131,53 @@ class CaseColumnsMixin:
 
     @admin.display(description="Status", ordering="status")
     def status_label(self, case: Case) -> str:
-        return status_badge(case.status)
+        if case.review_state == "approved":
+            return status_badge(case.status)
+        # The review state shows only when it keeps the case out of retrieval (pending, rejected).
+        return format_html("{} <small>{} review</small>", status_badge(case.status), case.review_state)
 
     @admin.display(description="Success rate", ordering="success_rate")
     def success(self, case: Case) -> str:
         return percent(case.success_rate)
 
+    @admin.display(description="Title", ordering="title")
+    def title_short(self, case: Case) -> str:
+        text = case.title if len(case.title) <= TITLE_CHARS else case.title[:TITLE_CHARS - 1] + "…"
+        return format_html('<span title="{}" style="white-space:nowrap">{}</span>', case.title, text)
+
+    # Two different counts that the list used to show side by side as "Run count" / "Usage count".
+    @admin.display(description="Runs (30 d)", ordering="run_count")
+    def runs_analysed(self, case: Case) -> int:
+        return case.run_count
+
+    @admin.display(description="Times retrieved", ordering="usage_count")
+    def times_retrieved(self, case: Case) -> int:
+        return case.usage_count
+
+    @admin.display(description="Last retrieved", ordering="last_used_at")
+    def last_used(self, case: Case) -> str:
+        return short_moment(case.last_used_at)
+
+    @admin.display(description="Updated", ordering="updated_at")
+    def updated(self, case: Case) -> str:
+        return short_moment(case.updated_at)
+
 
 @admin.register(Case)
 class CaseAdmin(CaseColumnsMixin, admin.ModelAdmin):
     form = CaseForm
+    # Fits 1,440 px beside the filters: the version is on the case page (and in its title).
     list_display = [
-        "title",
+        "title_short",
         "status_label",
-        "review_state",
         "category",
-        "version",
         "success",
-        "run_count",
-        "usage_count",
-        "last_used_at",
-        "updated_at",
+        "runs_analysed",
+        "times_retrieved",
+        "last_used",
+        "updated",
     ]
+    list_display_links = ["title_short"]
     list_filter = ["status", "review_state", "category"]
     search_fields = ["title", "query", "=id"]
     ordering = ["-updated_at"]
@@ -153,8 +188,8 @@ class CaseAdmin(CaseColumnsMixin, admin.ModelAdmin):
         "review_state",
         "version",
         "success",
-        "run_count",
-        "usage_count",
+        "runs_analysed",
+        "times_retrieved",
         "last_used_at",
         "created_at",
         "updated_at",
@@ -164,8 +199,11 @@ class CaseAdmin(CaseColumnsMixin, admin.ModelAdmin):
         (None, {"fields": ["title", "query", "plan", "category", "tags"]}),
         (
             "Lifecycle and track record",
-            {"fields": ["id", "status_label", "review_state", "version", "success", "run_count", "usage_count",
-                        "last_used_at"]},
+            {"fields": ["id", "status_label", "review_state", "version", "success", "runs_analysed", "times_retrieved",
+                        "last_used_at"],
+             "description": "Runs analysed: executions in the window of the case's last analysis (30 days by default). "
+                            "Times retrieved: how often search returned the case to a planner, ever. "
+                            "A run without retrieval (a caller naming the case) counts only in the first."},
         ),
         ("Audit", {"fields": ["created_at", "updated_at", "updated_by"]}),
     ]
@@ -273,12 +311,12 @@ class PendingCaseAdmin(CaseColumnsMixin, ReadOnlyAdminMixin, admin.ModelAdmin):
     reject), call the services (which write the audit row) and log the change.
     """
 
-    list_display = ["title", "category", "status_label", "success", "run_count", "created_at", "updated_by"]
+    list_display = ["title_short", "category", "status_label", "success", "runs_analysed", "created_at", "updated_by"]
     list_filter = ["category"]
     search_fields = ["title", "query", "=id"]
     ordering = ["created_at"]
     list_per_page = 50
-    fields = ["id", "title", "query", "plan_pretty", "category", "tags", "status_label", "success", "run_count",
+    fields = ["id", "title", "query", "plan_pretty", "category", "tags", "status_label", "success", "runs_analysed",
               "created_at", "updated_by"]
     readonly_fields = fields
     inlines = [CaseReviewChangeInline]

@@ -1,12 +1,13 @@
 """Cached reads of the case bank: search results and single cases, as the API returns them.
 
 Search was the most expensive common request under load (docs/benchmarks.md), and agents ask
-the same tasks again and again. Every key carries the bank's *generation*, a counter in the
-shared cache that every case write through `casebank.cases.services` moves on (`bank_changed`), so
-one write retires every cached read at once on every replica sharing Redis. Entries also expire
-after `READ_CACHE_SECONDS` (default 30; 0 turns the cache off), which bounds what cannot be
-invalidated: usage counters (counted in the task queue, not worth a retirement per search) and,
-without a shared cache, a write made by another process.
+the same tasks again and again. Every key carries the bank's *generation*, a counter that every
+case write through `casebank.cases.services` moves on (`bank_changed`), so one write retires every
+cached read at once in every process: the counter lives in the cache every process shares
+(`READ_CACHE_GENERATION_ALIAS`: Redis, or without Redis a file-based cache on the machine, so a
+success rate the queue worker stores shows in the web process at once). Entries also expire
+after `READ_CACHE_SECONDS` (default 30; 0 turns the cache off), which bounds what is not worth
+a retirement: usage counters, counted in the task queue for every search.
 """
 from __future__ import annotations
 
@@ -16,7 +17,7 @@ from typing import Any, TypeVar
 
 import orjson
 from django.conf import settings
-from django.core.cache import cache
+from django.core.cache import caches
 from django.db import transaction
 
 from core.cache import layered_get, layered_set
@@ -25,12 +26,17 @@ T = TypeVar("T")
 GENERATION_KEY = "casebank:generation"
 
 
+def _counter() -> Any:
+    return caches[getattr(settings, "READ_CACHE_GENERATION_ALIAS", "default")]
+
+
 def _ttl() -> int:
     return int(getattr(settings, "READ_CACHE_SECONDS", 30))
 
 
 def _generation() -> int | None:
     """The bank's generation from the shared cache; `None` when the cache cannot say."""
+    cache = _counter()
     try:
         value = cache.get(GENERATION_KEY)
         if value is None:
@@ -42,6 +48,9 @@ def _generation() -> int | None:
 
 
 def _move_on() -> None:
+    # On the file-based cache `incr` is a read and a write, not atomic: two processes moving
+    # on together may both write the same next value, which still retires every older key.
+    cache = _counter()
     try:
         cache.incr(GENERATION_KEY)
     except ValueError:  # never read yet (or evicted): any new value retires old keys

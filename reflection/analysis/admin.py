@@ -16,9 +16,11 @@ from django.views.decorators.http import require_POST
 from casebank.models import Case
 from reflection.analysis import selectors, services
 from reflection.analysis.charts import daily_outcomes_svg, success_rate_trend_svg
-from reflection.models import CaseAnalysis, ReflectionRun, ReflectionTrigger
+from reflection.models import CaseAnalysis, ReflectionRun, ReflectionTrigger, Suggestion
 
 TREND_POINTS = 60
+# Cases and suggestions listed on a run's page (weakest first); the rest are one link away.
+RUN_PAGE_ROWS = 200
 # Days in the daily chart of a case never analysed (else its analysis window).
 DAILY_DAYS = 30
 
@@ -31,12 +33,41 @@ class ReflectionRunAdmin(admin.ModelAdmin):
     ordering = ["-created_at"]
     readonly_fields = [field.name for field in ReflectionRun._meta.fields]
     change_list_template = "admin/reflection/reflectionrun/change_list.html"
+    change_form_template = "admin/reflection/reflectionrun/change_form.html"
 
     def has_add_permission(self, request: HttpRequest) -> bool:
         return False
 
     def has_change_permission(self, request: HttpRequest, obj: Any = None) -> bool:
         return False
+
+    def has_delete_permission(self, request: HttpRequest, obj: Any = None) -> bool:
+        # A run is the record of what was analysed when; its page offers no Delete.
+        return False
+
+    def change_view(self, request: HttpRequest, object_id: str, form_url: str = "",
+                    extra_context: dict | None = None) -> HttpResponse:
+        """A run's page lists what it did, not only counts: the cases it analysed and the
+        suggestions made for them since it started (each a link)."""
+        run = ReflectionRun.objects.filter(pk=object_id).first() if str(object_id).isdigit() else None
+        extra: dict[str, Any] = {}
+        if run is not None:
+            analyses = list(
+                CaseAnalysis.objects.filter(run=run).select_related("case").defer("result", "case__embedding", "case__plan")
+                .order_by("success_rate")[:RUN_PAGE_ROWS]
+            )
+            suggestions = (
+                Suggestion.objects.filter(case_id__in=[a.case_id for a in analyses], created_at__gte=run.started_at)
+                .select_related("case").defer("case__embedding", "case__plan", "evidence", "current_plan", "revised_plan")
+                .order_by("-created_at")[:RUN_PAGE_ROWS] if run.started_at else []
+            )
+            extra = {
+                "run_analyses": analyses,
+                "run_analyses_url": reverse("admin:reflection_caseanalysis_changelist") + f"?run__id__exact={run.pk}",
+                "run_suggestions": suggestions,
+                "run_page_rows": RUN_PAGE_ROWS,
+            }
+        return super().change_view(request, object_id, form_url, {**extra, **(extra_context or {})})
 
     def get_urls(self) -> list:
         return [
@@ -56,7 +87,7 @@ class ReflectionRunAdmin(admin.ModelAdmin):
 
 @admin.register(CaseAnalysis)
 class CaseAnalysisAdmin(admin.ModelAdmin):
-    list_display = ["created_at", "case_link", "total_executions", "rate", "weighted", "latency_p95_ms", "slow",
+    list_display = ["created_at", "case_link", "total_executions", "rate", "weighted", "latency_p95_ms", "slow_label",
                     "anomaly_count", "confidence", "run"]
     list_filter = ["confidence", "slow"]
     list_select_related = ["case", "run"]
@@ -74,10 +105,21 @@ class CaseAnalysisAdmin(admin.ModelAdmin):
     def has_change_permission(self, request: HttpRequest, obj: Any = None) -> bool:
         return False
 
+    def has_delete_permission(self, request: HttpRequest, obj: Any = None) -> bool:
+        # Analyses are the case's history (its trend chart): read-only, no Delete.
+        return False
+
     @admin.display(description="case")
     def case_link(self, obj: CaseAnalysis) -> str:
         url = reverse("admin:reflection_case_analysis_page", args=[obj.case_id])
         return format_html('<a href="{}">{}</a>', url, obj.case.title)
+
+    # Not a boolean icon: a red ✗ on every healthy row read as a failure. Only "slow" is marked.
+    @admin.display(description="slow (p95 > 2 s)", ordering="slow")
+    def slow_label(self, obj: CaseAnalysis) -> str:
+        if obj.slow:
+            return format_html('<span style="color:#bf8700;font-weight:600">{}</span>', "slow")
+        return format_html('<span style="color:#6e7781">{}</span>', "no")
 
     @admin.display(description="success rate")
     def rate(self, obj: CaseAnalysis) -> str:

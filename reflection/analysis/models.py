@@ -142,7 +142,9 @@ class DailyCaseRollup(models.Model):
     day's runs without a case (one such row per day), so totals survive retention too.
 
     `latency_histogram` maps a log-scale bucket index (see `reflection.analysis.engine.stats`)
-    to a count; `errors` maps error_type to {count, example, templates: {template: count}}.
+    to a count; `errors` maps error_type to {count, example, templates: {template: count}};
+    `versions` maps a case version to {runs, successes}, so that verification can still compare
+    versions once their raw logs are gone.
     """
 
     case = models.ForeignKey(Case, on_delete=models.CASCADE, null=True, blank=True, related_name="daily_rollups")
@@ -153,6 +155,8 @@ class DailyCaseRollup(models.Model):
     latency_sq_sum_ms = models.FloatField(help_text="Sum of squares, for variance in anomaly tests.")
     latency_histogram = models.JSONField(default=dict, blank=True)
     errors = models.JSONField(default=dict, blank=True)
+    # Empty on days rolled up before versions were counted (issue #15).
+    versions = models.JSONField(default=dict, blank=True)
     created_at = models.DateTimeField(default=timezone.now)
 
     class Meta:

@@ -40,9 +40,10 @@ def _days_to_roll(boundary: datetime) -> list[date]:
     return sorted({moment.date() for moment in moments})
 
 
-# One summary row per (case, day) and group of identical figures: (case_id, success, latency
-# bucket, error type, message template, example message, runs, latency sum, sum of squares).
-_Group = tuple[uuid.UUID | None, bool, int, str, str, str, int, float, float]
+# One summary row per (case, day) and group of identical figures: (case_id, case version,
+# success, latency bucket, error type, message template, example message, runs, latency sum,
+# sum of squares).
+_Group = tuple[uuid.UUID | None, int, bool, int, str, str, str, int, float, float]
 
 
 def _take_day_postgresql(start: datetime, end: datetime) -> list[_Group]:
@@ -54,13 +55,14 @@ def _take_day_postgresql(start: datetime, end: datetime) -> list[_Group]:
         cursor.execute(
             f"""WITH gone AS (
                     DELETE FROM {table} WHERE created_at >= %s AND created_at < %s
-                    RETURNING case_id, success, execution_time_ms::float8 AS ms, error_type, error_message, error_template
+                    RETURNING case_id, case_version, success, execution_time_ms::float8 AS ms, error_type,
+                              error_message, error_template
                 )
-                SELECT case_id, success, {stats.histogram_bucket_sql("ms")} AS bucket,
+                SELECT case_id, case_version, success, {stats.histogram_bucket_sql("ms")} AS bucket,
                        {failed.format("error_type")} AS kind,
                        {failed.format(stats.stored_template_sql())} AS template,
                        {failed.format("min(error_message)")}, COUNT(*), SUM(ms), SUM(ms * ms)
-                FROM gone GROUP BY case_id, success, bucket, kind, template""",
+                FROM gone GROUP BY case_id, case_version, success, bucket, kind, template""",
             [start, end],
         )
         return cursor.fetchall()
@@ -73,10 +75,10 @@ def _take_day_portable(start: datetime, end: datetime) -> list[_Group]:
     with connection.cursor() as cursor:
         cursor.execute(
             f"DELETE FROM {table} WHERE created_at >= %s AND created_at < %s "
-            "RETURNING case_id, success, execution_time_ms, error_type, error_message, error_template",
+            "RETURNING case_id, case_version, success, execution_time_ms, error_type, error_message, error_template",
             [connection.ops.adapt_datetimefield_value(start), connection.ops.adapt_datetimefield_value(end)],
         )
-        for case_id, success, ms, kind, message, stored in cursor:
+        for case_id, version, success, ms, kind, message, stored in cursor:
             success = bool(success)
             if success:
                 template = ""
@@ -84,7 +86,7 @@ def _take_day_portable(start: datetime, end: datetime) -> list[_Group]:
                 template = stored
             else:
                 template = stats.message_template(message)  # cached per message
-            key = (case_id, success, stats.histogram_bucket(ms), "" if success else kind, template)
+            key = (case_id, version, success, stats.histogram_bucket(ms), "" if success else kind, template)
             group = groups.setdefault(key, ["" if success else message, 0, 0.0, 0.0])
             if not success and message < group[0]:
                 group[0] = message
@@ -96,7 +98,7 @@ def _take_day_portable(start: datetime, end: datetime) -> list[_Group]:
 
 def _empty_rollup(case_id: uuid.UUID | None, day: date) -> DailyCaseRollup:
     return DailyCaseRollup(case_id=case_id, day=day, runs=0, successes=0, latency_sum_ms=0.0,
-                           latency_sq_sum_ms=0.0, latency_histogram={}, errors={})
+                           latency_sq_sum_ms=0.0, latency_histogram={}, errors={}, versions={})
 
 
 @transaction.atomic
@@ -115,10 +117,14 @@ def _roll_up_day(day: date) -> tuple[int, int]:
     existing = {rollup.case_id: rollup for rollup in locked}
     rollups = {case_id: existing.get(case_id) or _empty_rollup(case_id, day) for case_id in case_ids}
     deleted = 0
-    for case_id, success, bucket, kind, template, example, runs, latency_sum, latency_sq in groups:
+    for case_id, version, success, bucket, kind, template, example, runs, latency_sum, latency_sq in groups:
         rollup = rollups[_as_uuid(case_id)]
         rollup.runs += runs
         rollup.successes += runs if success else 0
+        if version is not None:  # runs without a case have no version either
+            counts = rollup.versions.setdefault(str(version), {"runs": 0, "successes": 0})
+            counts["runs"] += runs
+            counts["successes"] += runs if success else 0
         rollup.latency_sum_ms += float(latency_sum or 0)
         rollup.latency_sq_sum_ms += float(latency_sq or 0)
         rollup.latency_histogram[str(bucket)] = rollup.latency_histogram.get(str(bucket), 0) + runs

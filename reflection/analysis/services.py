@@ -40,6 +40,7 @@ from core import task_queue
 from core.errors import NotFound
 from reflection import metrics
 from reflection.analysis import engine, run_claims
+from reflection.analysis.engine import stats
 from reflection.analysis.engine.queries import ids_lookup
 from reflection.logs.services import copy_with_orjson
 from reflection.models import (
@@ -50,7 +51,7 @@ from reflection.models import (
     ReflectionTrigger,
 )
 from reflection.suggestions import generation as suggester
-from reflection.suggestions.services import cases_under_verification
+from reflection.suggestions.services import cases_under_verification, suggestions_verify_for_case
 
 logger = logging.getLogger(__name__)
 
@@ -94,17 +95,23 @@ def _record_from(*, case_id: uuid.UUID, analysis: dict, run: ReflectionRun | Non
     return record
 
 
-def _apply_warning(*, case_id: uuid.UUID, status: str, success_rate: float | None) -> str | None:
-    """Set `warning` below 0.5, clear it on recovery; returns "set", "cleared" or None."""
+def _apply_warning(*, case_id: uuid.UUID, status: str, analysis: dict) -> str | None:
+    """Set `warning` below 0.5 or on a significant recent drop (`stats.recent_drop`), clear it
+    on recovery from both; returns "set", "cleared" or None."""
+    success_rate = analysis["success_rate"]
     if success_rate is None:
         return None
-    if success_rate < WARNING_BELOW and status == CaseStatus.ACTIVE:
-        case_services.case_set_status(
-            case=Case(pk=case_id), status=CaseStatus.WARNING, actor=REFLECTION_ACTOR,
-            reason=f"success rate {success_rate:.1%} is below {WARNING_BELOW:.0%}",
-        )
+    drop = stats.recent_drop(analysis)
+    if (success_rate < WARNING_BELOW or drop is not None) and status == CaseStatus.ACTIVE:
+        if drop is None or success_rate < WARNING_BELOW:
+            reason = f"success rate {success_rate:.1%} is below {WARNING_BELOW:.0%}"
+        else:
+            reason = (f"success rate fell to {drop['recent_success_rate']:.1%} in the last 24 h from "
+                      f"{drop['baseline_success_rate']:.1%} the week before (z = {drop['z']})")
+        case_services.case_set_status(case=Case(pk=case_id), status=CaseStatus.WARNING, actor=REFLECTION_ACTOR,
+                                      reason=reason)
         return "set"
-    if success_rate >= WARNING_BELOW and status == CaseStatus.WARNING:
+    if success_rate >= WARNING_BELOW and drop is None and status == CaseStatus.WARNING:
         case_services.case_set_status(
             case=Case(pk=case_id), status=CaseStatus.ACTIVE, actor=REFLECTION_ACTOR,
             reason=f"success rate recovered to {success_rate:.1%}",
@@ -128,7 +135,11 @@ def case_analysis_record(*, case_id: uuid.UUID | str, window_days: int = 30, run
             case_id=key, success_rate=analysis["success_rate"], run_count=analysis["total_executions"]
         )
     status = Case.objects.filter(pk=key).values_list("status", flat=True).get()
-    _apply_warning(case_id=key, status=status, success_rate=analysis["success_rate"])
+    _apply_warning(case_id=key, status=status, analysis=analysis)
+    # Every path that analyses one case (`reflect --case`, the analyze API, a run's own step)
+    # refreshes the verdicts of its applied suggestions, as batch runs do.
+    if str(key) in cases_under_verification():
+        suggestions_verify_for_case(case_id=key)
     return record
 
 
@@ -205,11 +216,12 @@ def _analyse_one(case_id: uuid.UUID, run: ReflectionRun, *, analysis: dict | Non
         record = case_analysis_record(
             case_id=case_id, window_days=run.window_days, run=run, now=run.snapshot_at, snapshot_at=run.snapshot_at
         )
-        suggester.after_analysis(case_id=case_id, analysis=record.result)
+        # Verified already by case_analysis_record: no case counts as under verification here.
+        suggester.after_analysis(case_id=case_id, analysis=record.result, verifying=frozenset())
         return None
     if status is None:
         status = Case.objects.filter(pk=case_id).values_list("status", flat=True).get()
-    moved = _apply_warning(case_id=case_id, status=status, success_rate=analysis["success_rate"])
+    moved = _apply_warning(case_id=case_id, status=status, analysis=analysis)
     # Improvement loop: verify applied suggestions, propose one for a weak case (may call the LLM).
     suggester.after_analysis(case_id=case_id, analysis=analysis, verifying=verifying)
     return moved
@@ -254,6 +266,17 @@ def _insert_analyses(analyses: Iterable[tuple[uuid.UUID, dict]], run: Reflection
     return stored
 
 
+def _drops_by_chance(analyses: dict[uuid.UUID, dict]) -> dict[uuid.UUID, dict]:
+    """The `success_rate_drop` findings of a chunk that do not survive Benjamini-Hochberg at
+    `stats.DROP_FDR` over every case of the chunk. Each case's test runs at 1 %: over 10,000
+    stable cases that is ~100 false drops a day, and a drop now sets `warning` and asks for a
+    suggestion; among the drops acted on, at most 5 % are expected to be false."""
+    drops = {case_id: finding for case_id, a in analyses.items() if (finding := stats.recent_drop(a)) is not None}
+    ids = list(drops)
+    kept = stats.benjamini_hochberg([float(drops[i]["p_value"]) for i in ids], tests=len(analyses))
+    return {case_id: drops[case_id] for n, case_id in enumerate(ids) if n not in kept}
+
+
 def _analyse_chunk(case_ids: list[uuid.UUID], run: ReflectionRun, counts: _Counts, *,
                    whole_backlog: bool = False) -> None:
     """Analyse claimed cases with set-based queries, store them in bulk, then the per-case step.
@@ -274,7 +297,11 @@ def _analyse_chunk(case_ids: list[uuid.UUID], run: ReflectionRun, counts: _Count
         )
     statuses = dict(Case.objects.filter(**ids_lookup("pk", case_ids)).values_list("pk", "status"))
     verifying = cases_under_verification()
+    chance = _drops_by_chance(analyses)
     for case_id, analysis in analyses.items():
+        if case_id in chance:
+            # Stored as found; not acted on (no warning, no suggestion for it).
+            analysis = {**analysis, "anomalies": [a for a in analysis["anomalies"] if a is not chance[case_id]]}
         try:
             moved = _analyse_one(case_id, run, analysis=analysis, status=statuses.get(case_id), verifying=verifying)
         except Exception:  # one case must not sink the run; it is counted and logged

@@ -25,6 +25,7 @@ from casebank.models import HIDDEN_STATUSES, Case, ReviewState
 from casebank.search.selectors import case_search
 from core import task_queue
 from core.errors import NotFound
+from reflection.analysis.engine.stats import recent_drop
 from reflection.llm import LLMError, LLMUnavailable, get_llm_client
 from reflection.models import CaseReflectionState, ExecutionLog, Suggestion, SuggestionSource, SuggestionStatus
 from reflection.suggestions.deferral import LEASE, SWEEP_SECONDS, suggestion_defer, suggestion_deferral_clear
@@ -100,6 +101,8 @@ def ineligibility(*, case: Case, analysis: dict) -> str | None:
         return "Not enough runs for a confident analysis."
     if rate is None:
         return "No success rate yet."
+    if recent_drop(analysis) is not None:
+        return None  # a sudden fall: the window's rate lags it by weeks
     if rate >= NEVER_AT_OR_ABOVE:
         return f"Success rate {rate:.0%} is at or above {NEVER_AT_OR_ABOVE:.0%}."
     if rate >= SUGGEST_BELOW:
@@ -201,6 +204,19 @@ def _template_texts(error_group: dict) -> list[str]:
     return texts
 
 
+# Steps the supervisor does itself (summarise, answer) wait on nothing that times out: a timeout
+# and retries there only lengthen the plan a reviewer has to read.
+IN_PROCESS_AGENTS = frozenset({"supervisor"})
+
+
+def _steps_that_can_time_out(steps: list) -> list:
+    external = [
+        step for step in steps
+        if isinstance(step, dict) and not ({step.get("agent"), *(step.get("agents") or [])} <= IN_PROCESS_AGENTS | {None})
+    ]
+    return external or [step for step in steps if isinstance(step, dict)]
+
+
 def rule_based_proposal(*, case: Case, analysis: dict, reason: str) -> Proposal:
     """A revision from the statistics alone: top error, timeouts, slowness."""
     errors = analysis.get("common_errors") or []
@@ -222,12 +238,14 @@ def rule_based_proposal(*, case: Case, analysis: dict, reason: str) -> Proposal:
     timeouts = "timeout" in top_type.lower() or any("timeout" in t.lower() for t in templates[:3])
     if top and timeouts:
         why = f"{top['percentage']}% of runs failed with {top_type}."
-        changes.append({"what": "Add an explicit timeout and 3 retries with exponential backoff to every step.", "why": why})
+        changes.append({"what": "Add an explicit timeout and 3 retries with exponential backoff to every step that "
+                                "runs a query or calls an agent.", "why": why})
         if steps is not None:
-            for step in steps:
+            for step in _steps_that_can_time_out(steps):
                 step.setdefault("timeout_s", 30)
                 step["retry"] = {"attempts": 3, "backoff": "exponential"}
-        text_lines.append("Give every step an explicit timeout and retry it up to 3 times with exponential backoff.")
+        text_lines.append("Give every step that runs a query or calls an agent an explicit timeout and retry it up to "
+                          "3 times with exponential backoff.")
     elif top:
         template = (templates or [top.get("example") or ""])[0]
         why = f"{top['percentage']}% of runs failed with {top_type or 'an error'}" + (f": {template}" if template else ".")
@@ -240,7 +258,7 @@ def rule_based_proposal(*, case: Case, analysis: dict, reason: str) -> Proposal:
         why = f"p95 latency is {p95:.0f} ms (above {SLOW_P95_MS} ms)."
         changes.append({"what": "Cache intermediate results and bound each step's latency.", "why": why})
         if steps is not None:
-            for step in steps:
+            for step in _steps_that_can_time_out(steps):
                 step["cache"] = True
                 step.setdefault("max_latency_ms", SLOW_P95_MS)
         text_lines.append("Cache intermediate results and keep each step under 2 s.")
@@ -385,8 +403,24 @@ def _generate(*, case_id: UUID | str, analysis: dict | None, use_llm: bool) -> G
         return _deferred(case, exc.retry_after)
     if proposal is None:
         proposal = rule_based_proposal(case=case, analysis=analysis, reason=why_not)
+    repeated = repeated_change(case=case, revised_plan=proposal.revised_plan)
+    if repeated is not None:
+        return GenerationResult(None, repeated)
     suggestion = _suggestion_create(case=case, evidence=evidence, proposal=proposal)
     return GenerationResult(suggestion, "" if suggestion else "The case changed while the suggestion was being made.")
+
+
+def repeated_change(*, case: Case, revised_plan: Any) -> str | None:
+    """Why a proposed plan is no news, or None: it is the current plan (the change is already
+    applied: rules see the same failures and propose the same steps again), or a reviewer
+    rejected the same plan before."""
+    if revised_plan == case.plan:
+        return f"The proposed change is already in version {case.version}."
+    rejected = Suggestion.objects.filter(case=case, status=SuggestionStatus.REJECTED).values_list("pk", "revised_plan")
+    for pk, plan in rejected:
+        if plan == revised_plan:
+            return f"The same change was rejected in suggestion #{pk}."
+    return None
 
 
 @transaction.atomic
@@ -448,7 +482,9 @@ def after_analysis(*, case_id: UUID | str, analysis: dict | None = None,
 def looks_weak(analysis: dict) -> bool:
     """The part of `ineligibility` that needs only the analysis."""
     rate = analysis.get("success_rate")
-    return analysis.get("confidence") == "ok" and rate is not None and rate < SUGGEST_BELOW
+    return analysis.get("confidence") == "ok" and rate is not None and (
+        rate < SUGGEST_BELOW or recent_drop(analysis) is not None
+    )
 
 
 def suggestions_generate_deferred(*, now: datetime | None = None, limit: int | None = None) -> dict[str, int]:

@@ -21,6 +21,7 @@ from casebank.models import Case
 from core import task_queue
 from core.errors import Conflict, InvalidInput
 from reflection.models import (
+    DailyCaseRollup,
     DecisionAction,
     ExecutionLog,
     Suggestion,
@@ -210,20 +211,38 @@ def verification_compare(*, before_runs: int, before_successes: int, after_runs:
     return detail
 
 
+def version_counts(*, case_id: Any, versions: list[int]) -> dict[int, dict[str, int]]:
+    """Runs and successes of each of a case's versions: raw logs plus the per-version counts of
+    the daily roll-ups that replaced older logs (the two never overlap: a roll-up is made of
+    the rows it deleted)."""
+    counts = {version: {"runs": 0, "successes": 0} for version in versions}
+    for row in (
+        ExecutionLog.objects.filter(case_id=case_id, case_version__in=versions)
+        .values("case_version")
+        .annotate(runs=Count("id"), successes=Count("id", filter=Q(success=True)))
+    ):
+        version = row["case_version"]
+        assert version is not None  # filtered on the versions
+        version_counted = counts[version]
+        version_counted["runs"] += row["runs"]
+        version_counted["successes"] += row["successes"]
+    for by_version in DailyCaseRollup.objects.filter(case_id=case_id).exclude(versions={}).values_list(
+        "versions", flat=True
+    ):
+        for version in versions:
+            rolled = by_version.get(str(version))
+            if rolled:
+                counts[version]["runs"] += int(rolled["runs"])
+                counts[version]["successes"] += int(rolled["successes"])
+    return counts
+
+
 def suggestion_verify(*, suggestion: Suggestion) -> Suggestion:
     """Compare the runs of the applied version with those of the base version and store the verdict."""
     if suggestion.status != SuggestionStatus.APPROVED or suggestion.applied_version is None:
         return suggestion
-    counts = {
-        row["case_version"]: row
-        for row in ExecutionLog.objects.filter(
-            case_id=suggestion.case_id, case_version__in=[suggestion.base_version, suggestion.applied_version]
-        )
-        .values("case_version")
-        .annotate(runs=Count("id"), successes=Count("id", filter=Q(success=True)))
-    }
-    before = counts.get(suggestion.base_version, {"runs": 0, "successes": 0})
-    after = counts.get(suggestion.applied_version, {"runs": 0, "successes": 0})
+    counts = version_counts(case_id=suggestion.case_id, versions=[suggestion.base_version, suggestion.applied_version])
+    before, after = counts[suggestion.base_version], counts[suggestion.applied_version]
     detail = verification_compare(
         before_runs=before["runs"], before_successes=before["successes"],
         after_runs=after["runs"], after_successes=after["successes"], min_runs=min_runs_per_side(),

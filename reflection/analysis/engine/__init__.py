@@ -65,11 +65,27 @@ def validate_window(window_days: object) -> int:
     return window_days
 
 
+# Retention never rolls up the last 30 days (retention.MIN_RETENTION_DAYS; not imported: the
+# retention module imports this package).
+ROLLUP_FREE_DAYS = 30
+
+
+def window_start(*, window_days: int, now: datetime) -> datetime:
+    """Where a window starts. Past 30 days it may reach into a day that is, or will be, one
+    summary row per case, which counts whole or not at all: so the window then starts at that
+    day's UTC midnight, for raw logs and roll-ups alike, and its figures do not change when
+    `purge_logs` rolls the day up (issue #15: 1551 runs before, 1565 after)."""
+    start = now - timedelta(days=window_days)
+    if window_days > ROLLUP_FREE_DAYS:
+        start = datetime.combine(start.astimezone(dt_timezone.utc).date(), time.min, tzinfo=dt_timezone.utc)
+    return start
+
+
 def make_bounds(*, window_days: int, now: datetime | None, snapshot_at: datetime | None = None) -> Bounds:
     now = now or timezone.now()
     return Bounds(
         now=now,
-        start=now - timedelta(days=window_days),
+        start=window_start(window_days=window_days, now=now),
         recent_start=now - timedelta(hours=24),
         baseline_start=now - timedelta(days=8),
         snapshot_at=snapshot_at,
@@ -209,7 +225,8 @@ def _ranked_errors(case_ids: list[uuid.UUID], bounds: Bounds, rollups: dict[uuid
 
 def _rollups(case_ids: list[uuid.UUID], bounds: Bounds) -> dict[uuid.UUID, list[DailyCaseRollup]]:
     rows: dict[uuid.UUID, list[DailyCaseRollup]] = {}
-    # A roll-up day counts when it starts inside the window (days are whole, windows are not).
+    # Days are whole: a window past 30 days starts at a midnight (`window_start`), so a roll-up
+    # day is either wholly inside it or wholly outside.
     for rollup in DailyCaseRollup.objects.filter(**ids_lookup("case_id", case_ids), day__gte=bounds.start.date()):
         rows.setdefault(rollup.case_id, []).append(rollup)
     return rows

@@ -1,6 +1,7 @@
 """The execution-log admin: filters that never list every case or count every row, no deletes."""
 from __future__ import annotations
 
+import uuid
 from datetime import timedelta
 
 import pytest
@@ -89,3 +90,12 @@ def test_the_case_page_links_to_its_logs(admin_client_logged_in, logs):
     busy, _ = logs
     page = admin_client_logged_in.get(reverse("admin:casebank_case_change", args=[busy.pk])).content.decode()
     assert f"{URL}?case__id__exact={busy.pk}" in page
+
+
+def test_a_logs_page_links_its_session_and_case(admin_client_logged_in, make_case):
+    case = make_case()
+    session_id = uuid.uuid4()
+    log = ExecutionLog.objects.create(case=case, session_id=session_id, success=True, execution_time_ms=5)
+    html = admin_client_logged_in.get(reverse("admin:reflection_executionlog_change", args=[log.pk])).content.decode()
+    assert f'href="/admin/agents/session/{session_id}/change/"' in html
+    assert f'href="/admin/casebank/case/{case.pk}/change/"' in html
