@@ -6,7 +6,7 @@ from django.db import migrations, models
 class Migration(migrations.Migration):
 
     dependencies = [
-        ('reflection', '0011_claim_as_lease'),
+        ('reflection', '0012_rollup_versions'),
     ]
 
     operations = [
