@@ -25,12 +25,20 @@ DEFAULTS: dict[str, Any] = {
     "AGENTS_LLM_TOKENS_PER_MINUTE": 200_000,
     # How long one LLM call of a session waits for that budget before the session falls back.
     "AGENTS_LLM_BUDGET_WAIT_S": 30.0,
+    # Similar cases retrieved for the planner (examples and warnings); measured in docs/benchmarks.md.
+    "AGENTS_SIMILAR_CASES": 4,
     # Analytics database for Text2SQL: sqlite:///path or postgres://...; empty = the demo file.
     "ANALYTICS_DATABASE_URL": "",
     "ANALYTICS_ALLOWED_TABLES": ["customers", "products", "orders", "order_items", "support_tickets"],
     "ANALYTICS_STATEMENT_TIMEOUT_MS": 5000,
     "ANALYTICS_ROW_CAP": 500,
-    "RETRIEVAL_VECTOR_THRESHOLD": 0.7,
+    # A result is bounded in bytes too: each cell, and all rows together (agents/tools/result_bounds.py).
+    "ANALYTICS_MAX_CELL_BYTES": 4096,
+    "ANALYTICS_MAX_RESULT_BYTES": 1_000_000,
+    # None: calibrated for the embedding model (casebank.search.embeddings.vector_threshold).
+    "RETRIEVAL_VECTOR_THRESHOLD": None,
+    # A sentence-transformers CrossEncoder (name or path) that reranks retrieval; empty: heuristic.
+    "RERANKER_MODEL": "",
     "SSE_KEEPALIVE_S": 15.0,
     "SSE_POLL_S": 0.25,
 }

@@ -14,6 +14,8 @@ from django.urls import reverse
 from drf_spectacular.views import SpectacularAPIView, SpectacularSwaggerView
 from rest_framework.authentication import SessionAuthentication
 from rest_framework.permissions import BasePermission
+from rest_framework.renderers import JSONRenderer
+from rest_framework.response import Response
 
 from casebank.access.authentication import ApiKeyAuthentication
 
@@ -31,6 +33,14 @@ class IsKeyHolderOrStaff(BasePermission):
 class _Protected:
     authentication_classes = [ApiKeyAuthentication, SessionAuthentication]
     permission_classes = [IsKeyHolderOrStaff]
+
+    def handle_exception(self, exc: Exception) -> Response:
+        # These views render YAML or an HTML page; their errors (401, 403, 405) are the API's
+        # JSON like everywhere else under /api/.
+        response = super().handle_exception(exc)  # type: ignore[misc]
+        self.request.accepted_renderer = JSONRenderer()  # type: ignore[attr-defined]
+        self.request.accepted_media_type = "application/json"  # type: ignore[attr-defined]
+        return response
 
 
 class SchemaView(_Protected, SpectacularAPIView):

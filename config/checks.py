@@ -7,7 +7,7 @@ production with a key published in this repository (sessions and CSRF tokens for
 from __future__ import annotations
 
 from django.conf import settings
-from django.core.checks import Error, Tags, register
+from django.core.checks import Error, Tags, Warning, register
 
 # Every placeholder in deploy/env.example starts with this.
 PLACEHOLDER_PREFIX = "change-me"
@@ -26,4 +26,21 @@ def check_secret_key_is_not_the_placeholder(app_configs=None, **kwargs) -> list[
         hint="Set it to 50 or more random characters, e.g. "
              "python -c 'import secrets; print(secrets.token_urlsafe(60))'.",
         id="caseloop.E001",
+    )]
+
+
+@register()
+def check_vector_threshold_is_calibrated(app_configs=None, **kwargs) -> list[Warning]:
+    """A model with no calibrated threshold keeps every vector match: measure one and set it."""
+    from casebank.search.embeddings import CALIBRATED_VECTOR_THRESHOLDS, model_label
+
+    if getattr(settings, "RETRIEVAL_VECTOR_THRESHOLD", None) is not None:
+        return []
+    label = model_label()
+    if label in CALIBRATED_VECTOR_THRESHOLDS or label.rstrip("/").rsplit("/", 1)[-1] in CALIBRATED_VECTOR_THRESHOLDS:
+        return []
+    return [Warning(
+        f"No similarity threshold is calibrated for EMBEDDING_MODEL={label!r}; vector matches are not filtered.",
+        hint="Measure one on the labelled sets (make bench, section retrieval) and set RETRIEVAL_VECTOR_THRESHOLD.",
+        id="caseloop.W001",
     )]

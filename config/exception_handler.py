@@ -3,6 +3,8 @@ from __future__ import annotations
 
 from typing import Any
 
+from django.conf import settings
+from django.core.exceptions import RequestDataTooBig, TooManyFieldsSent
 from django.core.exceptions import ValidationError as DjangoValidationError
 from django.http import Http404
 from rest_framework import exceptions, status
@@ -30,6 +32,16 @@ def api_exception_handler(exc: Exception, context: dict) -> Response | None:
         return Response(
             {"detail": "Invalid input.", "errors": errors}, status=status.HTTP_400_BAD_REQUEST
         )
+    # Raised by Django when a view first reads request.body; left to Django it is an HTML 400
+    # with a traceback logged at ERROR, for what is only a client sending too much.
+    if isinstance(exc, RequestDataTooBig):
+        limit = settings.DATA_UPLOAD_MAX_MEMORY_SIZE
+        return Response(
+            {"detail": f"Request body too large: at most {limit} bytes.", "errors": {}},
+            status=status.HTTP_413_REQUEST_ENTITY_TOO_LARGE,
+        )
+    if isinstance(exc, TooManyFieldsSent):
+        return Response({"detail": str(exc), "errors": {}}, status=status.HTTP_400_BAD_REQUEST)
     if isinstance(exc, Http404):
         exc = exceptions.NotFound()
 

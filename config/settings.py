@@ -72,6 +72,8 @@ MIDDLEWARE = [
     "django_prometheus.middleware.PrometheusBeforeMiddleware",
     "django.middleware.security.SecurityMiddleware",
     "django.contrib.sessions.middleware.SessionMiddleware",
+    # Before CommonMiddleware: /api/ paths take or drop the trailing slash without a redirect.
+    "config.api_paths.api_paths_middleware",
     "django.middleware.common.CommonMiddleware",
     "django.middleware.csrf.CsrfViewMiddleware",
     "django.contrib.auth.middleware.AuthenticationMiddleware",
@@ -83,6 +85,11 @@ MIDDLEWARE = [
 ]
 
 ROOT_URLCONF = "config.urls"
+# The largest request body read into memory; a larger one answers a JSON 413 on /api/
+# (config.exception_handler). 2.5 MiB, Django's default, holds a batch of 1,000 typical logs.
+DATA_UPLOAD_MAX_MEMORY_SIZE = env.int("API_MAX_BODY_BYTES", default=2_621_440)
+# A refused CSRF check on an /api/ path (a POST with a session cookie) is JSON too.
+CSRF_FAILURE_VIEW = "config.errors.csrf_failure"
 WSGI_APPLICATION = "config.wsgi.application"
 ASGI_APPLICATION = "config.asgi.application"
 
@@ -232,6 +239,8 @@ REST_FRAMEWORK = {
         "standard": env.str("API_RATE_STANDARD", default="100/min"),
         "premium": env.str("API_RATE_PREMIUM", default="1000/min"),
         "anon": env.str("API_RATE_ANON", default="60/min"),
+        # Failed authentications per client address (casebank.access.throttling).
+        "failed_auth": env.str("API_RATE_FAILED_AUTH", default="30/min"),
     },
 }
 
@@ -263,7 +272,9 @@ SPECTACULAR_SETTINGS = {
 EMBEDDING_MODEL = env.str("EMBEDDING_MODEL", default="")
 # Intra-op threads torch uses per process for embeddings (0: torch's default, one per core).
 EMBEDDING_THREADS = env.int("EMBEDDING_THREADS", default=1)
-EMBEDDING_DIMENSIONS = 384
+# The model's output size; after changing the model, `manage.py rebuild_embeddings` re-embeds
+# cases and documents and rebuilds the vector columns and HNSW indexes at this size.
+EMBEDDING_DIMENSIONS = env.int("EMBEDDING_DIMENSIONS", default=384)
 
 # Supervisor and workers (agents app); defaults and meaning in docs/agents.md.
 QUALITY_THRESHOLD = env.float("QUALITY_THRESHOLD", default=0.6)
@@ -275,6 +286,7 @@ AGENTS_CASE_SIMILARITY = env.float("AGENTS_CASE_SIMILARITY", default=0.8)
 AGENTS_LLM_REQUESTS_PER_MINUTE = env.int("AGENTS_LLM_REQUESTS_PER_MINUTE", default=500)
 AGENTS_LLM_TOKENS_PER_MINUTE = env.int("AGENTS_LLM_TOKENS_PER_MINUTE", default=200_000)
 AGENTS_LLM_BUDGET_WAIT_S = env.float("AGENTS_LLM_BUDGET_WAIT_S", default=30.0)
+AGENTS_SIMILAR_CASES = env.int("AGENTS_SIMILAR_CASES", default=4)
 # Text2SQL target: sqlite:///path or postgres://... (give it a read-only role); empty = var/analytics.sqlite3.
 ANALYTICS_DATABASE_URL = env.str("ANALYTICS_DATABASE_URL", default="")
 ANALYTICS_ALLOWED_TABLES = env.list(
@@ -282,7 +294,13 @@ ANALYTICS_ALLOWED_TABLES = env.list(
 )
 ANALYTICS_STATEMENT_TIMEOUT_MS = env.int("ANALYTICS_STATEMENT_TIMEOUT_MS", default=5000)
 ANALYTICS_ROW_CAP = env.int("ANALYTICS_ROW_CAP", default=500)
-RETRIEVAL_VECTOR_THRESHOLD = env.float("RETRIEVAL_VECTOR_THRESHOLD", default=0.7)
+ANALYTICS_MAX_CELL_BYTES = env.int("ANALYTICS_MAX_CELL_BYTES", default=4096)
+ANALYTICS_MAX_RESULT_BYTES = env.int("ANALYTICS_MAX_RESULT_BYTES", default=1_000_000)
+# Unset: the threshold calibrated for the embedding model (casebank.search.embeddings).
+RETRIEVAL_VECTOR_THRESHOLD = (
+    env.float("RETRIEVAL_VECTOR_THRESHOLD") if env.str("RETRIEVAL_VECTOR_THRESHOLD", default="") else None
+)
+RERANKER_MODEL = env.str("RERANKER_MODEL", default="")
 SSE_KEEPALIVE_S = env.float("SSE_KEEPALIVE_S", default=15.0)
 SSE_POLL_S = env.float("SSE_POLL_S", default=0.25)
 

@@ -63,8 +63,12 @@ def reset_l2_backoff() -> None:
         _l2_down_until = 0.0
 
 
-def layered_get(key: str) -> Any:
-    """The cached value, or `None` when neither layer holds it."""
+def layered_get(key: str, *, l1_seconds: int | None = None) -> Any:
+    """The cached value, or `None` when neither layer holds it.
+
+    A value found in L2 is copied to this process's memory for `CACHE_L1_SECONDS`, or for
+    `l1_seconds` when shorter: a caller whose entries must not outlive a bound (a revoked API
+    key, `API_KEY_CACHE_SECONDS`) passes it, since no delete reaches another process's memory."""
     value = _l1().get(key, _MISSING)
     if value is not _MISSING:
         metrics.cache_event("l1", "hit")
@@ -83,7 +87,8 @@ def layered_get(key: str) -> Any:
         return None
     metrics.cache_event("l2", "hit")
     # Reuse the L2 entry's remaining life would need a second call; the L1 cap bounds staleness.
-    _l1().set(key, value, _l1_ttl(int(getattr(settings, "CACHE_L1_SECONDS", 30))))
+    seconds = int(getattr(settings, "CACHE_L1_SECONDS", 30))
+    _l1().set(key, value, _l1_ttl(seconds if l1_seconds is None else min(seconds, l1_seconds)))
     return value
 
 

@@ -102,3 +102,20 @@ def documents_load_path(path: Path, *, on_progress: Callable[[int], None] | None
         if on_progress:
             on_progress(1)
     return len(files), changed
+
+
+def documents_reindex_terms(*, on_progress: Callable[[int], None] | None = None) -> int:
+    """Re-tokenise every document chunk (search length and postings); returns the number of chunks."""
+    count = 0
+    for chunk_id in DocumentChunk.objects.order_by("pk").values_list("pk", flat=True).iterator(chunk_size=500):
+        with transaction.atomic():
+            chunk = DocumentChunk.objects.select_related("document").only("id", "text", "document__title").filter(pk=chunk_id).first()
+            if chunk is not None:
+                frequencies = term_frequencies(f"{chunk.document.title}\n{chunk.text}")
+                DocumentChunk.objects.filter(pk=chunk.pk).update(search_length=sum(frequencies.values()))
+                DocumentTerm.objects.filter(chunk=chunk).delete()
+                DocumentTerm.objects.bulk_create([DocumentTerm(chunk=chunk, term=term, tf=n) for term, n in frequencies.items()])
+                count += 1
+        if on_progress:
+            on_progress(1)
+    return count

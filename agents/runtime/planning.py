@@ -125,8 +125,9 @@ def _example(hit: SearchHit) -> dict:
 
 
 def _plan_messages(query: str, hits: list[SearchHit]) -> list[dict]:
-    positive = [_example(h) for h in hits if h.case.status == CaseStatus.ACTIVE and (h.case.success_rate is None or h.case.success_rate >= 0.5)]
-    negative = [_example(h) for h in hits if h.case.status == CaseStatus.WARNING or (h.case.success_rate is not None and h.case.success_rate < 0.5)]
+    # Retrieval marks each hit: successes are examples to follow, warnings are failures to avoid.
+    positive = [_example(h) for h in hits if h.role == "example" and h.case.status == CaseStatus.ACTIVE]
+    negative = [_example(h) for h in hits if h.role == "warning"]
     agents = ", ".join([*REGISTRY, SUPERVISOR])
     content = (
         f"Plan the steps that answer this request. Agents: {agents}.\n"

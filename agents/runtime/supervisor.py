@@ -30,7 +30,6 @@ from casebank.search import selectors as case_selectors
 from core import task_queue
 
 logger = logging.getLogger(__name__)
-SIMILAR_CASES = 5
 
 
 def _ms(started: float) -> int:
@@ -138,10 +137,10 @@ def _run(session: Session) -> None:
     services.session_record(session, kind="phase", data={"analysis": analysis}, phase="retrieve", timings_ms=timings)
 
     t = time.monotonic()
-    hits = case_selectors.case_search(query=session.query, k=SIMILAR_CASES, mode="hybrid")
+    hits = case_selectors.case_search(query=session.query, k=int(conf.get("AGENTS_SIMILAR_CASES")), mode="hybrid")
     timings["retrieve"] = _ms(t)
     similar = [{"case_id": str(h.case.id), "title": h.case.title, "similarity": h.similarity,
-                "success_rate": h.case.success_rate, "status": h.case.status} for h in hits]
+                "success_rate": h.case.success_rate, "status": h.case.status, "role": h.role} for h in hits]
     services.session_record(session, kind="phase", data={"similar_cases": similar}, phase="plan", timings_ms=timings)
 
     t = time.monotonic()

@@ -16,7 +16,8 @@ from pathlib import Path
 from urllib.parse import unquote, urlparse
 
 from agents import conf
-from agents.tools.sql_guard import SqlRefused, check_sql
+from agents.tools.result_bounds import BoundedRows, fetch_bounded
+from agents.tools.sql_guard import SqlRefused, check_sql, check_sql_columns
 
 # A single value (string or blob) larger than this aborts the SQLite query: one VM step can build a
 # huge string, and the progress handler that enforces the timeout only runs between steps.
@@ -35,6 +36,7 @@ class QueryResult:
     truncated: bool
     elapsed_ms: float
     cache_key: str
+    notes: list[str]
 
 
 def dialect_of(url: str) -> str:
@@ -90,7 +92,29 @@ def _sqlite_connect(url: str) -> sqlite3.Connection:
     return connection
 
 
-def _run_sqlite(url: str, sql: str, *, timeout_ms: int, row_cap: int) -> tuple[list[str], list[list], bool]:
+def _real_columns(url: str) -> dict[str, list[str]]:
+    # Read per query (about a millisecond) rather than cached: a cached schema would let a column
+    # dropped since pass the check, and one added be refused.
+    try:
+        return table_columns(url=url)
+    except AnalyticsError:
+        raise
+    except Exception as error:  # sqlite3.Error, psycopg.Error: the database is unreachable
+        raise AnalyticsError(f"The analytics database is unreachable: {type(error).__name__}") from None
+
+
+def _fetch(cursor: object, *, row_cap: int, max_bytes: int | None, max_cell: int | None) -> BoundedRows:
+    return fetch_bounded(
+        cursor,  # type: ignore[arg-type]
+        row_cap=row_cap,
+        max_bytes=int(conf.get("ANALYTICS_MAX_RESULT_BYTES")) if max_bytes is None else max_bytes,
+        max_cell=int(conf.get("ANALYTICS_MAX_CELL_BYTES")) if max_cell is None else max_cell,
+    )
+
+
+def _run_sqlite(
+    url: str, sql: str, *, timeout_ms: int, row_cap: int, max_bytes: int | None = None, max_cell: int | None = None
+) -> tuple[list[str], BoundedRows]:
     connection = None
     try:
         connection = _sqlite_connect(url)
@@ -98,8 +122,8 @@ def _run_sqlite(url: str, sql: str, *, timeout_ms: int, row_cap: int) -> tuple[l
         # Returning non-zero from the handler interrupts the statement.
         connection.set_progress_handler(lambda: int(time.monotonic() > deadline), 1000)
         cursor = connection.execute(sql)
-        rows = cursor.fetchmany(row_cap + 1)
         columns = [d[0] for d in cursor.description or []]
+        bounded = _fetch(cursor, row_cap=row_cap, max_bytes=max_bytes, max_cell=max_cell)
     # sqlite3.Error covers ProgrammingError (bindings, several statements) and DataError (too big);
     # Warning is what older Pythons raise for a second statement.
     except (sqlite3.Error, sqlite3.Warning) as error:
@@ -109,10 +133,12 @@ def _run_sqlite(url: str, sql: str, *, timeout_ms: int, row_cap: int) -> tuple[l
     finally:
         if connection is not None:
             connection.close()
-    return columns, [list(r) for r in rows[:row_cap]], len(rows) > row_cap
+    return columns, bounded
 
 
-def _run_postgres(url: str, sql: str, *, timeout_ms: int, row_cap: int) -> tuple[list[str], list[list], bool]:
+def _run_postgres(
+    url: str, sql: str, *, timeout_ms: int, row_cap: int, max_bytes: int | None = None, max_cell: int | None = None
+) -> tuple[list[str], BoundedRows]:
     import psycopg
 
     try:
@@ -123,39 +149,40 @@ def _run_postgres(url: str, sql: str, *, timeout_ms: int, row_cap: int) -> tuple
                 # A client-side cursor would receive the whole result before fetchmany() caps it.
                 with connection.cursor(name="analytics") as cursor:
                     cursor.execute(sql)
-                    rows = cursor.fetchmany(row_cap + 1)
                     columns = [d.name for d in cursor.description or []]
+                    bounded = _fetch(cursor, row_cap=row_cap, max_bytes=max_bytes, max_cell=max_cell)
     except psycopg.errors.QueryCanceled:
         raise AnalyticsError(f"The query exceeded the statement timeout of {timeout_ms} ms.") from None
     except psycopg.Error as error:
         first_line = (str(error).splitlines() or [type(error).__name__])[0]
         raise AnalyticsError(f"The database refused the query: {first_line}") from None
-    return columns, [list(r) for r in rows[:row_cap]], len(rows) > row_cap
+    return columns, bounded
 
 
 def run_checked_query(sql: str, *, url: str | None = None) -> QueryResult:
     """Guard then run; raises `SqlRefused` (nothing ran) or `AnalyticsError`."""
     url = url or conf.analytics_database_url()
-    checked = check_sql(sql, allowed_tables=conf.get("ANALYTICS_ALLOWED_TABLES"), dialect=dialect_of(url))
-    timeout_ms = int(conf.get("ANALYTICS_STATEMENT_TIMEOUT_MS"))
-    row_cap = int(conf.get("ANALYTICS_ROW_CAP"))
+    dialect = dialect_of(url)
+    checked = check_sql(sql, allowed_tables=conf.get("ANALYTICS_ALLOWED_TABLES"), dialect=dialect)
+    # Only a query that passed the first half opens a connection, to read the real columns.
+    check_sql_columns(checked, columns=_real_columns(url), dialect=dialect)
     started = time.perf_counter()
     runner = _run_postgres if dialect_of(url) == "postgres" else _run_sqlite
-    columns, rows, truncated = runner(url, checked.sql, timeout_ms=timeout_ms, row_cap=row_cap)
+    columns, bounded = runner(
+        url,
+        checked.sql,
+        timeout_ms=int(conf.get("ANALYTICS_STATEMENT_TIMEOUT_MS")),
+        row_cap=int(conf.get("ANALYTICS_ROW_CAP")),
+    )
     return QueryResult(
         sql=checked.sql,
         columns=columns,
-        rows=[[_jsonable(v) for v in row] for row in rows],
-        truncated=truncated,
+        rows=bounded.rows,
+        truncated=bounded.truncated,
         elapsed_ms=(time.perf_counter() - started) * 1000,
         cache_key=cache_key_for(checked.sql, url),
+        notes=bounded.notes,
     )
-
-
-def _jsonable(value: object) -> object:
-    if value is None or isinstance(value, (int, float, str, bool)):
-        return value
-    return str(value)
 
 
 __all__ = ["AnalyticsError", "QueryResult", "SqlRefused", "run_checked_query", "table_columns"]

@@ -8,7 +8,10 @@ coverage, which rewards passages that actually contain what was asked.
 from __future__ import annotations
 
 import math
+import threading
 from dataclasses import dataclass
+from functools import lru_cache
+from typing import Any
 
 import numpy as np
 from django.db import connection
@@ -20,8 +23,10 @@ from pgvector.django import CosineDistance
 from agents import conf
 from agents.models import DocumentChunk, DocumentTerm
 from casebank.models import Case
+from casebank.search import embeddings
 from casebank.search import selectors as case_selectors
 from casebank.search.embeddings import embed_text
+from casebank.search.ranking import reciprocal_rank_fusion, vector_signal
 from casebank.search.text import tokenize
 
 MODES = ("hybrid", "vector", "bm25")
@@ -93,9 +98,10 @@ def search_passages(
     candidates: int = CANDIDATES, rerank: bool = True,
 ) -> list[Passage]:
     """Top `candidates` passages (document chunks and cases), best first."""
-    threshold = conf.get("RETRIEVAL_VECTOR_THRESHOLD") if vector_threshold is None else vector_threshold
+    threshold = embeddings.vector_threshold() if vector_threshold is None else vector_threshold
     depth = max(candidates * 4, 40)
     vector = embed_text(query)
+    signal = 1.0
     similarity: dict[tuple[str, str], float] = {}
     lexical: dict[tuple[str, str], float] = {}
     raw_similarity: dict[tuple[str, str], float] = {}
@@ -113,7 +119,9 @@ def search_passages(
         for case_id, value in case_selectors.bm25_scores(query, limit=depth, statuses=case_selectors.visible_statuses()).items():
             lexical[("case", str(case_id))] = value
     if mode == "hybrid":
-        fused = case_selectors.reciprocal_rank_fusion(similarity, lexical)
+        # Weighted by the vector list's signal, before the threshold cut (`ranking.vector_signal`).
+        signal = vector_signal(raw_similarity)
+        fused = reciprocal_rank_fusion(similarity, lexical, weights=(signal, 1.0))
     else:
         fused = dict(similarity if mode == "vector" else lexical)
     top = sorted(fused.items(), key=lambda item: item[1], reverse=True)[:candidates]
@@ -122,8 +130,10 @@ def search_passages(
         passage.fused = fused[passage.key]
         passage.similarity = raw_similarity.get(passage.key)
         passage.bm25 = lexical.get(passage.key)
-    if rerank:
-        _rerank(query, vector, passages)
+    if rerank and conf.get("RERANKER_MODEL"):
+        _cross_rerank(query, passages)
+    elif rerank:
+        _rerank(query, vector, passages, vector_weight=signal if mode == "hybrid" else 1.0)
     else:
         for passage in passages:
             passage.score = passage.fused
@@ -147,15 +157,49 @@ def _materialise(keys: list[tuple[str, str]]) -> list[Passage]:
     return passages
 
 
-def _rerank(query: str, vector: np.ndarray, passages: list[Passage]) -> None:
-    """Score = 0.7 x cosine(query, passage) + 0.3 x share of query terms the passage contains."""
+def _rerank(query: str, vector: np.ndarray, passages: list[Passage], *, vector_weight: float = 1.0) -> None:
+    """Score = (0.7 w x cosine + 0.3 x share of query terms the passage contains) / (0.7 w + 0.3).
+
+    w is the vector list's signal (`ranking.vector_signal`): cosines of a model that cannot read
+    the query's language would otherwise decide the order. Ties keep the fused order.
+    """
     from casebank.search.embeddings import embed_texts
 
     missing = [p for p in passages if p.similarity is None]
-    if missing:  # BM25-only candidates beyond the vector search depth: compute their cosine
+    if missing and vector_weight > 0:  # BM25-only candidates beyond the vector search depth: compute their cosine
         for passage, v in zip(missing, embed_texts([f"{p.title}\n{p.text}" for p in missing]), strict=False):
             passage.similarity = float(np.dot(v, vector))
     terms = set(tokenize(query))
+    cosine_weight = 0.7 * vector_weight
     for passage in passages:
         coverage = len(terms & set(tokenize(f"{passage.title} {passage.text}"))) / len(terms) if terms else 0.0
-        passage.score = 0.7 * max(passage.similarity or 0.0, 0.0) + 0.3 * coverage
+        passage.score = (cosine_weight * max(passage.similarity or 0.0, 0.0) + 0.3 * coverage) / (cosine_weight + 0.3)
+
+
+_reranker_lock = threading.Lock()
+
+
+@lru_cache(maxsize=1)
+def cross_encoder(name_or_path: str) -> Any:
+    """The `RERANKER_MODEL` cross-encoder, loaded once per process (offline: no model hub)."""
+    from casebank.search.embeddings import offline_environment
+
+    offline_environment()
+    from sentence_transformers import CrossEncoder
+
+    return CrossEncoder(name_or_path, device="cpu")
+
+
+def _cross_rerank(query: str, passages: list[Passage]) -> None:
+    """Score = the cross-encoder's relevance of (query, passage), a sigmoid in [0, 1].
+
+    Reads query and passage together, as the seed's BGE-reranker does; the worker calls it from
+    its own thread (agents run in the session runner's worker threads), never on an event loop.
+    """
+    if not passages:
+        return
+    with _reranker_lock:
+        model = cross_encoder(conf.get("RERANKER_MODEL"))
+    scores = model.predict([(query, f"{p.title}\n{p.text}") for p in passages], show_progress_bar=False)
+    for passage, score in zip(passages, scores, strict=True):
+        passage.score = float(score)

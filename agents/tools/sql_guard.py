@@ -10,18 +10,32 @@ database. Execution adds the second layer (`agents.tools.analytics`: read-only, 
 from __future__ import annotations
 
 import re
-from dataclasses import dataclass
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass, field
 
 import sqlglot
 from sqlglot import exp
 from sqlglot.errors import SqlglotError, TokenError
 from sqlglot.tokens import TokenType
 
+from agents.tools.sql_columns import check_columns
+
 MAX_SQL_LENGTH = 10_000
 # sqlglot's parser recurses ~20 frames per parenthesis; 50 levels already exhaust Python's stack.
 MAX_NESTING = 20
 # `a || a` doubles a string; chained through CTEs that is exponential, so the operators are counted.
 MAX_CONCATENATIONS = 8
+# `CAST('a' AS CHAR(1000000))` pads one letter to a megabyte per row (issue #16: 501 MB from a
+# 54-byte query); a type's length above this is refused.
+MAX_TYPE_LENGTH = 1000
+# strftime('%J%J…') or to_char('DAY DAY …') turns each two-character specifier into up to 17
+# characters: the literal format is kept short, as real ones are.
+MAX_FORMAT_LENGTH = 64
+# Functions whose output can be far larger than their input, named in their own refusal (they are
+# not on the allow-list either way): padding, repetition, formatting with widths, blobs of a
+# given size and replacement of one character by many.
+_AMPLIFIERS = frozenset({"repeat", "replicate", "space", "lpad", "rpad", "pad", "printf", "format",
+                         "zeroblob", "randomblob", "replace", "translate", "overlay"})
 DIALECTS = ("sqlite", "postgres")
 
 _T = exp.DataType.Type
@@ -87,11 +101,13 @@ PROMPT_RULES: dict[str, str] = {
         "parameters; functions only from: count, sum, avg, min, max, round, abs, ceil, floor, coalesce, "
         "nullif, case, cast to basic types, lower, upper, length, substr, trim, window functions "
         f"(row_number, rank, dense_rank, lag, lead, ntile), {dates}; no printf, format, repeat, lpad, "
-        "replace, string_agg or group_concat."
+        "replace, string_agg or group_concat; only the listed columns (no system columns, no table.function "
+        f"notation); type lengths up to {MAX_TYPE_LENGTH}."
     )
     for dialect, dates in (
-        ("sqlite", "date, datetime, julianday and strftime with a literal format"),
-        ("postgres", "date_trunc, extract, date_part, to_char with a literal format, age, percentile_cont"),
+        ("sqlite", f"date, datetime, julianday and strftime with a literal format of at most {MAX_FORMAT_LENGTH} characters"),
+        ("postgres", f"date_trunc, extract, date_part, to_char with a literal format of at most {MAX_FORMAT_LENGTH} "
+                     "characters, age, percentile_cont"),
     )
 }
 _BIND_MESSAGE = (
@@ -107,6 +123,7 @@ class SqlRefused(Exception):
 class CheckedSql:
     sql: str
     tables: tuple[str, ...]
+    tree: exp.Expression = field(compare=False, repr=False)
 
 
 def check_sql(sql: str, *, allowed_tables: list[str] | tuple[str, ...], dialect: str) -> CheckedSql:
@@ -121,6 +138,15 @@ def check_sql(sql: str, *, allowed_tables: list[str] | tuple[str, ...], dialect:
         return _check(sql, allowed={table.lower() for table in allowed_tables}, dialect=dialect)
     except RecursionError:
         # A chain of NOT or CASE nests without parentheses; refusing beats a 500.
+        raise SqlRefused("The SQL is nested too deeply to check.") from None
+
+
+def check_sql_columns(checked: CheckedSql, *, columns: Mapping[str, Sequence[str]], dialect: str) -> None:
+    """The second half of the check, once the real columns of the allowed tables are known
+    (`analytics.table_columns`): every column reference must resolve to one (`sql_columns`)."""
+    try:
+        check_columns(checked.tree, columns=columns, dialect=dialect, refuse=SqlRefused)
+    except RecursionError:
         raise SqlRefused("The SQL is nested too deeply to check.") from None
 
 
@@ -160,7 +186,7 @@ def _check(sql: str, *, allowed: set[str], dialect: str) -> CheckedSql:
         raise SqlRefused(f"At most {MAX_CONCATENATIONS} string concatenations are allowed; found {concatenations}.")
     if not tables:
         raise SqlRefused("The query must read from at least one allowed table.")
-    return CheckedSql(sql=tree.sql(dialect=dialect, comments=False), tables=tuple(sorted(set(tables))))
+    return CheckedSql(sql=tree.sql(dialect=dialect, comments=False), tables=tuple(sorted(set(tables))), tree=tree)
 
 
 def _first_line(error: Exception) -> str:
@@ -190,6 +216,11 @@ def _check_syntax(node: exp.Expression, *, dialect: str, allowed: set[str], tabl
         raise SqlRefused(f"The keyword {node.name} is not allowed here.")
     elif isinstance(node, exp.DataType) and node.this not in _ALLOWED_TYPES:
         raise SqlRefused(f"Casting to {node.sql(dialect=dialect)} is not allowed.")
+    elif isinstance(node, exp.DataTypeParam) and not _small_number(node.this):
+        raise SqlRefused(
+            f"Casting to {node.parent.sql(dialect=dialect) if node.parent else 'a type'} is not allowed: "
+            f"a length or precision must be a number up to {MAX_TYPE_LENGTH} (CHAR(n) pads every value to n)."
+        )
     elif isinstance(node, exp.With):
         _check_with(node, dialect=dialect, allowed=allowed)
     elif isinstance(node, exp.Table):
@@ -198,18 +229,38 @@ def _check_syntax(node: exp.Expression, *, dialect: str, allowed: set[str], tabl
             tables.append(name)
 
 
+def _small_number(node: object) -> bool:
+    if not isinstance(node, exp.Literal) or node.is_string or not node.name.isdigit():
+        return False
+    return int(node.name) <= MAX_TYPE_LENGTH
+
+
 def _check_function(node: exp.Func, *, dialect: str) -> None:
+    written = str(node.name) if isinstance(node, exp.Anonymous) else _display_name(node, dialect)
+    if written.lower() in _AMPLIFIERS or node.key in _AMPLIFIERS:
+        raise SqlRefused(
+            f"The function {written} is not on the list of allowed functions: its output can be far "
+            "larger than its input "
+            "(padding, repetition, widths and sized blobs are refused; results are bounded in bytes)."
+        )
     if isinstance(node, exp.Anonymous):
         name = str(node.name).lower()
         if name not in _ALLOWED_ANONYMOUS[dialect]:
             raise SqlRefused(f"The function {node.name} is not on the list of allowed functions.")
-        if name in _FORMAT_FUNCTIONS and not _is_string_literal(node.expressions[0] if node.expressions else None):
-            raise SqlRefused(f"The format of {node.name} must be a string literal.")
+        if name in _FORMAT_FUNCTIONS:
+            _check_format(node.expressions[0] if node.expressions else None, str(node.name))
         return
     if type(node) not in _ALLOWED_FUNCTIONS:
         raise SqlRefused(f"The function {_display_name(node, dialect)} is not on the list of allowed functions.")
-    if isinstance(node, exp.TimeToStr) and not _is_string_literal(node.args.get("format")):
-        raise SqlRefused(f"The format of {_display_name(node, dialect)} must be a string literal.")
+    if isinstance(node, exp.TimeToStr):
+        _check_format(node.args.get("format"), _display_name(node, dialect))
+
+
+def _check_format(node: exp.Expression | None, function: str) -> None:
+    if not _is_string_literal(node):
+        raise SqlRefused(f"The format of {function} must be a string literal.")
+    if len(node.name) > MAX_FORMAT_LENGTH:  # type: ignore[union-attr]
+        raise SqlRefused(f"The format of {function} is longer than {MAX_FORMAT_LENGTH} characters.")
 
 
 def _display_name(node: exp.Func, dialect: str) -> str:

@@ -15,6 +15,7 @@ from agents.runtime import llm
 from agents.runtime.llm import BudgetListener, LLMError, llm_client
 from agents.tools import analytics, retrieval
 from agents.tools.sql_guard import PROMPT_RULES, SqlRefused, check_sql
+from casebank.search import embeddings
 from core.cache import layered_get, layered_set
 
 DATA_ANALYSIS = "data_analysis"
@@ -128,6 +129,7 @@ class DataAnalysisAgent(Agent):
             "rows": result.rows,
             "row_count": len(result.rows),
             "truncated": result.truncated,
+            "notes": result.notes,
             "summary": summarise(result.columns, result.rows, result.truncated),
             "chart": chart_spec(result.columns, result.rows),
             "cache_key": result.cache_key,
@@ -182,8 +184,9 @@ class InformationRetrievalAgent(Agent):
     name = INFORMATION_RETRIEVAL
 
     def run(self, task: AgentTask) -> AgentOutput:
-        # A retry (after low confidence) widens the net: vector matches down to 0.5 count too.
-        threshold = conf.get("RETRIEVAL_VECTOR_THRESHOLD") if task.iteration == 1 else 0.5
+        # A retry (after low confidence) widens the net: vector matches down to half the
+        # calibrated threshold count too.
+        threshold = embeddings.vector_threshold() * (1.0 if task.iteration == 1 else 0.5)
         text = task.query if task.iteration == 1 else " ".join([task.query, *task.actions])
         passages = retrieval.search_passages(text, vector_threshold=threshold)[: retrieval.CONTEXT_SIZE]
         if not passages:

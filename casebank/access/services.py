@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import hashlib
 import secrets
+from collections.abc import Callable
 from datetime import timedelta
 from typing import Any
 
@@ -44,14 +45,19 @@ def _forget_now_and_after_commit(key_hash: str) -> None:
     transaction.on_commit(lambda: api_key_forget(key_hash=key_hash))
 
 
-def api_key_active(*, plain_key: str) -> ApiKey | None:
+def api_key_active(*, plain_key: str, on_miss: Callable[[], None] | None = None) -> ApiKey | None:
     """The active key (with its user) for a plain key, or `None` if unknown, revoked or its
-    user is deactivated. Records when the key was last used, at most once a minute."""
+    user is deactivated. Records when the key was last used, at most once a minute. `on_miss`
+    runs before the database is asked (authentication refuses an address there that keeps failing)."""
     key_hash = hash_api_key(plain_key)
     ttl = _ttl()
-    api_key = layered_get(_CACHE_PREFIX + key_hash) if ttl > 0 else None
+    # l1_seconds: a copy taken from Redis must not outlive the bound in this process's memory
+    # either (it lived CACHE_L1_SECONDS, 30 s, so a revoked key worked for ~22 s on other workers).
+    api_key = layered_get(_CACHE_PREFIX + key_hash, l1_seconds=ttl) if ttl > 0 else None
     cached = api_key is not None
     if not cached:
+        if on_miss is not None:
+            on_miss()
         api_key = ApiKey.objects.select_related("user").filter(key_hash=key_hash, is_active=True).first()
         if api_key is None or not api_key.user.is_active:
             return None

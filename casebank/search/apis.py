@@ -27,7 +27,11 @@ class CaseSearchApi(APIView):
 
     class OutputSerializer(serializers.Serializer):
         mode = serializers.CharField()
-        results = serializers.ListField(child=serializers.DictField(), help_text="Cases, best first, each with `score`, `similarity` and `bm25`.")
+        results = serializers.ListField(child=serializers.DictField(), help_text=(
+            "Cases, best first, each with `score` (relevance adjusted by the track record, at most 0.6%), "
+            "`relevance`, `similarity`, `bm25`, `role` (`example` or `warning`) and `warning` (true for a "
+            "case in warning or with a success rate below 50%: shown as what to avoid, never hidden)."
+        ))
 
     @extend_schema(
         request=InputSerializer,
@@ -55,6 +59,7 @@ def _search_results(params: dict[str, Any]) -> list[dict[str, Any]]:
     # One serializer for all hits: a ModelSerializer builds its fields per instance.
     cases = CaseOutputSerializer([hit.case for hit in hits], many=True).data
     return [
-        {**item, "score": hit.score, "similarity": hit.similarity, "bm25": hit.bm25}
+        {**item, "score": hit.score, "relevance": hit.relevance, "similarity": hit.similarity, "bm25": hit.bm25,
+         "role": hit.role, "warning": hit.warning}
         for item, hit in zip(cases, hits, strict=False)
     ]

@@ -15,6 +15,36 @@ from django.conf import settings
 
 _load_lock = threading.Lock()
 
+PACKAGED_MODEL = "all-MiniLM-L6-v2"
+
+# Cosine similarity below which a vector match is noise, per model: each model's cosines live in
+# its own range, so a constant from one model cuts the recall of another (issue #18: 0.7, taken
+# from jhgan/ko-sroberta-multitask, kept 0.200 of MiniLM's recall@10 on the labelled set).
+# MiniLM, measured on tests/agents/data/retrieval_labels.json (docs/benchmarks.md): the best hit
+# of every labelled question scores >= 0.319, the best hit of every nonsense query <= 0.276.
+CALIBRATED_VECTOR_THRESHOLDS: dict[str, float] = {
+    PACKAGED_MODEL: 0.30,
+    "jhgan/ko-sroberta-multitask": 0.70,  # the seed's model, from the seed's own figure
+}
+
+
+def model_label() -> str:
+    """The configured model's name: `EMBEDDING_MODEL`, or the packaged model's."""
+    return settings.EMBEDDING_MODEL or PACKAGED_MODEL
+
+
+def vector_threshold() -> float:
+    """`RETRIEVAL_VECTOR_THRESHOLD` when set, else the threshold calibrated for the configured model.
+
+    A model with no calibration gets 0.0 (no vector match is dropped; BM25 is unaffected) and a
+    system check warning: measure one with `make bench` and set the setting.
+    """
+    configured = getattr(settings, "RETRIEVAL_VECTOR_THRESHOLD", None)
+    if configured is not None:
+        return float(configured)
+    label = model_label()
+    return CALIBRATED_VECTOR_THRESHOLDS.get(label, CALIBRATED_VECTOR_THRESHOLDS.get(label.rstrip("/").rsplit("/", 1)[-1], 0.0))
+
 
 def _model_name_or_path() -> str:
     if settings.EMBEDDING_MODEL:
@@ -24,13 +54,17 @@ def _model_name_or_path() -> str:
     return str(get_model_path())
 
 
-@lru_cache(maxsize=1)
-def _load_model():  # type: ignore[no-untyped-def]
-    # No model hub is reachable: never let the library try.
+def offline_environment() -> None:
+    """No model hub is reachable: never let the libraries try (embeddings and the reranker)."""
     os.environ.setdefault("HF_HUB_OFFLINE", "1")
     os.environ.setdefault("TRANSFORMERS_OFFLINE", "1")
     os.environ.setdefault("HF_HUB_DISABLE_PROGRESS_BARS", "1")
     os.environ.setdefault("TRANSFORMERS_VERBOSITY", "error")
+
+
+@lru_cache(maxsize=1)
+def _load_model():  # type: ignore[no-untyped-def]
+    offline_environment()
     import torch
     from sentence_transformers import SentenceTransformer
 

@@ -8,6 +8,7 @@ from __future__ import annotations
 from typing import Any
 
 import numpy as np
+from django.conf import settings
 from pgvector import Vector
 from pgvector.django import VectorField
 
@@ -38,3 +39,12 @@ class EmbeddingField(VectorField):
         if isinstance(value, (bytes, bytearray, memoryview)):
             return np.frombuffer(bytes(value), dtype=np.float32)
         return Vector._from_db(value)
+
+    def deconstruct(self) -> Any:
+        # The dimension follows the configured model (`EMBEDDING_DIMENSIONS`), set per deployment
+        # and changed by `manage.py rebuild_embeddings`, not by a migration: the migration state
+        # always carries the configured size, so another model's dimension never shows as a model
+        # change, and a fresh database is created at that size.
+        name, path, args, kwargs = super().deconstruct()
+        kwargs["dimensions"] = settings.EMBEDDING_DIMENSIONS
+        return name, path, args, kwargs

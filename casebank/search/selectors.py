@@ -12,20 +12,17 @@ from pgvector.django import CosineDistance
 
 from casebank.models import HIDDEN_STATUSES, Case, CaseStatus, CaseTerm, CaseTermStat, ReviewState
 from casebank.search.embeddings import embed_text
+from casebank.search.ranking import RRF_K, Role, adjusted_score, reciprocal_rank_fusion, role_of, vector_signal
 from casebank.search.text import tokenize
 from core.cache import layered_delete, layered_get_or_set
 
-RRF_K = 60
+__all__ = ["RRF_K", "reciprocal_rank_fusion", "case_search", "vector_scores", "bm25_scores", "SearchHit"]
 
 
 BM25_K1 = 1.2
 
 
 BM25_B = 0.75
-
-
-# Warning cases stay findable but rank below healthy ones of similar relevance.
-WARNING_PENALTY = 0.5
 
 
 SEARCH_MODES = ("vector", "bm25", "hybrid")
@@ -48,6 +45,16 @@ class SearchHit:
     score: float
     similarity: float | None = None
     bm25: float | None = None
+    # What the mode measured, before the track record's bounded adjustment (`ranking`).
+    relevance: float | None = None
+
+    @property
+    def role(self) -> Role:
+        return role_of(status=self.case.status, success_rate=self.case.success_rate)
+
+    @property
+    def warning(self) -> bool:
+        return self.role == "warning"
 
 
 def visible_statuses(*, include_archived: bool = False) -> list[str]:
@@ -157,15 +164,6 @@ def bm25_scores(query: str, *, limit: int, statuses: list[str]) -> dict[UUID, fl
     return {(value if isinstance(value, UUID) else UUID(value)): float(score) for value, score in rows}
 
 
-def reciprocal_rank_fusion(*rankings: dict[UUID, float], k: int = RRF_K) -> dict[UUID, float]:
-    fused: dict[UUID, float] = {}
-    for ranking in rankings:
-        ordered = sorted(ranking.items(), key=lambda item: item[1], reverse=True)
-        for rank, (case_id, _) in enumerate(ordered, start=1):
-            fused[case_id] = fused.get(case_id, 0.0) + 1.0 / (k + rank)
-    return fused
-
-
 def case_search(
     *, query: str, k: int = 10, mode: str = "hybrid", include_archived: bool = False
 ) -> list[SearchHit]:
@@ -184,19 +182,32 @@ def case_search(
     elif mode == "bm25":
         scores = lexical
     else:
-        scores = reciprocal_rank_fusion(similarity, lexical)
+        # The vector list counts by how much signal it has (`ranking.vector_signal`): a model
+        # that cannot read the query's language must not drag a good BM25 ranking down.
+        scores = reciprocal_rank_fusion(similarity, lexical, weights=(vector_signal(similarity), 1.0))
 
-    # Rank on (id, status) alone, then load only the k winners: the candidates are up to
+    # Rank on a few columns alone, then load only the k winners: the candidates are up to
     # 2 x depth, and whole rows (query, plan) for all of them cost more than the ranking.
-    status_of = dict(Case.objects.filter(pk__in=list(scores)).values_list("id", "status"))
+    records = {
+        case_id: (status, success_rate, runs)
+        for case_id, status, success_rate, runs in Case.objects.filter(pk__in=list(scores)).values_list(
+            "id", "status", "success_rate", "run_count"
+        )
+    }
+    # Relevance first, the track record as a bounded adjustment (see `ranking`); among equal
+    # scores a case in warning comes after a healthy one, then ids keep the order stable.
     ranked = sorted(
-        ((score * WARNING_PENALTY if status_of[case_id] == CaseStatus.WARNING else score, case_id)
-         for case_id, score in scores.items() if case_id in status_of),
-        reverse=True,
+        (
+            (adjusted_score(score, success_rate=records[case_id][1], runs=records[case_id][2]),
+             records[case_id][0] != CaseStatus.WARNING, str(case_id), score, case_id)
+            for case_id, score in scores.items() if case_id in records
+        ),
+        key=lambda row: (-row[0], not row[1], row[2]),
     )[:k]
-    cases = Case.objects.defer("embedding").in_bulk([case_id for _, case_id in ranked])
+    cases = Case.objects.defer("embedding").in_bulk([row[4] for row in ranked])
     return [
-        SearchHit(case=cases[case_id], score=score, similarity=similarity.get(case_id), bm25=lexical.get(case_id))
-        for score, case_id in ranked
+        SearchHit(case=cases[case_id], score=adjusted, similarity=similarity.get(case_id),
+                  bm25=lexical.get(case_id), relevance=relevance)
+        for adjusted, _, _, relevance, case_id in ranked
         if case_id in cases  # deleted between the two reads
     ]

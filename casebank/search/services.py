@@ -1,6 +1,8 @@
 """Writes of the BM25 term index: a case's postings and the document frequencies they move."""
 from __future__ import annotations
 
+from collections.abc import Callable
+
 from django.db import connection, transaction
 
 from casebank.models import (
@@ -89,3 +91,53 @@ def case_terms_refresh_impacts() -> int:
 
 def search_length_of(title: str, query: str) -> int:
     return sum(term_frequencies(search_text(title, query)).values())
+
+
+def case_terms_reindex_all(*, on_progress: Callable[[int], None] | None = None) -> int:
+    """Re-tokenise every case (search length and postings), e.g. after the tokeniser changed.
+
+    One short transaction per case, so writers and searches go on meanwhile; the impacts are
+    rescored against the new mean length at the end. Returns the number of cases.
+    """
+    count = 0
+    for case_id in Case.objects.order_by("pk").values_list("pk", flat=True).iterator(chunk_size=500):
+        with transaction.atomic():
+            case = Case.objects.select_for_update().only("id", "title", "query", "search_length").filter(pk=case_id).first()
+            if case is not None:
+                case.search_length = search_length_of(case.title, case.query)
+                Case.objects.filter(pk=case.pk).update(search_length=case.search_length)
+                case_terms_index(case)
+                count += 1
+        if on_progress:
+            on_progress(1)
+    # The per-case moves keep document frequencies exact; the recount also repairs any drift.
+    case_term_stats_rebuild()
+    case_terms_refresh_impacts()
+    return count
+
+
+def vector_column_resize(*, table: str, index: str, dimensions: int) -> None:
+    """PostgreSQL: make `table.embedding` a `vector(dimensions)` column, emptied, without its index.
+
+    The old vectors cannot be converted (another model's space), so they are dropped; until the
+    rows are re-embedded, vector search finds nothing and BM25 carries hybrid search.
+    """
+    if connection.vendor != "postgresql":
+        return  # SQLite stores float32 bytes of any length
+    with connection.cursor() as cursor:
+        # ALTER TABLE refuses a table with deferred foreign-key checks pending in the transaction
+        # (rows written earlier in it): run them now.
+        cursor.execute("SET CONSTRAINTS ALL IMMEDIATE")
+        cursor.execute(f"DROP INDEX IF EXISTS {index}")
+        cursor.execute(f"ALTER TABLE {table} ALTER COLUMN embedding TYPE vector({int(dimensions)}) USING NULL")
+
+
+def vector_index_create(*, table: str, index: str) -> None:
+    """PostgreSQL: the HNSW index the vector search uses (the parameters of the initial migration)."""
+    if connection.vendor != "postgresql":
+        return
+    with connection.cursor() as cursor:
+        cursor.execute(
+            f"CREATE INDEX IF NOT EXISTS {index} ON {table} USING hnsw (embedding vector_cosine_ops) "
+            "WITH (m = 16, ef_construction = 64)"
+        )

@@ -19,6 +19,7 @@ from typing import Annotated, Any
 import msgspec
 from msgspec import Meta
 
+from core.parsers import MAX_JSON_DEPTH, nested_deeper_than
 from reflection.logs.limits import MAX_BATCH, MAX_ERROR_MESSAGE, MAX_EXECUTION_TIME_MS, MAX_INT_COLUMN, MAX_TEXT
 
 Count = Annotated[int, Meta(ge=0, le=MAX_INT_COLUMN)]
@@ -76,11 +77,16 @@ def decode_typed(body: bytes) -> TypedBatch | None:
         return None
     try:
         decoded = _DECODER.decode(body)
-    # RecursionError: msgspec recurses into deeply nested context values; the full path's
-    # orjson refuses those with a clean 400.
-    except (msgspec.DecodeError, msgspec.ValidationError, RecursionError):
+    # RecursionError: msgspec recurses into deeply nested context values. UnicodeDecodeError:
+    # raw invalid UTF-8 (a lone surrogate's bytes) in a string. The full path answers both 400.
+    except (msgspec.DecodeError, msgspec.ValidationError, RecursionError, UnicodeDecodeError):
         return None
     logs = decoded if isinstance(decoded, list) else [decoded]
     if not 0 < len(logs) <= MAX_BATCH:
+        return None
+    # The parser's depth limit holds on this path too (the full path refuses the body): a list
+    # and a log object are two levels above a context, a single log one.
+    room = MAX_JSON_DEPTH - (2 if isinstance(decoded, list) else 1)
+    if any(log.context and nested_deeper_than(log.context, room) for log in logs):
         return None
     return TypedBatch(logs=logs, body=body)

@@ -153,7 +153,7 @@ def build_evidence(*, case: Case, analysis: dict) -> dict:
             continue
         if other.success_rate >= NEVER_AT_OR_ABOVE and len(positives) < POSITIVE_EXAMPLES:
             positives.append(_case_digest(other))
-        elif other.success_rate < SUGGEST_BELOW and len(negatives) < NEGATIVE_EXAMPLES:
+        elif hit.warning and len(negatives) < NEGATIVE_EXAMPLES:  # in warning or below SUGGEST_BELOW
             negatives.append(_case_digest(other))
     return {
         "analysis": {

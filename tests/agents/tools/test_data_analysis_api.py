@@ -74,9 +74,19 @@ def test_it_runs_legitimate_analytics(api, analytics_db, sql):
     assert response.json()["rows"]
 
 
-def test_it_reports_a_database_error_as_422(api, analytics_db):
+def test_it_refuses_an_unknown_column_before_running_it(api, analytics_db):
+    # Columns are resolved against the real tables (agents/tools/sql_columns.py), so a wrong name
+    # is a refusal naming it rather than a database error.
     response = api.post("/api/agents/data-analysis/", {"sql": "SELECT no_such_column FROM orders"}, format="json")
-    assert response.status_code == 422 and "no_such_column" in response.json()["detail"]
+    assert response.status_code == 400 and "no_such_column" in response.json()["detail"]
+    assert response.json()["errors"]["sql"]
+
+
+def test_it_reports_a_database_error_as_422(api, analytics_db):
+    # A real database error: integer overflow is only known when the row is computed.
+    response = api.post("/api/agents/data-analysis/", {"sql": "SELECT abs(-9223372036854775807 - 1) FROM orders"},
+                        format="json")
+    assert response.status_code == 422, response.content[:300]
     assert response.json()["errors"]["sql"]
 
 

@@ -116,8 +116,8 @@ def test_it_would_notice_a_connection_attempt(dialect):
 def test_it_refuses_the_cte_shadowing_that_used_to_leak_sqlite_master(analytics_db):
     leak = "SELECT (WITH sqlite_master AS (SELECT 1) SELECT 1) AS x, name, sql FROM sqlite_master, orders"
     # Unguarded, the query really reads the catalog: the refusal below is what stops it.
-    columns, rows, _ = analytics._run_sqlite(analytics.conf.analytics_database_url(), leak, timeout_ms=5000, row_cap=5)
-    assert columns == ["x", "name", "sql"] and rows[0][2].startswith("CREATE TABLE")
+    columns, bounded = analytics._run_sqlite(analytics.conf.analytics_database_url(), leak, timeout_ms=5000, row_cap=5)
+    assert columns == ["x", "name", "sql"] and bounded.rows[0][2].startswith("CREATE TABLE")
     with pytest.raises(SqlRefused, match="Table sqlite_master is not allowed"):
         analytics.run_checked_query(leak)
 
@@ -264,8 +264,8 @@ def test_it_refuses_the_self_referencing_cte_that_reads_the_real_table_on_postgr
     try:
         sql = "WITH secrets AS (SELECT * FROM secrets) SELECT secret FROM secrets"
         # Unguarded, PostgreSQL reads the real table from inside the non-recursive CTE.
-        _, rows, _ = analytics._run_postgres(pg_demo_analytics, sql, timeout_ms=5000, row_cap=5)
-        assert rows == [["hunter2"]]
+        _, bounded = analytics._run_postgres(pg_demo_analytics, sql, timeout_ms=5000, row_cap=5)
+        assert bounded.rows == [["hunter2"]]
         with pytest.raises(SqlRefused, match="Table secrets is not allowed"):
             analytics.run_checked_query(sql)
     finally:
