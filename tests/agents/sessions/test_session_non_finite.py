@@ -28,7 +28,8 @@ def test_it_stores_infinity_as_null_with_a_note_on_sqlite(api, knowledge, analyt
     state = check(api, "SELECT 1e999 AS x, -1e999 AS y, 2 AS z FROM orders LIMIT 1")
     data = state["results"]["data_analysis"]
     assert data["rows"] == [[None, None, 2]]
-    assert data["non_finite_nulled"] == 2 and "non-finite" in data["notes"][0]
+    # The data-analysis worker nulls them and says so (agents.tools.result_bounds).
+    assert any("non-finite" in note for note in data["notes"])
     assert state["status"] in ("completed", "failed") and "supervisor" not in state["errors"]
     # The stored row itself is clean (admin and the execution log read it too).
     assert Session.objects.get(pk=state["id"]).results["data_analysis"]["rows"] == [[None, None, 2]]
@@ -37,7 +38,7 @@ def test_it_stores_infinity_as_null_with_a_note_on_sqlite(api, knowledge, analyt
 def test_it_stores_nan_as_null_with_a_note_on_postgresql(api, knowledge, pg_demo_analytics, no_llm):
     state = check(api, "SELECT CAST('NaN' AS FLOAT) AS x, CAST('Infinity' AS FLOAT) AS y, 2 AS z FROM orders LIMIT 1")
     data = state["results"]["data_analysis"]
-    assert data["rows"] == [[None, None, 2]] and data["non_finite_nulled"] == 2
+    assert data["rows"] == [[None, None, 2]] and any("non-finite" in note for note in data["notes"])
     assert "supervisor" not in state["errors"]
 
 
@@ -53,3 +54,21 @@ def test_it_does_not_show_the_internal_sql_of_a_failed_save(api, knowledge, no_l
     state = check(api, "SELECT 1 AS x FROM orders")
     assert state["status"] == "failed"
     assert state["errors"]["supervisor"]["message"].startswith("The session could not be saved")
+
+
+def test_it_stores_non_finite_values_from_any_source_as_null(db):
+    """The storage guard behind the worker's: whatever puts Infinity or NaN into a session (a
+    future worker, a cached result from before) is stored as null with a note, on both databases."""
+    from agents.sessions import services
+
+    session = services.session_create(query="q", actor="test")
+    event = services.session_record(
+        session, kind="results", data={"best": float("inf")},
+        results={"custom": {"rows": [[float("nan"), 1.5, float("-inf")]], "notes": []}},
+    )
+    session.refresh_from_db()
+    assert session.results["custom"]["rows"] == [[None, 1.5, None]]
+    assert session.results["custom"]["non_finite_nulled"] == 2
+    assert "non-finite" in session.results["custom"]["notes"][0]
+    event.refresh_from_db()
+    assert event.data == {"best": None}
