@@ -10,3 +10,9 @@ class AgentsConfig(AppConfig):
     schedules = (
         Periodic("agents: sweep sessions", "agents.sessions.tasks.sweep_sessions_task", "minute"),
     )
+
+    def ready(self) -> None:
+        # The supervisor's calls ("supervisor.*") get their own budget, apart from suggestions'.
+        from agents.runtime.llm import register_budget
+
+        register_budget()

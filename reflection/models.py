@@ -8,7 +8,7 @@ from reflection.analysis.models import (
     ReflectionRunStatus,
     ReflectionTrigger,
 )
-from reflection.llm.models import LLMCall, LLMOutcome, LLMRateSlot
+from reflection.llm.models import LLMBudgetState, LLMCall, LLMOutcome, LLMRateSlot
 from reflection.logs.models import ExecutionLog
 from reflection.suggestions.models import (
     DecisionAction,
@@ -21,7 +21,7 @@ from reflection.suggestions.models import (
 )
 
 __all__ = [
-    "CaseAnalysis", "CaseReflectionState", "DailyCaseRollup", "DecisionAction", "ExecutionLog", "LLMCall",
+    "CaseAnalysis", "CaseReflectionState", "DailyCaseRollup", "DecisionAction", "ExecutionLog", "LLMBudgetState", "LLMCall",
     "LLMOutcome", "LLMRateSlot", "PendingSuggestion", "ReflectionRun", "ReflectionRunStatus", "ReflectionTrigger",
     "Suggestion", "SuggestionDecision", "SuggestionSource", "SuggestionStatus", "Verification",
 ]

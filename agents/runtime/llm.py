@@ -1,10 +1,106 @@
-"""The supervisor's one door to the LLM: reflection's client, or None when none is configured."""
+"""The supervisor's one door to the LLM: reflection's client, or None when none is configured.
+
+Every supervisor call is made with a purpose under "supervisor." and so is metered by the
+supervisor's own budget (`AGENTS_LLM_REQUESTS_PER_MINUTE` / `AGENTS_LLM_TOKENS_PER_MINUTE`),
+never by the suggestions' 5 per minute. When that budget is spent, `complete_json` waits for it
+(up to `AGENTS_LLM_BUDGET_WAIT_S` and the session's deadline) and tells the session through
+its `BudgetListener`, instead of failing at once.
+"""
 from __future__ import annotations
 
-from reflection.llm import LLMClient, LLMError, LLMResult, LLMUnavailable, get_llm_client
+import random
+import time
+from collections.abc import Callable
+from typing import Protocol
 
-__all__ = ["LLMClient", "LLMError", "LLMResult", "LLMUnavailable", "get_llm_client", "llm_client"]
+from django.conf import settings
+from openai.types.chat import ChatCompletionMessageParam
+
+from reflection.llm import LLMClient, LLMError, LLMResult, LLMUnavailable, budgets, get_llm_client
+
+__all__ = [
+    "BUDGET", "BudgetExhausted", "BudgetListener", "LLMClient", "LLMError", "LLMResult", "LLMUnavailable",
+    "budget_wait_limit",
+    "complete_json", "get_llm_client", "llm_client", "purpose", "register_budget", "wait_for_budget",
+]
+
+BUDGET = "supervisor"
+
+
+class BudgetListener(Protocol):
+    """What a session hears about its budget (it records a `budget_wait` event and `errors`)."""
+
+    def waiting(self, purpose: str, seconds: float) -> None: ...
+
+    def exhausted(self, purpose: str, message: str) -> None: ...
+
+
+class BudgetExhausted(LLMUnavailable):
+    """The supervisor's budget stayed spent for as long as a session may wait."""
 
 
 def llm_client() -> LLMClient | None:
     return get_llm_client()
+
+
+def purpose(name: str) -> str:
+    return f"{BUDGET}.{name}"
+
+
+def register_budget() -> None:
+    budgets.register(BUDGET, lambda: (int(settings.AGENTS_LLM_REQUESTS_PER_MINUTE),
+                                      int(settings.AGENTS_LLM_TOKENS_PER_MINUTE)))
+
+
+def budget_wait_limit(deadline: float | None = None) -> float:
+    limit = float(settings.AGENTS_LLM_BUDGET_WAIT_S)
+    if deadline is not None:
+        limit = min(limit, deadline - time.monotonic())
+    return max(limit, 0.0)
+
+
+def wait_for_budget(call: Callable[[float | None], LLMResult], *, name: str, total_timeout: float | None = None,
+                    deadline: float | None = None, listener: BudgetListener | None = None) -> LLMResult:
+    """Run `call(total_timeout)`; while it is refused for the budget, wait and try again.
+
+    The wait is bounded by `AGENTS_LLM_BUDGET_WAIT_S` and `deadline` (`time.monotonic()`); the
+    call's own `total_timeout` starts again after a wait, so waiting never eats the answer's time
+    (the deadline still bounds both). Raises `BudgetExhausted` when the budget stayed spent.
+    """
+    give_up_at = time.monotonic() + budget_wait_limit(deadline)
+    told = False
+    while True:
+        timeout = total_timeout
+        if deadline is not None:
+            left = deadline - time.monotonic()
+            timeout = left if timeout is None else min(timeout, left)
+        try:
+            return call(timeout)
+        except LLMUnavailable as refused:
+            if refused.reason != "rate_limited":
+                raise
+            left = give_up_at - time.monotonic()
+            retry_after = refused.retry_after if refused.retry_after is not None else 1.0
+            if left <= 0:
+                message = f"No {BUDGET} LLM budget free for {name} within {budget_wait_limit():.1f} s: {refused}"
+                if listener is not None:
+                    listener.exhausted(name, message)
+                raise BudgetExhausted(message, reason="rate_limited", retry_after=retry_after) from refused
+            if listener is not None and not told:
+                listener.waiting(name, round(retry_after, 3))
+                told = True
+            # Jitter: sessions that wait for the same refill must not all retry at the same instant.
+            time.sleep(min(retry_after * random.uniform(1.0, 1.2), left) + 0.005)
+
+
+def complete_json(*, name: str, messages: list[ChatCompletionMessageParam], schema: dict, total_timeout: float | None = None,
+                  deadline: float | None = None, listener: BudgetListener | None = None) -> LLMResult:
+    """`LLMClient.complete_json` under purpose "supervisor.<name>", waiting for its budget."""
+    client = llm_client()
+    if client is None:
+        raise LLMUnavailable("No LLM is configured.", reason="not_configured")
+    full = purpose(name)
+    return wait_for_budget(
+        lambda timeout: client.complete_json(purpose=full, messages=messages, schema=schema, total_timeout=timeout),
+        name=full, total_timeout=total_timeout, deadline=deadline, listener=listener,
+    )

@@ -1,6 +1,7 @@
-"""One function per phase of a session: analyse, retrieve, plan, select, execute, evaluate,
-respond. Each reads what the phases before it left in a `SessionRun`, does its work and records
-it through one named transition of `agents.sessions.services` (an event: audit + SSE).
+"""One function per phase of a session: analyse, retrieve, plan, select, execute, results,
+evaluate, respond. Each reads what the phases before it left in a `SessionRun`, does its work
+and records it through one named transition of `agents.sessions.services` (an event: audit +
+SSE).
 
 Every phase but `execute` is blocking (database, embedding, LLM): the driver in
 `agents.runtime.supervisor` decides which thread or pool runs it. `execute` is a coroutine that
@@ -22,10 +23,12 @@ from django.conf import settings
 from django.db import connection
 
 from agents.models import Session
+from agents.runtime import answers
 from agents.runtime.evaluation import evaluate
+from agents.runtime.notices import DeltaWriter, SessionNotices
 from agents.runtime.planning import Plan, analyse, make_plan, select_agents
 from agents.sessions import services
-from agents.tools.workers import REGISTRY, AgentOutput, AgentTask
+from agents.tools.workers import DATA_ANALYSIS, REGISTRY, AgentOutput, AgentTask
 from casebank.cases import services as case_services
 from casebank.search import selectors as case_selectors
 from casebank.search.selectors import SearchHit
@@ -36,6 +39,17 @@ logger = logging.getLogger(__name__)
 
 def ms_since(started: float) -> int:
     return int((time.monotonic() - started) * 1000)
+
+
+# Fields that differ between two runs of the same work (a cache hit, the time it took).
+_VOLATILE = frozenset({"cached", "elapsed_ms"})
+
+
+def _same(before: AgentOutput, after: AgentOutput) -> bool:
+    """Did a retry return what the previous round did (so another round would too)?"""
+    def stable(data: dict[str, Any]) -> dict[str, Any]:
+        return {key: value for key, value in data.items() if key not in _VOLATILE}
+    return before.ok == after.ok and before.error == after.error and stable(before.data) == stable(after.data)
 
 
 @dataclass
@@ -53,8 +67,16 @@ class SessionRun:
     pending: dict[str, AgentTask] = field(default_factory=dict)
     executed: dict[str, tuple[AgentOutput, int]] = field(default_factory=dict)
     outputs: dict[str, AgentOutput] = field(default_factory=dict)
+    ran_in: dict[str, int] = field(default_factory=dict)  # the iteration each output in `outputs` is from
     scores: dict[str, float] = field(default_factory=dict)
     passed: bool = False
+    # Set when another iteration cannot help (the agents returned what they did the round before).
+    stopped: bool = False
+    # The session's `BudgetListener` and what `errors` names besides the agents' failures.
+    notices: SessionNotices = field(init=False)
+
+    def __post_init__(self) -> None:
+        self.notices = SessionNotices(self.session)
 
     @classmethod
     def start(cls, session: Session) -> SessionRun:
@@ -67,7 +89,7 @@ class SessionRun:
 
 def phase_analyse(run: SessionRun) -> None:
     t = time.monotonic()
-    run.analysis = analyse(run.session.query)
+    run.analysis = analyse(run.session.query, sql=run.session.sql)
     run.timings["analyse"] = ms_since(t)
     services.session_phase_enter(session=run.session, phase="retrieve", data={"analysis": run.analysis},
                                  timings_ms=run.timings)
@@ -84,7 +106,8 @@ def phase_retrieve(run: SessionRun) -> None:
 
 def phase_plan(run: SessionRun) -> None:
     t = time.monotonic()
-    plan = run.plan = make_plan(query=run.session.query, hits=run.hits, analysis=run.analysis, deadline=run.deadline)
+    plan = run.plan = make_plan(query=run.session.query, hits=run.hits, analysis=run.analysis, deadline=run.deadline,
+                                listener=run.notices)
     run.timings["plan"] = ms_since(t)
     if plan.case is not None:
         # Returning a case to a planner counts as a use, recorded off the hot path (inline if
@@ -105,9 +128,13 @@ def phase_select(run: SessionRun) -> None:
         assert run.plan is not None
         base = AgentTask(query=session.query, sql=session.sql, iteration=1)
         assignments, decisions = select_agents(steps=run.plan.steps, task=base)
-        run.pending = {a.agent: AgentTask(query=session.query, actions=a.actions, sql=session.sql, iteration=1)
+        # A step may carry its own SQL (a case filed from a session given SQL replays it).
+        run.pending = {a.agent: AgentTask(query=session.query, actions=a.actions, sql=a.sql or session.sql,
+                                          iteration=1, listener=run.notices)
                        for a in assignments}
-        services.session_agents_selected(session=session, decisions=decisions, iteration=1)
+        run.notices.selection(decisions)
+        services.session_agents_selected(session=session, decisions=decisions, iteration=1,
+                                         errors={**session.errors, **run.notices.errors()})
     else:
         services.session_phase_enter(session=session, phase="execute", data={"retry": sorted(run.pending)},
                                      iteration=run.iteration)
@@ -160,22 +187,37 @@ async def phase_execute(run: SessionRun, *, executor: Executor) -> None:
 
 
 def phase_results(run: SessionRun) -> None:
-    """Record what the workers of this iteration returned (the end of `execute`)."""
+    """Record what the workers of this iteration returned (the end of `execute`); stop the
+    iterations when a retry returned what the round before did."""
+    notices = run.notices
+    unchanged = bool(run.outputs) and all(
+        name in run.outputs and _same(run.outputs[name], output) for name, (output, _) in run.executed.items()
+    )
     for name, (output, elapsed) in run.executed.items():
-        run.outputs[name] = output
+        previous = run.outputs.get(name)
+        if previous is not None and not previous.ok:
+            notices.failed_before(name, run.ran_in[name], previous)
+        run.outputs[name], run.ran_in[name] = output, run.iteration
         run.timings.setdefault("agents", {})[f"{name}#{run.iteration}"] = elapsed
-    errors = {n: {"type": o.error_type, "message": o.error} for n, o in run.outputs.items() if not o.ok}
+    # Agents' failures first: the execution log's error is the first real one.
+    errors = {**{n: {"type": o.error_type, "message": o.error} for n, o in run.outputs.items() if not o.ok},
+              **notices.errors()}
     services.session_results_record(
         session=run.session, ran={n: o.ok for n, (o, _) in run.executed.items()},
         results={n: o.data for n, o in run.outputs.items()}, errors=errors,
         usages=[o for o, _ in run.executed.values()], timings_ms=run.timings,
     )
+    if unchanged:
+        # Told what went wrong, the agents still returned the same: another round would too.
+        notices.note("iterations", "NoProgress",
+                     f"Iteration {run.iteration} returned what iteration {run.iteration - 1} did; stopped.")
+        run.stopped = True
 
 
 def phase_evaluate(run: SessionRun) -> None:
     """Score the outputs; then decide which agents, if any, run again and what they are told."""
     t = time.monotonic()
-    evaluation = evaluate(query=run.session.query, outputs=run.outputs, deadline=run.deadline)
+    evaluation = evaluate(query=run.session.query, outputs=run.outputs, deadline=run.deadline, listener=run.notices)
     run.timings[f"evaluate_{run.iteration}"] = ms_since(t)
     run.scores, run.passed = evaluation.scores, evaluation.passed
     threshold = float(settings.QUALITY_THRESHOLD)
@@ -184,40 +226,49 @@ def phase_evaluate(run: SessionRun) -> None:
         threshold=threshold, usage=evaluation.llm, timings_ms=run.timings,
     )
     session = run.session
+    if run.passed or run.out_of_time():
+        run.pending = {}
+        return
+    retries_text2sql = DATA_ANALYSIS in run.outputs and not run.outputs[DATA_ANALYSIS].ok and not session.sql
+    if not retries_text2sql and not answers.extractive(session.query, run.outputs).found:
+        # Nothing the agents returned matches the question, and no retry is told anything new
+        # that could change that: answer "no answer found" now, not after N rounds.
+        run.notices.note("iterations", "NothingMatched", f"Nothing matched the query after iteration {run.iteration}; stopped.")
+        run.pending = {}
+        return
     # Only the agents below the bar run again, told what went wrong.
     run.pending = {
         name: AgentTask(query=session.query, actions=run.pending[name].actions if name in run.pending else [],
-                        sql=session.sql, iteration=run.iteration + 1,
+                        sql=run.pending[name].sql if name in run.pending else session.sql,
+                        iteration=run.iteration + 1, listener=run.notices,
                         feedback=run.outputs[name].error or f"quality score {run.scores.get(name, 0):.2f} below {threshold}")
         for name in run.outputs if run.scores.get(name, 0.0) < threshold
     }
-    # Caller SQL that was refused or failed will fail the same way again.
-    if session.sql and "data_analysis" in run.pending and not run.outputs["data_analysis"].ok:
-        run.pending.pop("data_analysis")
+    # SQL given by the caller (or a case's step) that was refused or failed will fail the same way again.
+    if DATA_ANALYSIS in run.pending and run.pending[DATA_ANALYSIS].sql and not run.outputs[DATA_ANALYSIS].ok:
+        run.pending.pop(DATA_ANALYSIS)
 
 
 def phase_respond(run: SessionRun) -> None:
-    """End the session with its answer. The single place the answer is written: a composer
-    that calls an LLM or extracts passages plugs in at `compose_answer`."""
-    errors = dict(run.session.errors)
+    """End the session with its answer, the single place it is written (`agents.runtime.answers`):
+    extractive with citations, or written by the LLM and streamed as `answer_delta` events."""
+    t = time.monotonic()
+    services.session_phase_enter(session=run.session, phase="respond", data={})
+    deltas = DeltaWriter(run.session)
+    answer = answers.compose(query=run.session.query, outputs=run.outputs, on_delta=deltas, deadline=run.deadline,
+                             listener=run.notices)
+    deltas.flush()
+    run.timings["respond"] = ms_since(t)
+    if answer.problems:
+        run.notices.note("answer", "AnswerFallback", " ".join(answer.problems))
+    # A session that found nothing to answer with has not passed, whatever the agents scored.
+    run.passed = run.passed and answer.found
+    errors = {**run.session.errors, **run.notices.errors()}
     if run.out_of_time():
         errors["session"] = {"type": "TimeoutError",
                              "message": f"Session timeout of {settings.AGENTS_SESSION_TIMEOUT_S} s reached."}
     if not run.outputs:
         errors.setdefault("selector", {"type": "NoAgent", "message": "No agent could take any step of the plan."})
     run.timings["total"] = ms_since(run.started)
-    services.session_finish(session=run.session, passed=run.passed, answer=compose_answer(run.outputs, run.scores),
-                            errors=errors, timings_ms=run.timings)
-
-
-def compose_answer(outputs: dict[str, AgentOutput], scores: dict[str, float]) -> str:
-    parts = []
-    for output in outputs.values():
-        if not output.ok:
-            continue
-        if "summary" in output.data:
-            parts.append(output.data["summary"])
-        if output.data.get("sources"):
-            titles = ", ".join(dict.fromkeys(s["title"] for s in output.data["sources"]))
-            parts.append(f"Relevant sources: {titles}.")
-    return " ".join(parts) or "No agent produced a usable answer."
+    services.session_finish(session=run.session, passed=run.passed, answer=answer.text, errors=errors,
+                            timings_ms=run.timings, answer_summary=answer.summary(), usage=answer.llm)

@@ -10,13 +10,13 @@ from __future__ import annotations
 import json
 import logging
 import re
-import time
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 
 from django.conf import settings
 from openai.types.chat import ChatCompletionMessageParam
 
-from agents.runtime.llm import LLMError, LLMResult, llm_client
+from agents.runtime import llm
+from agents.runtime.llm import BudgetListener, LLMError, LLMResult, llm_client
 from agents.tools.workers import (
     DATA_ANALYSIS,
     INFORMATION_RETRIEVAL,
@@ -67,9 +67,10 @@ class Plan:
     notes: list[str] = field(default_factory=list)
 
 
-def analyse(query: str) -> dict:
+def analyse(query: str, *, sql: str = "") -> dict:
     return {
-        "wants_data": bool(_DATA_WORDS.search(query)),
+        # SQL from the caller is a data step whatever the words of the query.
+        "wants_data": bool(sql) or bool(_DATA_WORDS.search(query)),
         "wants_knowledge": bool(_KNOWLEDGE_WORDS.search(query)),
         "length": len(query),
     }
@@ -81,7 +82,8 @@ def reusable(hit: SearchHit) -> bool:
     return case.status == CaseStatus.ACTIVE and case.review_state == ReviewState.APPROVED and isinstance(case.plan, list)
 
 
-def make_plan(*, query: str, hits: list[SearchHit], analysis: dict, deadline: float | None = None) -> Plan:
+def make_plan(*, query: str, hits: list[SearchHit], analysis: dict, deadline: float | None = None,
+              listener: BudgetListener | None = None) -> Plan:
     """The plan for `query`; `deadline` (a `time.monotonic()` value) is the session's."""
     best = next((hit for hit in hits if reusable(hit)), None)
     threshold = settings.AGENTS_CASE_SIMILARITY
@@ -92,13 +94,13 @@ def make_plan(*, query: str, hits: list[SearchHit], analysis: dict, deadline: fl
         notes.append(f"closest case {best.case.id} at similarity {best.similarity or 0:.2f} < {threshold}")
     client = llm_client()
     budget = float(settings.AGENTS_PLANNER_LLM_TIMEOUT_S)
-    if deadline is not None:
-        budget = min(budget, deadline - time.monotonic())
     if client is not None:
         try:
-            # One budget for the whole call: attempts, re-asks and backoff pauses included.
-            answer = client.complete_json(
-                purpose="plan", messages=_plan_messages(query, hits), schema=PLAN_SCHEMA, total_timeout=budget,
+            # One time budget for the whole call: attempts, re-asks and backoff pauses included
+            # (a wait for the request budget comes before it, bounded by the session deadline).
+            answer = llm.complete_json(
+                name="plan", messages=_plan_messages(query, hits), schema=PLAN_SCHEMA, total_timeout=budget,
+                deadline=deadline, listener=listener,
             )
             return Plan(steps=answer.data["steps"], source="llm", llm=answer, notes=notes)
         except LLMError as error:
@@ -145,6 +147,7 @@ class Assignment:
     actions: list[str]
     decision: str  # selected | substituted
     requested: str
+    sql: str = ""  # SQL the step carries (a case filed from a session keeps the SQL that worked)
 
 
 def select_agents(*, steps: list[dict], task: AgentTask) -> tuple[list[Assignment], list[dict]]:
@@ -161,7 +164,8 @@ def select_agents(*, steps: list[dict], task: AgentTask) -> tuple[list[Assignmen
                 continue
             chosen, decision, reason = name, "selected", ""
             agent = REGISTRY.get(name)
-            problem = "unknown agent" if agent is None else agent.availability(task)
+            step_sql = str(step.get("sql") or "") if name == DATA_ANALYSIS else ""
+            problem = "unknown agent" if agent is None else agent.availability(replace(task, sql=step_sql or task.sql))
             if problem:
                 substitute = SUBSTITUTES.get(name)
                 substitute_agent = REGISTRY.get(substitute) if substitute is not None else None
@@ -173,6 +177,8 @@ def select_agents(*, steps: list[dict], task: AgentTask) -> tuple[list[Assignmen
             decisions.append({"agent": raw, "decision": decision, "chosen": chosen, "reason": reason})
             if chosen in assignments:
                 assignments[chosen].actions.append(action)
+                assignments[chosen].sql = assignments[chosen].sql or (step_sql if chosen == name else "")
             else:
-                assignments[chosen] = Assignment(agent=chosen, actions=[action], decision=decision, requested=name)
+                assignments[chosen] = Assignment(agent=chosen, actions=[action], decision=decision, requested=name,
+                                                 sql=step_sql if chosen == name else "")
     return list(assignments.values()), decisions

@@ -22,19 +22,19 @@ from django.conf import settings
 
 from agents.models import Session
 from agents.runtime import phases
-from agents.runtime.phases import SessionRun, compose_answer
+from agents.runtime.phases import SessionRun
 from agents.sessions import services
 from core import task_queue
 
 logger = logging.getLogger(__name__)
 
-__all__ = ["Offload", "SessionRun", "compose_answer", "drive", "run_session"]
+__all__ = ["Offload", "SessionRun", "drive", "run_session"]
 
 
 @dataclass
 class Offload:
     """Where blocking work runs: `db` for database and embedding phases, `llm` for phases that
-    may wait on the LLM (plan, evaluate), `workers` for the agents themselves."""
+    may wait on the LLM or its budget (plan, evaluate, respond), `workers` for the agents themselves."""
 
     db: Callable[[Callable[[SessionRun], None], SessionRun], Awaitable[None]]
     llm: Callable[[Callable[[SessionRun], None], SessionRun], Awaitable[None]]
@@ -54,10 +54,12 @@ async def drive(run: SessionRun, offload: Offload) -> None:
             break
         await phases.phase_execute(run, executor=offload.workers)
         await offload.db(phases.phase_results, run)
+        if run.stopped:
+            break
         await offload.llm(phases.phase_evaluate, run)
         if run.passed or run.out_of_time() or not run.pending:
             break
-    await offload.db(phases.phase_respond, run)
+    await offload.llm(phases.phase_respond, run)
 
 
 def finish_crashed(session: Session, error: BaseException) -> None:

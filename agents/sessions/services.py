@@ -2,6 +2,7 @@
 from __future__ import annotations
 
 import logging
+import math
 import threading
 import uuid
 import weakref
@@ -10,11 +11,12 @@ from functools import partial
 from typing import Any, Protocol
 
 from django.conf import settings
-from django.db import IntegrityError, connection, transaction
+from django.db import DatabaseError, IntegrityError, connection, transaction
 from django.db.models import F, Max, Q
 from django.utils import timezone
 
 from agents.models import FINISHED_STATUSES, Session, SessionEvent, SessionStatus
+from agents.tools.workers import normalise_agent_name
 from casebank.cases import services as case_services
 from casebank.models import ApiKey, Case, ReviewState
 from core import task_queue
@@ -35,6 +37,12 @@ _NEW_CASE_NAMESPACE = uuid.UUID("2b0e6c1e-8f4a-4c55-9a43-6d2f8e7b1c90")
 _event_locks: weakref.WeakValueDictionary[uuid.UUID, threading.Lock] = weakref.WeakValueDictionary()
 _event_locks_guard = threading.Lock()
 DOORBELL_CHANNEL = "caseloop_sessions"
+# Entries of `errors` that say what changed a run without failing it; the execution log's error is
+# the first real failure.
+NOTICE_TYPES = frozenset({"BudgetWait", "AgentSubstituted", "AgentSkipped", "NoProgress", "NothingMatched",
+                          "AnswerFallback"})
+# JSON fields whose values come from agents (SQL rows may hold Infinity or NaN).
+_JSON_FIELDS = ("results", "errors", "scores", "plan", "timings_ms")
 _SESSION_FIELDS = {
     "status", "phase", "iteration", "plan", "plan_source", "results", "scores", "errors", "timings_ms",
     "answer", "passed", "tokens_in", "tokens_out", "cost_usd", "model", "case", "case_version",
@@ -189,6 +197,10 @@ def _append(session: Session, *, kind: str, data: dict[str, Any] | None = None, 
     unknown = set(changes) - _SESSION_FIELDS
     if unknown:
         raise ValueError(f"Not session fields: {sorted(unknown)}")
+    for name in _JSON_FIELDS:
+        if name in changes:
+            changes[name] = finite_json(changes[name])
+    data = finite_json(data or {})
     with _event_locks_guard:
         lock = _event_locks.get(session.pk)
         if lock is None:
@@ -203,7 +215,7 @@ def _append(session: Session, *, kind: str, data: dict[str, Any] | None = None, 
                         session.save(update_fields=list(changes))
                     last = session.events.aggregate(last=Max("sequence"))["last"] or 0
                     return SessionEvent.objects.create(
-                        session=session, sequence=last + 1, kind=kind, phase=session.phase, data=data or {}
+                        session=session, sequence=last + 1, kind=kind, phase=session.phase, data=data
                     )
             except IntegrityError:
                 # Another process appended the same sequence (a re-delivered task): take the next.
@@ -248,14 +260,31 @@ def session_plan_set(
     return _append(session, kind="plan", data=data, phase="select", **changes)
 
 
-def session_agents_selected(*, session: Session, decisions: list[dict[str, Any]], iteration: int) -> SessionEvent:
-    """Each step's agent is chosen (or substituted, or skipped); they execute next."""
-    return _append(session, kind="select", data={"decisions": decisions}, phase="execute", iteration=iteration)
+def session_agents_selected(
+    *, session: Session, decisions: list[dict[str, Any]], iteration: int, errors: dict[str, Any] | None = None,
+) -> SessionEvent:
+    """Each step's agent is chosen (or substituted, or skipped); they execute next. `errors`, when
+    given, is the session's errors with the substitutions and skips named."""
+    changes: dict[str, Any] = {} if errors is None else {"errors": errors}
+    return _append(session, kind="select", data={"decisions": decisions}, phase="execute", iteration=iteration,
+                   **changes)
 
 
 def session_agent_result(*, session: Session, agent: str, ok: bool, ms: int, error: str) -> SessionEvent:
     """One worker finished (from its own thread; the fields of the session are untouched)."""
     return _append(session, kind="agent", data={"agent": agent, "ok": ok, "ms": ms, "error": error})
+
+
+def session_budget_wait(*, session: Session, purpose: str, wait_s: float) -> SessionEvent:
+    """An LLM call of the session waits for its budget (from any of its threads; the fields of
+    the session are untouched, `errors` names the wait when the phase that waited records)."""
+    data = {"purpose": purpose, "wait_s": wait_s, "budget": purpose.split(".", 1)[0], "during": session.phase}
+    return _append(session, kind="budget_wait", data=data)
+
+
+def session_answer_delta(*, session: Session, text: str) -> SessionEvent:
+    """A piece of the answer while an LLM writes it (the final text is set by `session_finish`)."""
+    return _append(session, kind="answer_delta", data={"text": text})
 
 
 def session_results_record(
@@ -283,27 +312,64 @@ def session_evaluation_record(
 
 def session_finish(
     *, session: Session, passed: bool, answer: str, errors: dict[str, Any], timings_ms: dict[str, Any],
+    answer_summary: dict[str, Any] | None = None, usage: Usage | None = None,
 ) -> SessionEvent:
     """The session ends: completed when the evaluation passed, failed otherwise. Its execution
-    log is due next; the sweeper writes it at `retry_at` if whoever should is lost."""
+    log is due next; the sweeper writes it at `retry_at` if whoever should is lost.
+    `answer_summary` (how the answer was made, its sources) is kept as `results["answer"]`;
+    `usage` is the answer's own LLM spend."""
     status = SessionStatus.COMPLETED if passed else SessionStatus.FAILED
     now = timezone.now()
+    changes: dict[str, Any] = _usage_changes(session, usage)
+    if answer_summary is not None:
+        changes["results"] = {**session.results, "answer": answer_summary}
     return _append(
         session, kind="phase", data={"status": status, "passed": passed, "scores": session.scores},
         phase="done", status=status, passed=passed, answer=answer, errors=errors, timings_ms=timings_ms,
-        finished_at=now, retry_at=task_queue.redeliver_at(now),
+        finished_at=now, retry_at=task_queue.redeliver_at(now), **changes,
     )
 
 
 def session_crash(*, session: Session, error: BaseException) -> SessionEvent:
     """The supervisor itself failed: the session still ends, as failed, with the error named."""
     now = timezone.now()
+    # A database error's text quotes our own SQL (`UPDATE agents_session ...`): log it, show less.
+    message = ("The session could not be saved (a database error; see the server log)."
+               if isinstance(error, DatabaseError) else str(error))
     return _append(
-        session, kind="phase", data={"status": SessionStatus.FAILED, "error": str(error)[:500]},
+        session, kind="phase", data={"status": SessionStatus.FAILED, "error": message[:500]},
         status=SessionStatus.FAILED, phase="failed", passed=False,
-        errors={**session.errors, "supervisor": {"type": type(error).__name__, "message": str(error)[:1000]}},
+        errors={**session.errors, "supervisor": {"type": type(error).__name__, "message": message[:1000]}},
         finished_at=now, retry_at=task_queue.redeliver_at(now),
     )
+
+
+def finite_json(value: Any) -> Any:
+    """`value` with every non-finite float (Infinity, -Infinity, NaN) made null.
+
+    JSON has no such numbers: PostgreSQL's jsonb refuses them (the whole save fails), SQLite
+    stores them but no client can parse the result. A dict that held some gets a
+    `non_finite_nulled` count and a note, so the reader knows those nulls were numbers."""
+    def clean(item: Any) -> tuple[Any, int]:
+        if isinstance(item, float) and not math.isfinite(item):
+            return None, 1
+        if isinstance(item, dict):
+            out, total = {}, 0
+            for key, sub in item.items():
+                out[key], count = clean(sub)
+                total += count
+            if total and "rows" in out:
+                out["non_finite_nulled"] = total
+                out.setdefault("notes", [])
+                if isinstance(out["notes"], list):
+                    out["notes"] = [*out["notes"], f"{total} non-finite value(s) (Infinity/NaN) shown as null."]
+            return out, total
+        if isinstance(item, (list, tuple)):
+            cleaned = [clean(sub) for sub in item]
+            return [c for c, _ in cleaned], sum(n for _, n in cleaned)
+        return item, 0
+
+    return clean(value)[0]
 
 
 def session_claim(*, session_id: uuid.UUID | str) -> Session | None:
@@ -359,7 +425,7 @@ def session_outcome_record(*, session: Session) -> dict:
                 case_id=new_case_id,
                 title=session.query[:200],
                 query=session.query,
-                plan=_plan_for_case(session.plan),
+                plan=_plan_for_case(session.plan, sql=_working_sql(session)),
                 category="sessions",
                 tags=["from-session"],
                 # Out of retrieval and planning until a reviewer approves it (admin review queue).
@@ -451,8 +517,26 @@ def _log_if_missing(session_id: uuid.UUID) -> int:
     return 1
 
 
-def _plan_for_case(plan: Any) -> Any:
-    steps = [s for s in plan if isinstance(s, dict) and (s.get("agent") or s.get("agents"))] if isinstance(plan, list) else []
+def _working_sql(session: Session) -> str:
+    """The SQL that answered: the caller's, else the one Text2SQL wrote, if it returned columns."""
+    if session.sql:
+        return session.sql
+    data = (session.results or {}).get("data_analysis")
+    if isinstance(data, dict) and data.get("columns") and data.get("sql"):
+        return str(data["sql"])
+    return ""
+
+
+def _plan_for_case(plan: Any, *, sql: str = "") -> Any:
+    """The session's plan as a reusable case plan; the data step keeps the SQL that worked, so
+    the case replays without an LLM (the selector hands a step's `sql` to the worker)."""
+    steps = [dict(s) for s in plan if isinstance(s, dict) and (s.get("agent") or s.get("agents"))] if isinstance(plan, list) else []
+    if sql:
+        data_steps = [s for s in steps if normalise_agent_name(s.get("agent")) == "data_analysis"]
+        if data_steps:
+            data_steps[0]["sql"] = sql
+        else:
+            steps.insert(0, {"agent": "data_analysis", "action": "Run the saved query", "sql": sql})
     return steps or [{"agent": "supervisor", "action": "Answer directly"}]
 
 
@@ -460,6 +544,8 @@ def _first_error(session: Session) -> tuple[str, str]:
     if session.passed:
         return "", ""
     for name, error in (session.errors or {}).items():
+        if isinstance(error, dict) and error.get("type") in NOTICE_TYPES:
+            continue
         if isinstance(error, dict):
             return str(error.get("type") or "AgentError")[:100], f"{name}: {error.get('message', '')}"[:10_000]
         return "AgentError", f"{name}: {error}"[:10_000]

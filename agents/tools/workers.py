@@ -14,7 +14,8 @@ from openai.types.chat import ChatCompletionMessageParam
 
 from agents import conf
 from agents.metrics import agent_cache_lookup
-from agents.runtime.llm import LLMError, llm_client
+from agents.runtime import llm
+from agents.runtime.llm import BudgetListener, LLMError, llm_client
 from agents.tools import analytics, retrieval
 from agents.tools.sql_guard import PROMPT_RULES, SqlRefused, check_sql
 from casebank.search import embeddings
@@ -36,6 +37,8 @@ class AgentTask:
     sql: str = ""
     iteration: int = 1
     feedback: str = ""
+    # Hears when the LLM budget makes this task wait (the session records it).
+    listener: BudgetListener | None = field(default=None, compare=False, repr=False)
 
 
 @dataclass
@@ -100,7 +103,8 @@ class DataAnalysisAgent(Agent):
                 return AgentOutput(ok=False, error=NO_LLM_MESSAGE, error_type="LLMUnavailable")
             try:
                 # The execution manager enforces the agent's time budget; the client keeps its own.
-                answer = client.complete_json(purpose="text2sql", messages=self._messages(task), schema=TEXT2SQL_SCHEMA)
+                answer = llm.complete_json(name="text2sql", messages=self._messages(task), schema=TEXT2SQL_SCHEMA,
+                                           listener=task.listener)
             except LLMError as error:
                 return AgentOutput(ok=False, error=str(error), error_type=type(error).__name__)
             sql, explanation = answer.data["sql"], answer.data.get("explanation", "")
@@ -202,7 +206,9 @@ class InformationRetrievalAgent(Agent):
                                data={"context": "", "sources": [], "confidence": 0.0})
         confidence = round(sum(p.score for p in passages[:3]) / min(3, len(passages)), 4)
         context = "\n\n".join(f"[{i}] {p.title}\n{p.text}" for i, p in enumerate(passages, start=1))
+        # Passages kept apart too, so the answer can quote and cite sentences of each.
         return AgentOutput(ok=True, data={"context": context, "sources": [p.source for p in passages],
+                                          "passages": [{"title": p.title, "text": p.text} for p in passages],
                                           "confidence": confidence})
 
 

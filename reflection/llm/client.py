@@ -8,6 +8,7 @@ from __future__ import annotations
 import json
 import logging
 import time
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from functools import lru_cache
 from typing import Any
@@ -19,7 +20,7 @@ from openai.types.chat import ChatCompletionMessageParam
 
 from core.redaction import redact
 from reflection import metrics
-from reflection.llm import ratelimit
+from reflection.llm import budgets, ratelimit
 from reflection.llm.breaker import BreakerOpen, CircuitBreaker
 from reflection.llm.errors import LLMError, LLMUnavailable
 from reflection.llm.models import LLMCall, LLMOutcome
@@ -55,6 +56,7 @@ class _Attempts:
     tokens_in: int = 0
     tokens_out: int = 0
     errors: list[str] = field(default_factory=list)
+    tokens_charged: int = 0  # estimated tokens taken from a purpose budget, settled in _record
 
 
 # An attempt with less time than this left before the caller's deadline is not started.
@@ -169,7 +171,7 @@ class LLMClient:
         if remaining is not None and remaining < MIN_ATTEMPT_SECONDS:
             call.out_of_time = True
             return None
-        self._take_slot(call.purpose, call.attempts, call.started)
+        self._take_slot(call.purpose, call.attempts, call.started, call.conversation)
         call.attempts.count += 1
         per_attempt = call.request_timeout if remaining is None else min(call.request_timeout, remaining)
         try:
@@ -267,8 +269,25 @@ class LLMClient:
         """0 when a request could be sent now, else how long until a slot of the budget frees."""
         return ratelimit.seconds_until_free(limit=self.calls_per_minute)
 
-    def _take_slot(self, purpose: str, attempts: _Attempts, started: float) -> None:
-        """Claim one slot of the shared budget for the next request, or end the call."""
+    def _take_slot(
+        self, purpose: str, attempts: _Attempts, started: float, conversation: Sequence[Mapping[str, object]] = (),
+    ) -> None:
+        """Claim one request of the purpose's budget (else of the shared slots), or end the call."""
+        budget = budgets.budget_for(purpose)
+        if budget is not None:
+            estimate = budgets.estimate_tokens(conversation)
+            wait = budgets.try_acquire(budget, tokens=estimate)
+            if wait == 0.0:
+                attempts.tokens_charged += estimate
+                return
+            attempts.errors.append(f"no request free in the {budget.name} budget; retry in {wait:.1f} s")
+            self._record(purpose, LLMOutcome.RATE_LIMITED, attempts, started, "\n".join(attempts.errors))
+            raise LLMUnavailable(
+                f"The {budget.name} LLM budget ({budget.requests_per_minute} requests, "
+                f"{budget.tokens_per_minute} tokens per minute) is used up.",
+                reason="rate_limited",
+                retry_after=wait,
+            )
         if ratelimit.try_acquire(limit=self.calls_per_minute):
             return
         wait = self.seconds_until_slot()
@@ -327,6 +346,11 @@ class LLMClient:
         )
 
     def _record(self, purpose: str, outcome: LLMOutcome, attempts: _Attempts, started: float, error: str) -> None:
+        if attempts.tokens_charged:
+            budget = budgets.budget_for(purpose)
+            if budget is not None:
+                budgets.settle(budget, charged=attempts.tokens_charged, used=attempts.tokens_in + attempts.tokens_out)
+            attempts.tokens_charged = 0
         call = LLMCall(
             purpose=purpose[:100],
             model=self.model[:100],

@@ -57,3 +57,23 @@ class LLMRateSlot(models.Model):
 
     def __str__(self) -> str:
         return f"slot {self.slot} used {self.used_at:%H:%M:%S}"
+
+
+class LLMBudgetState(models.Model):
+    """The shared token bucket of one purpose budget (see `reflection.llm.budgets`).
+
+    `requests` and `tokens` are what is left, refilled continuously at the per-minute rates up
+    to one minute's worth; `updated_at` is the epoch second of the last change. A claim is one
+    conditional UPDATE, so the database arbitrates between processes and machines.
+    """
+
+    name = models.CharField(max_length=50, primary_key=True)
+    requests = models.FloatField()
+    tokens = models.FloatField()
+    updated_at = models.FloatField()
+
+    class Meta:
+        verbose_name = "LLM budget"
+
+    def __str__(self) -> str:
+        return f"{self.name}: {self.requests:.0f} requests, {self.tokens:.0f} tokens left"

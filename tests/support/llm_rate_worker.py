@@ -1,6 +1,6 @@
 """A separate process that makes LLM calls through the real client (the rate-limit test).
 
-Usage: python -m tests.support.llm_rate_worker CALLS GO_FILE. Configured by the environment
+Usage: python -m tests.support.llm_rate_worker CALLS GO_FILE [PURPOSE]. Configured by the environment
 (DATABASE_URL, OPENAI_*); prints "ready", waits for GO_FILE, then prints a JSON tally.
 """
 from __future__ import annotations
@@ -13,6 +13,7 @@ import time
 
 def main() -> None:
     calls, go_file = int(sys.argv[1]), sys.argv[2]
+    purpose = sys.argv[3] if len(sys.argv) > 3 else "rate-test"
     os.environ.setdefault("DJANGO_SETTINGS_MODULE", "config.settings")
     import django
 
@@ -28,7 +29,7 @@ def main() -> None:
     for _ in range(calls):
         try:
             client.complete_json(
-                purpose="rate-test",
+                purpose=purpose,
                 messages=[{"role": "user", "content": "hi"}],
                 schema={"type": "object", "required": ["answer"]},
             )

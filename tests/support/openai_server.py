@@ -1,13 +1,18 @@
 """A real HTTP server on 127.0.0.1 that speaks `POST /v1/chat/completions` with scripted answers.
 
 Tests drive the official `openai` SDK against it. Script the next answers with `reply(...)`;
-when the script runs out, `default` answers (HTTP 500 unless set). Every request body is kept.
+when the script runs out, `responder(body)` answers if set, else `default` (HTTP 500 unless
+set). Every request body is kept. A request with `"stream": true` gets the answer the way the
+real API streams it: Server-Sent Events of `chat.completion.chunk` objects, a few characters per
+chunk (`Reply.chunk_delay` apart), a usage chunk when `stream_options.include_usage`, then
+`data: [DONE]`.
 """
 from __future__ import annotations
 
 import json
 import threading
 import time
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from typing import Any
@@ -22,6 +27,8 @@ class Reply:
     prompt_tokens: int = 100
     completion_tokens: int = 50
     message: str = ""  # the error message of a non-200 (default "scripted <status>")
+    chunk_size: int = 4  # characters per streamed chunk
+    chunk_delay: float = 0.0  # seconds between streamed chunks
 
     @classmethod
     def json(cls, data: Any, **kw: Any) -> Reply:
@@ -42,6 +49,7 @@ class OpenAIServer:
         self._script: list[Reply] = []
         self.default: Reply = Reply.error(500)
         self.requests: list[dict] = []
+        self.responder: Callable[[dict], Reply] | None = None
         server = self
 
         class Handler(BaseHTTPRequestHandler):
@@ -58,12 +66,20 @@ class OpenAIServer:
                     return
                 with server._lock:
                     server.requests.append(body)
-                    reply = server._script.pop(0) if server._script else server.default
+                    if server._script:
+                        reply = server._script.pop(0)
+                    elif server.responder is not None:
+                        reply = server.responder(body)
+                    else:
+                        reply = server.default
                 if reply.delay:
                     time.sleep(reply.delay)
                 if reply.status != 200:
                     message = reply.message or f"scripted {reply.status}"
                     self._send(reply.status, {"error": {"message": message, "type": "server_error"}}, reply.headers)
+                    return
+                if body.get("stream"):
+                    self._stream(body, reply)
                     return
                 self._send(
                     200,
@@ -87,6 +103,48 @@ class OpenAIServer:
                     },
                     reply.headers,
                 )
+
+            def _stream(self, body: dict, reply: Reply) -> None:
+                ident, model, created = f"chatcmpl-{len(server.requests)}", body.get("model", "test-model"), int(time.time())
+                text = reply.content or ""
+                pieces = [text[i:i + reply.chunk_size] for i in range(0, len(text), max(reply.chunk_size, 1))]
+
+                def chunk(delta: dict, finish: str | None = None, usage: dict | None = None) -> dict:
+                    choices = [] if usage else [{"index": 0, "delta": delta, "finish_reason": finish}]
+                    data: dict[str, Any] = {"id": ident, "object": "chat.completion.chunk", "created": created,
+                                            "model": model, "choices": choices}
+                    if usage:
+                        data["usage"] = usage
+                    return data
+
+                events = [chunk({"role": "assistant", "content": ""})]
+                events += [chunk({"content": piece}) for piece in pieces]
+                events.append(chunk({}, finish="stop"))
+                if (body.get("stream_options") or {}).get("include_usage"):
+                    events.append(chunk({}, usage={
+                        "prompt_tokens": reply.prompt_tokens, "completion_tokens": reply.completion_tokens,
+                        "total_tokens": reply.prompt_tokens + reply.completion_tokens,
+                    }))
+                try:
+                    self.send_response(200)
+                    self.send_header("Content-Type", "text/event-stream")
+                    self.send_header("Transfer-Encoding", "chunked")
+                    for key, value in reply.headers.items():
+                        self.send_header(key, value)
+                    self.end_headers()
+                    for index, event in enumerate(events):
+                        if index > 1 and reply.chunk_delay:
+                            time.sleep(reply.chunk_delay)
+                        self._write_chunk(f"data: {json.dumps(event)}\n\n".encode())
+                    self._write_chunk(b"data: [DONE]\n\n")
+                    self._write_chunk(b"")
+                except (BrokenPipeError, ConnectionResetError):
+                    pass
+
+            def _write_chunk(self, data: bytes) -> None:
+                # HTTP/1.1 chunked transfer encoding: each SSE event leaves at once.
+                self.wfile.write(f"{len(data):x}\r\n".encode() + data + b"\r\n")
+                self.wfile.flush()
 
             def _send(self, status: int, payload: dict, headers: dict[str, str] | None = None) -> None:
                 data = json.dumps(payload).encode()

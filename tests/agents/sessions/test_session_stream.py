@@ -11,6 +11,7 @@ import os
 import subprocess
 import sys
 import threading
+import time
 import uuid
 from collections.abc import Iterator
 from contextlib import contextmanager
@@ -54,8 +55,9 @@ def standalone_database(tmp_path: Path) -> Iterator[str]:
 
 
 def read_events(base: str, key: str, session_id: str, *, last_event_id: int | None = None,
-                stop_after: int | None = None, pings: list | None = None) -> list[dict]:
-    """Read the stream like a browser's EventSource; stop at `end` or after `stop_after` events."""
+                stop_after: int | None = None, pings: list | None = None, arrivals: list | None = None) -> list[dict]:
+    """Read the stream like a browser's EventSource; stop at `end` or after `stop_after` events.
+    `arrivals` gets the `time.monotonic()` at which each event arrived."""
     host, port = base.removeprefix("http://").split(":")
     client = http.client.HTTPConnection(host, int(port), timeout=60)
     headers = {"Authorization": f"Token {key}", "Accept": "text/event-stream"}
@@ -82,6 +84,8 @@ def read_events(base: str, key: str, session_id: str, *, last_event_id: int | No
             if line == "":
                 if "event" in current:
                     events.append(current)
+                    if arrivals is not None:
+                        arrivals.append(time.monotonic())
                     if current["event"] == "end" or (stop_after and len(events) >= stop_after):
                         break
                 current = {}

@@ -14,6 +14,7 @@ from tests.support.openai_server import Reply
 pytestmark = pytest.mark.django_db(transaction=True)
 
 QUESTION = "What was the total order revenue per region this year?"
+ANSWER = "Revenue per region is in the SQL result, highest first [1]."
 GOOD_SQL = "SELECT region, ROUND(SUM(total), 2) AS revenue FROM orders GROUP BY region ORDER BY revenue DESC"
 PLAN = {"steps": [
     {"agent": "DataAnalysisAgent", "action": "Sum order totals by region"},
@@ -33,6 +34,7 @@ def test_it_runs_an_llm_plan_with_text2sql_and_a_judge_then_files_a_new_case(
         Reply.json(PLAN, prompt_tokens=300, completion_tokens=40),
         Reply.json({"sql": GOOD_SQL, "explanation": "sum by region"}, prompt_tokens=200, completion_tokens=30),
         Reply.json({"scores": {"data_analysis": 0.95, "information_retrieval": 0.7}, "rationale": "ok"}),
+        Reply.text(ANSWER, prompt_tokens=400, completion_tokens=20),
     )
     response = api.post("/api/sessions/", {"query": QUESTION}, format="json")
     assert response.status_code == 202
@@ -47,7 +49,12 @@ def test_it_runs_an_llm_plan_with_text2sql_and_a_judge_then_files_a_new_case(
     assert data["chart"] == {"type": "bar", "x": "region", "y": ["revenue"]}
     assert data["summary"].startswith("4 rows") and data["cache_key"].startswith("agents:sql:")
     assert state["scores"] == {"data_analysis": 0.95, "information_retrieval": 0.7}
-    assert state["tokens_in"] == 300 + 200 + 100 and state["tokens_out"] == 40 + 30 + 50
+    assert state["tokens_in"] == 300 + 200 + 100 + 400 and state["tokens_out"] == 40 + 30 + 50 + 20
+    # The final answer was written by the LLM from the sources, streamed, and passed the grounding check.
+    assert state["answer"] == ANSWER
+    assert state["results"]["answer"]["method"] == "llm" and state["results"]["answer"]["sources"][0]["n"] == 1
+    answer_prompt = session_llm.requests[3]
+    assert answer_prompt["stream"] is True and "[1] SQL result" in answer_prompt["messages"][-1]["content"]
     assert state["cost_usd"] > 0 and state["model"] == "test-model"
 
     # The planner was shown the poor case as an example to avoid.
@@ -63,10 +70,11 @@ def test_it_runs_an_llm_plan_with_text2sql_and_a_judge_then_files_a_new_case(
     assert new_case is not None and session.case is None
     assert (new_case.review_state, new_case.status) == (ReviewState.PENDING, CaseStatus.ACTIVE)
     assert new_case.tags == ["from-session"] and new_case.category == "sessions"
-    assert new_case.query == QUESTION and new_case.plan == PLAN["steps"]
+    # The case keeps the SQL that worked, so it replays without an LLM.
+    assert new_case.query == QUESTION and new_case.plan == [{**PLAN["steps"][0], "sql": GOOD_SQL}, *PLAN["steps"][1:]]
     log = ExecutionLog.objects.get(pk=session.log_id)
     assert log.session_id == session.id and log.case_id == new_case.id and log.success
-    assert log.tokens_in == 600 and log.context["new_case"] is True
+    assert log.tokens_in == 1000 and log.context["new_case"] is True
 
     # A re-delivered outcome task neither duplicates the log nor files a second case.
     record_session_outcome(str(session.id))
@@ -81,12 +89,16 @@ def test_it_iterates_after_a_refused_query_and_feeds_back_the_error(api, session
         # iteration 2: the judge is not called for a failed agent, so the next call is Text2SQL
         Reply.json({"sql": "SELECT COUNT(*) AS orders FROM orders"}),
         Reply.json({"scores": {"data_analysis": 0.9}}),
+        Reply.text("We have 4000 orders [1]."),
     )
     response = api.post("/api/sessions/", {"query": "How many orders do we have in total?"}, format="json")
     state = api.get(f"/api/sessions/{response.json()['session_id']}").json()
     assert state["iteration"] == 2 and state["status"] == "completed"
     assert state["results"]["data_analysis"]["rows"] == [[4000]]
-    assert state["errors"] == {}
+    # The first round's failure, fixed by the second, is still named.
+    assert list(state["errors"]) == ["data_analysis#1"]
+    assert state["errors"]["data_analysis#1"]["type"] == "SQLRefused"
+    assert state["answer"] == "We have 4000 orders [1]."
     retry_prompt = session_llm.requests[2]["messages"][-1]["content"]
     assert "A previous attempt failed: SQL refused: Only SELECT is allowed" in retry_prompt
     # Every Text2SQL prompt carries the guard's rules for the analytics database's dialect.
@@ -124,12 +136,15 @@ def test_it_falls_back_to_the_heuristic_plan_and_judge_when_the_llm_fails(api, s
     retrieval = state["results"]["information_retrieval"]
     assert state["scores"] == {"information_retrieval": round(retrieval["confidence"], 4)}
     assert (state["tokens_in"], state["tokens_out"], state["cost_usd"], state["model"]) == (0, 0, 0.0, "")
-    # Its confidence stays below the bar, so every round is judged (each judge call fails) and
-    # the session fails after the last iteration, with no new case.
+    # Its confidence stays below the bar, so it is retried (wider search); the third round
+    # returns what the second did, so it is not judged again and the session fails, with no new
+    # case, and the answer (its LLM call failed too) is extractive.
     assert (state["status"], state["passed"], state["iteration"]) == ("failed", False, 3)
+    assert state["errors"]["iterations"]["type"] == "NoProgress"
+    assert state["results"]["answer"]["method"] == "extractive" and "PagerDuty" in state["answer"]
     assert retrieval["confidence"] < 0.6 and state["created_case_id"] is None
     assert all(e.data["method"] == "heuristic" and any("LLM judge failed" in n for n in e.data["notes"])
                for e in SessionEvent.objects.filter(session_id=state["id"], kind="evaluation"))
     calls = sorted(LLMCall.objects.values_list("purpose", "outcome"))
-    assert calls == [("judge", "error")] * 3 + [("plan", "error")]
+    assert calls == [("supervisor.answer", "error")] + [("supervisor.judge", "error")] * 2 + [("supervisor.plan", "error")]
     assert len(session_llm.requests) == 4

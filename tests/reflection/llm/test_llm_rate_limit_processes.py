@@ -35,7 +35,10 @@ def _database_url(tmp_path: Path, env: dict[str, str]) -> str:
 
 
 @pytest.mark.django_db(transaction=True)
-def test_it_allows_n_calls_per_minute_across_two_processes(openai_server, tmp_path):
+@pytest.mark.parametrize("purpose", ["rate-test", "supervisor.test"])
+def test_it_allows_n_calls_per_minute_across_two_processes(openai_server, tmp_path, purpose):
+    """"rate-test" takes the shared slots (LLM_CALLS_PER_MINUTE); "supervisor.test" the
+    supervisor's token-bucket budget (AGENTS_LLM_REQUESTS_PER_MINUTE): both are exact."""
     openai_server.default = Reply.json({"answer": "ok"})
     env = {
         key: value
@@ -47,6 +50,7 @@ def test_it_allows_n_calls_per_minute_across_two_processes(openai_server, tmp_pa
         OPENAI_BASE_URL=openai_server.base_url,
         LLM_MODEL="test-model",
         LLM_CALLS_PER_MINUTE="5",
+        AGENTS_LLM_REQUESTS_PER_MINUTE="5",
         LLM_RETRY_BASE_SECONDS="0.01",
         DJANGO_SETTINGS_MODULE="config.settings",
         PYTHONPATH=str(ROOT),
@@ -55,7 +59,7 @@ def test_it_allows_n_calls_per_minute_across_two_processes(openai_server, tmp_pa
     go_file = tmp_path / "go"
     workers = [
         subprocess.Popen(
-            [sys.executable, "-m", "tests.support.llm_rate_worker", "5", str(go_file)],
+            [sys.executable, "-m", "tests.support.llm_rate_worker", "5", str(go_file), purpose],
             cwd=ROOT,
             env=env,
             stdout=subprocess.PIPE,
