@@ -1,6 +1,7 @@
 from django.contrib import admin
 from django.urls import include, path
 
+from agents.mcp.views import mcp_under_wsgi
 from config import api_docs, health, metrics
 from config.dashboard import views as dashboard
 
@@ -20,6 +21,8 @@ urlpatterns = [
     path("api/", include("casebank.urls")),
     path("api/", include("reflection.urls")),
     path("api/", include("agents.urls")),
+    # Served by the ASGI server (config.asgi routes it before Django); the WSGI app refuses it (421).
+    path("mcp", mcp_under_wsgi, name="mcp"),
 ]
 
 handler404 = "config.errors.not_found"

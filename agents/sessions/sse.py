@@ -25,6 +25,7 @@ from agents.models import FINISHED_STATUSES, Session
 from agents.sessions import selectors
 from casebank.access.authentication import ApiKeyAuthentication
 from casebank.models import ApiKey
+from core.asgi_only import refuse_under_wsgi
 
 MAX_STREAM_SECONDS = 3600
 # The outcome (log, new case) is written just after the session ends; wait this long for it.
@@ -81,23 +82,10 @@ async def _events(session_id: str, after: int) -> AsyncIterator[str]:
             await asyncio.sleep(poll)
 
 
-def _refuse_under_wsgi(request: HttpRequest, session_id: str) -> JsonResponse:
-    """Under WSGI (gunicorn sync workers) Django buffers an async stream in the worker, so one
-    open stream holds one worker for up to an hour: a handful of streams take the API down.
-    The WSGI app refuses at once, before any database work, and names where to stream."""
-    path = f"/api/sessions/{session_id}/stream"
-    base = str(settings.SSE_PUBLIC_URL or "").rstrip("/")
-    where = f"{base}{path}" if base else f"{path} on the ASGI (SSE) server, not the API port"
-    response = _error(421, f"The event stream is served by the ASGI server only: connect to {where}.",
-                      {"stream": [where]})
-    if base:
-        response["Location"] = f"{base}{path}"
-    return response
-
-
 async def session_stream(request: HttpRequest, session_id: str) -> HttpResponseBase:
     if not isinstance(request, ASGIRequest):
-        return _refuse_under_wsgi(request, session_id)
+        # Under WSGI Django buffers an async stream in the worker: one open stream would hold it for an hour.
+        return refuse_under_wsgi(path=f"/api/sessions/{session_id}/stream", what="The event stream", key="stream")
     if request.method != "GET":
         return _error(405, f'Method "{request.method}" not allowed.')
     api_key, problem = await sync_to_async(_authenticate)(request)

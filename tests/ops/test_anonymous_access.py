@@ -24,9 +24,9 @@ SIGN_IN_REDIRECT = {"api/docs/"}
 # The admin's own sign-in pages; every other admin page redirects to them.
 ADMIN_SIGN_IN = {"admin/login/", "admin/logout/"}
 EXAMPLES = {"uuid": str(uuid.uuid4()), "int": "1", "slug": "x", "str": "x", "path": "x/y"}
-# Answered before authentication with a refusal that carries no data: the event stream under
-# WSGI names the ASGI server that serves it (421 Misdirected Request).
-REFUSED_BEFORE_AUTH = {"api/sessions/{uuid}/stream".format(uuid=EXAMPLES["uuid"])}
+# Answered before authentication with a refusal that carries no data: the event stream and the
+# MCP endpoint under WSGI name the ASGI server that serves them (421 Misdirected Request).
+REFUSED_BEFORE_AUTH = {"api/sessions/{uuid}/stream".format(uuid=EXAMPLES["uuid"]), "mcp"}
 
 
 def _route(pattern) -> str:

@@ -1,0 +1,76 @@
+"""`/mcp`: Streamable HTTP on the ASGI server, authenticated on every request.
+
+Stateless with JSON responses: every POST carries its own key and is answered whole, so any
+replica (or any of several uvicorn workers) can answer any request, and there is no session
+state to lose when a process restarts; the tools need no server-to-client requests. The WSGI
+app answers `/mcp` with a JSON 421 naming this server (`views.py`).
+"""
+from __future__ import annotations
+
+import io
+from typing import Any
+
+from django.core.handlers.asgi import ASGIRequest
+from mcp.server.mcpserver import Context
+from mcp.server.mcpserver.exceptions import ToolError
+from mcp.server.transport_security import TransportSecuritySettings
+from starlette.responses import JSONResponse
+from starlette.types import ASGIApp, Receive, Scope, Send
+
+from agents.mcp.auth import Refusal, authenticate_http
+from agents.mcp.server import build_server
+from agents.mcp.threads import off_loop
+from casebank.models import ApiKey
+
+PATH = "/mcp"
+# The largest tool call is a log_run with a 10,000-character error message; the SDK's default is 4 MiB.
+MAX_BODY_BYTES = 256 * 1024
+# JSON-RPC's range for server-defined errors (-32000..-32099).
+JSONRPC_REFUSED = -32001
+
+
+async def _key_of_request(ctx: Context) -> ApiKey:
+    request = ctx.request_context.request
+    api_key = getattr(getattr(request, "state", None), "api_key", None)
+    if not isinstance(api_key, ApiKey):  # only reachable if the app were mounted without McpHttpApp
+        raise ToolError("Not authenticated.")
+    return api_key
+
+
+class McpHttpApp:
+    """ASGI app for `/mcp`: the caller's key is checked (401/429 JSON otherwise) and handed to the
+    tools in the request's state, then the SDK's Streamable HTTP app answers."""
+
+    def __init__(self) -> None:
+        self.server = build_server(caller=_key_of_request)
+        self.app: ASGIApp = self.server.streamable_http_app(
+            streamable_http_path=PATH,
+            stateless_http=True,
+            json_response=True,
+            max_request_body_size=MAX_BODY_BYTES,
+            # Host checks are Django's ALLOWED_HOSTS (auth.authenticate_http); the key travels in a
+            # header a foreign page cannot set without a CORS preflight this server never grants.
+            transport_security=TransportSecuritySettings(enable_dns_rebinding_protection=False),
+        )
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if scope["type"] == "lifespan":  # starts the SDK's task group the requests run in
+            await self.app(scope, receive, send)
+            return
+        if scope["type"] != "http":
+            await JSONResponse({"detail": "Use HTTP POST.", "errors": {}}, status_code=400)(scope, receive, send)
+            return
+        outcome = await off_loop(authenticate_http, request=ASGIRequest(scope, io.BytesIO()))
+        if isinstance(outcome, Refusal):
+            await _refusal(outcome)(scope, receive, send)
+            return
+        state: dict[str, Any] = {**scope.get("state", {}), "api_key": outcome}
+        await self.app({**scope, "state": state}, receive, send)
+
+
+def _refusal(refusal: Refusal) -> JSONResponse:
+    # The API's error shape, plus a JSON-RPC error envelope: MCP clients show its message (the SDK's
+    # client otherwise reports only "Server returned an error response").
+    body = {"detail": refusal.detail, "errors": {}, "jsonrpc": "2.0", "id": None,
+            "error": {"code": JSONRPC_REFUSED, "message": refusal.detail}}
+    return JSONResponse(body, status_code=refusal.status, headers=refusal.headers)
