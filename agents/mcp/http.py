@@ -14,8 +14,9 @@ from django.core.handlers.asgi import ASGIRequest
 from mcp.server.mcpserver import Context
 from mcp.server.mcpserver.exceptions import ToolError
 from mcp.server.transport_security import TransportSecuritySettings
+from starlette.datastructures import Headers
 from starlette.responses import JSONResponse
-from starlette.types import ASGIApp, Receive, Scope, Send
+from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from agents.mcp.auth import Refusal, authenticate_http
 from agents.mcp.server import build_server
@@ -64,8 +65,44 @@ class McpHttpApp:
         if isinstance(outcome, Refusal):
             await _refusal(outcome)(scope, receive, send)
             return
+        body = await _read_body(scope, receive)
+        if body is None:
+            await _refusal(Refusal(413, f"Request body too large: at most {MAX_BODY_BYTES // 1024} KiB.", {}))(
+                scope, receive, send)
+            return
         state: dict[str, Any] = {**scope.get("state", {}), "api_key": outcome}
-        await self.app({**scope, "state": state}, receive, send)
+        await self.app({**scope, "state": state}, _replay(body, receive), send)
+
+
+async def _read_body(scope: Scope, receive: Receive) -> bytes | None:
+    """The whole request body, or None past MAX_BODY_BYTES (declared or sent). The SDK has a limit
+    of its own, but answers it in plain text; every refusal here is JSON."""
+    declared = Headers(scope=scope).get("content-length", "")
+    if declared.isdigit() and int(declared) > MAX_BODY_BYTES:
+        return None
+    body = bytearray()
+    while True:
+        message = await receive()
+        if message["type"] != "http.request":  # the client went away
+            return bytes(body)
+        body.extend(message.get("body", b""))
+        if len(body) > MAX_BODY_BYTES:
+            return None
+        if not message.get("more_body", False):
+            return bytes(body)
+
+
+def _replay(body: bytes, receive: Receive) -> Receive:
+    sent = False
+
+    async def replay() -> Message:
+        nonlocal sent
+        if sent:
+            return await receive()  # only a disconnect can follow
+        sent = True
+        return {"type": "http.request", "body": body, "more_body": False}
+
+    return replay
 
 
 def _refusal(refusal: Refusal) -> JSONResponse:
