@@ -1,7 +1,7 @@
 #!/usr/bin/env bash
 # Production servers. `serve.sh web` runs the API under gunicorn sync workers (measured fastest
-# for sync DRF views: docs/deployment.md); `serve.sh sse` runs the session event stream under
-# uvicorn (ASGI), where a long-lived stream does not pin a worker; `serve.sh all` (make serve)
+# for sync DRF views: docs/deployment.md); `serve.sh sse` runs the session event stream and the
+# MCP server (/mcp) under uvicorn (ASGI), where a long-lived stream does not pin a worker; `serve.sh all` (make serve)
 # runs both plus a qcluster on this machine, Ctrl-C stops all three; `serve.sh qcluster` runs
 # the task workers with a metrics exporter beside them (a qcluster pod has no web server);
 # `serve.sh runner` runs the session runner (hundreds of supervisor sessions on one event loop,
@@ -91,7 +91,7 @@ case "${1:-all}" in
     "$PY" manage.py qcluster & pids+=($!)
     "$PY" manage.py run_sessions & pids+=($!)
     trap 'kill "${pids[@]}" 2>/dev/null; wait 2>/dev/null || true' EXIT INT TERM
-    echo "Caseloop: API http://$HOST:$WEB_PORT/ (gunicorn), stream http://$HOST:$SSE_PORT/ (uvicorn), session runner; Ctrl-C stops"
+    echo "Caseloop: API http://$HOST:$WEB_PORT/ (gunicorn), stream and MCP http://$HOST:$SSE_PORT/mcp (uvicorn), session runner; Ctrl-C stops"
     wait -n
     ;;
   *) echo "usage: $0 [web|sse|qcluster|runner|all]" >&2; exit 2 ;;

@@ -1,6 +1,7 @@
 #!/usr/bin/env bash
-# Start the development server, the event stream (uvicorn, ASGI: runserver would buffer it and
-# the WSGI app refuses it), the session runner and the django-q2 cluster; Ctrl-C stops them all.
+# Start the development server, the event stream and the MCP server (uvicorn, ASGI: runserver would
+# buffer the stream and the WSGI app refuses both), the session runner and the django-q2 cluster;
+# Ctrl-C stops them all.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 PY=.venv/bin/python
@@ -37,6 +38,7 @@ echo " Caseloop is ready"
 echo "   admin (dashboard)  http://$ADDRESS/admin/"
 echo "   API docs           http://$ADDRESS/api/docs/"
 echo "   session streams    $SSE_PUBLIC_URL"
+echo "   MCP server         $SSE_PUBLIC_URL/mcp   (Authorization: Bearer <key>; docs/mcp.md)"
 if [ -s "$LOGIN_FILE" ]; then
   echo "   admin login        $(cat "$LOGIN_FILE")   (shown until you change it)"
 else

@@ -243,3 +243,13 @@ def test_every_deployment_sends_streams_to_the_asgi_server_only():
     assert "uvicorn config.asgi:application" in dev and "SSE_PUBLIC_URL" in dev
     ingress = by_kind("Ingress")["caseloop"]["spec"]["rules"][0]["http"]["paths"]
     assert ingress[0]["path"] == "/api/sessions/" and ingress[0]["backend"]["service"]["name"] == "caseloop-sse"
+
+
+def test_the_ingress_sends_the_stream_and_mcp_to_the_asgi_service():
+    """Both live only in the ASGI app (`config.asgi`); the web service answers them with a 421."""
+    paths = {
+        path["path"]: path["backend"]["service"]["name"]
+        for rule in by_kind("Ingress")["caseloop"]["spec"]["rules"] for path in rule["http"]["paths"]
+    }
+    assert paths["/api/sessions/"] == "caseloop-sse" and paths["/mcp"] == "caseloop-sse"
+    assert paths["/"] == "caseloop-web"
