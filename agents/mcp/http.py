@@ -58,8 +58,13 @@ class McpHttpApp:
         if scope["type"] == "lifespan":  # starts the SDK's task group the requests run in
             await self.app(scope, receive, send)
             return
-        if scope["type"] != "http":
-            await JSONResponse({"detail": "Use HTTP POST.", "errors": {}}, status_code=400)(scope, receive, send)
+        if scope["type"] == "websocket":  # MCP has no WebSocket transport here: policy violation
+            await send({"type": "websocket.close", "code": 1008})
+            return
+        if scope["method"] != "POST":
+            # Stateless: no stream to open with GET (it would hang open), no session to DELETE.
+            await _refusal(Refusal(405, f'Method "{scope["method"]}" not allowed: send JSON-RPC with POST.',
+                                   {"Allow": "POST"}))(scope, receive, send)
             return
         outcome = await off_loop(authenticate_http, request=ASGIRequest(scope, io.BytesIO()))
         if isinstance(outcome, Refusal):

@@ -85,3 +85,9 @@ def test_default_keys_read_cases_and_log_runs_but_not_analyses(mcp_url, make_key
     assert not call(mcp_url, key, "get_case_plan", {"case_id": str(case.pk)}).is_error
     assert not call(mcp_url, key, "log_run", {"case_id": str(case.pk), "success": True, "duration_ms": 5}).is_error
     assert "reflection" in error_text(call(mcp_url, key, "get_case_analysis", {"case_id": str(case.pk)}))
+
+
+def test_a_host_outside_allowed_hosts_is_refused_even_with_a_key(mcp_url, make_key):
+    status, _, body = post(mcp_url, json.dumps(INITIALIZE).encode(),
+                           {"Authorization": f"Bearer {make_key()}", "Host": "evil.example.com"})
+    assert status == 400 and json.loads(body)["detail"] == "Invalid Host header."

@@ -3,6 +3,8 @@ crash, and nothing is stored."""
 from __future__ import annotations
 
 import json
+import urllib.error
+import urllib.request
 import uuid
 
 import anyio
@@ -153,3 +155,14 @@ def test_a_session_of_many_calls_keeps_working(mcp_url, make_key, make_case):
         return [(await session.call_tool("get_case_plan", {"case_id": str(case.pk)})).is_error for _ in range(10)]
 
     assert with_session(mcp_url, make_key(), many) == [False] * 10
+
+
+@pytest.mark.parametrize("method", ["GET", "DELETE", "PUT", "PATCH"])
+def test_other_methods_get_a_json_405_at_once(mcp_url, make_key, method):
+    """Stateless: a GET would open a stream that never ends, and there is no session to DELETE."""
+    request = urllib.request.Request(mcp_url, method=method, headers={
+        "Authorization": f"Bearer {make_key()}", "Accept": "application/json, text/event-stream"})
+    with pytest.raises(urllib.error.HTTPError) as refused:
+        urllib.request.urlopen(request, timeout=10)
+    assert refused.value.code == 405 and refused.value.headers["Allow"] == "POST"
+    assert "POST" in json.loads(refused.value.read())["detail"]
