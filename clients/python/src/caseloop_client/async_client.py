@@ -1,0 +1,167 @@
+"""`AsyncCaseloop`: the asyncio client, the same surface as `Caseloop` with awaitable calls."""
+from __future__ import annotations
+
+import atexit
+import uuid
+from datetime import datetime
+from typing import Any
+
+import httpx2
+
+from caseloop_client import _http
+from caseloop_client.async_sender import TaskSender
+from caseloop_client.buffer import LogBuffer, Stats
+from caseloop_client.cases import CaseHit
+from caseloop_client.delivery import Attempt, Backoff, judge
+from caseloop_client.logs import Log, build_log
+from caseloop_client.runs import Run
+
+EXIT_FLUSH_SECONDS = 5.0
+
+
+class AsyncCaseloop:
+    """`await client.retrieve(...)`, `async with client.run(hit) as run:`, `await client.flush()`,
+    `await client.close()`. Logs are sent by a task on the loop that recorded the first one;
+    what is still queued when the interpreter exits gets one synchronous try."""
+
+    def __init__(
+        self,
+        base_url: str,
+        api_key: str,
+        *,
+        timeout: float = 10.0,
+        batch_size: int = 100,
+        flush_interval: float = 2.0,
+        max_queue: int = 10_000,
+        max_retries: int = 5,
+        backoff: Backoff | None = None,
+        transport: httpx2.AsyncBaseTransport | None = None,
+    ) -> None:
+        self._base_url = base_url.rstrip("/")
+        self._api_key = api_key
+        self._timeout = timeout
+        self._http = httpx2.AsyncClient(
+            base_url=self._base_url, headers=_http.headers(api_key), timeout=timeout, transport=transport
+        )
+        self._buffer = LogBuffer(max_queue)
+        self._closed = False
+        self._sender = TaskSender(
+            self._buffer,
+            self._post_logs,
+            batch_size=min(batch_size, 1_000),
+            flush_interval=flush_interval,
+            max_retries=max_retries,
+            backoff=backoff or Backoff(),
+        )
+        atexit.register(self._send_at_exit)
+
+    async def retrieve(
+        self, query: str, k: int = 4, *, mode: str = "hybrid", include_archived: bool = False, record_use: bool = True
+    ) -> list[CaseHit]:
+        body = _http.search_body(query, k, mode, include_archived, record_use)
+        return _http.hits(await self._call("POST", _http.SEARCH_PATH, json=body))
+
+    async def get_case(self, case_id: str | uuid.UUID) -> dict[str, Any]:
+        return _http.case(await self._call("GET", _http.case_path(case_id)))
+
+    async def _call(self, method: str, path: str, **kwargs: Any) -> Any:
+        if self._closed:
+            raise _http.CaseloopError("The client is closed.")
+        try:
+            response = await self._http.request(method, path, **kwargs)
+        except httpx2.HTTPError as error:
+            raise _http.CaseloopUnavailable(f"{type(error).__name__}: {error}") from error
+        return _http.checked(response)
+
+    def run(
+        self,
+        case: CaseHit | str | uuid.UUID | None,
+        version: int | None = None,
+        *,
+        session_id: str | uuid.UUID | None = None,
+        model: str = "",
+        context: dict[str, Any] | None = None,
+    ) -> Run:
+        """`async with client.run(hit) as run:` (plain `with` works too: recording never awaits)."""
+        return Run(self._enqueue, case, version=version, session_id=session_id, model=model, context=context)
+
+    def log(
+        self,
+        *,
+        success: bool,
+        execution_time_ms: float,
+        case_id: str | uuid.UUID | None = None,
+        case_version: int | None = None,
+        session_id: str | uuid.UUID | None = None,
+        error_type: str = "",
+        error_message: str = "",
+        tokens_in: int = 0,
+        tokens_out: int = 0,
+        cost_usd: float = 0.0,
+        model: str = "",
+        context: dict[str, Any] | None = None,
+        created_at: datetime | None = None,
+    ) -> str | None:
+        try:
+            log = build_log(
+                success=success, execution_time_ms=execution_time_ms, case_id=case_id, case_version=case_version,
+                session_id=session_id, error_type=error_type, error_message=error_message, tokens_in=tokens_in,
+                tokens_out=tokens_out, cost_usd=cost_usd, model=model, context=context, created_at=created_at,
+            )
+        except Exception:
+            self._buffer.count_drop()
+            return None
+        return log["id"] if self._enqueue(log) else None
+
+    def _enqueue(self, log: Log) -> bool:
+        if self._closed:
+            self._buffer.count_drop()
+            return False
+        self._sender.queued(self._buffer.put(log))
+        return True
+
+    async def _post_logs(self, logs: list[Log]) -> Attempt:
+        try:
+            response = await self._http.post(_http.LOGS_PATH, json=logs)
+        except Exception as error:
+            return _http.attempt_from_error(error)
+        return _http.attempt_from_response(response)
+
+    def stats(self) -> Stats:
+        return self._buffer.stats()
+
+    async def flush(self, timeout: float = 10.0) -> bool:
+        return await self._sender.flush(timeout)
+
+    async def close(self, timeout: float = 10.0) -> Stats:
+        if not self._closed:
+            self._closed = True
+            atexit.unregister(self._send_at_exit)
+            await self._sender.stop(timeout)
+            self._buffer.fail_all_queued("closed before it was sent")
+            await self._http.aclose()
+        return self.stats()
+
+    def _send_at_exit(self) -> None:
+        """The loop is gone by now: one synchronous try per batch for what is still queued."""
+        if self._closed or not len(self._buffer):
+            return
+        with httpx2.Client(
+            base_url=self._base_url, headers=_http.headers(self._api_key), timeout=min(self._timeout, EXIT_FLUSH_SECONDS)
+        ) as client:
+            while batch := self._buffer.take(1_000):
+                try:
+                    attempt = _http.attempt_from_response(client.post(_http.LOGS_PATH, json=batch))
+                except Exception as error:
+                    attempt = _http.attempt_from_error(error)
+                verdict = judge(attempt, len(batch))
+                stored = verdict.action == "stored"
+                self._buffer.done(len(batch), sent=verdict.sent, duplicates=verdict.duplicates,
+                                  failed=verdict.failed if stored else len(batch), error=verdict.error)
+        self._closed = True
+
+    async def __aenter__(self) -> AsyncCaseloop:
+        return self
+
+    async def __aexit__(self, *exc_info: object) -> None:
+        await self.close()

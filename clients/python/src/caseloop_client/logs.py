@@ -1,0 +1,118 @@
+"""One execution log as the server takes it (`POST /api/logs/`), cleaned to its limits.
+
+Recording a run must never raise into the agent, and a log the server would refuse is lost for
+good, so every value is brought within the server's rules here (reflection/logs/limits.py):
+texts are cut, counts clamped, non-finite numbers zeroed, a context that is not JSON or too
+large is replaced by a note saying so.
+"""
+from __future__ import annotations
+
+import json
+import math
+import uuid
+from datetime import datetime, timezone
+from typing import Any
+
+from caseloop_client._ids import uuid7
+
+MAX_TEXT = 100  # error_type and model
+MAX_ERROR_MESSAGE = 10_000
+MAX_CONTEXT_BYTES = 64 * 1024
+MAX_EXECUTION_TIME_MS = 24 * 3600 * 1000
+MAX_INT_COLUMN = 2**31 - 1
+
+Log = dict[str, Any]
+
+
+def build_log(
+    *,
+    success: bool,
+    execution_time_ms: float,
+    case_id: str | uuid.UUID | None = None,
+    case_version: int | None = None,
+    session_id: str | uuid.UUID | None = None,
+    error_type: str = "",
+    error_message: str = "",
+    tokens_in: int = 0,
+    tokens_out: int = 0,
+    cost_usd: float = 0.0,
+    model: str = "",
+    context: dict[str, Any] | None = None,
+    created_at: datetime | None = None,
+    log_id: uuid.UUID | None = None,
+) -> Log:
+    """A log ready to send, with its own id (re-sending it never stores it twice)."""
+    log: Log = {
+        "id": str(log_id or uuid7()),
+        "success": bool(success),
+        "execution_time_ms": _number(execution_time_ms, maximum=MAX_EXECUTION_TIME_MS),
+        "created_at": (created_at or datetime.now(timezone.utc)).isoformat(),
+    }
+    if case_id is not None:
+        log["case_id"] = _uuid_text(case_id)
+    if case_version is not None:
+        version = _count(case_version)
+        if version >= 1:
+            log["case_version"] = version
+    if session_id is not None:
+        log["session_id"] = _uuid_text(session_id)
+    for name, value, limit in (
+        ("error_type", error_type, MAX_TEXT),
+        ("error_message", error_message, MAX_ERROR_MESSAGE),
+        ("model", model, MAX_TEXT),
+    ):
+        text = _text(value, limit)
+        if text:
+            log[name] = text
+    for name, count in (("tokens_in", tokens_in), ("tokens_out", tokens_out)):
+        if count:
+            log[name] = _count(count)
+    cost = _number(cost_usd, maximum=float("inf"))
+    if cost:
+        log["cost_usd"] = cost
+    if context:
+        log["context"] = _context(context)
+    return log
+
+
+def _uuid_text(value: str | uuid.UUID) -> str:
+    # An id that is no UUID is left for the server to name in its answer (the sender then
+    # drops that one log and delivers the rest of its batch).
+    return str(value)
+
+
+def _text(value: Any, limit: int) -> str:
+    text = value if isinstance(value, str) else str(value or "")
+    # PostgreSQL text cannot hold NUL; the server refuses it rather than cut it.
+    return text.replace("\x00", "\ufffd")[:limit]
+
+
+def _count(value: Any) -> int:
+    try:
+        number = int(value)
+    except (TypeError, ValueError, OverflowError):
+        return 0
+    return min(max(number, 0), MAX_INT_COLUMN)
+
+
+def _number(value: Any, *, maximum: float) -> float:
+    try:
+        number = float(value)
+    except (TypeError, ValueError, OverflowError):
+        return 0.0
+    if not math.isfinite(number) or number < 0:
+        return 0.0
+    return min(number, maximum)
+
+
+def _context(context: dict[str, Any]) -> dict[str, Any]:
+    try:
+        encoded = json.dumps(context, default=str, allow_nan=False)
+    except (TypeError, ValueError, RecursionError) as error:
+        return {"caseloop_client": f"context dropped: not JSON ({type(error).__name__})"}
+    if len(encoded.encode()) > MAX_CONTEXT_BYTES:
+        return {"caseloop_client": f"context dropped: larger than {MAX_CONTEXT_BYTES // 1024} KiB"}
+    if "\\u0000" in encoded:
+        encoded = encoded.replace("\\u0000", "\\ufffd")
+    result: dict[str, Any] = json.loads(encoded)
+    return result
