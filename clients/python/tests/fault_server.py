@@ -86,6 +86,13 @@ class FaultServer:
         """Every log of every POST, in order (re-sent ones again)."""
         return [log for request in self.received for log in (request.body if isinstance(request.body, list) else [])]
 
+    def wait_for_requests(self, count: int, timeout: float = 10.0) -> None:
+        """Until `count` requests have arrived (the sender works in its own thread)."""
+        end = time.monotonic() + timeout
+        while len(self.received) < count:
+            assert time.monotonic() < end, f"{len(self.received)} of {count} requests arrived"
+            time.sleep(0.01)
+
     def _next(self) -> Fault:
         with self._lock:
             return self.script.pop(0) if self.script else self.default

@@ -2,6 +2,7 @@
 from __future__ import annotations
 
 import asyncio
+import threading
 
 import pytest
 from conftest import FAST
@@ -80,16 +81,21 @@ def test_down_then_close_counts_failures_and_never_raises():
 def test_the_loop_is_never_held_by_a_slow_server(fault_server):
     """While the server sits on the first request, the agent's coroutine records 500 runs and
     keeps going; the sender catches up afterwards."""
-    fault_server.script = [Fault(delay=1.0)]
+    release = threading.Event()
+    fault_server.script = [Fault(hold=release)]
 
     async def agent() -> None:
         client = AsyncCaseloop(fault_server.url, "cl_x", backoff=FAST, batch_size=10, flush_interval=0.01)
         client.log(success=True, execution_time_ms=1)
-        await asyncio.sleep(0.1)  # the first batch is now in the slow request
+        for _ in range(1_000):  # until the first batch is in the held request (10 s at most)
+            if fault_server.received:
+                break
+            await asyncio.sleep(0.01)
         for _ in range(500):
             async with client.run(None):
                 pass
         assert client.stats().in_flight == 1 and client.stats().queued == 500
+        release.set()
         assert await client.flush(timeout=20)
         assert client.stats().sent == 501
         await client.close()

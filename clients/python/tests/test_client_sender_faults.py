@@ -72,7 +72,8 @@ def test_the_agent_is_never_held_by_a_stuck_request(fault_server, client_for):
     fault_server.script = [Fault(hold=release)]
     client = client_for(fault_server.url, batch_size=10, max_queue=100_000)
     client.log(success=True, execution_time_ms=1)
-    client.flush(timeout=0.2)  # the first batch is now in the held request
+    client.flush(timeout=0)
+    fault_server.wait_for_requests(1)  # the first batch is now in the held request
 
     for index in range(2_000):
         with client.run(None) as run:
