@@ -2,6 +2,7 @@
 and logs stored exactly once however often they are sent."""
 from __future__ import annotations
 
+import threading
 import time
 
 import pytest
@@ -162,3 +163,50 @@ def test_get_case_returns_the_case(live_client, make_case):
     with pytest.raises(ApiError) as raised:
         live_client.get_case("3f1c2a9e-0000-4000-8000-000000000001")
     assert raised.value.status == 404
+
+
+def _nested(levels: int) -> dict:
+    context: dict = {"leaf": 1}
+    for _ in range(levels - 1):
+        context = {"next": context}
+    return context
+
+
+def test_a_deep_context_never_costs_the_batch(live_client, make_case):
+    """The server refuses a body nested over 64 levels as a whole (no log named): the client
+    keeps the deepest context the server takes and replaces a deeper one with a note."""
+    case = make_case()
+    deepest = live_client.log(success=True, execution_time_ms=1, case_id=case.id, context=_nested(62))
+    too_deep = live_client.log(success=True, execution_time_ms=1, case_id=case.id, context=_nested(63))
+    far_too_deep = live_client.log(success=True, execution_time_ms=1, case_id=case.id, context=_nested(5_000))
+    assert live_client.flush(timeout=10)
+
+    assert live_client.stats().sent == 3, live_client.stats()
+    assert ExecutionLog.objects.get(id=deepest).context == _nested(62)
+    assert "nested more than 62" in ExecutionLog.objects.get(id=too_deep).context["caseloop_client"]
+    assert "not JSON" in ExecutionLog.objects.get(id=far_too_deep).context["caseloop_client"]
+
+
+def test_many_threads_share_one_client(live_server, api_key, client_for, make_case):
+    case = make_case()
+    client = client_for(live_server.url, key=api_key[1], batch_size=200)
+    recorded: list[str] = []
+    lock = threading.Lock()
+
+    def agent() -> None:
+        for _ in range(300):
+            with client.run(case.id) as run:
+                run.add_tokens(input=1)
+            with lock:
+                recorded.append(run.log["id"])
+
+    threads = [threading.Thread(target=agent) for _ in range(8)]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join()
+    assert client.flush(timeout=30)
+
+    assert len(set(recorded)) == 2_400
+    assert ExecutionLog.objects.filter(case_id=case.id).count() == 2_400
+    assert client.stats().sent == 2_400

@@ -127,3 +127,23 @@ def test_each_request_carries_the_key(fault_server, client_for):
     assert client.flush(timeout=10)
     assert fault_server.received[0].headers["Authorization"] == "Token cl_secret"
     assert fault_server.received[0].path == "/api/logs/"
+
+
+def test_a_batch_refused_as_a_whole_is_halved_until_the_bad_log_is_alone(fault_server, client_for):
+    """A 400 that names no log (as the server's nesting limit answers): halves go again, and
+    only the log the server refuses on its own is given up."""
+    client = client_for(fault_server.url, batch_size=4, flush_interval=60)
+    ids = [client.log(success=True, execution_time_ms=index) for index in range(4)]
+    bad = ids[2]
+    whole = Fault(status=400, body={"detail": "JSON nested more than 64 levels deep; flatten it.", "errors": {}})
+    ok = Fault()
+    # [0,1,2,3] refused; [0,1] stored; [2,3] refused; [2] refused; [3] stored.
+    fault_server.script = [whole, ok, whole, whole, ok]
+    assert client.flush(timeout=10)
+
+    assert [[log["id"] for log in request.body] for request in fault_server.received] == [
+        ids, ids[:2], ids[2:], [bad], ids[3:]
+    ]
+    stats = client.stats()
+    assert (stats.sent, stats.failed, stats.retried) == (3, 1, 0)
+    assert "nested more than 64" in stats.last_error

@@ -3,7 +3,6 @@ from __future__ import annotations
 
 import atexit
 import uuid
-from datetime import datetime
 from typing import Any
 
 import httpx2
@@ -12,17 +11,19 @@ from caseloop_client import _http
 from caseloop_client.async_sender import TaskSender
 from caseloop_client.buffer import LogBuffer, Stats
 from caseloop_client.cases import CaseHit
-from caseloop_client.delivery import Attempt, Backoff, judge
-from caseloop_client.logs import Log, build_log
-from caseloop_client.runs import Run
+from caseloop_client.delivery import Attempt, Backoff, SendPolicy, judge
+from caseloop_client.logs import Log
+from caseloop_client.recording import Recorder
 
 EXIT_FLUSH_SECONDS = 5.0
 
 
-class AsyncCaseloop:
+class AsyncCaseloop(Recorder):
     """`await client.retrieve(...)`, `async with client.run(hit) as run:`, `await client.flush()`,
     `await client.close()`. Logs are sent by a task on the loop that recorded the first one;
     what is still queued when the interpreter exits gets one synchronous try."""
+
+    _sender: TaskSender
 
     def __init__(
         self,
@@ -48,10 +49,7 @@ class AsyncCaseloop:
         self._sender = TaskSender(
             self._buffer,
             self._post_logs,
-            batch_size=min(batch_size, 1_000),
-            flush_interval=flush_interval,
-            max_retries=max_retries,
-            backoff=backoff or Backoff(),
+            SendPolicy.of(batch_size=batch_size, flush_interval=flush_interval, max_retries=max_retries, backoff=backoff),
         )
         atexit.register(self._send_at_exit)
 
@@ -73,62 +71,12 @@ class AsyncCaseloop:
             raise _http.CaseloopUnavailable(f"{type(error).__name__}: {error}") from error
         return _http.checked(response)
 
-    def run(
-        self,
-        case: CaseHit | str | uuid.UUID | None,
-        version: int | None = None,
-        *,
-        session_id: str | uuid.UUID | None = None,
-        model: str = "",
-        context: dict[str, Any] | None = None,
-    ) -> Run:
-        """`async with client.run(hit) as run:` (plain `with` works too: recording never awaits)."""
-        return Run(self._enqueue, case, version=version, session_id=session_id, model=model, context=context)
-
-    def log(
-        self,
-        *,
-        success: bool,
-        execution_time_ms: float,
-        case_id: str | uuid.UUID | None = None,
-        case_version: int | None = None,
-        session_id: str | uuid.UUID | None = None,
-        error_type: str = "",
-        error_message: str = "",
-        tokens_in: int = 0,
-        tokens_out: int = 0,
-        cost_usd: float = 0.0,
-        model: str = "",
-        context: dict[str, Any] | None = None,
-        created_at: datetime | None = None,
-    ) -> str | None:
-        try:
-            log = build_log(
-                success=success, execution_time_ms=execution_time_ms, case_id=case_id, case_version=case_version,
-                session_id=session_id, error_type=error_type, error_message=error_message, tokens_in=tokens_in,
-                tokens_out=tokens_out, cost_usd=cost_usd, model=model, context=context, created_at=created_at,
-            )
-        except Exception:
-            self._buffer.count_drop()
-            return None
-        return log["id"] if self._enqueue(log) else None
-
-    def _enqueue(self, log: Log) -> bool:
-        if self._closed:
-            self._buffer.count_drop()
-            return False
-        self._sender.queued(self._buffer.put(log))
-        return True
-
     async def _post_logs(self, logs: list[Log]) -> Attempt:
         try:
             response = await self._http.post(_http.LOGS_PATH, json=logs)
         except Exception as error:
             return _http.attempt_from_error(error)
         return _http.attempt_from_response(response)
-
-    def stats(self) -> Stats:
-        return self._buffer.stats()
 
     async def flush(self, timeout: float = 10.0) -> bool:
         return await self._sender.flush(timeout)

@@ -8,7 +8,7 @@ from collections.abc import Awaitable, Callable, Generator
 from typing import Any
 
 from caseloop_client.buffer import LogBuffer
-from caseloop_client.delivery import Attempt, Backoff, Post, Sleep, Step, Tally, deliver
+from caseloop_client.delivery import Attempt, Post, SendPolicy, Sleep, Step, Tally, deliver
 from caseloop_client.logs import Log
 from caseloop_client.sender import settle
 
@@ -23,18 +23,11 @@ class TaskSender:
         self,
         buffer: LogBuffer,
         post: Callable[[list[Log]], Awaitable[Attempt]],
-        *,
-        batch_size: int,
-        flush_interval: float,
-        max_retries: int,
-        backoff: Backoff,
+        policy: SendPolicy,
     ) -> None:
         self._buffer = buffer
         self._post = post
-        self._batch_size = max(1, batch_size)
-        self._flush_interval = flush_interval
-        self._max_retries = max(0, max_retries)
-        self._backoff = backoff
+        self._policy = policy
         self._task: asyncio.Task[None] | None = None
         self._loop: asyncio.AbstractEventLoop | None = None
         self._wake: asyncio.Event | None = None
@@ -43,7 +36,7 @@ class TaskSender:
 
     def queued(self, length: int) -> None:
         self._ensure_started()
-        if length >= self._batch_size:
+        if length >= self._policy.batch_size:
             self.wake()
 
     def wake(self) -> None:
@@ -95,7 +88,7 @@ class TaskSender:
         assert self._wake is not None
         while True:
             try:
-                await asyncio.wait_for(self._wake.wait(), self._flush_interval)
+                await asyncio.wait_for(self._wake.wait(), self._policy.flush_interval)
             except asyncio.TimeoutError:
                 pass
             self._wake.clear()
@@ -108,10 +101,10 @@ class TaskSender:
 
     async def _send_queued(self) -> None:
         while True:
-            batch = self._buffer.take(self._batch_size)
+            batch = self._buffer.take(self._policy.batch_size)
             if not batch:
                 return
-            settle(self._buffer, batch, await self._drive(deliver(batch, max_retries=self._max_retries, backoff=self._backoff)))
+            settle(self._buffer, batch, await self._drive(deliver(batch, self._policy)))
 
     async def _drive(self, plan: Generator[Step, Any, Tally]) -> Tally:
         step = plan.send(None)

@@ -3,7 +3,6 @@ from __future__ import annotations
 
 import atexit
 import uuid
-from datetime import datetime
 from typing import Any
 
 import httpx2
@@ -11,16 +10,16 @@ import httpx2
 from caseloop_client import _http
 from caseloop_client.buffer import LogBuffer, Stats
 from caseloop_client.cases import CaseHit
-from caseloop_client.delivery import Attempt, Backoff
-from caseloop_client.logs import Log, build_log
-from caseloop_client.runs import Run
+from caseloop_client.delivery import Attempt, Backoff, SendPolicy
+from caseloop_client.logs import Log
+from caseloop_client.recording import Recorder
 from caseloop_client.sender import ThreadSender
 
 # How long the interpreter's exit waits for queued logs.
 EXIT_FLUSH_SECONDS = 5.0
 
 
-class Caseloop:
+class Caseloop(Recorder):
     """Retrieve cases and record runs against a Caseloop server.
 
     Recording (`run`, `log`) never blocks on the network and never raises: logs wait in a
@@ -28,6 +27,8 @@ class Caseloop:
     them in batches of `batch_size` at least every `flush_interval` seconds, retrying failed
     requests up to `max_retries` times. `retrieve` is a plain call and raises `CaseloopError`.
     """
+
+    _sender: ThreadSender
 
     def __init__(
         self,
@@ -50,10 +51,7 @@ class Caseloop:
         self._sender = ThreadSender(
             self._buffer,
             self._post_logs,
-            batch_size=min(batch_size, 1_000),  # the server's most per request
-            flush_interval=flush_interval,
-            max_retries=max_retries,
-            backoff=backoff or Backoff(),
+            SendPolicy.of(batch_size=batch_size, flush_interval=flush_interval, max_retries=max_retries, backoff=backoff),
         )
         atexit.register(self._close_at_exit)
 
@@ -80,55 +78,7 @@ class Caseloop:
             raise _http.CaseloopUnavailable(f"{type(error).__name__}: {error}") from error
         return _http.checked(response)
 
-    # Recording runs
-
-    def run(
-        self,
-        case: CaseHit | str | uuid.UUID | None,
-        version: int | None = None,
-        *,
-        session_id: str | uuid.UUID | None = None,
-        model: str = "",
-        context: dict[str, Any] | None = None,
-    ) -> Run:
-        """`with client.run(hit) as run:` times the block and records it when it ends."""
-        return Run(self._enqueue, case, version=version, session_id=session_id, model=model, context=context)
-
-    def log(
-        self,
-        *,
-        success: bool,
-        execution_time_ms: float,
-        case_id: str | uuid.UUID | None = None,
-        case_version: int | None = None,
-        session_id: str | uuid.UUID | None = None,
-        error_type: str = "",
-        error_message: str = "",
-        tokens_in: int = 0,
-        tokens_out: int = 0,
-        cost_usd: float = 0.0,
-        model: str = "",
-        context: dict[str, Any] | None = None,
-        created_at: datetime | None = None,
-    ) -> str | None:
-        """Record a run by hand; returns the log's id (None if it could not be queued)."""
-        try:
-            log = build_log(
-                success=success, execution_time_ms=execution_time_ms, case_id=case_id, case_version=case_version,
-                session_id=session_id, error_type=error_type, error_message=error_message, tokens_in=tokens_in,
-                tokens_out=tokens_out, cost_usd=cost_usd, model=model, context=context, created_at=created_at,
-            )
-        except Exception:  # never raise into the agent
-            self._buffer.count_drop()
-            return None
-        return log["id"] if self._enqueue(log) else None
-
-    def _enqueue(self, log: Log) -> bool:
-        if self._closed:
-            self._buffer.count_drop()
-            return False
-        self._sender.queued(self._buffer.put(log))
-        return True
+    # Sending logs (the sender thread calls this)
 
     def _post_logs(self, logs: list[Log]) -> Attempt:
         try:
@@ -136,11 +86,6 @@ class Caseloop:
         except Exception as error:  # the sender turns every failure into a verdict
             return _http.attempt_from_error(error)
         return _http.attempt_from_response(response)
-
-    # Delivery
-
-    def stats(self) -> Stats:
-        return self._buffer.stats()
 
     def flush(self, timeout: float = 10.0) -> bool:
         """Send everything queued now; whether it was all settled (stored or given up) in time."""

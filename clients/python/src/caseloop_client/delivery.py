@@ -6,8 +6,8 @@ Kept free of I/O so both senders share it and it can be read in one place:
 - connection error, timeout, 408, 429, 5xx: try again later, after `Retry-After` when given.
 - 400 naming logs by their index: the server stored nothing; those logs can never be stored, so
   they are given up and the rest is sent again at once.
-- 413: the body is too large for the server; halves are sent separately.
-- anything else (401, 403, 404, a 400 about the whole batch): given up, retrying cannot help.
+- 413, or a 400 naming no log: halves are sent separately (a single log refused so is given up).
+- anything else (401, 403, 404): given up, retrying cannot help.
 """
 from __future__ import annotations
 
@@ -21,6 +21,7 @@ from typing import Any, Union
 
 from caseloop_client.logs import Log
 
+MAX_BATCH = 1_000  # the server's most logs per request
 RETRY_STATUSES = frozenset({408, 429, 500, 502, 503, 504})
 
 
@@ -63,6 +64,9 @@ def judge(attempt: Attempt, size: int) -> Verdict:
         if refused:
             keep = [index for index in range(size) if index not in refused]
             return Verdict("resend", failed=len(refused), keep=keep, error=error)
+        # Refused as a whole (nesting too deep, say) without naming a log: halving finds the
+        # bad ones, so one log the client did not foresee never costs the rest of its batch.
+        return Verdict("split", error=error)
     return Verdict("give_up", failed=size, error=error)
 
 
@@ -138,6 +142,25 @@ class Backoff:
 
 
 @dataclass(frozen=True)
+class SendPolicy:
+    """How a sender batches and retries (the clients' options, checked once)."""
+
+    batch_size: int
+    flush_interval: float
+    max_retries: int
+    backoff: Backoff
+
+    @classmethod
+    def of(cls, *, batch_size: int, flush_interval: float, max_retries: int, backoff: Backoff | None) -> SendPolicy:
+        return cls(
+            batch_size=min(max(1, batch_size), MAX_BATCH),
+            flush_interval=max(flush_interval, 0.001),
+            max_retries=max(0, max_retries),
+            backoff=backoff or Backoff(),
+        )
+
+
+@dataclass(frozen=True)
 class Post:
     """A step of `deliver`: send these logs; answer with the `Attempt`."""
 
@@ -169,7 +192,7 @@ class Tally:
 Step = Union[Post, Sleep]
 
 
-def deliver(logs: list[Log], *, max_retries: int, backoff: Backoff) -> Generator[Step, Any, Tally]:
+def deliver(logs: list[Log], policy: SendPolicy) -> Generator[Step, Any, Tally]:
     """Deliver one batch as far as it can be: the thread and the task both drive this, doing
     the I/O each step asks for (`Post` -> an `Attempt`, `Sleep` -> whether there was time)."""
     tally = Tally()
@@ -190,11 +213,11 @@ def deliver(logs: list[Log], *, max_retries: int, backoff: Backoff) -> Generator
         if verdict.action == "split" and len(logs) > 1:
             half = len(logs) // 2
             for part in (logs[:half], logs[half:]):
-                tally.add((yield from deliver(part, max_retries=max_retries, backoff=backoff)))
+                tally.add((yield from deliver(part, policy)))
             return tally
-        if verdict.action == "retry" and attempt < max_retries:
+        if verdict.action == "retry" and attempt < policy.max_retries:
             attempt += 1
-            if (yield Sleep(backoff.delay(attempt, verdict.wait), verdict.error)):
+            if (yield Sleep(policy.backoff.delay(attempt, verdict.wait), verdict.error)):
                 continue
             tally.error = f"{verdict.error} (no time left to retry)"
         tally.failed += len(logs)

@@ -20,6 +20,9 @@ MAX_ERROR_MESSAGE = 10_000
 MAX_CONTEXT_BYTES = 64 * 1024
 MAX_EXECUTION_TIME_MS = 24 * 3600 * 1000
 MAX_INT_COLUMN = 2**31 - 1
+# The server refuses a body nested deeper than 64 levels (core/parsers.py), as a 400 for the whole
+# batch; the batch's list and the log's object take two of them.
+MAX_CONTEXT_DEPTH = 62
 
 Log = dict[str, Any]
 
@@ -115,4 +118,18 @@ def _context(context: dict[str, Any]) -> dict[str, Any]:
     if "\\u0000" in encoded:
         encoded = encoded.replace("\\u0000", "\\ufffd")
     result: dict[str, Any] = json.loads(encoded)
+    if _depth(result) > MAX_CONTEXT_DEPTH:
+        return {"caseloop_client": f"context dropped: nested more than {MAX_CONTEXT_DEPTH} levels"}
     return result
+
+
+def _depth(value: Any) -> int:
+    """How deep lists and objects nest (`{}` is 1); iterative, as the server counts."""
+    deepest = 0
+    stack: list[tuple[Any, int]] = [(value, 1)]
+    while stack:
+        item, depth = stack.pop()
+        deepest = max(deepest, depth)
+        children = item.values() if isinstance(item, dict) else item
+        stack.extend((child, depth + 1) for child in children if isinstance(child, (dict, list)))
+    return deepest

@@ -8,7 +8,7 @@ from collections.abc import Callable, Generator
 from typing import Any
 
 from caseloop_client.buffer import LogBuffer
-from caseloop_client.delivery import Attempt, Backoff, Post, Sleep, Step, Tally, deliver
+from caseloop_client.delivery import Attempt, Post, SendPolicy, Sleep, Step, Tally, deliver
 from caseloop_client.logs import Log
 
 logger = logging.getLogger("caseloop_client")
@@ -22,18 +22,11 @@ class ThreadSender:
         self,
         buffer: LogBuffer,
         post: Callable[[list[Log]], Attempt],
-        *,
-        batch_size: int,
-        flush_interval: float,
-        max_retries: int,
-        backoff: Backoff,
+        policy: SendPolicy,
     ) -> None:
         self._buffer = buffer
         self._post = post
-        self._batch_size = max(1, batch_size)
-        self._flush_interval = flush_interval
-        self._max_retries = max(0, max_retries)
-        self._backoff = backoff
+        self._policy = policy
         self._wake = threading.Event()
         self._interrupt = threading.Event()  # cuts a backoff wait short when close() sets a deadline
         self._stopping = threading.Event()
@@ -43,7 +36,7 @@ class ThreadSender:
 
     def queued(self, length: int) -> None:
         """Called after each put: a full batch is sent now rather than at the next interval."""
-        if length >= self._batch_size:
+        if length >= self._policy.batch_size:
             self._wake.set()
 
     def wake(self) -> None:
@@ -60,7 +53,7 @@ class ThreadSender:
 
     def _loop(self) -> None:
         while True:
-            self._wake.wait(self._flush_interval)
+            self._wake.wait(self._policy.flush_interval)
             self._wake.clear()
             try:
                 self._send_queued()
@@ -71,10 +64,10 @@ class ThreadSender:
 
     def _send_queued(self) -> None:
         while True:
-            batch = self._buffer.take(self._batch_size)
+            batch = self._buffer.take(self._policy.batch_size)
             if not batch:
                 return
-            settle(self._buffer, batch, self._run(deliver(batch, max_retries=self._max_retries, backoff=self._backoff)))
+            settle(self._buffer, batch, self._run(deliver(batch, self._policy)))
 
     def _run(self, plan: Generator[Step, Any, Tally]) -> Tally:
         step = plan.send(None)
