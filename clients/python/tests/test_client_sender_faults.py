@@ -147,3 +147,14 @@ def test_a_batch_refused_as_a_whole_is_halved_until_the_bad_log_is_alone(fault_s
     stats = client.stats()
     assert (stats.sent, stats.failed, stats.retried) == (3, 1, 0)
     assert "nested more than 64" in stats.last_error
+
+
+def test_a_key_without_the_scope_is_given_up_at_once(fault_server, client_for):
+    fault_server.default = Fault(status=403, body={"detail": "This key lacks the logs:write scope.", "errors": {}})
+    client = client_for(fault_server.url)
+    client.log(success=True, execution_time_ms=1)
+
+    assert client.flush(timeout=10)
+    assert len(fault_server.received) == 1
+    stats = client.stats()
+    assert (stats.failed, stats.retried) == (1, 0) and "logs:write" in stats.last_error
