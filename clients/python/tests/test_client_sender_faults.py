@@ -2,6 +2,7 @@
 requests: the agent's calls return at once, nothing raises, and every log is counted."""
 from __future__ import annotations
 
+import logging
 import threading
 
 from fault_server import Fault, free_port
@@ -80,20 +81,23 @@ def test_the_agent_is_never_held_by_a_stuck_request(fault_server, client_for):
             run.add_tokens(input=index)
     assert not release.is_set() and len(fault_server.received) == 1
     assert client.stats().in_flight == 1 and client.stats().queued == 2_000
+    assert client.flush(timeout=0.1) is False  # flush waits at most its timeout, and says so
 
     release.set()
     assert client.flush(timeout=30)
     assert client.stats().sent == 2_001 and len(fault_server.logs_received()) == 2_001
 
 
-def test_a_full_queue_drops_the_oldest_and_counts_them(fault_server, client_for):
+def test_a_full_queue_drops_the_oldest_and_counts_them(fault_server, client_for, caplog):
     client = client_for(fault_server.url, max_queue=10, batch_size=1_000, flush_interval=60)
     ids = [client.log(success=True, execution_time_ms=index) for index in range(25)]
     assert client.stats().dropped == 15 and client.stats().queued == 10
 
-    assert client.flush(timeout=10)
+    with caplog.at_level(logging.WARNING, logger="caseloop_client"):
+        assert client.flush(timeout=10)
     assert [log["id"] for log in fault_server.logs_received()] == ids[-10:]
     assert client.stats().sent == 10
+    assert "15 log(s) dropped" in caplog.text  # reported once, by the sender, not per log
 
 
 def test_a_body_too_large_is_split(fault_server, client_for):

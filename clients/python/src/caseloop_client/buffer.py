@@ -44,6 +44,7 @@ class LogBuffer:
         self.settled = threading.Condition(self._lock)
         self._in_flight = 0
         self._sent = self._duplicates = self._dropped = self._retried = self._failed = 0
+        self._dropped_reported = 0
         self._last_error = ""
 
     def put(self, log: Log) -> int:
@@ -73,6 +74,13 @@ class LogBuffer:
                 self._last_error = error
             if not self._logs and not self._in_flight:
                 self.settled.notify_all()
+
+    def unreported_drops(self) -> int:
+        """Drops since the last call: the sender warns about them once, not per log."""
+        with self._lock:
+            fresh = self._dropped - self._dropped_reported
+            self._dropped_reported = self._dropped
+            return fresh
 
     def count_drop(self) -> None:
         with self._lock:

@@ -97,7 +97,10 @@ class ThreadSender:
 
 
 def settle(buffer: LogBuffer, batch: list[Log], tally: Tally) -> None:
-    """Count a delivered batch (both senders)."""
-    buffer.done(len(batch), sent=tally.sent, duplicates=tally.duplicates, failed=tally.failed, error=tally.error)
+    """Count a delivered batch (both senders). Warnings first: `flush()` returns once it is counted."""
     if tally.failed:
         logger.warning("caseloop_client: %d log(s) not stored: %s", tally.failed, tally.error)
+    dropped = buffer.unreported_drops()
+    if dropped:
+        logger.warning("caseloop_client: %d log(s) dropped, the queue was full (max_queue)", dropped)
+    buffer.done(len(batch), sent=tally.sent, duplicates=tally.duplicates, failed=tally.failed, error=tally.error)
