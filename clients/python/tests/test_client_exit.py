@@ -57,3 +57,35 @@ def test_exit_is_not_held_by_a_server_that_is_down():
         client.log(success=True, execution_time_ms=1)
     """)
     assert finished.returncode == 0, finished.stderr  # within the 5 s exit budget, or run() times out at 60
+
+
+def test_a_batch_cut_off_by_the_end_of_the_loop_is_sent_at_exit(fault_server):
+    """asyncio.run cancels the sender in the middle of a request the server holds: the batch goes
+    back to the queue and the exit hook (called here as atexit would) sends it, same ids."""
+    import asyncio
+    import threading
+
+    from fault_server import Fault
+
+    from caseloop_client import AsyncCaseloop
+
+    release = threading.Event()
+    fault_server.script = [Fault(hold=release)]
+    client = AsyncCaseloop(fault_server.url, "cl_x", flush_interval=0.01)
+
+    async def agent() -> None:
+        for index in range(3):
+            client.log(success=True, execution_time_ms=index)
+        for _ in range(1_000):  # until the request is at the server (10 s at most)
+            if fault_server.received:
+                return
+            await asyncio.sleep(0.01)
+
+    asyncio.run(agent())  # ends with the request unanswered: the sender task is cancelled
+    assert client.stats().queued == 3 and client.stats().in_flight == 0
+    client._send_at_exit()
+    release.set()
+
+    first, second = (request.body for request in fault_server.received)
+    assert [log["id"] for log in second] == [log["id"] for log in first] and len(first) == 3
+    assert client.stats().sent == 3

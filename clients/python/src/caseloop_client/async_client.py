@@ -2,6 +2,7 @@
 from __future__ import annotations
 
 import atexit
+import time
 import uuid
 from typing import Any
 
@@ -11,9 +12,10 @@ from caseloop_client import _http
 from caseloop_client.async_sender import TaskSender
 from caseloop_client.buffer import LogBuffer, Stats
 from caseloop_client.cases import CaseHit
-from caseloop_client.delivery import Attempt, Backoff, SendPolicy, judge
+from caseloop_client.delivery import Attempt, Backoff, SendPolicy, deliver
 from caseloop_client.logs import Log
 from caseloop_client.recording import Recorder
+from caseloop_client.sender import drive, settle
 
 EXIT_FLUSH_SECONDS = 5.0
 
@@ -91,22 +93,24 @@ class AsyncCaseloop(Recorder):
         return self.stats()
 
     def _send_at_exit(self) -> None:
-        """The loop is gone by now: one synchronous try per batch for what is still queued."""
-        if self._closed or not len(self._buffer):
+        """The loop is gone by now: what is still queued gets one synchronous try (no retries,
+        `EXIT_FLUSH_SECONDS` in all); the rest counts as failed."""
+        if self._closed:
             return
-        with httpx2.Client(
-            base_url=self._base_url, headers=_http.headers(self._api_key), timeout=min(self._timeout, EXIT_FLUSH_SECONDS)
-        ) as client:
-            while batch := self._buffer.take(1_000):
-                try:
-                    attempt = _http.attempt_from_response(client.post(_http.LOGS_PATH, json=batch))
-                except Exception as error:
-                    attempt = _http.attempt_from_error(error)
-                verdict = judge(attempt, len(batch))
-                stored = verdict.action == "stored"
-                self._buffer.done(len(batch), sent=verdict.sent, duplicates=verdict.duplicates,
-                                  failed=verdict.failed if stored else len(batch), error=verdict.error)
         self._closed = True
+        deadline = time.monotonic() + EXIT_FLUSH_SECONDS
+        with httpx2.Client(base_url=self._base_url, headers=_http.headers(self._api_key),
+                           timeout=min(self._timeout, EXIT_FLUSH_SECONDS)) as client:
+
+            def post(logs: list[Log]) -> Attempt:
+                try:
+                    return _http.attempt_from_response(client.post(_http.LOGS_PATH, json=logs))
+                except Exception as error:
+                    return _http.attempt_from_error(error)
+
+            while time.monotonic() < deadline and (batch := self._buffer.take(self._sender.policy.batch_size)):
+                settle(self._buffer, batch, drive(deliver(batch, self._sender.policy), post, lambda step: False))
+        self._buffer.fail_all_queued("still queued when the interpreter exited")
 
     async def __aenter__(self) -> AsyncCaseloop:
         return self

@@ -27,7 +27,7 @@ class TaskSender:
     ) -> None:
         self._buffer = buffer
         self._post = post
-        self._policy = policy
+        self.policy = policy
         self._task: asyncio.Task[None] | None = None
         self._loop: asyncio.AbstractEventLoop | None = None
         self._wake: asyncio.Event | None = None
@@ -36,7 +36,7 @@ class TaskSender:
 
     def queued(self, length: int) -> None:
         self._ensure_started()
-        if length >= self._policy.batch_size:
+        if length >= self.policy.batch_size:
             self.wake()
 
     def wake(self) -> None:
@@ -88,7 +88,7 @@ class TaskSender:
         assert self._wake is not None
         while True:
             try:
-                await asyncio.wait_for(self._wake.wait(), self._policy.flush_interval)
+                await asyncio.wait_for(self._wake.wait(), self.policy.flush_interval)
             except asyncio.TimeoutError:
                 pass
             self._wake.clear()
@@ -101,10 +101,17 @@ class TaskSender:
 
     async def _send_queued(self) -> None:
         while True:
-            batch = self._buffer.take(self._policy.batch_size)
+            batch = self._buffer.take(self.policy.batch_size)
             if not batch:
                 return
-            settle(self._buffer, batch, await self._drive(deliver(batch, self._policy)))
+            try:
+                tally = await self._drive(deliver(batch, self.policy))
+            except asyncio.CancelledError:
+                # The loop is ending (asyncio.run cancels what is left): keep the batch for the
+                # exit hook; its ids make a second sending harmless if this one got through.
+                self._buffer.give_back(batch)
+                raise
+            settle(self._buffer, batch, tally)
 
     async def _drive(self, plan: Generator[Step, Any, Tally]) -> Tally:
         step = plan.send(None)

@@ -63,6 +63,12 @@ class LogBuffer:
             self._in_flight += len(batch)
             return batch
 
+    def give_back(self, batch: list[Log]) -> None:
+        """Return an unsettled batch to the front of the queue (its sender was cancelled)."""
+        with self._lock:
+            self._logs.extendleft(reversed(batch))
+            self._in_flight -= len(batch)
+
     def done(self, taken: int, *, sent: int = 0, duplicates: int = 0, failed: int = 0, error: str = "") -> None:
         """Settle a taken batch: how many were stored, already stored, or given up on."""
         with self._lock:

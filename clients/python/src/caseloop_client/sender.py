@@ -67,20 +67,11 @@ class ThreadSender:
             batch = self._buffer.take(self._policy.batch_size)
             if not batch:
                 return
-            settle(self._buffer, batch, self._run(deliver(batch, self._policy)))
+            settle(self._buffer, batch, drive(deliver(batch, self._policy), self._post, self._retry_after))
 
-    def _run(self, plan: Generator[Step, Any, Tally]) -> Tally:
-        step = plan.send(None)
-        while True:
-            try:
-                if isinstance(step, Post):
-                    step = plan.send(self._post(step.logs))
-                elif isinstance(step, Sleep):
-                    self._buffer.count_retry(step.error)
-                    step = plan.send(self._sleep(step.seconds))
-            except StopIteration as finished:
-                tally: Tally = finished.value
-                return tally
+    def _retry_after(self, step: Sleep) -> bool:
+        self._buffer.count_retry(step.error)
+        return self._sleep(step.seconds)
 
     def _sleep(self, seconds: float) -> bool:
         """Wait before a retry; False if closing leaves no time for it."""
@@ -94,6 +85,18 @@ class ThreadSender:
                 return True
             if self._interrupt.wait(left):
                 self._interrupt.clear()
+
+
+def drive(plan: Generator[Step, Any, Tally], post: Callable[[list[Log]], Attempt],
+          wait: Callable[[Sleep], bool]) -> Tally:
+    """Run `deliver` with blocking I/O: `post` answers its requests, `wait` its pauses."""
+    step = plan.send(None)
+    while True:
+        try:
+            step = plan.send(post(step.logs) if isinstance(step, Post) else wait(step))
+        except StopIteration as finished:
+            tally: Tally = finished.value
+            return tally
 
 
 def settle(buffer: LogBuffer, batch: list[Log], tally: Tally) -> None:
