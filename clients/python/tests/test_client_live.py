@@ -210,3 +210,21 @@ def test_many_threads_share_one_client(live_server, api_key, client_for, make_ca
     assert len(set(recorded)) == 2_400
     assert ExecutionLog.objects.filter(case_id=case.id).count() == 2_400
     assert client.stats().sent == 2_400
+
+
+def test_the_servers_own_throttle_is_waited_out(live_server, api_key, client_for, make_case, settings):
+    """The real rate limit (2 requests a second for this key's tier): the sender gets 429 with
+    Retry-After, waits it out and stores every log once."""
+    settings.REST_FRAMEWORK = {
+        **settings.REST_FRAMEWORK,
+        "DEFAULT_THROTTLE_RATES": {**settings.REST_FRAMEWORK["DEFAULT_THROTTLE_RATES"], "standard": "2/s"},
+    }
+    case = make_case()
+    client = client_for(live_server.url, key=api_key[1], batch_size=1, flush_interval=60)
+    ids = [client.log(success=True, execution_time_ms=index, case_id=case.id) for index in range(6)]
+    assert client.flush(timeout=30)
+
+    stats = client.stats()
+    assert stats.retried >= 1 and "HTTP 429" in stats.last_error, stats
+    assert (stats.sent, stats.failed) == (6, 0)
+    assert sorted(map(str, ExecutionLog.objects.filter(case_id=case.id).values_list("id", flat=True))) == sorted(ids)
