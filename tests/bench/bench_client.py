@@ -2,6 +2,7 @@
 the background sender delivers to a real server, and the memory a queued log holds."""
 from __future__ import annotations
 
+import os
 import statistics
 import sys
 import time
@@ -89,5 +90,8 @@ def run(context: dict) -> str:
             f"Logs recorded {sent:,}, stored {stored:,} (nothing lost, nothing duplicated: {'yes' if stored == sent else 'NO'}).",
             "",
             f"Queue memory (tracemalloc, logs with every field set): {_queue_memory()}.",
+            "",
+            f"Load average at the end: {os.getloadavg()[0]:.1f} on {os.cpu_count()} cores (the machine is shared; "
+            "the recording rate and delivery fall with it, the per-run median barely moves).",
         ]
     )
