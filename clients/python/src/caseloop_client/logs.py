@@ -117,10 +117,16 @@ def _context(context: dict[str, Any]) -> dict[str, Any]:
         return {"caseloop_client": f"context dropped: larger than {MAX_CONTEXT_BYTES // 1024} KiB"}
     if "\\u0000" in encoded:
         encoded = encoded.replace("\\u0000", "\\ufffd")
-    result: dict[str, Any] = json.loads(encoded)
+    result: dict[str, Any] = json.loads(encoded, parse_int=_bounded_int)
     if _depth(result) > MAX_CONTEXT_DEPTH:
         return {"caseloop_client": f"context dropped: nested more than {MAX_CONTEXT_DEPTH} levels"}
     return result
+
+
+def _bounded_int(text: str) -> int | str:
+    """The server's JSON (orjson) holds 64-bit integers; a larger one is kept as its digits."""
+    number = int(text)
+    return number if -(2**63) <= number < 2**64 else text
 
 
 def _depth(value: Any) -> int:
