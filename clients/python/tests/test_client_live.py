@@ -129,6 +129,7 @@ def test_hostile_values_are_cleaned_so_the_server_stores_the_log(live_client, ma
     assert log.tokens_in == 2**31 - 1 and log.tokens_out == 0 and float(log.cost_usd) == 0
     assert len(log.model) == 100 and len(log.error_message) == 10_000 and "\x00" not in log.error_message
     assert "dropped" in ExecutionLog.objects.exclude(id=run.log["id"]).get().context["caseloop_client"]
+    assert log.context["rows"] is None and log.context["obj"].startswith("<object")
 
 
 def test_a_wrong_key_raises_on_retrieve_and_gives_logs_up(live_server, client_for):

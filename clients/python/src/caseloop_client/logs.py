@@ -2,8 +2,8 @@
 
 Recording a run must never raise into the agent, and a log the server would refuse is lost for
 good, so every value is brought within the server's rules here (reflection/logs/limits.py):
-texts are cut, counts clamped, non-finite numbers zeroed, a context that is not JSON or too
-large is replaced by a note saying so.
+texts are cut, counts clamped, non-finite numbers zeroed (null inside a context), a context that
+cannot be JSON, is too large or nested too deep is replaced by a note saying so.
 """
 from __future__ import annotations
 
@@ -110,14 +110,15 @@ def _number(value: Any, *, maximum: float) -> float:
 
 def _context(context: dict[str, Any]) -> dict[str, Any]:
     try:
-        encoded = json.dumps(context, default=str, allow_nan=False)
+        encoded = json.dumps(context, default=str)
     except (TypeError, ValueError, RecursionError) as error:
         return {"caseloop_client": f"context dropped: not JSON ({type(error).__name__})"}
     if len(encoded.encode()) > MAX_CONTEXT_BYTES:
         return {"caseloop_client": f"context dropped: larger than {MAX_CONTEXT_BYTES // 1024} KiB"}
     if "\\u0000" in encoded:
         encoded = encoded.replace("\\u0000", "\\ufffd")
-    result: dict[str, Any] = json.loads(encoded, parse_int=_bounded_int)
+    # NaN and the infinities are no JSON: they come back as null, the rest of the context stays.
+    result: dict[str, Any] = json.loads(encoded, parse_int=_bounded_int, parse_constant=lambda _: None)
     if _depth(result) > MAX_CONTEXT_DEPTH:
         return {"caseloop_client": f"context dropped: nested more than {MAX_CONTEXT_DEPTH} levels"}
     return result
