@@ -3,6 +3,7 @@ from __future__ import annotations
 from typing import Any
 
 from django.core.management.base import BaseCommand
+from django.db import connection
 from tqdm import tqdm
 
 from agents.demo import cases as demo_cases
@@ -50,6 +51,10 @@ class Command(BaseCommand):
         if Session.objects.filter(created_by=DEMO_ACTOR).exists():
             return ""
         session = session_create(query=demo_cases.DEMO_SESSION_QUERY, actor=DEMO_ACTOR)
+        if connection.in_atomic_block:
+            # The session's workers write on their own connections, which would wait forever for
+            # this uncommitted transaction: the runner takes the session once it commits.
+            return ", a demo session queued"
         finished = run_session(session_id=session.id)
         return f", a demo session {finished.status if finished else 'queued'}"
 
