@@ -113,6 +113,9 @@ def experiment_evaluate(*, experiment: Experiment) -> Experiment:
             max_runs_per_arm=settings.EXPERIMENT_MAX_RUNS_PER_ARM, previous_p_value=_last_p_value(locked),
         )
         detail = decision.as_dict()
+        detail["current"]["successes"] = counts.current_successes
+        detail["candidate"]["successes"] = counts.candidate_successes
+        detail["min_runs_per_arm"] = settings.EXPERIMENT_MIN_RUNS_PER_ARM
         moved = (locked.detail.get("current", {}).get("runs"), locked.detail.get("candidate", {}).get("runs")) != (
             counts.current_runs, counts.candidate_runs)
         if moved or decision.outcome is not Outcome.CONTINUE:

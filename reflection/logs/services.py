@@ -33,6 +33,8 @@ from core.errors import InvalidInput
 from core.validators import NUL, NUL_MESSAGE, nul_path
 from reflection.analysis.engine.queries import ids_lookup
 from reflection.analysis.engine.stats import message_template
+from reflection.experiments.attribution import attributed_version
+from reflection.experiments.selectors import RunningExperiment
 from reflection.logs.decoding import LogRecord, TypedBatch
 from reflection.logs.ids import uuid7
 from reflection.logs.limits import (
@@ -45,8 +47,6 @@ from reflection.logs.limits import (
     MAX_INT_COLUMN,
     MAX_TEXT,
 )
-from reflection.experiments.attribution import attributed_version
-from reflection.experiments.selectors import RunningExperiment
 from reflection.models import ExecutionLog, Experiment, ExperimentStatus
 
 MAX_REPORTED_ERRORS = 50

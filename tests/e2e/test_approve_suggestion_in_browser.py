@@ -23,7 +23,7 @@ def test_it_approves_a_pending_suggestion_and_shows_case_version_2(page: Page, m
 
     page.goto(f"/admin/reflection/pendingsuggestion/{suggestion.pk}/change/")
     expect(page.locator("body")).to_contain_text("Proposed plan")
-    page.get_by_role("button", name="Approve and apply…").click()
+    page.get_by_role("button", name="Approve…").click()
     # The action's confirmation page: nothing is applied until "Yes, approve".
     expect(page.get_by_role("button", name="Yes, approve")).to_be_visible()
     assert Suggestion.objects.get(pk=suggestion.pk).status == SuggestionStatus.PENDING
