@@ -11,7 +11,7 @@ from django.utils.safestring import SafeString, mark_safe
 from reflection.models import Experiment, ExperimentLook, ExperimentStatus
 
 Z_95 = 1.959964
-STATUS_COLOURS = {
+STATUS_COLOURS: dict[str, str] = {
     ExperimentStatus.RUNNING: "#9a6700", ExperimentStatus.AWAITING_REVIEW: "#0969da",
     ExperimentStatus.PROMOTED: "#1a7f37", ExperimentStatus.ROLLED_BACK: "#cf222e",
     ExperimentStatus.INCONCLUSIVE: "#6e7781", ExperimentStatus.SUPERSEDED: "#6e7781",

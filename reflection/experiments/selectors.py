@@ -71,12 +71,14 @@ def resolve_plans(cases: Sequence[Case], key: str) -> dict[str, ServedPlan]:
             wanted[(str(case.pk), experiment.candidate_version)] = experiment
     if wanted:
         lookup = Q()
-        for case_id, version in wanted:
-            lookup |= Q(case_id=case_id, version=version)
+        for wanted_case, wanted_version in wanted:
+            lookup |= Q(case_id=wanted_case, version=wanted_version)
         for case_id, version, plan in CaseVersion.objects.filter(lookup).values_list("case_id", "version", "plan"):
             experiment = wanted[(str(case_id), version)]
             served[str(case_id)] = ServedPlan(version=version, plan=plan, arm=Arm.CANDIDATE.value,
                                               experiment_id=experiment.id)
+    for case in cases:
+        served.setdefault(str(case.pk), ServedPlan(version=case.version, plan=case.plan))
     return served
 
 
