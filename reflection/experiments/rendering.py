@@ -77,7 +77,8 @@ def statistic_html(experiment: Experiment) -> SafeString:
     )
 
 
-WIDTH, HEIGHT, PAD = 1000, 240, 44
+# 900 px: beside the admin's label column it fits a 1,440 px window with room to spare.
+WIDTH, HEIGHT, PAD = 900, 240, 44
 INNER_W, INNER_H = WIDTH - 2 * PAD, HEIGHT - 2 * PAD
 
 
@@ -95,7 +96,7 @@ def statistic_svg(looks: Sequence[ExperimentLook], *, threshold: float) -> SafeS
 
     step = INNER_W / max(1, len(looks) - 1)
     parts = [
-        f'<svg xmlns="http://www.w3.org/2000/svg" viewBox="0 0 {WIDTH} {HEIGHT}" width="100%" style="max-width:{WIDTH}px" '
+        f'<svg xmlns="http://www.w3.org/2000/svg" viewBox="0 0 {WIDTH} {HEIGHT}" width="{WIDTH}" height="{HEIGHT}" '
         'role="img" aria-label="Sequential statistic over time" class="experiment-chart">',
     ]
     for level, colour, label in ((0.0, "#ccc", "1"), (math.log10(threshold), "#c00", f"{threshold:.0f} (decide)")):

@@ -52,7 +52,7 @@ class SuggestionAdminBase(ReadOnlyAdminMixin, admin.ModelAdmin):
     readonly_fields = [
         "case_link",
         "base_version",
-        "status",
+        "status_view",
         "source",
         "confidence_pct",
         "rationale",
@@ -74,7 +74,7 @@ class SuggestionAdminBase(ReadOnlyAdminMixin, admin.ModelAdmin):
         "rolled_back_version",
     ]
     fieldsets = [
-        ("Proposal", {"fields": ["case_link", "base_version", "status", "source", "confidence_pct", "rationale",
+        ("Proposal", {"fields": ["case_link", "base_version", "status_view", "source", "confidence_pct", "rationale",
                                  "changes_list", "expected_effect"]}),
         ("Current vs proposed plan", {"fields": ["plan_diff"]}),
         ("Evidence", {"fields": ["evidence_view"]}),

@@ -70,3 +70,16 @@ def test_a_batch_of_current_version_logs_costs_no_experiment_query(make_case, re
     with CaptureQueriesContext(connection) as queries:
         api.post("/api/logs/", batch, format="json")
     assert not any("experiment" in query["sql"] for query in queries.captured_queries)
+
+
+def test_attributing_a_keyless_batch_costs_one_query_not_one_per_log(make_case, reviewer, api):
+    from django.db import connection
+    from django.test.utils import CaptureQueriesContext
+
+    experiment = approved_experiment(make_case, reviewer)
+    batch = [{"case_id": str(experiment.case_id), "session_id": key, "success": True, "execution_time_ms": 10}
+             for key in keys(500)]
+    with CaptureQueriesContext(connection) as queries:
+        assert api.post("/api/logs/", batch, format="json").status_code == 201
+    assert sum("reflection_experiment" in query["sql"] for query in queries.captured_queries) == 1
+    assert set(ExecutionLog.objects.values_list("case_version", flat=True)) == {1, 2}
