@@ -15,8 +15,8 @@ class FoundCase(BaseModel):
     category: str
     tags: list[str]
     status: str = Field(description="active, warning, deprecated or archived.")
-    version: int
-    plan: Any = Field(description="The current plan: a list of steps, each naming its agent, or text.")
+    version: int = Field(description="The version this client runs (a candidate one while an experiment assigns it).")
+    plan: Any = Field(description="That version's plan: a list of steps, each naming its agent, or text.")
     success_rate: float | None = Field(description="From the last analysis, 0..1; null when never analysed.")
     runs: int = Field(description="Executions behind that success rate.")
     score: float = Field(description="Relevance adjusted by the track record; higher is better.")
@@ -41,6 +41,8 @@ class CasePlan(BaseModel):
     success_rate: float | None
     runs: int
     warning: bool = Field(description="True for a case in warning or with a success rate below 50%.")
+    experiment_id: int | None = Field(default=None, description="The experiment running on the case, if any.")
+    arm: str | None = Field(default=None, description="current or candidate: the version this client is assigned.")
 
 
 class LoggedRun(BaseModel):

@@ -7,6 +7,7 @@ from uuid import UUID
 
 from agents.mcp.outputs import AnalysisPoint, CaseAnalysisResult, CasePlan, CaseSearchResult, FoundCase
 from casebank.cases import read_cache, services
+from casebank.cases.plans import ServedPlan, served_plans
 from casebank.cases.selectors import case_get
 from casebank.models import ApiKey, Case, CaseStatus, ReviewState
 from casebank.search.ranking import WARNING_BELOW, role_of
@@ -41,13 +42,19 @@ def _found(hit: SearchHit) -> dict[str, Any]:
     ).model_dump()
 
 
-def cases_search(*, query: str, k: int) -> CaseSearchResult:
+def cases_search(*, query: str, k: int, api_key: ApiKey) -> CaseSearchResult:
     """Top-k approved cases for a task (hybrid retrieval), split into examples and warnings, the
-    way the planner shows them to its LLM. Cached like the REST search (`read_cache`)."""
+    way the planner shows them to its LLM. Cached like the REST search (`read_cache`); the plan
+    and version are the caller's (an experiment's arm), applied after the cache, as there."""
     found = read_cache.cached_read(
         "mcp-search", {"query": query, "k": k}, lambda: [_found(hit) for hit in case_search(query=query, k=k)]
     )
-    cases = [FoundCase(**item) for item in found]
+    served = served_plans([Case(pk=item["id"], version=item["version"], plan=item["plan"]) for item in found],
+                          assignment_key(api_key))
+    cases = [
+        FoundCase(**{**item, "version": served[item["id"]].version, "plan": served[item["id"]].plan})
+        for item in found
+    ]
     return CaseSearchResult(
         query=query,
         examples=[case for case in cases if case.role == "example"],
@@ -55,10 +62,16 @@ def cases_search(*, query: str, k: int) -> CaseSearchResult:
     )
 
 
-def plan_for(*, case: Case, api_key: ApiKey) -> tuple[int, Any]:
-    """The (version, plan) this key runs. The one place a plan is chosen: an experiment-aware
-    choice (a candidate version for part of the traffic) replaces the body, nothing else."""
-    return case.version, case.plan
+def assignment_key(api_key: ApiKey) -> str:
+    """Which experiment arm this client runs: the REST API's default key
+    (`casebank.search.apis.assignment_key_of`), so a client keeps one arm on both surfaces."""
+    return f"api-key:{api_key.pk}"
+
+
+def plan_for(*, case: Case, api_key: ApiKey) -> ServedPlan:
+    """The version and plan this key runs: a candidate version for the keys an experiment on the
+    case assigns to it (`reflection.experiments`), else the current one."""
+    return served_plans([case], assignment_key(api_key))[str(case.pk)]
 
 
 def _steps(plan: Any) -> list[dict[str, Any]]:
@@ -72,14 +85,15 @@ def case_plan(*, case_id: UUID, api_key: ApiKey) -> CasePlan:
     case = _case(case_id)
     if case.review_state != ReviewState.APPROVED:
         raise InvalidInput(f"Case {case_id} is {case.get_review_state_display().lower()}: only approved cases are run.")
-    version, plan = plan_for(case=case, api_key=api_key)
+    served = plan_for(case=case, api_key=api_key)
     ids = [str(case.pk)]
     # Counting the use must not slow the call: the task queue, or one UPDATE when the broker is down.
     task_queue.enqueue_on_commit(
         "casebank.cases.tasks.record_case_use", ids, if_unavailable=lambda: services.case_record_use(case_ids=ids)
     )
     return CasePlan(
-        case_id=str(case.pk), title=case.title, status=case.status, version=version, steps=_steps(plan),
+        case_id=str(case.pk), title=case.title, status=case.status, version=served.version,
+        steps=_steps(served.plan), experiment_id=served.experiment_id, arm=served.arm,
         success_rate=case.success_rate, runs=case.run_count,
         warning=role_of(status=case.status, success_rate=case.success_rate) == "warning",
     )

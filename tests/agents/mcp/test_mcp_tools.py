@@ -134,3 +134,28 @@ def test_get_case_analysis_of_a_case_never_analysed_is_empty(mcp_url, make_key, 
     result = call(mcp_url, make_key(scopes=["reflection"]), "get_case_analysis", {"case_id": str(case.pk)})
 
     assert result.structured_content == {"case_id": str(case.pk), "analysed_at": None, "analysis": None, "history": []}
+
+
+def test_a_case_under_experiment_serves_each_client_the_version_of_its_arm(mcp_url, make_key, make_case, reviewer):
+    from casebank.access.services import hash_api_key
+    from casebank.models import ApiKey
+    from reflection.experiments.selectors import resolve_plan
+    from tests.reflection.experiments.support import approved_experiment
+    from tests.reflection.suggestion_helpers import PLAN, REVISED
+
+    experiment = approved_experiment(make_case, reviewer)
+    case = Case.objects.get(pk=experiment.case_id)
+    by_arm: dict[str | None, str] = {}
+    while len(by_arm) < 2:  # keys fall into arms by hash: make keys until both arms have one
+        plain = make_key()
+        pk = ApiKey.objects.get(key_hash=hash_api_key(plain)).pk
+        by_arm.setdefault(resolve_plan(case=case, key=f"api-key:{pk}").arm, plain)
+
+    candidate = call(mcp_url, by_arm["candidate"], "get_case_plan", {"case_id": str(case.pk)}).structured_content
+    current = call(mcp_url, by_arm["current"], "get_case_plan", {"case_id": str(case.pk)}).structured_content
+    found = call(mcp_url, by_arm["candidate"], "search_cases", {"query": case.query, "k": 1}).structured_content
+
+    assert (candidate["version"], candidate["steps"], candidate["arm"]) == (2, REVISED, "candidate")
+    assert candidate["experiment_id"] == experiment.pk
+    assert (current["version"], current["steps"], current["arm"]) == (1, PLAN, "current")
+    assert [(c["version"], c["plan"]) for c in found["examples"] + found["warnings"]] == [(2, REVISED)]
