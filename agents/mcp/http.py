@@ -8,9 +8,11 @@ app answers `/mcp` with a JSON 421 naming this server (`views.py`).
 from __future__ import annotations
 
 import io
+import logging
 from typing import Any
 
 from django.core.handlers.asgi import ASGIRequest
+from django.db import DatabaseError
 from mcp.server.mcpserver import Context
 from mcp.server.mcpserver.exceptions import ToolError
 from mcp.server.transport_security import TransportSecuritySettings
@@ -22,6 +24,8 @@ from agents.mcp.auth import Refusal, authenticate_http
 from agents.mcp.server import build_server
 from agents.mcp.threads import off_loop
 from casebank.models import ApiKey
+
+logger = logging.getLogger(__name__)
 
 PATH = "/mcp"
 # The largest tool call is a log_run with a 10,000-character error message; the SDK's default is 4 MiB.
@@ -66,7 +70,11 @@ class McpHttpApp:
             await _refusal(Refusal(405, f'Method "{scope["method"]}" not allowed: send JSON-RPC with POST.',
                                    {"Allow": "POST"}))(scope, receive, send)
             return
-        outcome = await off_loop(authenticate_http, request=ASGIRequest(scope, io.BytesIO()))
+        try:
+            outcome = await off_loop(authenticate_http, request=ASGIRequest(scope, io.BytesIO()))
+        except DatabaseError:  # JSON like every other answer, never the server's plain-text 500
+            logger.exception("MCP authentication failed on the database")
+            outcome = Refusal(503, "The database is unavailable; retry shortly.", {"Retry-After": "5"})
         if isinstance(outcome, Refusal):
             await _refusal(outcome)(scope, receive, send)
             return
