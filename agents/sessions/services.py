@@ -7,7 +7,7 @@ import threading
 import uuid
 import weakref
 from datetime import datetime, timedelta
-from functools import lru_cache, partial
+from functools import partial
 from typing import Any, Protocol
 
 import redis
@@ -22,6 +22,7 @@ from casebank.cases import services as case_services
 from casebank.models import ApiKey, Case, ReviewState
 from core import task_queue
 from core.errors import InvalidInput, QuotaExceeded
+from core.redis_client import redis_for
 from reflection.logs import services as ingestion
 
 logger = logging.getLogger(__name__)
@@ -125,15 +126,9 @@ def _ring_runners() -> None:
         transaction.on_commit(partial(_publish_ring, settings.REDIS_URL))
 
 
-@lru_cache(maxsize=4)
-def _doorbell_redis(url: str) -> redis.Redis:
-    # Short timeouts: a post must not hang on a Redis that is down (runners still poll).
-    return redis.Redis.from_url(url, socket_timeout=1, socket_connect_timeout=1)
-
-
 def _publish_ring(url: str) -> None:
     try:
-        _doorbell_redis(url).publish(DOORBELL_CHANNEL, "")
+        redis_for(url).publish(DOORBELL_CHANNEL, "")
     except redis.RedisError:
         logger.warning("session doorbell: Redis publish failed; runners will find the session by polling")
 
