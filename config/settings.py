@@ -324,6 +324,9 @@ LLM_TIMEOUT_SECONDS = env.float("LLM_TIMEOUT_SECONDS", default=30.0)
 LLM_CALLS_PER_MINUTE = env.int("LLM_CALLS_PER_MINUTE", default=5)
 # Shown against the day's LLM spend on the admin dashboard (0 = no budget set); not enforced.
 LLM_DAILY_BUDGET_USD = env.float("LLM_DAILY_BUDGET_USD", default=0.0)
+# The admin dashboard's figures are computed at most once per this many seconds and shared by
+# every replica through the layered cache; the page says when they were computed (0 = always now).
+DASHBOARD_CACHE_SECONDS = env.int("DASHBOARD_CACHE_SECONDS", default=30)
 LLM_RETRY_ATTEMPTS = env.int("LLM_RETRY_ATTEMPTS", default=3)
 LLM_RETRY_BASE_SECONDS = env.float("LLM_RETRY_BASE_SECONDS", default=1.0)
 LLM_RETRY_CAP_SECONDS = env.float("LLM_RETRY_CAP_SECONDS", default=60.0)
