@@ -16,6 +16,7 @@ from django.utils import timezone
 from django.utils.html import format_html
 
 from casebank.cases import services
+from casebank.cases.plan_editor import PlanField
 from casebank.models import Case, CaseReviewChange, CaseStatus, CaseStatusChange, CaseVersion, PendingCase
 from core.admin_support import HistoryInline, ReadOnlyAdminMixin, decision_page
 from core.errors import DomainError
@@ -49,19 +50,10 @@ def short_moment(moment: Any) -> str:
                                                    timezone.localtime(moment).strftime("%Y-%m-%d %H:%M"))
 
 
-class PrettyJSONField(forms.JSONField):
-    """Plans are read by people: show them indented."""
-
-    def prepare_value(self, value: Any) -> str:
-        if isinstance(value, forms.fields.InvalidJSONInput):
-            return value
-        return json.dumps(value, indent=2, ensure_ascii=False)
-
-
 class CaseForm(forms.ModelForm):
-    plan = PrettyJSONField(
-        widget=forms.Textarea(attrs={"rows": 12, "cols": 90, "style": "font-family:monospace"}),
-        help_text='Text in quotes, or a JSON list of steps: [{"agent": "data_analysis", "action": "..."}]',
+    plan = PlanField(
+        help_text="Steps, each naming the agent that takes it; or the JSON view: text in quotes, or a list of "
+                  'steps [{"agent": "data_analysis", "action": "..."}]. Checked like the API checks it.',
     )
     tags = forms.JSONField(
         required=False,
