@@ -87,9 +87,16 @@ class CaseForm(forms.ModelForm):
 
 class CaseVersionInline(HistoryInline):
     model = CaseVersion
-    fields = ["version", "reason", "author", "created_at", "plan_preview", "rollback"]
+    fields = ["version", "reason", "author", "created_at", "plan_preview", "logs", "rollback"]
     ordering = ["-version"]
     verbose_name_plural = "Version history"
+
+    @admin.display(description="Runs")
+    def logs(self, version: CaseVersion) -> str:
+        # By URL name and parameters only: the case bank imports nothing of reflection.
+        url = reverse("admin:reflection_executionlog_changelist")
+        return format_html('<a href="{}?case__id__exact={}&amp;case_version={}">logs of v{}</a>',
+                           url, version.case_id, version.version, version.version)
 
     @admin.display(description="Plan")
     def plan_preview(self, version: CaseVersion) -> str:

@@ -16,6 +16,7 @@ from django.utils.html import format_html
 
 from core.admin_support import HistoryInline, ReadOnlyAdminMixin, decision_page
 from core.errors import Conflict, DomainError
+from reflection.logs.admin import version_with_logs_html
 from reflection.models import (
     LLMCall,
     PendingSuggestion,
@@ -45,6 +46,8 @@ class SuggestionAdminBase(ReadOnlyAdminMixin, admin.ModelAdmin):
     inlines = [DecisionInline]
     readonly_fields = [
         "case_link",
+        "base_version_links",
+        "applied_version_links",
         "base_version",
         "status",
         "source",
@@ -67,11 +70,11 @@ class SuggestionAdminBase(ReadOnlyAdminMixin, admin.ModelAdmin):
         "rolled_back_version",
     ]
     fieldsets = [
-        ("Proposal", {"fields": ["case_link", "base_version", "status", "source", "confidence_pct", "rationale",
+        ("Proposal", {"fields": ["case_link", "base_version_links", "status", "source", "confidence_pct", "rationale",
                                  "changes_list", "expected_effect"]}),
         ("Current vs proposed plan", {"fields": ["plan_diff"]}),
         ("Evidence", {"fields": ["evidence_view"]}),
-        ("Review", {"fields": ["reviewed_by", "reviewed_at", "review_note", "stale_reason", "applied_version",
+        ("Review", {"fields": ["reviewed_by", "reviewed_at", "review_note", "stale_reason", "applied_version_links",
                                "verification_view", "rolled_back_version"]}),
         ("Provenance", {"fields": ["model", "tokens", "fallback_reason", "created_at"], "classes": ["collapse"]}),
     ]
@@ -107,6 +110,14 @@ class SuggestionAdminBase(ReadOnlyAdminMixin, admin.ModelAdmin):
             '<a href="/admin/casebank/case/{}/change/">{}</a> <span style="color:#888">now v{}</span>',
             suggestion.case_id, suggestion.case.title[:80], suggestion.case.version,
         )
+
+    @admin.display(description="Made against")
+    def base_version_links(self, suggestion: Suggestion) -> str:
+        return version_with_logs_html(suggestion.case_id, suggestion.base_version)
+
+    @admin.display(description="Applied as")
+    def applied_version_links(self, suggestion: Suggestion) -> str:
+        return version_with_logs_html(suggestion.case_id, suggestion.applied_version)
 
     @admin.display(description="Success rate")
     def success_rate(self, suggestion: Suggestion) -> str:
