@@ -272,6 +272,10 @@ SPECTACULAR_SETTINGS = {
 EMBEDDING_MODEL = env.str("EMBEDDING_MODEL", default="")
 # Intra-op threads torch uses per process for embeddings (0: torch's default, one per core).
 EMBEDDING_THREADS = env.int("EMBEDDING_THREADS", default=1)
+# Load the embedding model when the web process starts (in the background; /health/ready answers
+# 503 until it is loaded), not in the first search (7.4 s). Off by default so that commands and
+# tests never pay for it; `make run` turns it on for the web server.
+EMBEDDINGS_WARM_ON_START = env.bool("EMBEDDINGS_WARM_ON_START", default=False)
 # The model's output size; after changing the model, `manage.py rebuild_embeddings` re-embeds
 # cases and documents and rebuilds the vector columns and HNSW indexes at this size.
 EMBEDDING_DIMENSIONS = env.int("EMBEDDING_DIMENSIONS", default=384)

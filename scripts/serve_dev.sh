@@ -20,16 +20,21 @@ $PY manage.py qcluster & pids+=($!)
 $PY manage.py run_sessions & pids+=($!)
 $PY -m uvicorn config.asgi:application --host "${SSE_ADDRESS%:*}" --port "${SSE_ADDRESS##*:}" --no-access-log & pids+=($!)
 trap 'kill "${pids[@]}" 2>/dev/null; wait "${pids[@]}" 2>/dev/null || true' EXIT INT TERM
-$PY manage.py runserver --noreload "$ADDRESS" & pids+=($!)
-# The banner comes last, once the web server answers (the runner warms the embedding model first).
-$PY - "http://$ADDRESS/health/live" <<'WAIT' || true
+# The web server loads the embedding model as it starts (the runner does too), so the first
+# search does not wait seconds for it; /health/ready answers 503 until the model is loaded.
+EMBEDDINGS_WARM_ON_START=1 $PY manage.py runserver --noreload "$ADDRESS" & pids+=($!)
+# The banner comes last, once the web server is ready: database, migrations, embedding model.
+echo "Starting: loading the embedding model in the web server..."
+$PY - "http://$ADDRESS/health/ready" <<'WAIT' || true
 import sys, time, urllib.request
-for _ in range(240):
+for _ in range(360):
     try:
         urllib.request.urlopen(sys.argv[1], timeout=2)
         break
-    except OSError:
+    except OSError:  # refused, or 503 (HTTPError) while the model loads
         time.sleep(0.5)
+else:
+    print("The web server did not report ready within 3 minutes; see its output above.", file=sys.stderr)
 WAIT
 echo
 echo "=================================================================="
