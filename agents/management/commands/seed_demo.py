@@ -7,6 +7,7 @@ from tqdm import tqdm
 
 from agents.demo import cases as demo_cases
 from agents.demo import data as demo_data
+from agents.demo.sessions import seed_session
 from agents.knowledge.services import documents_load_path
 from reflection.analysis import services as reflection_services
 
@@ -15,7 +16,8 @@ class Command(BaseCommand):
     help = (
         "Seed the demo: ~50 cases across categories and ~10,000 execution logs over 30 days "
         "with known failure patterns, analysed once so admin shows their figures, a sample "
-        "analytics database and knowledge documents. Idempotent: running it again adds nothing."
+        "analytics database, knowledge documents and one supervisor session run over them. "
+        "Idempotent: running it again adds nothing."
     )
 
     def add_arguments(self, parser: Any) -> None:
@@ -33,9 +35,12 @@ class Command(BaseCommand):
         analytics = demo_data.seed_analytics()
         with tqdm(desc="documents", disable=quiet, file=self.stderr) as bar:
             _, documents = documents_load_path(demo_data.DEMO_DOCS_DIR, on_progress=bar.update)
+        # Last: it plans from the cases and answers from the analytics database and documents.
+        session = seed_session()
+        ran = f", a demo session {session.status}" if session is not None else ""
         self.stdout.write(self.style.SUCCESS(
             f"Demo seeded: {cases} new case(s), {logs} new log(s), {documents} new document(s)"
-            f"{', analytics database created' if analytics else ''}{analysed}."
+            f"{', analytics database created' if analytics else ''}{analysed}{ran}."
         ))
 
     def _analyse(self, quiet: bool) -> str:
