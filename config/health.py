@@ -87,6 +87,13 @@ def check_llm() -> dict[str, Any]:
     return {"status": DOWN if state == "open" else UP, "configured": True, "breaker": state}
 
 
+def check_embeddings() -> dict[str, Any]:
+    """Whether this process holds the embedding model (reported with EMBEDDINGS_WARM_ON_START)."""
+    if embeddings.is_loaded():
+        return {"status": UP, "model": embeddings.model_label()}
+    return {"status": DOWN, "reason": "embedding model loading"}
+
+
 CHECKS = {"database": check_database, "cache": check_cache, "queue": check_queue, "llm": check_llm}
 
 
@@ -98,6 +105,8 @@ def _required() -> set[str]:
 @require_GET
 def health(request: HttpRequest) -> JsonResponse:
     checks = {name: _timed(check) for name, check in CHECKS.items()}
+    if settings.EMBEDDINGS_WARM_ON_START:
+        checks["embeddings"] = _timed(check_embeddings)
     required = _required()
     failing = {name for name, result in checks.items() if result["status"] != UP}
     if failing & required:
@@ -143,7 +152,7 @@ def ready(request: HttpRequest) -> JsonResponse:
     checks: dict[str, Any] = {"database": database}
     if settings.EMBEDDINGS_WARM_ON_START:
         # Warming at start (CasebankConfig.ready): take traffic once a search will not wait for it.
-        if not embeddings.is_loaded():
+        checks["embeddings"] = check_embeddings()
+        if checks["embeddings"]["status"] != UP:
             return JsonResponse({"status": DOWN, "reason": "embedding model loading"}, status=503)
-        checks["embeddings"] = {"status": UP, "model": embeddings.model_label()}
     return JsonResponse({"status": UP, "checks": checks})

@@ -27,12 +27,20 @@ class SessionAdmin(admin.ModelAdmin):
     list_select_related = ["case"]
     raw_id_fields = ["case", "created_case"]
     readonly_fields = [
-        "id", "query", "sql", "status", "phase", "iteration", "plan_source", "plan_pretty", "scores_table",
+        "id", "query", "status", "phase", "iteration", "plan_source", "plan_pretty", "scores_table",
         "timings_table", "passed", "tokens_in", "tokens_out", "cost_usd", "model",
         "case", "case_version", "case_similarity", "created_case", "log_id", "created_by", "created_at",
-        "started_at", "finished_at", "attempts", "retry_at",
+        "started_at", "finished_at", "attempts", "retry_at", "lease_owner", "lease_until", "api_key", "owner",
     ]
-    exclude = ["plan", "results", "scores", "errors", "timings_ms", "answer"]
+    # Below the answer, result and timeline (the template): what was run, how it scored, by whom.
+    fieldsets = [
+        (None, {"fields": ["query", "status", "passed", "phase", "iteration", "id"]}),
+        ("Plan and evaluation", {"fields": ["plan_source", "plan_pretty", "scores_table", "timings_table"]}),
+        ("Cases and logs", {"fields": ["case", "case_version", "case_similarity", "created_case", "log_id"]}),
+        ("Spend", {"fields": ["tokens_in", "tokens_out", "cost_usd", "model"]}),
+        ("Runtime", {"fields": ["created_by", "api_key", "owner", "created_at", "started_at", "finished_at", "attempts",
+                                "retry_at", "lease_owner", "lease_until"], "classes": ["collapse"]}),
+    ]
 
     @admin.display(description="query")
     def query_short(self, session: Session) -> str:

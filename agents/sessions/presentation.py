@@ -30,9 +30,22 @@ _CITATION = re.compile(r"\[(\d{1,4})\]")
 
 
 @dataclass
+class Cell:
+    text: str
+    kind: str  # "num" (right-aligned), "null", or "" for text
+
+
+def cell(value: Any) -> Cell:
+    if value is None:
+        return Cell("null", "null")
+    numeric = isinstance(value, (int, float)) and not isinstance(value, bool)
+    return Cell(cell_text(value), "num" if numeric else "")
+
+
+@dataclass
 class ResultTable:
     columns: list[str]
-    rows: list[list[str]]
+    rows: list[list[Cell]]
     total: int
     truncated_by_source: bool  # the worker's own row cap cut the result
 
@@ -119,7 +132,7 @@ def result_table(data: dict) -> ResultTable | None:
         return None
     width = len(columns)
     shown = [
-        [cell_text(row[i]) if i < len(row) else "" for i in range(width)]
+        [cell(row[i]) if i < len(row) else Cell("", "") for i in range(width)]
         for row in rows[:TABLE_ROWS] if isinstance(row, list)
     ]
     count = data.get("row_count")
@@ -207,7 +220,8 @@ def _event_message(event: SessionEvent) -> tuple[str, str]:
     if kind == "select":
         decisions = _list_of(data, "decisions")
         return "", "; ".join(cell_text(d) if not isinstance(d, dict) else
-                             ", ".join(f"{k} {cell_text(v)}" for k, v in d.items()) for d in decisions)
+                             ", ".join(f"{k} {cell_text(v)}" for k, v in d.items() if v not in ("", None, [], {}))
+                             for d in decisions)
     if kind == "results":
         agents = _dict_of(data, "agents")
         return "", ", ".join(f"{name} {'ok' if ok else 'failed'}" for name, ok in agents.items())

@@ -46,8 +46,14 @@ TITLE_CHARS = 36
 
 
 def short_moment(moment: Any) -> str:
-    return "—" if moment is None else format_html('<span style="white-space:nowrap">{}</span>',
-                                                   timezone.localtime(moment).strftime("%Y-%m-%d %H:%M"))
+    """"Dec 06 07:35" this year, "2025-11-30" before: two date columns fit beside the filters;
+    the full moment is in the tooltip."""
+    if moment is None:
+        return "—"
+    local = timezone.localtime(moment)
+    shape = "%b %d %H:%M" if local.year == timezone.localtime().year else "%Y-%m-%d"
+    return format_html('<span style="white-space:nowrap" title="{}">{}</span>',
+                       local.strftime("%Y-%m-%d %H:%M %Z"), local.strftime(shape))
 
 
 class CaseForm(forms.ModelForm):

@@ -51,6 +51,11 @@ class Figure:
     # Draw attention: a person is needed, or the loop is unhealthy.
     alert: bool = False
 
+    @property
+    def shown(self) -> str:
+        """The value as the page prints it: counts with thousands separators."""
+        return f"{self.value:,}" if isinstance(self.value, int) else str(self.value)
+
 
 @dataclass
 class Dashboard:

@@ -27,8 +27,8 @@ def index(request: HttpRequest) -> TemplateResponse:
         "cache_seconds": settings.DASHBOARD_CACHE_SECONDS,
         "trend_chart": success_rate_trend_svg(board.trend),
         "ingestion_chart": per_minute_bars_svg(board.ingestion_per_minute),
-        "ingestion_last_minute": board.ingestion_per_minute[-1][1] if board.ingestion_per_minute else 0,
-        "ingestion_hour": sum(n for _, n in board.ingestion_per_minute),
+        "ingestion_last_minute": f"{board.ingestion_per_minute[-1][1] if board.ingestion_per_minute else 0:,}",
+        "ingestion_hour": f"{sum(n for _, n in board.ingestion_per_minute):,}",
     }
     return admin.site.index(request, extra_context=context)
 

@@ -15,6 +15,7 @@ from django.utils import timezone
 from django.utils.functional import cached_property
 from django.utils.html import format_html
 
+from casebank.cases.admin import short_moment
 from casebank.models import Case
 from core.admin_support import ReadOnlyAdminMixin
 from reflection.models import ExecutionLog
@@ -149,15 +150,16 @@ class ErrorTypeFilter(admin.SimpleListFilter):
 
 @admin.register(ExecutionLog)
 class ExecutionLogAdmin(ReadOnlyAdminMixin, admin.ModelAdmin):
+    # One line per log at 1,440 px beside the filters.
     list_display = [
-        "created_at",
+        "when",
         "outcome",
         "case_link",
         "version_link",
         "error_type",
-        "execution_time_ms",
+        "duration",
         "tokens",
-        "model",
+        "model_name",
         "session_column",
     ]
     list_filter = [CaseFilter, CaseVersionFilter, "success", ErrorTypeFilter, ("created_at", admin.DateFieldListFilter)]
@@ -177,11 +179,23 @@ class ExecutionLogAdmin(ReadOnlyAdminMixin, admin.ModelAdmin):
         # The list never shows the message or context: leave the big columns on disk.
         return super().get_queryset(request).defer("context", "error_message", "error_template", "case__embedding", "case__plan")
 
+    @admin.display(description="Run at", ordering="created_at")
+    def when(self, log: ExecutionLog) -> str:
+        return short_moment(log.created_at)
+
     @admin.display(description="Outcome", ordering="success")
     def outcome(self, log: ExecutionLog) -> str:
         if log.success:
-            return format_html('<span style="color:{};font-weight:600">{}</span>', "#1a7f37", "✔ success")
-        return format_html('<span style="color:{};font-weight:600">{}</span>', "#cf222e", "✘ failed")
+            return format_html('<span style="color:{};font-weight:600;white-space:nowrap">{}</span>', "#1a7f37", "✔ success")
+        return format_html('<span style="color:{};font-weight:600;white-space:nowrap">{}</span>', "#cf222e", "✘ failed")
+
+    @admin.display(description="Took", ordering="execution_time_ms")
+    def duration(self, log: ExecutionLog) -> str:
+        return format_html('<span style="white-space:nowrap">{} ms</span>', f"{log.execution_time_ms:,}")
+
+    @admin.display(description="Model", ordering="model")
+    def model_name(self, log: ExecutionLog) -> str:
+        return format_html('<span style="white-space:nowrap">{}</span>', log.model or "—")
 
     @admin.display(description="Case")
     def case_link(self, log: ExecutionLog) -> str:

@@ -94,3 +94,19 @@ def test_the_app_loads_the_model_at_start_when_asked_and_not_otherwise(settings)
         assert embeddings.is_loaded()
     finally:
         embeddings.get_model()  # leave the model loaded for the tests after this one
+
+
+@pytest.mark.django_db
+def test_while_the_model_loads_ready_refuses_and_the_status_page_says_so(anonymous_api, settings):
+    settings.EMBEDDINGS_WARM_ON_START = True
+    embeddings._load_model.cache_clear()
+    try:
+        assert anonymous_api.get("/health/ready").status_code == 503
+        status = anonymous_api.get("/health")
+        # The status page stays 200 (what `make run` polls without logging errors), degraded.
+        assert status.status_code == 200 and status.json()["status"] == "degraded"
+        assert status.json()["checks"]["embeddings"]["reason"] == "embedding model loading"
+    finally:
+        embeddings.get_model()
+    assert anonymous_api.get("/health/ready").json()["checks"]["embeddings"]["status"] == "up"
+    assert anonymous_api.get("/health").json()["checks"]["embeddings"]["status"] == "up"

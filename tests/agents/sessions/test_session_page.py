@@ -38,7 +38,7 @@ def test_it_shows_answer_table_chart_sources_and_timeline_of_a_real_session(
     table = page.split('<section id="result">')[1].split("</section>")[0]
     assert "<th>region</th><th>revenue</th>" in table
     assert len(re.findall(r"<tr><td", table)) == len(rows) == 4
-    assert f"<td>{rows[0][0]}</td>" in table
+    assert f"<td>{rows[0][0]}</td>" in table and '<td class="num">' in table
     chart = page.split('class="bar-chart"')[1].split("</svg>")[0]
     assert chart.count("<rect") == 4 and rows[0][0] in chart  # one bar per region, labelled
     assert "revenue by region" in page
