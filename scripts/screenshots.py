@@ -18,7 +18,7 @@ CHROMIUM = "/usr/bin/chromium"
 FLAGS = ["--no-sandbox", "--disable-gpu", "--disable-quic", "--no-first-run", "--disable-background-networking",
          "--disable-component-update", "--disable-sync"]
 DEGRADING_TITLE = "Root causes of tickets"
-DEMO_SESSION_QUERY = "Which region had the highest order revenue"
+DEMO_SESSION_QUERY = "Show revenue by region"  # seed_demo's session (agents.demo.cases.DEMO_SESSION_QUERY)
 PAGES = [
     ("dashboard", "/admin/"),
     ("case-list", "/admin/casebank/case/"),
