@@ -29,14 +29,14 @@ class SessionAdmin(admin.ModelAdmin):
     readonly_fields = [
         "id", "query", "status", "phase", "iteration", "plan_source", "plan_pretty", "scores_table",
         "timings_table", "passed", "tokens_in", "tokens_out", "cost_usd", "model",
-        "case", "case_version", "case_similarity", "created_case", "log_id", "created_by", "created_at",
+        "case", "case_version", "similarity", "created_case", "log_id", "created_by", "created_at",
         "started_at", "finished_at", "attempts", "retry_at", "lease_owner", "lease_until", "api_key", "owner",
     ]
     # Below the answer, result and timeline (the template): what was run, how it scored, by whom.
     fieldsets = [
         (None, {"fields": ["query", "status", "passed", "phase", "iteration", "id"]}),
         ("Plan and evaluation", {"fields": ["plan_source", "plan_pretty", "scores_table", "timings_table"]}),
-        ("Cases and logs", {"fields": ["case", "case_version", "case_similarity", "created_case", "log_id"]}),
+        ("Cases and logs", {"fields": ["case", "case_version", "similarity", "created_case", "log_id"]}),
         ("Spend", {"fields": ["tokens_in", "tokens_out", "cost_usd", "model"]}),
         ("Runtime", {"fields": ["created_by", "api_key", "owner", "created_at", "started_at", "finished_at", "attempts",
                                 "retry_at", "lease_owner", "lease_until"], "classes": ["collapse"]}),
@@ -56,7 +56,14 @@ class SessionAdmin(admin.ModelAdmin):
 
     @admin.display(description="plan")
     def plan_pretty(self, session: Session) -> str:
-        return format_html("<pre>{}</pre>", json.dumps(session.plan, indent=2, default=str))
+        # Wrapped: a step's SQL is one long line.
+        return format_html('<pre style="white-space:pre-wrap;word-break:break-word">{}</pre>',
+                           json.dumps(session.plan, indent=2, default=str, ensure_ascii=False))
+
+    @admin.display(description="case similarity")
+    def similarity(self, session: Session) -> str:
+        """How close the query was to the case whose plan was used (cosine, 0..1)."""
+        return "—" if session.case_similarity is None else f"{session.case_similarity:.3f}"
 
     @admin.display(description="scores")
     def scores_table(self, session: Session) -> str:
