@@ -315,6 +315,15 @@ AGENTS_RUNNER_DB_THREADS = env.int("AGENTS_RUNNER_DB_THREADS", default=8)
 AGENTS_RUNNER_LLM_THREADS = env.int("AGENTS_RUNNER_LLM_THREADS", default=64)
 AGENTS_RUNNER_LEASE_S = env.float("AGENTS_RUNNER_LEASE_S", default=30.0)
 AGENTS_RUNNER_POLL_S = env.float("AGENTS_RUNNER_POLL_S", default=0.1)
+# Sessions one API key may have queued or running at once, by tier (0: no limit); a post past
+# it is refused with 429 (docs/agents.md). Posts without a key (admin, commands) have none.
+AGENTS_SESSIONS_PER_KEY = {
+    "standard": env.int("AGENTS_SESSIONS_PER_KEY_STANDARD", default=20),
+    "premium": env.int("AGENTS_SESSIONS_PER_KEY_PREMIUM", default=200),
+}
+# glibc malloc arenas in a runner (0: glibc's default of 8 per core). Each of its ~70 threads
+# would otherwise grow an arena of its own: 2 kept the 200-session peak ~N MB lower.
+AGENTS_RUNNER_MALLOC_ARENAS = env.int("AGENTS_RUNNER_MALLOC_ARENAS", default=2)
 # Where clients read `GET /api/sessions/{id}/stream` (the ASGI server); named in the refusal the
 # WSGI workers answer with. Empty: "the ASGI (SSE) port".
 SSE_PUBLIC_URL = env.str("SSE_PUBLIC_URL", default="")
