@@ -65,6 +65,14 @@ def main(base: str, user: str, password: str, out: Path) -> None:
             page.wait_for_load_state("load")
             page.screenshot(path=str(out / "session.png"), full_page=True)
             print(f"session: {page.title()}")
+        # The demo's running experiment (seed_demo approves a suggestion): arms, statistic, chart.
+        page.goto(base + "/admin/reflection/experiment/")
+        experiment_link = page.locator("#result_list tbody tr th a").first
+        if experiment_link.count():
+            experiment_link.click()
+            page.wait_for_load_state("load")
+            page.screenshot(path=str(out / "experiment.png"), full_page=True)
+            print(f"experiment: {page.title()}")
         # A case's analysis page: the demo's degrading case if it is there, else the first listed.
         page.goto(base + "/admin/reflection/caseanalysis/")
         analyses = page.locator('a[href*="/admin/reflection/caseanalysis/case/"]')
