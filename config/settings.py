@@ -272,6 +272,10 @@ SPECTACULAR_SETTINGS = {
 EMBEDDING_MODEL = env.str("EMBEDDING_MODEL", default="")
 # Intra-op threads torch uses per process for embeddings (0: torch's default, one per core).
 EMBEDDING_THREADS = env.int("EMBEDDING_THREADS", default=1)
+# Load the embedding model when the web process starts (in the background; /health/ready answers
+# 503 until it is loaded), not in the first search (7.4 s). Off by default so that commands and
+# tests never pay for it; `make run` turns it on for the web server.
+EMBEDDINGS_WARM_ON_START = env.bool("EMBEDDINGS_WARM_ON_START", default=False)
 # The model's output size; after changing the model, `manage.py rebuild_embeddings` re-embeds
 # cases and documents and rebuilds the vector columns and HNSW indexes at this size.
 EMBEDDING_DIMENSIONS = env.int("EMBEDDING_DIMENSIONS", default=384)
@@ -333,6 +337,9 @@ LLM_TIMEOUT_SECONDS = env.float("LLM_TIMEOUT_SECONDS", default=30.0)
 LLM_CALLS_PER_MINUTE = env.int("LLM_CALLS_PER_MINUTE", default=5)
 # Shown against the day's LLM spend on the admin dashboard (0 = no budget set); not enforced.
 LLM_DAILY_BUDGET_USD = env.float("LLM_DAILY_BUDGET_USD", default=0.0)
+# The admin dashboard's figures are computed at most once per this many seconds and shared by
+# every replica through the layered cache; the page says when they were computed (0 = always now).
+DASHBOARD_CACHE_SECONDS = env.int("DASHBOARD_CACHE_SECONDS", default=30)
 LLM_RETRY_ATTEMPTS = env.int("LLM_RETRY_ATTEMPTS", default=3)
 LLM_RETRY_BASE_SECONDS = env.float("LLM_RETRY_BASE_SECONDS", default=1.0)
 LLM_RETRY_CAP_SECONDS = env.float("LLM_RETRY_CAP_SECONDS", default=60.0)

@@ -1,12 +1,14 @@
 """Sentence embeddings for cases and documents, computed when they are written.
 
 The model loads lazily, once per process (about 1 s, plus ~10 s for a cold `import torch`), so
-the web process pays for it only when it first embeds. The usual layout runs on `transformers`
-alone (`encoder.PlainEncoder`); others on sentence-transformers. Vectors are L2-normalised, so cosine
+the web process pays for it only when it first embeds, unless `EMBEDDINGS_WARM_ON_START` loads it
+as the process starts (`CasebankConfig.ready`). The usual layout runs on `transformers` alone
+(`encoder.PlainEncoder`); others on sentence-transformers. Vectors are L2-normalised, so cosine
 similarity is a dot product.
 """
 from __future__ import annotations
 
+import logging
 import os
 import threading
 from functools import lru_cache
@@ -18,6 +20,7 @@ from django.conf import settings
 from casebank.search.encoder import PlainEncoder, plain_layout
 
 _load_lock = threading.Lock()
+logger = logging.getLogger(__name__)
 
 PACKAGED_MODEL = "all-MiniLM-L6-v2"
 
@@ -88,6 +91,25 @@ def _load_model() -> Any:  # a SentenceTransformer; the library ships no types
 def get_model() -> Any:
     with _load_lock:
         return _load_model()
+
+
+def is_loaded() -> bool:
+    """Whether this process holds the model (a search will not wait for it to load)."""
+    return _load_model.cache_info().currsize > 0
+
+
+def warm_in_background() -> threading.Thread:
+    """Load the model and run one embedding in a daemon thread; the process starts serving
+    meanwhile and readiness (`/health/ready`) waits for `is_loaded()`."""
+    def warm() -> None:
+        try:
+            embed_text("warm up")
+        except Exception:  # a broken model must not kill the server: the first search reports it
+            logger.exception("Warming the embedding model failed")
+
+    thread = threading.Thread(target=warm, name="embeddings-warm-up", daemon=True)
+    thread.start()
+    return thread
 
 
 def embed_texts(texts: list[str]) -> np.ndarray:
