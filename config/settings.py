@@ -296,6 +296,20 @@ ANALYTICS_STATEMENT_TIMEOUT_MS = env.int("ANALYTICS_STATEMENT_TIMEOUT_MS", defau
 ANALYTICS_ROW_CAP = env.int("ANALYTICS_ROW_CAP", default=500)
 ANALYTICS_MAX_CELL_BYTES = env.int("ANALYTICS_MAX_CELL_BYTES", default=4096)
 ANALYTICS_MAX_RESULT_BYTES = env.int("ANALYTICS_MAX_RESULT_BYTES", default=1_000_000)
+# The cost check (agents/tools/sql_cost.py): the planner's row estimate at any step, and on
+# PostgreSQL its total cost. The demo's questions estimate at most ~15,000 rows (a correlated
+# EXISTS on SQLite 1.6 million) and a cost under 600; a self-join of orders 16 million rows, an
+# inequality join 5.3 million (docs/agents.md).
+ANALYTICS_MAX_PLAN_ROWS = env.int("ANALYTICS_MAX_PLAN_ROWS", default=4_000_000)
+ANALYTICS_MAX_PLAN_COST = env.float("ANALYTICS_MAX_PLAN_COST", default=1_000_000.0)
+# PostgreSQL: the role the analytics transaction runs as (`manage.py setup_analytics_role`
+# creates it with SELECT on ANALYTICS_ALLOWED_TABLES only); empty = the login's own role.
+ANALYTICS_ROLE = env.str("ANALYTICS_ROLE", default="")
+ANALYTICS_WORK_MEM = env.str("ANALYTICS_WORK_MEM", default="16MB")
+ANALYTICS_TEMP_FILE_LIMIT = env.str("ANALYTICS_TEMP_FILE_LIMIT", default="256MB")
+ANALYTICS_CONNECT_TIMEOUT_S = env.int("ANALYTICS_CONNECT_TIMEOUT_S", default=3)
+# A replica that answers when the primary cannot be connected to (not when a query fails).
+ANALYTICS_FALLBACK_DATABASE_URL = env.str("ANALYTICS_FALLBACK_DATABASE_URL", default="")
 # Unset: the threshold calibrated for the embedding model (casebank.search.embeddings).
 RETRIEVAL_VECTOR_THRESHOLD = (
     env.float("RETRIEVAL_VECTOR_THRESHOLD") if env.str("RETRIEVAL_VECTOR_THRESHOLD", default="") else None

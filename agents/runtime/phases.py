@@ -150,7 +150,10 @@ def _run_worker(session: Session, agent_name: str, task: AgentTask, abandoned: t
             output = AgentOutput(ok=False, error=f"{type(error).__name__}: {error}", error_type="AgentCrashed")
         elapsed = ms_since(started)
         if not abandoned.is_set():  # timed out: the session has moved on and must not hear from us
-            services.session_agent_result(session=session, agent=agent_name, ok=output.ok, ms=elapsed, error=output.error)
+            switched = output.data.get("source") == "fallback"
+            services.session_agent_result(session=session, agent=agent_name, ok=output.ok, ms=elapsed, error=output.error,
+                                          source="fallback" if switched else "",
+                                          notes=output.data.get("notes") if switched else None)
         return output, elapsed
     finally:
         # Pool threads outlive the session (and a private pool's threads end without closing

@@ -270,9 +270,15 @@ def session_agents_selected(
                    **changes)
 
 
-def session_agent_result(*, session: Session, agent: str, ok: bool, ms: int, error: str) -> SessionEvent:
-    """One worker finished (from its own thread; the fields of the session are untouched)."""
-    return _append(session, kind="agent", data={"agent": agent, "ok": ok, "ms": ms, "error": error})
+def session_agent_result(
+    *, session: Session, agent: str, ok: bool, ms: int, error: str, source: str = "", notes: list[str] | None = None,
+) -> SessionEvent:
+    """One worker finished (from its own thread; the fields of the session are untouched).
+    `source` and `notes` record a switch, e.g. the analytics fallback database answering."""
+    data: dict[str, Any] = {"agent": agent, "ok": ok, "ms": ms, "error": error}
+    if source:
+        data.update(source=source, notes=list(notes or []))
+    return _append(session, kind="agent", data=data)
 
 
 def session_budget_wait(*, session: Session, purpose: str, wait_s: float) -> SessionEvent:

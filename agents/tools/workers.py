@@ -146,8 +146,11 @@ class DataAnalysisAgent(Agent):
             "chart": chart_spec(result.columns, result.rows),
             "cache_key": result.cache_key,
             "elapsed_ms": round(result.elapsed_ms, 2),
+            "source": result.source,
         }
-        layered_set(key, data, CACHE_SECONDS)
+        # A replica's answer may lag the primary: it is not kept under the primary's key.
+        if result.source == "primary":
+            layered_set(key, data, CACHE_SECONDS)
         return {**data, "cached": False}
 
     @staticmethod

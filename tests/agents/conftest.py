@@ -55,6 +55,8 @@ def pg_demo_analytics(settings, analytics_db):
                 with target.cursor().copy(f"COPY {table} FROM STDIN") as copy:
                     for row in source.execute(f"SELECT * FROM {table}"):
                         copy.write_row(row)
+            # A real analytics database has statistics: the cost check reads the planner's estimates.
+            target.execute(f"ANALYZE {', '.join(tables)}")
     finally:
         source.close()
     settings.ANALYTICS_DATABASE_URL = url

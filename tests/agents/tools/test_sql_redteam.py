@@ -185,6 +185,6 @@ def test_the_runner_bounds_bytes_even_if_an_amplifier_slipped_past_the_guard(dia
     sql = ("SELECT replace(hex(zeroblob(100000)), '0', 'ab') FROM orders" if dialect == "sqlite"
            else "SELECT CAST('a' AS CHAR(300000)) AS x FROM orders")
     runner = analytics._run_sqlite if dialect == "sqlite" else analytics._run_postgres
-    columns, bounded = runner(url, sql, timeout_ms=5000, row_cap=500, max_bytes=200_000, max_cell=1000)
+    columns, bounded, _plan = runner(url, sql, timeout_ms=5000, row_cap=500, max_bytes=200_000, max_cell=1000)
     assert bounded.truncated and len(orjson.dumps(bounded.rows)) <= 200_000
     assert all(len(row[0]) <= 1000 for row in bounded.rows)
