@@ -310,6 +310,12 @@ ANALYTICS_TEMP_FILE_LIMIT = env.str("ANALYTICS_TEMP_FILE_LIMIT", default="256MB"
 ANALYTICS_CONNECT_TIMEOUT_S = env.int("ANALYTICS_CONNECT_TIMEOUT_S", default=3)
 # A replica that answers when the primary cannot be connected to (not when a query fails).
 ANALYTICS_FALLBACK_DATABASE_URL = env.str("ANALYTICS_FALLBACK_DATABASE_URL", default="")
+# Analytics queries running at once (agents/tools/concurrency.py): per API key and in all. Keep
+# the global one below the web workers (scripts/serve.sh: 2 per core), so queries never hold
+# them all; the API answers 429 over either, a session's step waits up to ANALYTICS_SLOT_WAIT_S.
+ANALYTICS_CONCURRENCY_PER_KEY = env.int("ANALYTICS_CONCURRENCY_PER_KEY", default=1)
+ANALYTICS_CONCURRENCY_GLOBAL = env.int("ANALYTICS_CONCURRENCY_GLOBAL", default=2)
+ANALYTICS_SLOT_WAIT_S = env.float("ANALYTICS_SLOT_WAIT_S", default=10.0)
 # Unset: the threshold calibrated for the embedding model (casebank.search.embeddings).
 RETRIEVAL_VECTOR_THRESHOLD = (
     env.float("RETRIEVAL_VECTOR_THRESHOLD") if env.str("RETRIEVAL_VECTOR_THRESHOLD", default="") else None

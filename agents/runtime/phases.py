@@ -130,7 +130,7 @@ def phase_select(run: SessionRun) -> None:
         assignments, decisions = select_agents(steps=run.plan.steps, task=base)
         # A step may carry its own SQL (a case filed from a session given SQL replays it).
         run.pending = {a.agent: AgentTask(query=session.query, actions=a.actions, sql=a.sql or session.sql,
-                                          iteration=1, listener=run.notices)
+                                          iteration=1, listener=run.notices, api_key_id=session.api_key_id)
                        for a in assignments}
         run.notices.selection(decisions)
         services.session_agents_selected(session=session, decisions=decisions, iteration=1,
@@ -243,7 +243,7 @@ def phase_evaluate(run: SessionRun) -> None:
     run.pending = {
         name: AgentTask(query=session.query, actions=run.pending[name].actions if name in run.pending else [],
                         sql=run.pending[name].sql if name in run.pending else session.sql,
-                        iteration=run.iteration + 1, listener=run.notices,
+                        iteration=run.iteration + 1, listener=run.notices, api_key_id=session.api_key_id,
                         feedback=run.outputs[name].error or f"quality score {run.scores.get(name, 0):.2f} below {threshold}")
         for name in run.outputs if run.scores.get(name, 0.0) < threshold
     }

@@ -17,6 +17,7 @@ from agents.metrics import agent_cache_lookup
 from agents.runtime import llm
 from agents.runtime.llm import BudgetListener, LLMError, llm_client
 from agents.tools import analytics, retrieval
+from agents.tools.concurrency import AnalyticsBusy, analytics_slot
 from agents.tools.sql_guard import PROMPT_RULES, SqlRefused, check_sql
 from casebank.search import embeddings
 from core.cache import layered_get, layered_set
@@ -39,6 +40,10 @@ class AgentTask:
     feedback: str = ""
     # Hears when the LLM budget makes this task wait (the session records it).
     listener: BudgetListener | None = field(default=None, compare=False, repr=False)
+    # The API key the work is done for: its analytics queries share its concurrency limit.
+    api_key_id: object = None
+    # Seconds to wait for a concurrency slot; None: ANALYTICS_SLOT_WAIT_S (the API passes 0).
+    slot_wait_s: float | None = None
 
 
 @dataclass
@@ -111,7 +116,11 @@ class DataAnalysisAgent(Agent):
             tokens_in, tokens_out, cost, model = answer.tokens_in, answer.tokens_out, answer.cost_usd, answer.model
         usage: _Usage = {"tokens_in": tokens_in, "tokens_out": tokens_out, "cost_usd": cost, "model": model}
         try:
-            data = self.query(sql)
+            # In a session (the runtime's threads, not a web worker) a busy limit is waited for.
+            wait_s = float(settings.ANALYTICS_SLOT_WAIT_S) if task.slot_wait_s is None else task.slot_wait_s
+            data = self.query(sql, key_id=task.api_key_id, wait_s=wait_s)
+        except AnalyticsBusy as error:
+            return AgentOutput(ok=False, error=str(error), error_type="AnalyticsBusy", data={"sql": sql}, **usage)
         except SqlRefused as error:
             return AgentOutput(ok=False, error=f"SQL refused: {error}", error_type="SQLRefused", data={"sql": sql}, **usage)
         except analytics.AnalyticsError as error:
@@ -120,8 +129,11 @@ class DataAnalysisAgent(Agent):
         return AgentOutput(ok=True, data=data, **usage)
 
     @staticmethod
-    def query(sql: str) -> dict:
+    def query(sql: str, *, key_id: object = None, wait_s: float = 0.0) -> dict:
         """Guarded, cached execution; the dict is what the API and the session store.
+
+        A query that is not cached runs in a concurrency slot of `key_id` and a global one
+        (`agents.tools.concurrency`), waiting up to `wait_s` for them, else `AnalyticsBusy`.
 
         Results go to the layered cache (core.cache): this process's memory answers a
         repeat without a network hop, the shared Redis answers it on every other replica and
@@ -134,7 +146,8 @@ class DataAnalysisAgent(Agent):
         agent_cache_lookup(agent=DATA_ANALYSIS, hit=cached is not None)
         if cached is not None:
             return {**cached, "cached": True}
-        result = analytics.run_checked_query(checked.sql, url=url)
+        with analytics_slot(key_id=key_id, wait_s=wait_s):
+            result = analytics.run_checked_query(checked.sql, url=url)
         data = {
             "sql": result.sql,
             "columns": result.columns,
