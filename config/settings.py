@@ -316,6 +316,12 @@ ANALYTICS_FALLBACK_DATABASE_URL = env.str("ANALYTICS_FALLBACK_DATABASE_URL", def
 ANALYTICS_CONCURRENCY_PER_KEY = env.int("ANALYTICS_CONCURRENCY_PER_KEY", default=1)
 ANALYTICS_CONCURRENCY_GLOBAL = env.int("ANALYTICS_CONCURRENCY_GLOBAL", default=2)
 ANALYTICS_SLOT_WAIT_S = env.float("ANALYTICS_SLOT_WAIT_S", default=10.0)
+# The vision agent (agents/tools/vision.py): the model that reads images (empty: LLM_MODEL) and
+# what a request may carry. A request body is bounded by API_MAX_BODY_BYTES as well (base64 is
+# 4/3 of the bytes): raise both together.
+VISION_MODEL = env.str("VISION_MODEL", default="")
+VISION_MAX_IMAGES = env.int("VISION_MAX_IMAGES", default=4)
+VISION_MAX_IMAGE_BYTES = env.int("VISION_MAX_IMAGE_BYTES", default=1_500_000)
 # Unset: the threshold calibrated for the embedding model (casebank.search.embeddings).
 RETRIEVAL_VECTOR_THRESHOLD = (
     env.float("RETRIEVAL_VECTOR_THRESHOLD") if env.str("RETRIEVAL_VECTOR_THRESHOLD", default="") else None

@@ -1,4 +1,5 @@
-"""`POST /api/agents/data-analysis/`: the guarded Text2SQL worker over REST."""
+"""The agents over REST: `POST /api/agents/data-analysis/` (guarded Text2SQL) and
+`POST /api/agents/vision/` (questions about images)."""
 from __future__ import annotations
 
 from drf_spectacular.utils import OpenApiResponse, extend_schema
@@ -7,11 +8,14 @@ from rest_framework.request import Request
 from rest_framework.response import Response
 from rest_framework.views import APIView
 
-from agents.runtime.llm import llm_client
+from agents.runtime.llm import LLMError, llm_client
 from agents.sessions.apis import api_key_of
 from agents.tools.analytics import AnalyticsError
 from agents.tools.concurrency import AnalyticsBusy, retry_after_s
+from agents.tools.serializers import clean_images, images_field
 from agents.tools.sql_guard import SqlRefused
+from agents.tools.vision import NO_LLM_MESSAGE as VISION_NO_LLM_MESSAGE
+from agents.tools.vision import Image, vision_answer, vision_available
 from agents.tools.workers import NO_LLM_MESSAGE, AgentTask, DataAnalysisAgent
 
 
@@ -62,3 +66,42 @@ class DataAnalysisApi(APIView):
             return Response({"detail": f"The LLM is unavailable: {output.error}", "errors": {}}, status=503)
         return Response({"detail": output.error, "errors": {"sql": [output.data.get("sql", "")]}}, status=422)
 
+
+
+class VisionApi(APIView):
+    class InputSerializer(serializers.Serializer):
+        question = serializers.CharField(max_length=5_000)
+        images = images_field(required=True)
+
+        def validate_images(self, value: list[dict]) -> list[Image]:
+            return clean_images(value)
+
+    class OutputSerializer(serializers.Serializer):
+        class ImageRefSerializer(serializers.Serializer):
+            sha256 = serializers.CharField()
+            bytes = serializers.IntegerField()
+            media_type = serializers.CharField()
+
+        answer = serializers.CharField()
+        images = ImageRefSerializer(many=True)
+        tokens_in = serializers.IntegerField()
+        tokens_out = serializers.IntegerField()
+        cost_usd = serializers.FloatField()
+        model = serializers.CharField()
+
+    @extend_schema(request=InputSerializer,
+                   responses={200: OutputSerializer,
+                              503: OpenApiResponse(description="No LLM configured, or it could not answer")},
+                   summary="Ask the vision model about images (base64 PNG/JPEG/WebP; never stored)")
+    def post(self, request: Request) -> Response:
+        data = self.InputSerializer(data=request.data)
+        data.is_valid(raise_exception=True)
+        if not vision_available():
+            return Response({"detail": VISION_NO_LLM_MESSAGE, "errors": {}}, status=status.HTTP_503_SERVICE_UNAVAILABLE,
+                            headers={"Caseloop-Expected-Refusal": "no LLM configured"})
+        try:
+            answer = vision_answer(question=data.validated_data["question"], images=data.validated_data["images"])
+        except LLMError as error:
+            return Response({"detail": f"The vision model could not answer: {error}", "errors": {}},
+                            status=status.HTTP_503_SERVICE_UNAVAILABLE)
+        return Response(self.OutputSerializer(answer.as_dict()).data)
