@@ -16,6 +16,7 @@ from django.db.models import F, Max, Q
 from django.utils import timezone
 
 from agents.models import FINISHED_STATUSES, Session, SessionEvent, SessionStatus
+from agents.tools.vision import Image, images_keep
 from agents.tools.workers import normalise_agent_name
 from casebank.cases import services as case_services
 from casebank.models import ApiKey, Case, ReviewState
@@ -50,11 +51,14 @@ _SESSION_FIELDS = {
 }
 
 
-def session_create(*, query: str, actor: str, sql: str = "", api_key: ApiKey | None = None) -> Session:
+def session_create(
+    *, query: str, actor: str, sql: str = "", api_key: ApiKey | None = None, images: list[Image] | None = None,
+) -> Session:
     """Store a queued session and enqueue its run once the row is committed.
 
     The row is the promise: if the task is lost (broker down, worker killed) the sweeper hands
-    the run out again at `retry_at`."""
+    the run out again at `retry_at`. Images are kept for the run in the cache, the row holds
+    their hashes and sizes only."""
     errors: dict[str, list[str]] = {}
     if not isinstance(query, str) or not query.strip():
         errors["query"] = ["A query is required."]
@@ -66,7 +70,10 @@ def session_create(*, query: str, actor: str, sql: str = "", api_key: ApiKey | N
         raise InvalidInput("Invalid session.", errors=errors)
     with transaction.atomic():
         session = Session(query=query.strip(), sql=sql.strip(), created_by=actor[:150], api_key=api_key,
-                          owner_id=api_key.user_id if api_key is not None else None)
+                          owner_id=api_key.user_id if api_key is not None else None,
+                          images=[image.ref() for image in images or []])
+        if images:
+            images_keep(session.id, images)
         session.retry_at = task_queue.redeliver_at(session.created_at)
         session.full_clean()
         session.save(force_insert=True)

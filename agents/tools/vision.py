@@ -22,8 +22,11 @@ from openai.types.chat import ChatCompletionContentPartParam, ChatCompletionMess
 
 from agents.runtime import llm
 from agents.runtime.llm import LLMError, llm_client
+from core.cache import layered_get, layered_set
 
 VISION = "vision"
+# How long a session's images wait in the cache for its run: queueing plus every iteration.
+SESSION_IMAGES_SECONDS = 900
 NO_LLM_MESSAGE = (
     "The vision agent needs an LLM that reads images and none is configured (set OPENAI_API_KEY and "
     "VISION_MODEL, or LLM_MODEL to a vision model)."
@@ -93,6 +96,27 @@ def decode_images(items: list[dict[str, Any]]) -> list[Image]:
             raise ImageRejected(f"Image {index} is not a PNG, JPEG or WebP image (by its first bytes).")
         images.append(Image(data=data, media_type=media_type))
     return images
+
+
+def images_keep(session_id: object, images: list[Image]) -> None:
+    """Hold a session's images for its run in the shared cache (Redis in production: every
+    runner reads it), for `SESSION_IMAGES_SECONDS`; never in the database."""
+    layered_set(_images_key(session_id), [(image.media_type, image.data) for image in images], SESSION_IMAGES_SECONDS)
+
+
+def images_load(session_id: object, refs: list[dict[str, Any]]) -> list[Image] | None:
+    """The session's images, checked against their stored hashes; None when they are gone."""
+    kept = layered_get(_images_key(session_id))
+    if not isinstance(kept, list):
+        return None
+    images = [Image(data=data, media_type=media_type) for media_type, data in kept]
+    if [image.sha256 for image in images] != [ref.get("sha256") for ref in refs]:
+        return None
+    return images
+
+
+def _images_key(session_id: object) -> str:
+    return f"agents:session-images:{session_id}"
 
 
 @dataclass

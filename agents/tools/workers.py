@@ -16,7 +16,7 @@ from agents import conf
 from agents.metrics import agent_cache_lookup
 from agents.runtime import llm
 from agents.runtime.llm import BudgetListener, LLMError, llm_client
-from agents.tools import analytics, retrieval
+from agents.tools import analytics, retrieval, vision
 from agents.tools.concurrency import AnalyticsBusy, analytics_slot
 from agents.tools.sql_guard import PROMPT_RULES, SqlRefused, check_sql
 from casebank.search import embeddings
@@ -44,6 +44,8 @@ class AgentTask:
     api_key_id: object = None
     # Seconds to wait for a concurrency slot; None: ANALYTICS_SLOT_WAIT_S (the API passes 0).
     slot_wait_s: float | None = None
+    # The session's images (vision agent), loaded from the cache for the run; never stored.
+    images: list[vision.Image] = field(default_factory=list, compare=False, repr=False)
 
 
 @dataclass
@@ -228,7 +230,30 @@ class InformationRetrievalAgent(Agent):
                                           "confidence": confidence})
 
 
-REGISTRY: dict[str, Agent] = {DATA_ANALYSIS: DataAnalysisAgent(), INFORMATION_RETRIEVAL: InformationRetrievalAgent()}
+class VisionAgent(Agent):
+    """Answers the question from the session's images with the vision model (agents.tools.vision)."""
+
+    name = vision.VISION
+
+    def availability(self, task: AgentTask) -> str | None:
+        if not task.images:
+            return "no images were given"
+        return None if vision.vision_available() else vision.NO_LLM_MESSAGE
+
+    def run(self, task: AgentTask) -> AgentOutput:
+        if not task.images:
+            return AgentOutput(ok=False, error="The session's images are no longer available.", error_type="ImagesGone")
+        try:
+            answer = vision.vision_answer(question=task.query, images=task.images, listener=task.listener)
+        except LLMError as error:
+            return AgentOutput(ok=False, error=str(error), error_type=type(error).__name__)
+        return AgentOutput(ok=True, data={"answer": answer.answer, "images": answer.images},
+                           tokens_in=answer.tokens_in, tokens_out=answer.tokens_out, cost_usd=answer.cost_usd,
+                           model=answer.model)
+
+
+REGISTRY: dict[str, Agent] = {DATA_ANALYSIS: DataAnalysisAgent(), INFORMATION_RETRIEVAL: InformationRetrievalAgent(),
+                              vision.VISION: VisionAgent()}
 # When an agent cannot run, who takes the step instead.
 SUBSTITUTES: dict[str, str] = {DATA_ANALYSIS: INFORMATION_RETRIEVAL}
 
