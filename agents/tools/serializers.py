@@ -18,7 +18,9 @@ class _TextOnly(serializers.CharField):
 
 
 class ImageInputSerializer(serializers.Serializer):
-    data = _TextOnly(
+    # SerializerMetaclass moves declared fields off the class, so this does not shadow
+    # Serializer.data; the stub cannot know that.
+    data = _TextOnly(  # type: ignore[assignment]
         trim_whitespace=False,
         help_text="The image file as base64 (or a data: URL): PNG, JPEG or WebP, recognised by its first bytes; "
                   "at most VISION_MAX_IMAGE_BYTES (1,500,000) decoded. Never stored: only its SHA-256 and size.",
