@@ -154,3 +154,14 @@ def test_an_image_counts_as_a_fixed_token_estimate_not_its_base64_length():
     big = Image(data=png() + b"\x00" * 1_000_000, media_type="image/png")
     estimate = budgets.estimate_tokens(vision_messages("What is it?", [big, big]))
     assert 2 * budgets.IMAGE_TOKENS < estimate < 2 * budgets.IMAGE_TOKENS + 1_000
+
+
+def test_the_openapi_schema_documents_images_and_the_concurrency_429(api):
+    schema = api.get("/api/schema/", HTTP_ACCEPT="application/json").json()
+    vision = schema["paths"]["/api/agents/vision/"]["post"]
+    assert set(vision["responses"]) >= {"200", "503"}
+    components = schema["components"]["schemas"]
+    assert "base64" in components["ImageInputRequest"]["properties"]["data"]["description"]
+    assert components["SessionListCreateApiInputRequest"]["properties"]["images"]["type"] == "array"
+    assert "sha256" in components["SessionOutput"]["properties"]["images"]["description"]
+    assert "429" in schema["paths"]["/api/agents/data-analysis/"]["post"]["responses"]
