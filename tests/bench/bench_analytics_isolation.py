@@ -55,10 +55,12 @@ def _request(url: str, token: str, body: dict | None = None) -> tuple[int, dict[
 
 def _reads(base: str, token: str, count: int, *, min_seconds: float = 0.0) -> list[float]:
     """`count` reads one after another, and on until `min_seconds` have passed (so a loaded run
-    spans several 5 s windows of the heavy queries)."""
+    spans several 5 s windows of the heavy queries), but never past 3 x `min_seconds` (without
+    the limits a read can wait seconds for a worker)."""
     timings: list[float] = []
     started = time.monotonic()
-    while len(timings) < count or time.monotonic() - started < min_seconds:
+    give_up = started + 3 * min_seconds if min_seconds else float("inf")
+    while (len(timings) < count or time.monotonic() - started < min_seconds) and time.monotonic() < give_up:
         status, _headers, seconds = _request(f"{base}/api/cases/?page_size=20", token)
         assert status == 200, status
         timings.append(seconds * 1000)

@@ -5,7 +5,6 @@ from __future__ import annotations
 import re
 
 import pytest
-from rest_framework.test import APIClient
 
 from agents.tools import analytics, sql_cost
 
@@ -35,20 +34,6 @@ CROSS_PRODUCTS = [
 ]
 
 
-@pytest.fixture(params=["sqlite", "postgres"])
-def dialect(request) -> str:
-    if request.param == "postgres":
-        request.getfixturevalue("pg_demo_analytics")
-    else:
-        request.getfixturevalue("analytics_db")
-    return request.param
-
-
-@pytest.fixture
-def caller(api_key) -> APIClient:
-    client = APIClient(raise_request_exception=False)
-    client.credentials(HTTP_AUTHORIZATION=f"Token {api_key[1]}")
-    return client
 
 
 @pytest.mark.parametrize("sql", DEMO_QUERIES)

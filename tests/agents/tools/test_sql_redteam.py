@@ -33,20 +33,6 @@ SQLITE_AMPLIFIER = _strftime_amplifier(900, 6)
 POSTGRES_PADDING = "SELECT CAST('a' AS CHAR(1000000)) AS x FROM orders"
 
 
-@pytest.fixture
-def caller(api_key) -> APIClient:
-    client = APIClient(raise_request_exception=False)  # a crash shows as the client's 500
-    client.credentials(HTTP_AUTHORIZATION=f"Token {api_key[1]}")
-    return client
-
-
-@pytest.fixture(params=["sqlite", "postgres"])
-def dialect(request) -> str:
-    if request.param == "postgres":
-        request.getfixturevalue("pg_demo_analytics")
-    else:
-        request.getfixturevalue("analytics_db")
-    return request.param
 
 
 def _ask(caller: APIClient, sql: str):

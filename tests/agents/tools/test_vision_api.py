@@ -36,12 +36,6 @@ def b64(data: bytes) -> str:
     return base64.b64encode(data).decode()
 
 
-@pytest.fixture
-def caller(api_key) -> APIClient:
-    client = APIClient(raise_request_exception=False)
-    client.credentials(HTTP_AUTHORIZATION=f"Token {api_key[1]}")
-    return client
-
 
 def ask(client: APIClient, images: object, question: object = "What is in the picture?"):
     return client.post("/api/agents/vision/", {"question": question, "images": images}, format="json")
