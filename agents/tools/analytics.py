@@ -213,7 +213,10 @@ def _bound_transaction(connection: psycopg.Connection, *, timeout_ms: int) -> No
     sets it for logins as the role itself); the role comes last, since after `SET ROLE` the
     bounds could no longer be set."""
     connection.execute("SET TRANSACTION READ ONLY")
-    connection.execute("SELECT set_config('statement_timeout', %s, true), set_config('work_mem', %s, true)",
+    # No parallel workers: a query's share of the server is one backend, so two heavy queries
+    # take two cores, not six (each would otherwise start max_parallel_workers_per_gather more).
+    connection.execute("SELECT set_config('statement_timeout', %s, true), set_config('work_mem', %s, true), "
+                       "set_config('max_parallel_workers_per_gather', '0', true)",
                        (str(int(timeout_ms)), str(settings.ANALYTICS_WORK_MEM)))
     superuser = connection.execute("SELECT current_setting('is_superuser')").fetchone()
     if superuser and superuser[0] == "on":

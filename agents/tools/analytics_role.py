@@ -39,7 +39,8 @@ def analytics_role_setup(
             connection.execute(sql.SQL("ALTER ROLE {} PASSWORD {}").format(name, sql.Literal(password)))
         # Apply when logging in as the role (SET ROLE does not read them; the transaction sets its own).
         for setting, value in (("default_transaction_read_only", "on"), ("statement_timeout", str(statement_timeout_ms)),
-                               ("work_mem", work_mem), ("temp_file_limit", temp_file_limit)):
+                               ("work_mem", work_mem), ("temp_file_limit", temp_file_limit),
+                               ("max_parallel_workers_per_gather", "0")):
             connection.execute(sql.SQL("ALTER ROLE {} SET {} = {}").format(name, sql.Identifier(setting),
                                                                            sql.Literal(value)))
         done.append(f"{role}: {attributes}, read-only transactions, statement_timeout {statement_timeout_ms} ms, "

@@ -79,6 +79,7 @@ def test_a_login_as_the_role_is_read_only_and_bounded_by_its_own_settings(role, 
     with psycopg.connect(as_role, autocommit=True) as conn:
         assert conn.execute("SHOW default_transaction_read_only").fetchone() == ("on",)
         assert conn.execute("SHOW statement_timeout").fetchone() == ("5s",)
+        assert conn.execute("SHOW max_parallel_workers_per_gather").fetchone() == ("0",)
         with pytest.raises(psycopg.errors.ReadOnlySqlTransaction):
             conn.execute("DELETE FROM orders")
         with pytest.raises(psycopg.errors.InsufficientPrivilege):
@@ -118,3 +119,13 @@ def test_sqlite_refuses_a_write_at_the_database_with_the_guard_bypassed(analytic
     finally:
         opened.close()
     assert analytics.run_checked_query("SELECT COUNT(*) FROM orders").rows == [[4000]]
+
+
+@pytest.mark.postgres(reason="PostgreSQL settings")
+def test_the_analytics_transaction_bounds_memory_and_parallelism(pg_demo_analytics, settings):
+    settings.ANALYTICS_WORK_MEM = "8MB"
+    rows = analytics._run_postgres(
+        pg_demo_analytics, "SELECT current_setting('work_mem'), current_setting('max_parallel_workers_per_gather'), "
+        "current_setting('temp_file_limit'), current_setting('transaction_read_only')", timeout_ms=2000, row_cap=1,
+    ).bounded.rows
+    assert rows == [["8MB", "0", "256MB", "on"]]
