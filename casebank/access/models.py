@@ -5,6 +5,8 @@ from django.conf import settings
 from django.db import models
 from django.utils import timezone
 
+from casebank.access.scopes import default_scopes
+
 
 class ApiTier(models.TextChoices):
     STANDARD = "standard", "Standard (100 requests/min)"
@@ -24,6 +26,10 @@ class ApiKey(models.Model):
     prefix = models.CharField(max_length=12, editable=False)
     key_hash = models.CharField(max_length=64, unique=True, editable=False)
     tier = models.CharField(max_length=20, choices=ApiTier.choices, default=ApiTier.STANDARD)
+    scopes = models.JSONField(
+        default=default_scopes,
+        help_text="What the key may do (casebank.access.scopes.Scope), on top of its user's permissions.",
+    )
     is_active = models.BooleanField(default=True)
     created_at = models.DateTimeField(default=timezone.now, editable=False)
     last_used_at = models.DateTimeField(null=True, blank=True, editable=False)
