@@ -5,7 +5,9 @@ when the script runs out, `responder(body)` answers if set, else `default` (HTTP
 set). Every request body is kept. A request with `"stream": true` gets the answer the way the
 real API streams it: Server-Sent Events of `chat.completion.chunk` objects, a few characters per
 chunk (`Reply.chunk_delay` apart), a usage chunk when `stream_options.include_usage`, then
-`data: [DONE]`.
+`data: [DONE]`. Image content parts (`image_url` with a base64 data URL) are checked as the
+real API would: a PNG/JPEG/WebP whose bytes match its media type, beside a text part, else 400
+`invalid_request_error`; each accepted one is listed in `images` (type, SHA-256, size).
 """
 from __future__ import annotations
 
