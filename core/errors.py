@@ -21,3 +21,9 @@ class NotFound(DomainError):
 
 class Conflict(DomainError):
     status_code = 409
+
+
+class QuotaExceeded(DomainError):
+    """The caller has as much going on as its quota allows; it may try again once some ends."""
+
+    status_code = 429
