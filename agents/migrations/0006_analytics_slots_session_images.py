@@ -6,7 +6,7 @@ from django.db import migrations, models
 class Migration(migrations.Migration):
 
     dependencies = [
-        ('agents', '0004_session_lease'),
+        ('agents', '0005_session_key_unfinished'),
     ]
 
     operations = [
