@@ -1,0 +1,122 @@
+"""POST /v1/traces: the OTLP/HTTP trace receiver (docs/otlp.md).
+
+Answers in the request's encoding, as the OTLP spec asks: an `ExportTraceServiceResponse`
+(with `partial_success` when runs were refused) on success, a `google.rpc.Status` carrying the
+message on every 4xx. The JSON form of that Status also carries the API's usual
+`{"detail", "errors"}`, so JSON clients of the rest of the API read it the same way.
+"""
+from __future__ import annotations
+
+import time
+from typing import Any
+
+import orjson
+from django.http import HttpResponse
+from drf_spectacular.types import OpenApiTypes
+from drf_spectacular.utils import OpenApiResponse, extend_schema
+from google.protobuf import json_format
+from google.rpc.status_pb2 import Status
+from opentelemetry.proto.collector.trace.v1.trace_service_pb2 import ExportTraceServiceResponse
+from rest_framework.negotiation import BaseContentNegotiation
+from rest_framework.permissions import IsAuthenticated
+from rest_framework.request import Request
+from rest_framework.views import APIView
+
+from casebank.access.authentication import ApiKeyAuthentication, BearerApiKeyAuthentication
+from casebank.access.permissions import RequiredScopes
+from casebank.access.scopes import Scope
+from reflection import metrics
+from reflection.otlp import decoding
+from reflection.otlp.services import traces_ingest
+
+# Headers of an error answer worth keeping when it is re-encoded.
+_KEPT_HEADERS = ("WWW-Authenticate", "Retry-After")
+
+
+class AnyAccept(BaseContentNegotiation):
+    """OTLP answers in the request's encoding whatever Accept says; never a 406."""
+
+    def select_parser(self, request: Any, parsers: Any) -> Any:
+        return None
+
+    def select_renderer(self, request: Any, renderers: Any, format_suffix: str | None = None) -> Any:
+        return renderers[0], renderers[0].media_type
+
+
+def _wants_protobuf(request: Any) -> bool:
+    return request.content_type == decoding.PROTOBUF
+
+
+def _encoded(message: Any, *, protobuf: bool, status: int, extra: dict | None = None) -> HttpResponse:
+    if protobuf:
+        return HttpResponse(message.SerializeToString(), content_type=decoding.PROTOBUF, status=status)
+    body = json_format.MessageToDict(message)
+    return HttpResponse(orjson.dumps({**body, **(extra or {})}), content_type=decoding.JSON, status=status)
+
+
+class TraceExportApi(APIView):
+    authentication_classes = [ApiKeyAuthentication, BearerApiKeyAuthentication]
+    permission_classes = [IsAuthenticated, RequiredScopes]
+    required_scopes = Scope.LOGS_WRITE
+    content_negotiation_class = AnyAccept
+
+    @extend_schema(
+        operation_id="otlp_traces_export",
+        summary="OTLP/HTTP trace export: each agent run becomes an execution log (docs/otlp.md)",
+        description=(
+            "An `ExportTraceServiceRequest` as `application/x-protobuf` or OTLP/JSON (`application/json`, hex ids), "
+            "optionally `Content-Encoding: gzip`. Authenticate with `Authorization: Token <key>` or "
+            "`Authorization: Bearer <key>`; the key needs the `logs:write` scope. Runs are root spans and "
+            "`invoke_agent` spans; re-exporting the same spans stores nothing twice. Answers an "
+            "`ExportTraceServiceResponse` in the request's encoding, with `partialSuccess` counting the spans "
+            "of refused runs; errors are a `google.rpc.Status` (its JSON form also has `detail` and `errors`)."
+        ),
+        request={decoding.PROTOBUF: OpenApiTypes.BINARY, decoding.JSON: OpenApiTypes.OBJECT},
+        responses={
+            200: OpenApiResponse(OpenApiTypes.OBJECT, description="ExportTraceServiceResponse"),
+            400: OpenApiResponse(OpenApiTypes.OBJECT, description="Malformed body (google.rpc.Status)"),
+            413: OpenApiResponse(OpenApiTypes.OBJECT, description="Body or decompressed body too large"),
+            415: OpenApiResponse(OpenApiTypes.OBJECT, description="Unsupported Content-Type or Content-Encoding"),
+        },
+    )
+    def post(self, request: Request) -> HttpResponse:
+        started = time.perf_counter()
+        django_request = request._request
+        body = decoding.read_body(django_request, content_length=_content_length(django_request.META))
+        data = decoding.decompress(body, django_request.headers.get("Content-Encoding", ""))
+        export = decoding.parse_request(data, request.content_type)
+        outcome = traces_ingest(request=export)
+        metrics.record_ingestion(
+            created=outcome.created, duplicates=outcome.duplicates, seconds=time.perf_counter() - started
+        )
+        answer = ExportTraceServiceResponse()
+        if outcome.rejected_spans or outcome.error_message:
+            answer.partial_success.rejected_spans = outcome.rejected_spans
+            answer.partial_success.error_message = outcome.error_message
+        return _encoded(answer, protobuf=_wants_protobuf(request), status=200)
+
+    # A plain HttpResponse where DRF's stub says Response: the body is already encoded (DRF
+    # renders only Response objects, and passes any other HttpResponse through).
+    def handle_exception(self, exc: Exception) -> HttpResponse:  # type: ignore[override]
+        # DRF's handling first (auth headers, the project's exception handler), then the
+        # answer is re-encoded as the Status OTLP clients expect.
+        response = super().handle_exception(exc)
+        data = getattr(response, "data", None) or {}
+        detail = str(data.get("detail", "")) if isinstance(data, dict) else str(data)
+        errors = data.get("errors", {}) if isinstance(data, dict) else {}
+        status = Status(message=detail)
+        answer = _encoded(
+            status, protobuf=_wants_protobuf(self.request), status=response.status_code,
+            extra={"detail": detail, "errors": errors},
+        )
+        for header in _KEPT_HEADERS:
+            if response.has_header(header):
+                answer[header] = response[header]
+        return answer
+
+
+def _content_length(meta: dict[str, Any]) -> int | None:
+    try:
+        return int(meta.get("CONTENT_LENGTH") or 0) or None
+    except ValueError:
+        return None
