@@ -351,4 +351,4 @@ def _text(value: str, limit: int) -> str:
 
 
 def _span_ref(span: Span) -> str:
-    return f"{span.trace_id.hex()}/{span.span_id.hex()}"
+    return f"{span.trace_id.hex() or '(no trace id)'}/{span.span_id.hex() or '(no span id)'}"

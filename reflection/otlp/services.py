@@ -61,4 +61,4 @@ def _summary(problems: list[str], runs: int) -> str:
         return ""
     shown = "; ".join(problem[:300] for problem in problems[:MAX_REPORTED_PROBLEMS])
     more = f"; and {len(problems) - MAX_REPORTED_PROBLEMS} more" if len(problems) > MAX_REPORTED_PROBLEMS else ""
-    return f"{len(problems)} of {runs} runs refused, their spans not stored: {shown}{more}."
+    return f"{len(problems)} of {runs} runs refused: {shown}{more}."
