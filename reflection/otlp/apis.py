@@ -17,6 +17,7 @@ from drf_spectacular.utils import OpenApiResponse, extend_schema
 from google.protobuf import json_format
 from google.rpc.status_pb2 import Status
 from opentelemetry.proto.collector.trace.v1.trace_service_pb2 import ExportTraceServiceResponse
+from rest_framework import serializers
 from rest_framework.negotiation import BaseContentNegotiation
 from rest_framework.permissions import IsAuthenticated
 from rest_framework.request import Request
@@ -54,6 +55,29 @@ def _encoded(message: Any, *, protobuf: bool, status: int, extra: dict | None = 
     return HttpResponse(orjson.dumps({**body, **(extra or {})}), content_type=decoding.JSON, status=status)
 
 
+class OtlpStatusSerializer(serializers.Serializer):
+    """google.rpc.Status in its JSON form, with the API's usual error fields."""
+
+    message = serializers.CharField()
+    detail = serializers.CharField()
+    errors = serializers.DictField()  # type: ignore[assignment]  # (as config.schema.ErrorSerializer)
+
+
+class OtlpExportResponseSerializer(serializers.Serializer):
+    """ExportTraceServiceResponse in OTLP/JSON: empty when every run was stored."""
+
+    partialSuccess = serializers.DictField(required=False, help_text="rejectedSpans (int64 as a string), errorMessage")  # noqa: N815
+
+
+def _both(code: int, description: str) -> dict:
+    """One answer in both encodings: protobuf for a protobuf request, JSON otherwise."""
+    json_body = OtlpExportResponseSerializer if code == 200 else OtlpStatusSerializer
+    return {
+        (code, decoding.PROTOBUF): OpenApiResponse(OpenApiTypes.BINARY, description=description),
+        (code, decoding.JSON): OpenApiResponse(json_body, description=description),
+    }
+
+
 class TraceExportApi(APIView):
     authentication_classes = [ApiKeyAuthentication, BearerApiKeyAuthentication]
     permission_classes = [IsAuthenticated, RequiredScopes]
@@ -62,6 +86,7 @@ class TraceExportApi(APIView):
 
     @extend_schema(
         operation_id="otlp_traces_export",
+        tags=["otlp"],
         summary="OTLP/HTTP trace export: each agent run becomes an execution log (docs/otlp.md)",
         description=(
             "An `ExportTraceServiceRequest` as `application/x-protobuf` or OTLP/JSON (`application/json`, hex ids), "
@@ -73,10 +98,13 @@ class TraceExportApi(APIView):
         ),
         request={decoding.PROTOBUF: OpenApiTypes.BINARY, decoding.JSON: OpenApiTypes.OBJECT},
         responses={
-            200: OpenApiResponse(OpenApiTypes.OBJECT, description="ExportTraceServiceResponse"),
-            400: OpenApiResponse(OpenApiTypes.OBJECT, description="Malformed body (google.rpc.Status)"),
-            413: OpenApiResponse(OpenApiTypes.OBJECT, description="Body or decompressed body too large"),
-            415: OpenApiResponse(OpenApiTypes.OBJECT, description="Unsupported Content-Type or Content-Encoding"),
+            **_both(200, "ExportTraceServiceResponse; `partialSuccess` when runs were refused"),
+            **_both(400, "Malformed body or too many spans (google.rpc.Status)"),
+            **_both(401, "No key, or a wrong or revoked one"),
+            **_both(403, "The key lacks the logs:write scope"),
+            **_both(413, "Body, or decompressed body, over the limit"),
+            **_both(415, "Unsupported Content-Type or Content-Encoding"),
+            **_both(429, "Over the key's rate limit"),
         },
     )
     def post(self, request: Request) -> HttpResponse:
