@@ -44,8 +44,14 @@ class AnyAccept(BaseContentNegotiation):
         return renderers[0], renderers[0].media_type
 
 
+def _media_type(request: Any) -> str:
+    """The Content-Type without parameters (`application/json; charset=utf-8` is JSON)."""
+    django_request = getattr(request, "_request", request)
+    return (getattr(django_request, "content_type", None) or "").lower()
+
+
 def _wants_protobuf(request: Any) -> bool:
-    return request.content_type == decoding.PROTOBUF
+    return _media_type(request) == decoding.PROTOBUF
 
 
 def _encoded(message: Any, *, protobuf: bool, status: int, extra: dict | None = None) -> HttpResponse:
@@ -112,7 +118,7 @@ class TraceExportApi(APIView):
         django_request = request._request
         body = decoding.read_body(django_request, content_length=_content_length(django_request.META))
         data = decoding.decompress(body, django_request.headers.get("Content-Encoding", ""))
-        export = decoding.parse_request(data, request.content_type)
+        export = decoding.parse_request(data, _media_type(request))
         outcome = traces_ingest(request=export)
         metrics.record_ingestion(
             created=outcome.created, duplicates=outcome.duplicates, seconds=time.perf_counter() - started

@@ -160,6 +160,12 @@ def test_an_export_with_too_many_spans_is_a_400(api, make_case, monkeypatch):
     assert response.status_code == 400 and "at most 5 spans" in _status(response).message
 
 
+def test_content_type_parameters_and_case_are_ignored(api, make_case):
+    body = _good_body(make_case())
+    assert _post(api, body, content_type="Application/X-Protobuf; proto=opentelemetry").status_code == 200
+    assert _post(api, b"{}", content_type="application/json; charset=utf-8").json() == {}
+
+
 def test_an_empty_export_is_a_success_that_stores_nothing(api):
     response = _post(api, b"")
     assert response.status_code == 200 and response.content == b""
