@@ -1,13 +1,10 @@
 """OTLP trace ingestion (POST /v1/traces): spans/s in process and over HTTP, beside JSON logs."""
 from __future__ import annotations
 
-import http.client
 import os
 import random
 import statistics
-import threading
 import time
-from urllib.parse import urlparse
 
 from casebank.access import services as access_services
 from casebank.cases import services as case_services
@@ -15,7 +12,7 @@ from reflection.models import ExecutionLog
 from reflection.otlp import decoding
 from reflection.otlp.services import traces_ingest
 from tests.bench import bench_ingestion
-from tests.bench.support import server, summary_ms
+from tests.bench.support import post_all, server, summary_ms
 from tests.reflection.otlp.spans import attributes, export, span
 
 NAME = "otlp"
@@ -94,40 +91,12 @@ def _in_process(case_ids: list[str], rng: random.Random) -> str:
 
 def _http(case_ids: list[str], rng: random.Random, key: str, workers: int) -> tuple[str, int]:
     bodies = _bodies(case_ids, rng, HTTP_BATCHES)
-    latencies: list[float] = []
-    failures: list[str] = []
-    lock = threading.Lock()
-    queue = list(bodies)
     headers = {"Authorization": f"Bearer {key}", "Content-Type": decoding.PROTOBUF}
-
     with server(kind="gunicorn", workers=workers) as (base, _):
-        target = urlparse(base)
-
-        def client() -> None:
-            connection = http.client.HTTPConnection(target.hostname, target.port, timeout=60)
-            while True:
-                with lock:
-                    if not queue:
-                        connection.close()
-                        return
-                    body = queue.pop()
-                started = time.perf_counter()
-                connection.request("POST", "/v1/traces", body, headers)
-                response = connection.getresponse()
-                answer = response.read()
-                elapsed = time.perf_counter() - started
-                with lock:
-                    latencies.append(elapsed)
-                    if response.status != 200 or answer:  # a partial success would have a body
-                        failures.append(str(response.status))
-
-        started = time.perf_counter()
-        threads = [threading.Thread(target=client) for _ in range(CLIENTS)]
-        for thread in threads:
-            thread.start()
-        for thread in threads:
-            thread.join()
-        wall = time.perf_counter() - started
+        # Keep-alive, as exporters do; a partial success (a 200 with a body) counts as a failure.
+        wall, latencies, failures = post_all(
+            base, "/v1/traces", bodies, headers, clients=CLIENTS, expect=200, keep_alive=True
+        )
     spans = HTTP_BATCHES * BATCH_SPANS
     row = (
         f"| OTLP over HTTP, protobuf, gunicorn {workers} sync workers, {CLIENTS} clients | {spans / wall:,.0f} spans/s "

@@ -6,6 +6,7 @@ from __future__ import annotations
 import base64
 import gzip
 import http.client
+import threading
 from collections.abc import Iterator
 from urllib.parse import urlparse
 
@@ -198,3 +199,24 @@ def test_a_span_with_an_error_status_fails_its_run_even_without_an_exception(liv
     log = ExecutionLog.objects.get()
     assert (log.success, log.error_type, log.error_message) == (False, "RetrievalEmpty", "no rows matched")
     provider.shutdown()
+
+
+@pytest.mark.postgres(reason="concurrent writers: SQLite serialises them anyway")
+def test_the_same_export_sent_many_times_at_once_stores_each_run_once(live_server, key, captured, openai_server, make_case):
+    provider, memory = captured
+    case = make_case()
+    for _ in range(3):
+        _run_agent(provider, openai_server, case_id=str(case.id))
+    spans = memory.get_finished_spans()
+    results: list[SpanExportResult] = []
+
+    def send() -> None:
+        results.append(_exporter(live_server, key).export(spans))
+
+    threads = [threading.Thread(target=send) for _ in range(6)]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join()
+    assert results == [SpanExportResult.SUCCESS] * 6
+    assert ExecutionLog.objects.count() == 3
