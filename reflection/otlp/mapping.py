@@ -39,6 +39,7 @@ from reflection.otlp import attributes as names
 MAX_SPAN_NAME = 200  # kept in the log's context, beside the trace and span ids
 _EPOCH = datetime(1970, 1, 1, tzinfo=dt_timezone.utc)
 _ERROR = Status.STATUS_CODE_ERROR
+_EARLIEST_NS = int((EARLIEST_CREATED_AT - _EPOCH).total_seconds()) * 1_000_000_000
 _SCALARS = frozenset({"string_value", "int_value", "double_value", "bool_value"})
 
 
@@ -258,11 +259,15 @@ def _record(run: _Node, *, latest: datetime, agent_cases: Mapping[str, str]) -> 
         elapsed_ms = round((end - start) / 1_000_000)
         if elapsed_ms > MAX_EXECUTION_TIME_MS:
             run.problem(f"the span lasted more than {MAX_EXECUTION_TIME_MS // 3_600_000} hours")
-        created_at = _EPOCH + timedelta(microseconds=start // 1_000)
-        if not EARLIEST_CREATED_AT <= created_at <= latest:
+        # Compared as nanoseconds first: a fixed64 start near 2**64 is past datetime's year 9999.
+        if not _EARLIEST_NS <= start <= _nanoseconds(latest):
             run.problem(f"the span must start between {EARLIEST_CREATED_AT:%Y-%m-%d} and now")
+        else:
+            created_at = _EPOCH + timedelta(microseconds=start // 1_000)
     if run.tokens_in > MAX_INT_COLUMN or run.tokens_out > MAX_INT_COLUMN:
         run.problem(f"the run's tokens add up to more than {MAX_INT_COLUMN}")
+    if not math.isfinite(run.cost):
+        run.problem("the run's costs add up to more than a float holds")
     case_id, case_version = _case(run, agent_cases)
     session_id = _uuid(run, names.SESSION_ID)
     if run.problems:
@@ -356,6 +361,11 @@ def _text(value: str, limit: int) -> str:
     if "\x00" in value:
         value = value.replace("\x00", "")
     return value[:limit]
+
+
+def _nanoseconds(moment: datetime) -> int:
+    delta = moment - _EPOCH
+    return (delta.days * 86_400 + delta.seconds) * 1_000_000_000 + delta.microseconds * 1_000
 
 
 def _span_ref(span: Span) -> str:

@@ -191,6 +191,7 @@ def test_an_empty_export_is_a_success_that_stores_nothing(api):
         ({"start_ns": 0}, "must be set and not after end_time_unix_nano"),
         ({"start_ns": 2**62}, "must start between 2000-01-01 and now"),
         ({"start_ns": 10**15}, "must start between 2000-01-01 and now"),
+        ({"start_ns": 2**64 - 10**12, "duration_ms": 1}, "must start between 2000-01-01 and now"),
         ({"span_id": b"\0" * 8}, "8-byte span id"),
     ],
 )
@@ -219,6 +220,20 @@ def test_a_bad_token_count_on_a_child_span_refuses_its_run(api, make_case):
     assert ExecutionLog.objects.count() == 0
 
 
+def test_sums_past_the_columns_refuse_the_run(api, make_case):
+    case = make_case()
+    tokens = agent_run(str(case.id), llm_calls=2, tokens=(2**31 - 1, 1))
+    costly = agent_run(str(case.id), llm_calls=2)
+    for chat in costly[1:]:
+        chat.attributes.add(key="gen_ai.usage.cost").value.double_value = 1.7e308
+    response = _post(api, export(*tokens, *costly).SerializeToString())
+    answer = ExportTraceServiceResponse()
+    answer.ParseFromString(response.content)
+    assert answer.partial_success.rejected_spans == 6
+    assert "tokens add up to more than" in answer.partial_success.error_message
+    assert "costs add up to more than" in answer.partial_success.error_message
+
+
 def test_the_refusal_message_stays_short_when_every_run_is_refused(api):
     spans = [span for _ in range(50) for span in agent_run("00000000-0000-4000-8000-000000000000")]
     response = _post(api, export(*spans).SerializeToString())
@@ -238,3 +253,17 @@ def test_paths_around_the_receiver_answer_json(api, make_case):
     assert missing.status_code == 404 and missing.json()["detail"] == "Not found."
     wrong_method = api.get(URL)
     assert wrong_method.status_code == 405 and "GET" in wrong_method.json()["message"]
+
+
+def test_over_the_keys_rate_it_answers_429_with_retry_after_in_the_requests_encoding(api, settings):
+    from django.conf import settings as django_settings
+
+    settings.REST_FRAMEWORK = {
+        **django_settings.REST_FRAMEWORK,
+        "DEFAULT_THROTTLE_RATES": {**django_settings.REST_FRAMEWORK["DEFAULT_THROTTLE_RATES"], "standard": "2/min"},
+    }
+    statuses = [_post(api, b"").status_code for _ in range(3)]
+    assert statuses == [200, 200, 429]
+    refused = _post(api, b"")
+    assert refused.status_code == 429 and int(refused["Retry-After"]) >= 1
+    assert "throttled" in _status(refused).message.lower()
