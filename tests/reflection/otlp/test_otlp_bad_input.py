@@ -163,6 +163,9 @@ def test_an_export_with_too_many_spans_is_a_400(api, make_case, monkeypatch):
 def test_content_type_parameters_and_case_are_ignored(api, make_case):
     body = _good_body(make_case())
     assert _post(api, body, content_type="Application/X-Protobuf; proto=opentelemetry").status_code == 200
+    # Whatever Accept says, the answer is in the request's encoding (never a 406).
+    assert _post(api, body, HTTP_ACCEPT="application/x-protobuf").status_code == 200
+    assert _post(api, b"{}", content_type="application/json", HTTP_ACCEPT="text/html").json() == {}
     assert _post(api, b"{}", content_type="application/json; charset=utf-8").json() == {}
 
 
