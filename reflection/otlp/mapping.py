@@ -103,9 +103,10 @@ def runs_from_request(
         if owner is node:
             runs.append(node)
         owner.spans += 1
-        if node.problems and owner is not node:
+        # A bad usage value refuses its run, unless a span above already reports the usage.
+        if node.problems and owner is not node and not node.shadowed:
             for problem in node.problems:
-                owner.problem(problem)
+                owner.problem(f"{problem} (span {node.span.name[:80]!r})")
         counted = node.usage is not None and not node.shadowed
         if counted:
             assert node.usage is not None

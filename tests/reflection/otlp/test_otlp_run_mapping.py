@@ -181,3 +181,12 @@ def test_log_ids_are_derived_from_trace_and_span_ids(api):
     again.CopyFrom(export(first))
     _send(api, again)
     assert ExecutionLog.objects.get().id == log.id
+
+
+def test_a_bad_usage_value_below_a_span_that_reports_usage_is_ignored(api):
+    trace = os.urandom(16)
+    run = span(trace, name="agent run", attrs={"gen_ai.usage.input_tokens": 10, "gen_ai.usage.output_tokens": 2})
+    odd = _chat(trace, run, (5, 1), **{"gen_ai.usage.cost": -3.0})
+    answer = _send(api, export(run, odd))
+    assert not answer.HasField("partial_success")
+    assert (_log(run).tokens_in, _log(run).cost_usd) == (10, 0.0)
