@@ -40,6 +40,8 @@ MAX_SPAN_NAME = 200  # kept in the log's context, beside the trace and span ids
 _EPOCH = datetime(1970, 1, 1, tzinfo=dt_timezone.utc)
 _ERROR = Status.STATUS_CODE_ERROR
 _EARLIEST_NS = int((EARLIEST_CREATED_AT - _EPOCH).total_seconds()) * 1_000_000_000
+_USAGE_KEYS = frozenset({*names.INPUT_TOKENS, *names.OUTPUT_TOKENS, *names.COST_USD})
+_MODEL_KEYS = frozenset(names.MODEL)
 _SCALARS = frozenset({"string_value", "int_value", "double_value", "bool_value"})
 
 
@@ -114,7 +116,7 @@ def runs_from_request(
             owner.tokens_out += node.usage[1]
             owner.cost += node.usage[2]
         # Below the run, the model that did most of the work (the run's own wins: _record).
-        model = _model(node) if node is not owner else ""
+        model = _model(node) if node is not owner and not _MODEL_KEYS.isdisjoint(node.attrs) else ""
         if model:
             weight = node.usage[0] + node.usage[1] if counted and node.usage else 0
             if weight > owner.model_weight:
@@ -154,7 +156,7 @@ def _collect(request: ExportTraceServiceRequest) -> tuple[dict[bytes, _Node], li
                     or attrs.get(names.OPERATION) == names.INVOKE_AGENT
                     or attrs.get(names.OPENINFERENCE_KIND) == names.OPENINFERENCE_AGENT,
                 )
-                if attrs:
+                if not _USAGE_KEYS.isdisjoint(attrs):
                     _read_usage(node)
                 nodes[key] = node
                 order.append(node)
