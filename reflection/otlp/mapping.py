@@ -124,6 +124,7 @@ def runs_from_request(
     result = Runs(runs=len(runs))
     latest = now + FUTURE_TOLERANCE
     for run in runs:
+        run.owner = None  # owner is itself: drop the cycle, so refcounting frees the nodes, not the GC
         record = _record(run, latest=latest, agent_cases=agent_cases)
         if record is None:
             result.rejected_spans += run.spans
