@@ -128,7 +128,7 @@ def run(context: dict) -> str:
         f"Target (>= 50,000 spans/s over HTTP): {'met' if otlp_rate >= 50_000 else 'not met'} in this run: "
         f"{otlp_rate:,.0f} spans/s, {otlp_rate / json_rate:.2f}x the JSON log ingestion's logs/s measured beside it "
         f"({json_rate:,.0f}). Load average at the end: {load:.1f} on {os.cpu_count()} cores (the machine is shared; "
-        "every figure here shrinks with it, the ratio much less)."
+        "every figure here shrinks with it, unevenly: compare within one run only)."
     )
     return "\n".join(
         [
@@ -153,6 +153,7 @@ def run(context: dict) -> str:
             "in Python (the per-span cost), then the runs go through the log ingestion's case check and "
             "binary COPY, as POST /api/logs/ does. For scale: Phoenix ~80 spans/s, Langfuse v3 "
             "\"hundreds of events per second\". The web workers, PostgreSQL and the load generator share the "
-            f"same 2 cores ({json_logs:,} JSON logs were sent for the last row).",
+            f"same 2 cores ({json_logs:,} JSON logs were sent for the last row). This section alone: "
+            "`scripts/run_bench.py --only otlp` (what `make bench` runs, narrowed).",
         ]
     )
