@@ -11,7 +11,7 @@ import zlib
 from typing import Any
 
 from django.conf import settings
-from google.protobuf import json_format
+from google.protobuf import descriptor_pb2, descriptor_pool, json_format, message_factory
 from google.protobuf.message import DecodeError
 from opentelemetry.proto.collector.trace.v1.trace_service_pb2 import ExportTraceServiceRequest
 from rest_framework.exceptions import ParseError
@@ -19,6 +19,11 @@ from rest_framework.exceptions import ParseError
 from core.errors import DomainError, InvalidInput
 from core.parsers import json_loads
 
+# Far above a batch from the SDK (512) or the Collector (8,192 by default), and checked before
+# the full parse: an empty span is 2 bytes of protobuf but ~170 bytes parsed, so 8 MiB of them
+# would take ~700 MB. JSON is bounded by its objects (`{`) before it is parsed at all.
+MAX_SPANS = 20_000
+MAX_JSON_OBJECTS = 1_000_000
 PROTOBUF = "application/x-protobuf"
 JSON = "application/json"
 CONTENT_TYPES = (PROTOBUF, JSON)
@@ -62,6 +67,8 @@ def decompress(body: bytes, encoding: str) -> bytes:
         raise BodyTooLarge(f"Decompressed body too large: at most {limit} bytes.")
     if not inflater.eof:
         raise InvalidInput("Malformed gzip body: truncated.")
+    if inflater.unused_data:  # a second gzip member, or garbage: never silently dropped
+        raise InvalidInput("Malformed gzip body: data after the end of the gzip stream.")
     return data
 
 
@@ -69,6 +76,7 @@ def parse_request(data: bytes, content_type: str) -> ExportTraceServiceRequest:
     message = ExportTraceServiceRequest()
     if content_type == PROTOBUF:
         try:
+            refuse_too_many_spans(_count_spans(data))
             message.ParseFromString(data)
         except DecodeError as error:
             raise InvalidInput(f"Malformed protobuf: {error}.") from None
@@ -77,13 +85,15 @@ def parse_request(data: bytes, content_type: str) -> ExportTraceServiceRequest:
         raise UnsupportedMediaType(
             f'Unsupported Content-Type "{content_type[:60]}": send {PROTOBUF} or {JSON}.'
         )
+    if data.count(b"{") > MAX_JSON_OBJECTS:
+        raise InvalidInput(f"An OTLP/JSON export holds at most {MAX_JSON_OBJECTS} objects. Lower the batch size.")
     try:
         value = json_loads(data)
     except ParseError as error:
         raise InvalidInput(str(error.detail)) from None
     if not isinstance(value, dict):
         raise InvalidInput("An OTLP/JSON body is an object with resourceSpans.")
-    _ids_to_base64(value)
+    refuse_too_many_spans(_ids_to_base64(value))
     try:
         json_format.ParseDict(value, message, ignore_unknown_fields=True)
     # RecursionError: AnyValue nests (kvlistValue in arrayValue ...) deeper than Python's stack.
@@ -97,15 +107,56 @@ _SPAN_IDS = (("traceId", 16), ("trace_id", 16), ("spanId", 8), ("span_id", 8), (
 _LINK_IDS = (("traceId", 16), ("trace_id", 16), ("spanId", 8), ("span_id", 8))
 
 
-def _ids_to_base64(body: dict) -> None:
-    """Rewrite hex ids as base64 in place; what is not shaped like OTLP is left to json_format."""
+def refuse_too_many_spans(spans: int) -> None:
+    if spans > MAX_SPANS:
+        raise InvalidInput(f"An export holds at most {MAX_SPANS} spans; this one has {spans}. Lower the batch size.")
+
+
+def _count_spans(data: bytes) -> int:
+    """The spans of a protobuf export, each read as bytes and not parsed (protobuf's decoder
+    on a projection of the OTLP messages: see `_SpanCount`)."""
+    counter = _SpanCount()
+    counter.ParseFromString(data)
+    return sum(len(scope.spans) for resource in counter.resource_spans for scope in resource.scope_spans)
+
+
+def _span_count_message() -> Any:
+    """ExportTraceServiceRequest with only the path to the spans (same field numbers) and each
+    span as plain bytes: parsing it costs a few bytes per span; every other field is skipped."""
+    file = descriptor_pb2.FileDescriptorProto(name="caseloop/otlp_span_count.proto", package="caseloop.otlp", syntax="proto3")
+    repeated, message_type = descriptor_pb2.FieldDescriptorProto.LABEL_REPEATED, descriptor_pb2.FieldDescriptorProto.TYPE_MESSAGE
+    scope = file.message_type.add(name="ScopeSpans")
+    scope.field.add(name="spans", number=2, label=repeated, type=descriptor_pb2.FieldDescriptorProto.TYPE_BYTES)
+    resource = file.message_type.add(name="ResourceSpans")
+    resource.field.add(name="scope_spans", number=2, label=repeated, type=message_type, type_name=".caseloop.otlp.ScopeSpans")
+    request = file.message_type.add(name="ExportTraceServiceRequest")
+    request.field.add(
+        name="resource_spans", number=1, label=repeated, type=message_type, type_name=".caseloop.otlp.ResourceSpans"
+    )
+    pool = descriptor_pool.DescriptorPool()
+    pool.Add(file)
+    return message_factory.GetMessageClass(pool.FindMessageTypeByName("caseloop.otlp.ExportTraceServiceRequest"))
+
+
+_SpanCount = _span_count_message()
+
+
+def _ids_to_base64(body: dict) -> int:
+    """Rewrite hex ids as base64 in place and count the spans; what is not shaped like OTLP is
+    left to json_format."""
+    spans = 0
     for r, resource_spans in enumerate(_items(body, "resourceSpans", "resource_spans")):
         for s, scope_spans in enumerate(_items(resource_spans, "scopeSpans", "scope_spans")):
-            for index, span in enumerate(_items(scope_spans, "spans", "spans")):
+            items = _items(scope_spans, "spans", "spans")
+            spans += len(items)
+            if spans > MAX_SPANS:
+                return spans
+            for index, span in enumerate(items):
                 where = f"resourceSpans[{r}].scopeSpans[{s}].spans[{index}]"
                 _convert(span, _SPAN_IDS, where)
                 for link in _items(span, "links", "links"):
                     _convert(link, _LINK_IDS, f"{where}.links")
+    return spans
 
 
 def _items(parent: Any, camel: str, snake: str) -> list:

@@ -7,14 +7,11 @@ from django.conf import settings
 from django.utils import timezone
 from opentelemetry.proto.collector.trace.v1.trace_service_pb2 import ExportTraceServiceRequest
 
-from core.errors import InvalidInput
 from reflection.logs import services as ingestion
 from reflection.logs.decoding import LogRecord
+from reflection.otlp.decoding import refuse_too_many_spans
 from reflection.otlp.mapping import runs_from_request
 
-# Far above a batch from the SDK (512) or the Collector (8,192 by default); one request is
-# parsed in memory and written by one COPY.
-MAX_SPANS = 20_000
 MAX_REPORTED_PROBLEMS = 5
 
 
@@ -32,8 +29,7 @@ def traces_ingest(*, request: ExportTraceServiceRequest) -> ExportOutcome:
     """Store each run of the export once; runs that cannot be stored are reported, not raised
     (OTLP partial success), so the exporter does not retry what will never be accepted."""
     spans = sum(len(scope.spans) for resource in request.resource_spans for scope in resource.scope_spans)
-    if spans > MAX_SPANS:
-        raise InvalidInput(f"An export holds at most {MAX_SPANS} spans; this one has {spans}. Lower the batch size.")
+    refuse_too_many_spans(spans)  # checked before parsing for bodies; again for other callers
     runs = runs_from_request(request, now=timezone.now(), agent_cases=settings.OTLP_AGENT_CASES)
     kept, refused = ingestion.check_references_each(runs.records)
     rejected_spans, problems = runs.rejected_spans, runs.problems

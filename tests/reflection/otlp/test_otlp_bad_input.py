@@ -7,6 +7,7 @@ import math
 
 import orjson
 import pytest
+from google.protobuf import json_format
 from google.rpc.status_pb2 import Status
 from opentelemetry.proto.collector.trace.v1.trace_service_pb2 import ExportTraceServiceResponse
 from rest_framework.test import APIClient
@@ -101,7 +102,9 @@ def test_a_gzip_bomb_is_a_413_without_inflating_it(api):
     assert "Decompressed body too large" in _status(response).message
 
 
-@pytest.mark.parametrize("body", [b"not gzip at all", gzip.compress(b"x" * 1000)[:-12]])
+@pytest.mark.parametrize(
+    "body", [b"not gzip at all", gzip.compress(b"x" * 1000)[:-12], gzip.compress(b"") + gzip.compress(b"\x0a\x00")]
+)
 def test_malformed_or_truncated_gzip_is_a_400(api, body):
     response = _post(api, body, HTTP_CONTENT_ENCODING="gzip")
     assert response.status_code == 400 and "gzip" in _status(response).message
@@ -140,7 +143,6 @@ def test_deeply_nested_attribute_values_are_a_400_not_a_crash(api):
     response = _post(api, orjson.dumps(body), content_type="application/json")
     assert response.status_code == 400
     # The same nesting in protobuf: the parser's recursion limit refuses it.
-    from google.protobuf import json_format
     from opentelemetry.proto.common.v1.common_pb2 import AnyValue
 
     inner = json_format.ParseDict({"stringValue": "leaf"}, AnyValue())
@@ -155,9 +157,32 @@ def test_deeply_nested_attribute_values_are_a_400_not_a_crash(api):
 
 
 def test_an_export_with_too_many_spans_is_a_400(api, make_case, monkeypatch):
-    monkeypatch.setattr("reflection.otlp.services.MAX_SPANS", 5)
-    response = _post(api, export(*agent_run(str(make_case().id), llm_calls=5)).SerializeToString())
+    monkeypatch.setattr("reflection.otlp.decoding.MAX_SPANS", 5)
+    request = export(*agent_run(str(make_case().id), llm_calls=5))
+    response = _post(api, request.SerializeToString())
     assert response.status_code == 400 and "at most 5 spans" in _status(response).message
+    as_json = api.post(URL, data=orjson.dumps(json_format.MessageToDict(request)), content_type="application/json")
+    assert as_json.status_code == 400 and "at most 5 spans" in as_json.json()["message"]
+
+
+def test_a_flood_of_empty_spans_is_refused_before_it_is_parsed(api):
+    """2 bytes of protobuf per empty span would be ~170 bytes each once parsed."""
+    scope = b"\x12\x00" * 1_000_000
+    body = b"\x0a" + _varint(len(scope) + 1 + len(_varint(len(scope)))) + b"\x12" + _varint(len(scope)) + scope
+    response = _post(api, body)
+    assert response.status_code == 400 and "at most 20000 spans; this one has 1000000" in _status(response).message
+    objects = b'{"resourceSpans": [{"scopeSpans": [{"spans": [' + b"{}," * 1_000_000 + b"{}]}]}]}"
+    response = _post(api, objects, content_type="application/json")
+    assert response.status_code == 400 and "at most 1000000 objects" in response.json()["message"]
+
+
+def _varint(value: int) -> bytes:
+    out = bytearray()
+    while True:
+        byte, value = value & 0x7F, value >> 7
+        out.append(byte | (0x80 if value else 0))
+        if not value:
+            return bytes(out)
 
 
 def test_content_type_parameters_and_case_are_ignored(api, make_case):

@@ -2,6 +2,7 @@
 from __future__ import annotations
 
 import os
+from datetime import datetime, timedelta, timezone
 
 import pytest
 from opentelemetry.proto.collector.trace.v1.trace_service_pb2 import (
@@ -48,7 +49,8 @@ def test_a_root_span_is_a_run_with_the_tokens_of_the_llm_calls_below_it(api, mak
     log = _log(root)
     assert (log.success, log.tokens_in, log.tokens_out, log.execution_time_ms) == (True, 400, 50, 1234)
     assert log.model == "gpt-4o-mini"  # the model that used most tokens
-    assert log.created_at.timestamp() == pytest.approx(root.start_time_unix_nano / 1e9, abs=1e-6)
+    epoch = datetime(1970, 1, 1, tzinfo=timezone.utc)
+    assert log.created_at == epoch + timedelta(microseconds=root.start_time_unix_nano // 1_000)
 
 
 def test_a_nested_agent_is_its_own_run_and_no_token_is_counted_twice(api, make_case):
