@@ -368,9 +368,10 @@ if REFLECTION_INGEST_SETTLE_SECONDS < 30:
     raise ImproperlyConfigured("REFLECTION_INGEST_SETTLE_SECONDS must be at least 30.")
 
 # OTLP trace ingestion (POST /v1/traces, docs/otlp.md). The body as sent, and once gunzipped
-# (a small gzip body can inflate a thousandfold): both bounded before anything is parsed.
+# (a small gzip body can inflate a thousandfold): both bounded before anything is parsed. Parsed
+# protobuf takes up to ~26x its size (a body of empty attributes), so 8 MiB costs at most ~210 MB.
 OTLP_MAX_BODY_BYTES = env.int("OTLP_MAX_BODY_BYTES", default=8 * 1024 * 1024)
-OTLP_MAX_DECOMPRESSED_BYTES = env.int("OTLP_MAX_DECOMPRESSED_BYTES", default=32 * 1024 * 1024)
+OTLP_MAX_DECOMPRESSED_BYTES = env.int("OTLP_MAX_DECOMPRESSED_BYTES", default=8 * 1024 * 1024)
 # Runs that carry no caseloop.case.id: agent name (gen_ai.agent.name, else the resource's
 # service.name) -> case id, e.g. OTLP_AGENT_CASES="sql-agent=3f1c...,report-agent=9b2e...".
 OTLP_AGENT_CASES = env.dict("OTLP_AGENT_CASES", default={})
