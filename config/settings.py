@@ -6,6 +6,7 @@ switches the cache and the task broker to Redis. Secrets only ever come from the
 """
 from __future__ import annotations
 
+import uuid
 from pathlib import Path
 
 import environ
@@ -396,6 +397,20 @@ REFLECTION_PARALLEL_MIN_CASES = env.int("REFLECTION_PARALLEL_MIN_CASES", default
 REFLECTION_INGEST_SETTLE_SECONDS = env.int("REFLECTION_INGEST_SETTLE_SECONDS", default=60)
 if REFLECTION_INGEST_SETTLE_SECONDS < 30:
     raise ImproperlyConfigured("REFLECTION_INGEST_SETTLE_SECONDS must be at least 30.")
+
+# OTLP trace ingestion (POST /v1/traces, docs/otlp.md). The body as sent, and once gunzipped
+# (a small gzip body can inflate a thousandfold): both bounded before anything is parsed. Parsed
+# protobuf takes up to ~26x its size (a body of empty attributes), so 8 MiB costs at most ~210 MB.
+OTLP_MAX_BODY_BYTES = env.int("OTLP_MAX_BODY_BYTES", default=8 * 1024 * 1024)
+OTLP_MAX_DECOMPRESSED_BYTES = env.int("OTLP_MAX_DECOMPRESSED_BYTES", default=8 * 1024 * 1024)
+# Runs that carry no caseloop.case.id: agent name (gen_ai.agent.name, else the resource's
+# service.name) -> case id, e.g. OTLP_AGENT_CASES="sql-agent=3f1c...,report-agent=9b2e...".
+OTLP_AGENT_CASES = env.dict("OTLP_AGENT_CASES", default={})
+for _agent, _case_id in OTLP_AGENT_CASES.items():
+    try:
+        uuid.UUID(_case_id)
+    except ValueError:
+        raise ImproperlyConfigured(f"OTLP_AGENT_CASES maps {_agent!r} to {_case_id!r}, which is not a case id.") from None
 
 # CaseTerm's covering index (INCLUDE) is a PostgreSQL feature; SQLite just builds the key index.
 SILENCED_SYSTEM_CHECKS = ["models.W040"]

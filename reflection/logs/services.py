@@ -302,11 +302,20 @@ def parse_each(items: list[Any]) -> tuple[list[LogRecord], dict[int, dict[str, s
         elif record.id not in seen:
             seen.add(record.id)
             parsed.append((index, record))
-    refused: dict[str, dict[str, str]] = {}
-    _check_references([record for _, record in parsed], refused)
+    kept, refused = check_references_each([record for _, record in parsed])
     for position, problem in refused.items():
-        errors[parsed[int(position)][0]] = problem
-    return [record for position, (_, record) in enumerate(parsed) if str(position) not in refused], errors
+        errors[parsed[position][0]] = problem
+    return kept, errors
+
+
+def check_references_each(records: list[LogRecord]) -> tuple[list[LogRecord], dict[int, dict[str, str]]]:
+    """`_check_references` one record at a time, for callers that store what they can (the
+    import command, the background write, OTLP): the records that pass, in order, and the
+    problems by position. Fills in each kept record's case version as the all-or-nothing path does."""
+    refused: dict[str, dict[str, str]] = {}
+    _check_references(records, refused)
+    kept = [record for position, record in enumerate(records) if str(position) not in refused]
+    return kept, {int(position): problem for position, problem in refused.items()}
 
 
 def _check_references(records: list[LogRecord], errors: dict[str, dict[str, str]]) -> None:

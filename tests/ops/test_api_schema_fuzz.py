@@ -55,7 +55,7 @@ def connections_kept() -> Iterator[None]:
 def test_it_answers_every_operation_within_the_schema(premium_key):
     with connections_kept():
         labels, failures = _fuzz(premium_key)
-    assert "POST /api/logs/" in labels and "POST /api/cases/search/" in labels
+    assert "POST /api/logs/" in labels and "POST /api/cases/search/" in labels and "POST /v1/traces" in labels
     assert failures == [], "\n\n".join(failures)
 
 
