@@ -226,7 +226,12 @@ STATIC_ROOT = BASE_DIR / "staticfiles"
 
 REST_FRAMEWORK = {
     "DEFAULT_AUTHENTICATION_CLASSES": ["casebank.access.authentication.ApiKeyAuthentication"],
-    "DEFAULT_PERMISSION_CLASSES": ["rest_framework.permissions.IsAuthenticated"],
+    # Every view names the scopes its methods need (`required_scopes`); one naming none is
+    # refused (casebank.access.permissions), so a new endpoint cannot be open to every key.
+    "DEFAULT_PERMISSION_CLASSES": [
+        "rest_framework.permissions.IsAuthenticated",
+        "casebank.access.permissions.RequiredScopes",
+    ],
     "DEFAULT_RENDERER_CLASSES": ["rest_framework.renderers.JSONRenderer"],
     # orjson: fast, and too-deep or malformed JSON is a 400 on every endpoint (casebank.parsers).
     "DEFAULT_PARSER_CLASSES": ["core.parsers.OrjsonParser"],

@@ -21,3 +21,9 @@ class NotFound(DomainError):
 
 class Conflict(DomainError):
     status_code = 409
+
+
+class Forbidden(DomainError):
+    """The caller may not do this (a permission the admin asks for too)."""
+
+    status_code = 403

@@ -24,6 +24,8 @@ from rest_framework import exceptions
 from agents.models import FINISHED_STATUSES, Session
 from agents.sessions import selectors
 from casebank.access.authentication import ApiKeyAuthentication
+from casebank.access.permissions import missing_scopes_message
+from casebank.access.scopes import Scope, key_allows
 from casebank.models import ApiKey
 
 MAX_STREAM_SECONDS = 3600
@@ -105,6 +107,8 @@ async def session_stream(request: HttpRequest, session_id: str) -> HttpResponseB
         response = _error(401, problem)
         response["WWW-Authenticate"] = "Token"
         return response
+    if not key_allows(api_key, Scope.SESSIONS):
+        return _error(403, missing_scopes_message([Scope.SESSIONS]))
     raw = request.headers.get("Last-Event-ID") or request.GET.get("last_event_id") or "0"
     if not raw.isdigit() or len(raw) > 9:
         return _error(400, "Invalid input.", {"Last-Event-ID": "Must be a non-negative whole number."})

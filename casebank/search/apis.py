@@ -9,6 +9,7 @@ from rest_framework.request import Request
 from rest_framework.response import Response
 from rest_framework.views import APIView
 
+from casebank.access.scopes import Scope
 from casebank.cases import read_cache, services
 from casebank.cases.apis import CaseOutputSerializer
 from casebank.search import selectors
@@ -16,6 +17,8 @@ from core import task_queue
 
 
 class CaseSearchApi(APIView):
+    required_scopes = Scope.CASES_READ
+
     class InputSerializer(serializers.Serializer):
         query = serializers.CharField(max_length=2_000)
         k = serializers.IntegerField(min_value=1, max_value=100, default=10)

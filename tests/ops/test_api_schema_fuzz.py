@@ -22,6 +22,7 @@ from schemathesis.specs.openapi.checks import (
 )
 
 from casebank.access import services as access_services
+from casebank.access.scopes import ALL_SCOPES
 from casebank.models import ApiTier
 from config.wsgi import application
 
@@ -33,7 +34,7 @@ def premium_key(db, settings):
         **django_settings.REST_FRAMEWORK,
         "DEFAULT_THROTTLE_RATES": {"standard": "100000/min", "premium": "100000/min", "anon": "100000/min"},
     }
-    return access_services.api_key_create(name="fuzzer", tier=ApiTier.PREMIUM)[1]
+    return access_services.api_key_create(name="fuzzer", tier=ApiTier.PREMIUM, scopes=ALL_SCOPES)[1]
 
 
 @contextmanager
