@@ -12,7 +12,6 @@ from casebank.access.scopes import ALL_SCOPES, DEFAULT_SCOPES
 from casebank.cases import services as case_services
 from casebank.models import Case
 
-
 # What the `api` key's user may do: edit the case bank and read every log, as in admin.
 # Consolidation and suggestion permissions are left to the tests that grant them (and test
 # their refusal).

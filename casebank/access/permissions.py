@@ -54,7 +54,7 @@ class RequiredScopes(permissions.BasePermission):
 
 def missing_scopes_message(missing: list[str]) -> str:
     """The 403's detail, also used by the surfaces outside DRF (the event stream)."""
-    return f"This API key lacks the scope {', '.join(repr(s) for s in missing)}."
+    return f"This API key lacks the scope {', '.join(repr(str(s)) for s in missing)}."
 
 
 def require_permission(user: Any, permission: str, doing: str) -> None:
