@@ -173,6 +173,13 @@ else:
 DJANGO_REDIS_LOG_IGNORED_EXCEPTIONS = True
 CACHE_L1_ALIAS = "l1"
 CACHE_L1_SECONDS = env.int("CACHE_L1_SECONDS", default=30)
+# How many processes serve the API on this machine (scripts/serve.sh starts that many gunicorn
+# workers; it exports the value). Rate limits are counted in the "default" cache, which is this
+# process's memory without REDIS_URL: N processes would let N times a key's rate through, so
+# gunicorn refuses to start more than one worker without Redis (config.gunicorn) and
+# `check --deploy` warns (caseloop.W002), unless API_ALLOW_LOCAL_RATE_LIMITS says it is meant.
+WEB_WORKERS = env.int("WEB_WORKERS", default=1)
+API_ALLOW_LOCAL_RATE_LIMITS = env.bool("API_ALLOW_LOCAL_RATE_LIMITS", default=False)
 # How long an authenticated API key is trusted without asking the database; a revoked key
 # stops working on every replica within this many seconds (0: ask every time).
 API_KEY_CACHE_SECONDS = env.int("API_KEY_CACHE_SECONDS", default=10)
