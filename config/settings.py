@@ -266,6 +266,11 @@ SPECTACULAR_SETTINGS = {
     "SERVE_INCLUDE_SCHEMA": False,
     "COMPONENT_SPLIT_REQUEST": True,
     "PREPROCESSING_HOOKS": ["config.schema_hooks.drop_slash_aliases"],
+    # The event stream is not a DRF view; the hook describes it (the default enum hook stays).
+    "POSTPROCESSING_HOOKS": [
+        "drf_spectacular.hooks.postprocess_schema_enums",
+        "config.schema_hooks.add_session_stream",
+    ],
     # Several models have a `status`; stable enum names keep `check --deploy` and clients clean.
     "ENUM_NAME_OVERRIDES": {
         "CaseStatusEnum": "casebank.cases.models.CaseStatus",

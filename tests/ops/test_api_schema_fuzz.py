@@ -57,6 +57,7 @@ def test_it_answers_every_operation_within_the_schema(premium_key):
     with connections_kept():
         labels, failures = _fuzz(premium_key)
     assert "POST /api/logs/" in labels and "POST /api/cases/search/" in labels
+    assert "GET /api/sessions/{session_id}/stream" in labels  # described by config.schema_hooks
     assert failures == [], "\n\n".join(failures)
 
 
