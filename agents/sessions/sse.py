@@ -43,7 +43,7 @@ def _authenticate(request: HttpRequest) -> tuple[ApiKey | None, JsonResponse | N
         result = ApiKeyAuthentication().authenticate(request)
     except exceptions.Throttled as error:
         refused = _error(429, str(error.detail))
-        refused["Retry-After"] = str(int(error.wait or 1))
+        refused["Retry-After"] = str(int(getattr(error, "wait", None) or 1))  # set in __init__; the stub lacks it
         return None, refused
     except exceptions.AuthenticationFailed as error:
         return None, _unauthenticated(str(error.detail))
