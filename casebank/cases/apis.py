@@ -235,3 +235,46 @@ class CaseRollbackApi(APIView):
             f"Rolled back to v{version} as v{case.version} through the API ({actor_of(request)})."
         ))
         return Response(CaseOutputSerializer(case).data)
+
+
+class CaseReviewInput(serializers.Serializer):
+    note = serializers.CharField(max_length=500, required=False, allow_blank=True, default="")
+
+
+class CaseApproveApi(APIView):
+    """The API side of admin's review queue (cases pending review): same permission, same audit."""
+
+    required_scopes = Scope.REVIEW
+
+    @extend_schema(
+        request=CaseReviewInput, responses=CaseOutputSerializer,
+        summary="Approve a case pending review: from now on it is retrieved and planned with (needs review_case)",
+    )
+    def post(self, request: Request, case_id: str) -> Response:
+        require_permission(request.user, REVIEW_PERMISSION, "Reviewing a case")
+        data = CaseReviewInput(data=request.data)
+        data.is_valid(raise_exception=True)
+        note = data.validated_data["note"]
+        case = services.case_review_approve(case=selectors.case_get(case_id), actor=actor_of(request), note=note)
+        admin_history_record(user=request.user, obj=case, message="Review: approved" + (f": {note}" if note else ""))
+        return Response(CaseOutputSerializer(case).data)
+
+
+class CaseRejectApi(APIView):
+    required_scopes = Scope.REVIEW
+
+    class InputSerializer(serializers.Serializer):
+        note = serializers.CharField(max_length=500, help_text="Why; required.")
+
+    @extend_schema(
+        request=InputSerializer, responses=CaseOutputSerializer,
+        summary="Reject a case pending review with a note: it is never retrieved (needs review_case)",
+    )
+    def post(self, request: Request, case_id: str) -> Response:
+        require_permission(request.user, REVIEW_PERMISSION, "Reviewing a case")
+        data = self.InputSerializer(data=request.data)
+        data.is_valid(raise_exception=True)
+        note = data.validated_data["note"]
+        case = services.case_review_reject(case=selectors.case_get(case_id), actor=actor_of(request), note=note)
+        admin_history_record(user=request.user, obj=case, message=f"Review: rejected: {note}")
+        return Response(CaseOutputSerializer(case).data)

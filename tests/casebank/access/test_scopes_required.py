@@ -30,6 +30,8 @@ EXPECTED = {
     ("api/cases/<uuid:case_id>/status/", "PATCH"): Scope.CASES_WRITE,
     ("api/cases/<uuid:case_id>/versions/", "GET"): Scope.CASES_READ,
     ("api/cases/<uuid:case_id>/rollback/", "POST"): Scope.CASES_WRITE,
+    ("api/cases/<uuid:case_id>/approve/", "POST"): Scope.REVIEW,
+    ("api/cases/<uuid:case_id>/reject/", "POST"): Scope.REVIEW,
     ("api/consolidation/run", "POST"): Scope.CASES_WRITE,
     ("api/consolidation/restore/<uuid:case_id>", "POST"): Scope.CASES_WRITE,
     ("api/logs/", "POST"): Scope.LOGS_WRITE,

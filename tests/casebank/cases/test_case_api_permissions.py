@@ -118,3 +118,24 @@ def test_a_case_created_by_a_reviewer_is_approved_at_once(api_client):
     reviewer = api_client(scopes=WRITER, permissions=["add_case", "review_case"])
     response = reviewer.post("/api/cases/", body, format="json")
     assert response.status_code == 201 and response.json()["review_state"] == "approved"
+
+
+def test_a_pending_case_is_reviewed_through_the_api_with_review_case(api_client, make_case):
+    pending = make_case(review_state="pending", title="Filed by a session")
+    other = make_case(review_state="pending", title="Another filed by a session")
+    scoped_only = api_client(scopes=["cases:read", "review"])
+    response = scoped_only.post(f"/api/cases/{pending.pk}/approve/", {}, format="json")
+    assert response.status_code == 403 and "casebank.review_case" in response.json()["detail"]
+    no_scope = api_client(scopes=["cases:read", "cases:write"], permissions=["review_case"])
+    response = no_scope.post(f"/api/cases/{pending.pk}/approve/", {}, format="json")
+    assert response.json()["detail"] == "This API key lacks the scope 'review'."
+    reviewer = api_client(scopes=["cases:read", "review"], permissions=["review_case"])
+    response = reviewer.post(f"/api/cases/{pending.pk}/approve/", {"note": "checked"}, format="json")
+    assert response.status_code == 200 and response.json()["review_state"] == "approved"
+    assert LogEntry.objects.get(object_id=str(pending.pk), user=reviewer.api_key.user).change_message == (
+        "Review: approved: checked"
+    )
+    assert reviewer.post(f"/api/cases/{pending.pk}/approve/", {}, format="json").status_code == 409
+    assert reviewer.post(f"/api/cases/{other.pk}/reject/", {}, format="json").status_code == 400  # a note is required
+    response = reviewer.post(f"/api/cases/{other.pk}/reject/", {"note": "drops rows"}, format="json")
+    assert response.status_code == 200 and response.json()["review_state"] == "rejected"
