@@ -135,12 +135,37 @@ def demo_case_id(slug: str) -> uuid.UUID:
     return uuid.uuid5(DEMO_NAMESPACE, f"case:{slug}")
 
 
+# Plans that carry the SQL that answered them (as a case filed from a session does), so the demo
+# replays them on its sample database without an LLM. The sample's orders run from January to
+# mid-November 2026.
+DEMO_SQL = {
+    "rev-region": "SELECT region, ROUND(SUM(total), 2) AS revenue FROM orders "
+                  "WHERE order_date >= '2026-07-01' AND order_date < '2026-10-01' "
+                  "GROUP BY region ORDER BY revenue DESC",
+    "top-products": "SELECT p.name AS product, ROUND(SUM(i.quantity * i.unit_price), 2) AS revenue "
+                    "FROM order_items AS i JOIN products AS p ON p.id = i.product_id "
+                    "GROUP BY p.name ORDER BY revenue DESC LIMIT 10",
+    "ticket-volume": "SELECT category, COUNT(*) AS tickets FROM support_tickets "
+                     "GROUP BY category ORDER BY tickets DESC",
+    "ltv-segment": "SELECT c.segment, ROUND(SUM(o.total) / COUNT(DISTINCT c.id), 2) AS revenue_per_customer "
+                   "FROM customers AS c JOIN orders AS o ON o.customer_id = c.id "
+                   "GROUP BY c.segment ORDER BY revenue_per_customer DESC",
+}
+
+
+# What seed_demo asks the supervisor once: close enough to "rev-region" to replay its plan.
+DEMO_SESSION_QUERY = "Show revenue by region for the last quarter"
+
+
 def _plan(case: DemoCase) -> list[dict]:
-    steps = []
+    steps: list[dict] = []
     if "information_retrieval" in case.agents:
         steps.append({"agent": IR, "action": f"Find documents about: {case.title.lower()}"})
     if "data_analysis" in case.agents:
-        steps.append({"agent": DA, "action": f"Query the analytics database: {case.query}"})
+        step = {"agent": DA, "action": f"Query the analytics database: {case.query}"}
+        if case.slug in DEMO_SQL:
+            step["sql"] = DEMO_SQL[case.slug]
+        steps.append(step)
     steps.append({"agent": "supervisor", "action": "Summarise the findings for the user"})
     return steps
 

@@ -6,6 +6,7 @@ skips it otherwise); `run()` returns an `AgentOutput` with the result or the err
 from __future__ import annotations
 
 import json
+import math
 from dataclasses import asdict, dataclass, field
 from typing import Any, TypedDict
 
@@ -176,7 +177,28 @@ def summarise(columns: list[str], rows: list[list], truncated: bool) -> str:
         return "Result: " + ", ".join(f"{c} = {v}" for c, v in zip(columns, rows[0], strict=False)) + "."
     more = " (capped)" if truncated else ""
     first = ", ".join(f"{c} = {v}" for c, v in zip(columns, rows[0], strict=False))
-    return f"{len(rows)} rows{more} with columns {', '.join(columns)}; first: {first}."
+    return f"{len(rows)} rows{more} with columns {', '.join(columns)}; first: {first}.{_extremes(columns, rows)}"
+
+
+def _number(value: object) -> float | None:
+    # bool is an int to Python, not a quantity to a reader.
+    if isinstance(value, (int, float)) and not isinstance(value, bool) and math.isfinite(value):
+        return float(value)
+    return None
+
+
+def _extremes(columns: list[str], rows: list[list]) -> str:
+    """" Highest <measure>: <label> (<value>); lowest: ..." when the first column labels the rows
+    and another column is numeric in every row: the sentence a reader looks for first."""
+    if len(columns) < 2 or len(rows) < 2 or any(not isinstance(r[0], str) for r in rows):
+        return ""
+    measure = next((i for i in range(1, len(columns)) if all(_number(r[i]) is not None for r in rows)), None)
+    if measure is None:
+        return ""
+    top = max(rows, key=lambda r: float(r[measure]))
+    bottom = min(rows, key=lambda r: float(r[measure]))
+    return (f" Highest {columns[measure]}: {top[0]} ({top[measure]}); "
+            f"lowest: {bottom[0]} ({bottom[measure]}).")
 
 
 def chart_spec(columns: list[str], rows: list[list]) -> dict:

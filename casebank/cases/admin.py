@@ -17,6 +17,7 @@ from django.utils.html import format_html
 
 from casebank.cases import services
 from casebank.models import Case, CaseReviewChange, CaseStatus, CaseStatusChange, CaseVersion, PendingCase
+from casebank.search.ranking import track_record
 from core.admin_support import HistoryInline, ReadOnlyAdminMixin, decision_page
 from core.errors import DomainError
 
@@ -151,6 +152,14 @@ class CaseColumnsMixin(admin.ModelAdmin):
     def runs_analysed(self, case: Case) -> int:
         return case.run_count
 
+    @admin.display(description="Reuse value")
+    def reuse_value(self, case: Case) -> str:
+        return format_html(
+            "{} <small>({} helped, {} harmed, recent runs weigh more)</small>",
+            percent(track_record(case.reuse_helped, case.reuse_harmed)),
+            f"{case.reuse_helped:.1f}", f"{case.reuse_harmed:.1f}",
+        )
+
     @admin.display(description="Times retrieved", ordering="usage_count")
     def times_retrieved(self, case: Case) -> int:
         return case.usage_count
@@ -190,6 +199,7 @@ class CaseAdmin(CaseColumnsMixin, admin.ModelAdmin):
         "version",
         "success",
         "runs_analysed",
+        "reuse_value",
         "times_retrieved",
         "last_used_at",
         "created_at",
@@ -200,9 +210,12 @@ class CaseAdmin(CaseColumnsMixin, admin.ModelAdmin):
         (None, {"fields": ["title", "query", "plan", "category", "tags"]}),
         (
             "Lifecycle and track record",
-            {"fields": ["id", "status_label", "review_state", "version", "success", "runs_analysed", "times_retrieved",
-                        "last_used_at"],
+            {"fields": ["id", "status_label", "review_state", "version", "success", "runs_analysed", "reuse_value",
+                        "times_retrieved", "last_used_at"],
              "description": "Runs analysed: executions in the window of the case's last analysis (30 days by default). "
+                            "Reuse value: the chance that a run of this plan succeeds, from its successful (helped) "
+                            "and failed (harmed) runs, each weighted by age (half-life REFLECTION_HALF_LIFE_DAYS) "
+                            "and shrunk towards 50% while there are few; search uses it to order near-ties. "
                             "Times retrieved: how often search returned the case to a planner, ever. "
                             "A run without retrieval (a caller naming the case) counts only in the first."},
         ),

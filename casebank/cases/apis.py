@@ -21,6 +21,7 @@ from casebank.access.permissions import require_permission
 from casebank.access.scopes import Scope
 from casebank.cases import read_cache, selectors, services
 from casebank.models import Case, CaseStatus, ReviewState
+from casebank.search.ranking import track_record
 from core.audit import admin_history_record
 
 ADD_PERMISSION = "casebank.add_case"
@@ -40,6 +41,10 @@ def actor_of(request: Request) -> str:
 class CaseOutputSerializer(serializers.ModelSerializer):
     plan = serializers.JSONField()
     tags = serializers.ListField(child=serializers.CharField())
+    reuse_value = serializers.SerializerMethodField(
+        help_text="Posterior chance that a run of the plan succeeds, from the time-decayed "
+                  "`reuse_helped` / `reuse_harmed` runs (casebank.search.ranking.track_record)."
+    )
 
     class Meta:
         model = Case
@@ -55,12 +60,18 @@ class CaseOutputSerializer(serializers.ModelSerializer):
             "version",
             "success_rate",
             "run_count",
+            "reuse_helped",
+            "reuse_harmed",
+            "reuse_value",
             "usage_count",
             "last_used_at",
             "created_at",
             "updated_at",
             "updated_by",
         ]
+
+    def get_reuse_value(self, case: Case) -> float:
+        return round(track_record(case.reuse_helped, case.reuse_harmed), 4)
 
 
 class CasePagination(PageNumberPagination):

@@ -4,7 +4,7 @@ from __future__ import annotations
 import re
 from collections.abc import Iterable, Sequence
 from datetime import datetime
-from typing import Any
+from typing import Any, NamedTuple
 from uuid import UUID
 
 from django.db import connection, transaction
@@ -330,13 +330,22 @@ def case_record_use(*, case_ids: Iterable[UUID | str], used_at: datetime | None 
     )
 
 
-def case_update_metrics(*, case_id: UUID, success_rate: float | None, run_count: int) -> None:
+class CaseMetrics(NamedTuple):
+    """What an analysis stores on its case (see the fields of `Case`)."""
+
+    success_rate: float | None
+    run_count: int
+    reuse_helped: float = 0.0
+    reuse_harmed: float = 0.0
+
+
+def case_update_metrics(*, case_id: UUID, metrics: CaseMetrics) -> None:
     """Store analysis results on the case; never a content edit, so never a new version."""
-    Case.objects.filter(pk=case_id).update(success_rate=success_rate, run_count=run_count)
+    Case.objects.filter(pk=case_id).update(**metrics._asdict())
     bank_changed()
 
 
-def case_update_metrics_many(*, metrics: dict[UUID, tuple[float | None, int]]) -> int:
+def case_update_metrics_many(*, metrics: dict[UUID, CaseMetrics]) -> int:
     """`case_update_metrics` for a whole reflection batch.
 
     On PostgreSQL one UPDATE ... FROM unnest(arrays): Django's bulk_update builds a CASE with
@@ -349,16 +358,20 @@ def case_update_metrics_many(*, metrics: dict[UUID, tuple[float | None, int]]) -
     return updated
 
 
-def _update_metrics_rows(metrics: dict[UUID, tuple[float | None, int]]) -> int:
+def _update_metrics_rows(metrics: dict[UUID, CaseMetrics]) -> int:
     if connection.vendor != "postgresql":
-        cases = [Case(pk=case_id, success_rate=rate, run_count=runs) for case_id, (rate, runs) in metrics.items()]
-        return Case.objects.bulk_update(cases, ["success_rate", "run_count"], batch_size=500)
+        cases = [Case(pk=case_id, **row._asdict()) for case_id, row in metrics.items()]
+        return Case.objects.bulk_update(cases, list(CaseMetrics._fields), batch_size=500)
     table = Case._meta.db_table
+    rows = list(metrics.values())
     with connection.cursor() as cursor:
         cursor.execute(
-            f"""UPDATE {table} AS c SET success_rate = m.rate, run_count = m.runs
-                FROM unnest(%s::uuid[], %s::float8[], %s::int[]) AS m(id, rate, runs)
+            f"""UPDATE {table} AS c
+                SET success_rate = m.rate, run_count = m.runs, reuse_helped = m.helped, reuse_harmed = m.harmed
+                FROM unnest(%s::uuid[], %s::float8[], %s::int[], %s::float8[], %s::float8[])
+                     AS m(id, rate, runs, helped, harmed)
                 WHERE c.id = m.id""",
-            [uuid_array(metrics), [rate for rate, _ in metrics.values()], [runs for _, runs in metrics.values()]],
+            [uuid_array(metrics), [r.success_rate for r in rows], [r.run_count for r in rows],
+             [r.reuse_helped for r in rows], [r.reuse_harmed for r in rows]],
         )
         return cursor.rowcount

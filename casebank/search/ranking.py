@@ -1,13 +1,16 @@
 """Ordering retrieved cases: relevance first, the track record as a bounded adjustment.
 
 Relevance is what the mode measures (cosine similarity, BM25, or the fused rank of both). A
-case's track record then moves its score by at most `TRACK_RECORD_WEIGHT` of its relevance:
+case's track record is its reuse value: `helped` and `harmed`, the runs of its plan that
+succeeded and failed, each weighted by its age (half-life REFLECTION_HALF_LIFE_DAYS; stored on
+the case by every analysis, `Case.reuse_helped` / `reuse_harmed`). It moves the score by at
+most `TRACK_RECORD_WEIGHT` of the relevance:
 
-    p = (success_rate * runs + PRIOR_RUNS / 2) / (runs + PRIOR_RUNS)    Beta(5, 5) posterior mean
+    p = (helped + PRIOR_RUNS / 2) / (helped + harmed + PRIOR_RUNS)    Beta(5, 5) posterior mean
     score = relevance * (1 + TRACK_RECORD_WEIGHT * (2p - 1))
 
-The posterior shrinks a short record towards 1/2, so a case with few runs barely moves, and a
-case with no analysis (null success rate) does not move at all. With the weight at 0.006 the
+The posterior shrinks a short or old record towards 1/2 (old runs weigh little), so a case
+with few recent runs barely moves, and a case never run does not move at all. With the weight at 0.006 the
 largest swing between two cases is 1.2% of relevance, less than the 1.6% between a case ranked
 first in both lists of a hybrid search and one ranked second in both (1/62 of the fused score):
 the track record reorders near-ties (first in one list and second in the other, or the reverse)
@@ -38,15 +41,14 @@ WARNING_BELOW = 0.5
 Role = Literal["example", "warning"]
 
 
-def track_record(success_rate: float | None, runs: int) -> float:
+def track_record(helped: float, harmed: float) -> float:
     """Posterior mean success under a Beta(PRIOR_RUNS/2, PRIOR_RUNS/2) prior; 1/2 without a record."""
-    if success_rate is None or runs <= 0:
-        return 0.5
-    return (success_rate * runs + PRIOR_RUNS / 2) / (runs + PRIOR_RUNS)
+    helped, harmed = max(helped, 0.0), max(harmed, 0.0)
+    return (helped + PRIOR_RUNS / 2) / (helped + harmed + PRIOR_RUNS)
 
 
-def adjusted_score(relevance: float, *, success_rate: float | None, runs: int) -> float:
-    return relevance * (1 + TRACK_RECORD_WEIGHT * (2 * track_record(success_rate, runs) - 1))
+def adjusted_score(relevance: float, *, helped: float, harmed: float) -> float:
+    return relevance * (1 + TRACK_RECORD_WEIGHT * (2 * track_record(helped, harmed) - 1))
 
 
 def role_of(*, status: str, success_rate: float | None) -> Role:

@@ -192,16 +192,16 @@ def case_search(
     # Rank on a few columns alone, then load only the k winners: the candidates are up to
     # 2 x depth, and whole rows (query, plan) for all of them cost more than the ranking.
     records = {
-        case_id: (status, success_rate, runs)
-        for case_id, status, success_rate, runs in Case.objects.filter(pk__in=list(scores)).values_list(
-            "id", "status", "success_rate", "run_count"
+        case_id: (status, helped, harmed)
+        for case_id, status, helped, harmed in Case.objects.filter(pk__in=list(scores)).values_list(
+            "id", "status", "reuse_helped", "reuse_harmed"
         )
     }
     # Relevance first, the track record as a bounded adjustment (see `ranking`); among equal
     # scores a case in warning comes after a healthy one, then ids keep the order stable.
     ranked = sorted(
         (
-            (adjusted_score(score, success_rate=records[case_id][1], runs=records[case_id][2]),
+            (adjusted_score(score, helped=records[case_id][1], harmed=records[case_id][2]),
              records[case_id][0] != CaseStatus.WARNING, str(case_id), score, case_id)
             for case_id, score in scores.items() if case_id in records
         ),

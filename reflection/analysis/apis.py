@@ -44,6 +44,9 @@ class AnalysisOutputSerializer(serializers.Serializer):
     successes = serializers.IntegerField()
     success_rate = serializers.FloatField(allow_null=True)
     weighted_success_rate = serializers.FloatField(allow_null=True)
+    # Absent from analyses stored before they existed.
+    reuse_helped = serializers.FloatField(required=False, help_text="Successful runs, time-decayed (half-life REFLECTION_HALF_LIFE_DAYS).")
+    reuse_harmed = serializers.FloatField(required=False, help_text="Failed runs, time-decayed.")
     common_errors = ErrorGroupSerializer(many=True)
     latency_ms = LatencySerializer()
     slow = serializers.BooleanField()

@@ -99,6 +99,13 @@ def _record_from(*, case_id: uuid.UUID, analysis: CaseAnalysisData, run: Reflect
     return record
 
 
+def case_metrics(analysis: CaseAnalysisData) -> case_services.CaseMetrics:
+    return case_services.CaseMetrics(
+        success_rate=analysis["success_rate"], run_count=analysis["total_executions"],
+        reuse_helped=analysis["reuse_helped"], reuse_harmed=analysis["reuse_harmed"],
+    )
+
+
 def _apply_warning(*, case_id: uuid.UUID, status: str, analysis: CaseAnalysisData) -> str | None:
     """Set `warning` below 0.5 or on a significant recent drop (`stats.recent_drop`), clear it
     on recovery from both; returns "set", "cleared" or None."""
@@ -135,9 +142,7 @@ def case_analysis_record(*, case_id: uuid.UUID | str, window_days: int = 30, run
     record = _record_from(case_id=key, analysis=analysis, run=run)
     record.save()
     if analysis["total_executions"]:
-        case_services.case_update_metrics(
-            case_id=key, success_rate=analysis["success_rate"], run_count=analysis["total_executions"]
-        )
+        case_services.case_update_metrics(case_id=key, metrics=case_metrics(analysis))
     status = Case.objects.filter(pk=key).values_list("status", flat=True).get()
     _apply_warning(case_id=key, status=status, analysis=analysis)
     # Every path that analyses one case (`reflect --case`, the analyze API, a run's own step)
@@ -294,11 +299,7 @@ def _analyse_chunk(case_ids: list[uuid.UUID], run: ReflectionRun, counts: _Count
     with transaction.atomic():
         analyses = _insert_analyses(built, run)
         case_services.case_update_metrics_many(
-            metrics={
-                case_id: (a["success_rate"], a["total_executions"])
-                for case_id, a in analyses.items()
-                if a["total_executions"]
-            }
+            metrics={case_id: case_metrics(a) for case_id, a in analyses.items() if a["total_executions"]}
         )
     statuses = dict(Case.objects.filter(**ids_lookup("pk", case_ids)).values_list("pk", "status"))
     verifying = cases_under_verification()

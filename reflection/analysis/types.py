@@ -78,6 +78,10 @@ class CaseAnalysisData(TypedDict):
     successes: int
     success_rate: float | None
     weighted_success_rate: float | None
+    # Runs that succeeded / failed, each weighted by its age like `weighted_success_rate`
+    # (half-life REFLECTION_HALF_LIFE_DAYS): what reusing the case's plan has been worth lately.
+    reuse_helped: float
+    reuse_harmed: float
     common_errors: list[CommonError]
     latency_ms: LatencyMs
     slow: bool

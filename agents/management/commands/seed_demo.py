@@ -8,7 +8,12 @@ from tqdm import tqdm
 from agents.demo import cases as demo_cases
 from agents.demo import data as demo_data
 from agents.knowledge.services import documents_load_path
+from agents.runtime.supervisor import run_session
+from agents.sessions.models import Session
+from agents.sessions.services import session_create
 from reflection.analysis import services as reflection_services
+
+DEMO_ACTOR = "seed_demo"
 
 
 class Command(BaseCommand):
@@ -33,10 +38,20 @@ class Command(BaseCommand):
         analytics = demo_data.seed_analytics()
         with tqdm(desc="documents", disable=quiet, file=self.stderr) as bar:
             _, documents = documents_load_path(demo_data.DEMO_DOCS_DIR, on_progress=bar.update)
+        session = self._session()
         self.stdout.write(self.style.SUCCESS(
             f"Demo seeded: {cases} new case(s), {logs} new log(s), {documents} new document(s)"
-            f"{', analytics database created' if analytics else ''}{analysed}."
+            f"{', analytics database created' if analytics else ''}{analysed}{session}."
         ))
+
+    def _session(self) -> str:
+        """One finished supervisor session, so the session page shows an answer, its rows and
+        chart at first sight. Its case carries the SQL, so no LLM is needed."""
+        if Session.objects.filter(created_by=DEMO_ACTOR).exists():
+            return ""
+        session = session_create(query=demo_cases.DEMO_SESSION_QUERY, actor=DEMO_ACTOR)
+        finished = run_session(session_id=session.id)
+        return f", a demo session {finished.status if finished else 'queued'}"
 
     def _analyse(self, quiet: bool) -> str:
         """Analyse the new demo logs now, so a first look at admin shows every case's success

@@ -307,6 +307,8 @@ def _analysis(*, case_id: uuid.UUID, window_days: int, bounds: Bounds, figures: 
         "weighted_success_rate": (
             round(figures.weighted_successes / figures.weight_sum, 4) if figures.weight_sum > 0 else None
         ),
+        "reuse_helped": round(figures.weighted_successes, 3),
+        "reuse_harmed": round(max(figures.weight_sum - figures.weighted_successes, 0.0), 3),
         "common_errors": _with_percentages(ranked_errors, total),
         "latency_ms": latency,
         "slow": p95 is not None and p95 > SLOW_P95_MS,

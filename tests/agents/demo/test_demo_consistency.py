@@ -68,3 +68,20 @@ def test_the_rule_based_timeout_and_latency_fixes_leave_the_summary_step_alone()
     # Slow too: caching and a latency bound go to the same steps, not to the summary.
     assert retrieve["cache"] is query["cache"] is True
     assert "cache" not in summary and "max_latency_ms" not in summary
+
+
+@pytest.mark.django_db(transaction=True)  # the session's workers run in threads, on their own connections
+def test_seed_demo_leaves_a_finished_session_with_an_answer_and_rows(tmp_path, settings):
+    from django.core.management import call_command
+
+    from agents.sessions.models import Session, SessionStatus
+
+    settings.ANALYTICS_DATABASE_URL = f"sqlite:///{tmp_path / 'analytics.sqlite3'}"
+    call_command("seed_demo", "--logs", "300", "--no-progress")
+    call_command("seed_demo", "--logs", "300", "--no-progress")  # idempotent: still one session
+    session = Session.objects.get(created_by="seed_demo")
+    assert session.status == SessionStatus.COMPLETED and session.passed, session.errors
+    assert session.case_id == demo_cases.demo_case_id("rev-region") and session.plan_source == "case"
+    data = session.results["data_analysis"]
+    assert data["columns"] == ["region", "revenue"] and len(data["rows"]) == 4
+    assert "region" in session.answer and "[1]" in session.answer

@@ -51,7 +51,9 @@ def test_it_answers_from_caller_sql_with_the_data_summary_cited(api, knowledge, 
     assert state["status"] == "completed", state["errors"]
     top = state["results"]["data_analysis"]["rows"][0]
     assert state["answer"].startswith("4 rows with columns region, revenue; first: region = ")
-    assert f"region = {top[0]}, revenue = {top[1]}. [1]" in state["answer"]
+    rows = state["results"]["data_analysis"]["rows"]
+    assert f"region = {top[0]}, revenue = {top[1]}. Highest revenue: {top[0]} ({top[1]}); " in state["answer"]
+    assert f"lowest: {rows[-1][0]} ({rows[-1][1]}). [1]" in state["answer"]
     assert "[1] SQL result" in state["answer"]
 
 

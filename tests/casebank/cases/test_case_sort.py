@@ -17,7 +17,7 @@ def test_never_analysed_cases_come_last(api, make_case, sort, expected):
     for title, rate in (("new", None), ("low", 0.2), ("high", 0.9)):
         case = make_case(title=title)
         if rate is not None:
-            services.case_update_metrics(case_id=case.pk, success_rate=rate, run_count=10)
+            services.case_update_metrics(case_id=case.pk, metrics=services.CaseMetrics(rate, 10))
 
     body = api.get("/api/cases/", {"sort": sort}).json()
 

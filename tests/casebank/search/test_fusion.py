@@ -22,6 +22,7 @@ def test_it_drops_a_list_of_weight_zero_from_the_fusion():
 
 
 def test_it_shrinks_a_short_record_towards_a_half():
-    assert track_record(None, 0) == 0.5
-    assert track_record(0.0, 2) == pytest.approx(5 / 12)
-    assert track_record(0.0, 1000) == pytest.approx(5 / 1010)
+    assert track_record(0.0, 0.0) == 0.5
+    assert track_record(0.0, 2.0) == pytest.approx(5 / 12)
+    assert track_record(0.0, 1000.0) == pytest.approx(5 / 1010)
+    assert track_record(30.0, 0.0) == pytest.approx(35 / 40)

@@ -57,7 +57,7 @@ def test_an_archived_case_leaves_search_at_once(api, make_case):
 def test_new_metrics_show_at_once(api, make_case):
     case = make_case(title="Monthly revenue by region")
     assert api.get(f"/api/cases/{case.pk}/").json()["success_rate"] is None
-    services.case_update_metrics_many(metrics={case.pk: (0.25, 8)})
+    services.case_update_metrics_many(metrics={case.pk: services.CaseMetrics(0.25, 8)})
     body = api.get(f"/api/cases/{case.pk}/").json()
     assert (body["success_rate"], body["run_count"]) == (0.25, 8)
 

@@ -16,9 +16,9 @@ def demo_bank(db):
     demo_cases.seed_cases()
     churn = Case.objects.get(pk=demo_cases.demo_case_id("churn-drivers"))
     # As reflection leaves it: 40% over its runs, flagged.
-    Case.objects.filter(pk=churn.pk).update(success_rate=0.40, run_count=250)
+    Case.objects.filter(pk=churn.pk).update(success_rate=0.40, run_count=250, reuse_helped=40.0, reuse_harmed=60.0)
     case_services.case_set_status(case=churn, status=CaseStatus.WARNING, actor="reflection", reason="success rate 40%")
-    Case.objects.exclude(pk=churn.pk).update(success_rate=0.92, run_count=250)
+    Case.objects.exclude(pk=churn.pk).update(success_rate=0.92, run_count=250, reuse_helped=92.0, reuse_harmed=8.0)
     return churn
 
 
@@ -38,8 +38,8 @@ def test_it_keeps_a_warning_case_with_the_best_match_first_and_marks_it(demo_ban
 def test_it_lets_the_track_record_order_near_ties_only(make_case):
     steady = make_case(title="Revenue by region A", query="monthly revenue by region")
     shaky = make_case(title="Revenue by region B", query="monthly revenue by region")
-    Case.objects.filter(pk=steady.pk).update(success_rate=0.95, run_count=200)
-    Case.objects.filter(pk=shaky.pk).update(success_rate=0.30, run_count=200)
+    Case.objects.filter(pk=steady.pk).update(success_rate=0.95, run_count=200, reuse_helped=95.0, reuse_harmed=5.0)
+    Case.objects.filter(pk=shaky.pk).update(success_rate=0.30, run_count=200, reuse_helped=30.0, reuse_harmed=70.0)
     hits = case_search(query="monthly revenue by region", mode="bm25", k=2)
     # Equal relevance: the better track record wins, by a bounded amount.
     assert [hit.case.id for hit in hits] == [steady.id, shaky.id]

@@ -105,6 +105,8 @@ def test_it_gives_a_clear_empty_analysis_for_a_case_without_logs(make_case):
         "successes": 0,
         "success_rate": None,
         "weighted_success_rate": None,
+        "reuse_helped": 0.0,
+        "reuse_harmed": 0.0,
         "common_errors": [],
         "latency_ms": {"mean": None, "p50": None, "p95": None, "p99": None},
         "slow": False,

@@ -92,10 +92,10 @@ def test_case_metric_updates_stay_hot():
         [Case(title=f"hot {i}", query=f"hot query {i}", plan=[{"agent": "a"}], created_at=now, updated_at=now)
          for i in range(400)]
     )
-    case_services.case_update_metrics_many(metrics={case.pk: (0.5, 10) for case in cases})  # yesterday's run
+    case_services.case_update_metrics_many(metrics={case.pk: case_services.CaseMetrics(0.5, 10) for case in cases})  # yesterday's run
     with transaction.atomic(), connection.cursor() as cursor:
         before = _update_counts(cursor)  # the backend's counts not yet reported: read a difference
-        case_services.case_update_metrics_many(metrics={case.pk: (0.6, 12) for case in cases})
+        case_services.case_update_metrics_many(metrics={case.pk: case_services.CaseMetrics(0.6, 12) for case in cases})
         after = _update_counts(cursor)
     updated, hot = after[0] - before[0], after[1] - before[1]
     assert updated == 400

@@ -35,8 +35,8 @@ def _neighbours(make_case):
                      plan=[{"agent": "data_analysis", "action": "Use the revenue rollup table"}])
     bad = make_case(title="Monthly revenue by region raw", query="Show monthly revenue by region from raw orders",
                     plan=[{"agent": "data_analysis", "action": "Scan raw orders"}])
-    case_services.case_update_metrics(case_id=good.id, success_rate=0.95, run_count=300)
-    case_services.case_update_metrics(case_id=bad.id, success_rate=0.2, run_count=300)
+    case_services.case_update_metrics(case_id=good.id, metrics=case_services.CaseMetrics(0.95, 300))
+    case_services.case_update_metrics(case_id=bad.id, metrics=case_services.CaseMetrics(0.2, 300))
     return good, bad
 
 
