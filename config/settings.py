@@ -352,6 +352,21 @@ LLM_PRICE_OUTPUT_PER_1K = env.float("LLM_PRICE_OUTPUT_PER_1K", default=0.0)
 # An applied suggestion is judged once both sides of it have this many runs (docs/suggestions.md).
 VERIFICATION_MIN_RUNS = env.int("VERIFICATION_MIN_RUNS", default=30)
 
+# Experiments (docs/experiments.md): approving a suggestion serves the revised plan to a share of
+# traffic beside the current one; the sequential rule promotes, rolls back or ends inconclusive.
+# Off: approving applies the plan at once and verification compares before with after.
+EXPERIMENTS_ENABLED = env.bool("EXPERIMENTS_ENABLED", default=True)
+EXPERIMENT_CANDIDATE_SHARE = env.float("EXPERIMENT_CANDIDATE_SHARE", default=0.2)
+if not 0 < EXPERIMENT_CANDIDATE_SHARE < 1:
+    raise ImproperlyConfigured("EXPERIMENT_CANDIDATE_SHARE must be between 0 and 1 (exclusive).")
+# Better candidates become current at once; False: they wait for a reviewer ("awaiting review").
+EXPERIMENT_AUTO_PROMOTE = env.bool("EXPERIMENT_AUTO_PROMOTE", default=True)
+EXPERIMENT_ALPHA = env.float("EXPERIMENT_ALPHA", default=0.05)
+EXPERIMENT_MIN_RUNS_PER_ARM = env.int("EXPERIMENT_MIN_RUNS_PER_ARM", default=100)
+EXPERIMENT_MAX_RUNS_PER_ARM = env.int("EXPERIMENT_MAX_RUNS_PER_ARM", default=5_000)
+if not 0 < EXPERIMENT_ALPHA < 1 or not 1 <= EXPERIMENT_MIN_RUNS_PER_ARM <= EXPERIMENT_MAX_RUNS_PER_ARM:
+    raise ImproperlyConfigured("Need 0 < EXPERIMENT_ALPHA < 1 and 1 <= EXPERIMENT_MIN_RUNS_PER_ARM <= EXPERIMENT_MAX_RUNS_PER_ARM.")
+
 # Alerts (new suggestions, regressions): email to reviewers and an optional JSON webhook.
 ALERT_WEBHOOK_URL = env.str("ALERT_WEBHOOK_URL", default="")
 ALERT_WEBHOOK_TIMEOUT_SECONDS = env.float("ALERT_WEBHOOK_TIMEOUT_SECONDS", default=5.0)

@@ -28,6 +28,7 @@ REVIEWER_PERMISSIONS: tuple[tuple[str, str], ...] = (
     ("reflection", "view_suggestion"),
     ("reflection", "view_pendingsuggestion"),
     ("reflection", "view_suggestiondecision"),
+    ("reflection", "view_experiment"),
     ("reflection", "approve_suggestion"),
 )
 

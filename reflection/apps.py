@@ -16,3 +16,11 @@ class ReflectionConfig(AppConfig):
         # Weak cases whose suggestion waited for the LLM budget (reflection.suggestions.deferral).
         Periodic("reflection: deferred suggestions", "reflection.suggestions.tasks.deferred_suggestions_task", "minute"),
     )
+
+    def ready(self) -> None:
+        # Case search serves each caller the plan of its experiment arm; the case bank cannot
+        # import reflection (the dependency rule), so reflection hands it the resolver.
+        from casebank.cases.plans import set_plan_resolver
+        from reflection.experiments.selectors import resolve_plans
+
+        set_plan_resolver(resolve_plans)

@@ -8,6 +8,7 @@ from reflection.analysis.models import (
     ReflectionRunStatus,
     ReflectionTrigger,
 )
+from reflection.experiments.models import Experiment, ExperimentLook, ExperimentStatus
 from reflection.llm.models import LLMBudgetState, LLMCall, LLMOutcome, LLMRateSlot
 from reflection.logs.models import ExecutionLog
 from reflection.suggestions.models import (
@@ -21,7 +22,8 @@ from reflection.suggestions.models import (
 )
 
 __all__ = [
-    "CaseAnalysis", "CaseReflectionState", "DailyCaseRollup", "DecisionAction", "ExecutionLog", "LLMBudgetState", "LLMCall",
+    "CaseAnalysis", "CaseReflectionState", "DailyCaseRollup", "DecisionAction", "ExecutionLog", "Experiment", "ExperimentLook",
+    "ExperimentStatus", "LLMBudgetState", "LLMCall",
     "LLMOutcome", "LLMRateSlot", "PendingSuggestion", "ReflectionRun", "ReflectionRunStatus", "ReflectionTrigger",
     "Suggestion", "SuggestionDecision", "SuggestionSource", "SuggestionStatus", "Verification",
 ]

@@ -1,10 +1,12 @@
 from django.urls import path
 
 from reflection.analysis import apis as apis_analysis
+from reflection.experiments import apis as apis_experiments
 from reflection.logs import apis
 from reflection.suggestions import apis as apis_suggestions
 
 urlpatterns = [
+    path("cases/<uuid:case_id>/plan/", apis_experiments.CasePlanApi.as_view(), name="case-plan"),
     path("logs/", apis.LogListCreateApi.as_view(), name="log-list"),
     path("reflection/analyze", apis_analysis.AnalyzeApi.as_view(), name="reflection-analyze"),
     path("reflection/cases/<uuid:case_id>/analysis", apis_analysis.CaseAnalysisApi.as_view(), name="reflection-case-analysis"),

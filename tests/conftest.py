@@ -234,3 +234,10 @@ def layered_on_redis(settings, redis_server):
     layered_cache.reset_l2_backoff()
     yield redis_server, redis_server.client
     layered_cache.reset_l2_backoff()
+
+
+@pytest.fixture
+def experiments_off(settings) -> None:
+    """Approval applies the revised plan at once and verification compares before with after
+    (`EXPERIMENTS_ENABLED = False`): the tests of that mode."""
+    settings.EXPERIMENTS_ENABLED = False

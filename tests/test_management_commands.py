@@ -9,10 +9,11 @@ from django.core.management import call_command, get_commands
 from django.core.management.base import CommandError
 
 from agents.demo import cases as demo_cases
+from agents.demo import experiment as demo_experiment
 from casebank.access.services import hash_api_key
 from casebank.models import ApiKey, Case, CaseStatus
 from reflection.analysis.engine import analyze_case
-from reflection.models import CaseAnalysis, ExecutionLog
+from reflection.models import CaseAnalysis, ExecutionLog, Experiment, ExperimentStatus
 
 OUR_APPS = {"core", "casebank", "reflection", "agents"}
 
@@ -113,13 +114,20 @@ def test_seed_demo_is_idempotent_and_has_the_known_patterns():
     failing = [demo_cases.demo_case_id(slug) for slug in demo_cases.FAILING]
     assert set(Case.objects.filter(status=CaseStatus.WARNING).values_list("pk", flat=True)) >= set(failing)
     assert f"{len(with_logs)} case(s) analysed" in out.getvalue()
+    # A running experiment with runs on both arms (issue #15), below the rule's minimum sample.
+    experiment = Experiment.objects.get(case_id=demo_cases.demo_case_id(demo_experiment.SLUG))
+    assert f"experiment #{experiment.pk} running" in out.getvalue()
+    assert experiment.status == ExperimentStatus.RUNNING and experiment.looks.count() == demo_experiment.LOOKS
+    arms = ExecutionLog.objects.filter(case_id=experiment.case_id, created_at__gte=experiment.started_at)
+    assert set(arms.values_list("case_version", flat=True)) == {experiment.base_version, experiment.candidate_version}
+    demo_runs = demo_experiment.LOOKS * demo_experiment.RUNS_PER_LOOK
     out = io.StringIO()
     call_command("seed_demo", "--logs", "3000", "--no-progress", stdout=out)
     assert "0 new case(s), 0 new log(s)" in out.getvalue()
-    assert "analysed" not in out.getvalue()
+    assert "analysed" not in out.getvalue() and "experiment" not in out.getvalue()
     assert CaseAnalysis.objects.count() == len(with_logs)
     assert Case.objects.count() == len(demo_cases.DEMO_CASES) == 51
-    assert ExecutionLog.objects.count() == 3000
+    assert ExecutionLog.objects.count() == 3000 + demo_runs
     assert len(set(Case.objects.values_list("category", flat=True))) >= 8
 
     for slug, (_, error_type, _) in demo_cases.FAILING.items():

@@ -107,7 +107,7 @@ def phase_retrieve(run: SessionRun) -> None:
 def phase_plan(run: SessionRun) -> None:
     t = time.monotonic()
     plan = run.plan = make_plan(query=run.session.query, hits=run.hits, analysis=run.analysis, deadline=run.deadline,
-                                listener=run.notices)
+                                listener=run.notices, key=str(run.session.id))
     run.timings["plan"] = ms_since(t)
     if plan.case is not None:
         # Returning a case to a planner counts as a use, recorded off the hot path (inline if
@@ -118,7 +118,8 @@ def phase_plan(run: SessionRun) -> None:
             if_unavailable=lambda: case_services.case_record_use(case_ids=[case_id]),
         )
     services.session_plan_set(session=run.session, steps=plan.steps, source=plan.source, notes=plan.notes,
-                              case=plan.case, similarity=plan.similarity, usage=plan.llm, timings_ms=run.timings)
+                              case=plan.case, case_version=plan.case_version, similarity=plan.similarity, usage=plan.llm,
+                              timings_ms=run.timings)
 
 
 def phase_select(run: SessionRun) -> None:

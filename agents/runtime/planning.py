@@ -27,6 +27,7 @@ from agents.tools.workers import (
 )
 from casebank.models import Case, CaseStatus, ReviewState
 from casebank.search.selectors import SearchHit
+from reflection.experiments.selectors import resolve_plan
 
 logger = logging.getLogger(__name__)
 SUPERVISOR = "supervisor"
@@ -62,6 +63,7 @@ class Plan:
     steps: list[dict]
     source: str  # case | llm | heuristic
     case: Case | None = None
+    case_version: int | None = None  # the version run: a candidate under experiment for some keys
     similarity: float | None = None
     llm: LLMResult | None = None
     notes: list[str] = field(default_factory=list)
@@ -83,12 +85,19 @@ def reusable(hit: SearchHit) -> bool:
 
 
 def make_plan(*, query: str, hits: list[SearchHit], analysis: dict, deadline: float | None = None,
-              listener: BudgetListener | None = None) -> Plan:
-    """The plan for `query`; `deadline` (a `time.monotonic()` value) is the session's."""
+              listener: BudgetListener | None = None, key: str = "") -> Plan:
+    """The plan for `query`; `deadline` (a `time.monotonic()` value) is the session's. A reused
+    case's plan is the version `key` (the session id) runs: while an experiment runs on the
+    case, its candidate for a share of keys (`reflection.experiments.selectors.resolve_plan`)."""
     best = next((hit for hit in hits if reusable(hit)), None)
     threshold = settings.AGENTS_CASE_SIMILARITY
     if best is not None and best.similarity is not None and best.similarity >= threshold:
-        return Plan(steps=list(best.case.plan), source="case", case=best.case, similarity=best.similarity)
+        served = resolve_plan(case=best.case, key=key)
+        if not isinstance(served.plan, list):  # a text plan cannot be run step by step: the current one
+            return Plan(steps=list(best.case.plan), source="case", case=best.case, similarity=best.similarity)
+        notes = [f"experiment #{served.experiment_id}: {served.arm} arm, v{served.version}"] if served.arm else []
+        return Plan(steps=list(served.plan), source="case", case=best.case, case_version=served.version,
+                    similarity=best.similarity, notes=notes)
     notes = []
     if best is not None:
         notes.append(f"closest case {best.case.id} at similarity {best.similarity or 0:.2f} < {threshold}")

@@ -250,12 +250,13 @@ def session_phase_enter(
 
 def session_plan_set(
     *, session: Session, steps: list[dict[str, Any]], source: str, notes: list[str], case: Case | None,
-    similarity: float | None, usage: Usage | None, timings_ms: dict[str, Any],
+    similarity: float | None, usage: Usage | None, timings_ms: dict[str, Any], case_version: int | None = None,
 ) -> SessionEvent:
-    """The plan is made (from a case, the LLM or the heuristic); agents are selected next."""
+    """The plan is made (from a case, the LLM or the heuristic); agents are selected next.
+    `case_version`: the version run, when not the case's current one (an experiment's candidate)."""
     changes: dict[str, Any] = {"plan": steps, "plan_source": source, "timings_ms": timings_ms, **_usage_changes(session, usage)}
     if case is not None:
-        changes.update(case=case, case_version=case.version, case_similarity=similarity)
+        changes.update(case=case, case_version=case_version or case.version, case_similarity=similarity)
     data = {"source": source, "steps": steps, "notes": notes, "case_id": str(case.id) if case else None}
     return _append(session, kind="plan", data=data, phase="select", **changes)
 

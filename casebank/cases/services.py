@@ -8,7 +8,7 @@ from typing import Any, NamedTuple
 from uuid import UUID
 
 from django.db import connection, transaction
-from django.db.models import F
+from django.db.models import F, Max
 from django.utils import timezone
 
 from casebank.cases.read_cache import bank_changed
@@ -209,7 +209,7 @@ def case_update(
         locked.updated_at = timezone.now()
         locked.updated_by = actor
         if content_changed:
-            locked.version += 1
+            locked.version = _next_version(locked)
             fields += ["title", "query", "plan", "version", "search_length"]
             locked.search_length = search_length_of(locked.title, locked.query)
         if embedding is not None:
@@ -220,6 +220,75 @@ def case_update(
         if content_changed:
             case_terms_index(locked)
             _snapshot(locked, author=actor, reason=reason)
+        bank_changed()
+    return locked
+
+
+def _next_version(case: Case) -> int:
+    """The number a new snapshot takes: past the current version and past any candidate
+    snapshot an experiment serves beside it (`case_version_propose`), so numbers never repeat."""
+    newest = CaseVersion.objects.filter(case_id=case.pk).aggregate(newest=Max("version"))["newest"] or 0
+    return max(case.version, newest) + 1
+
+
+def case_version_propose(*, case: Case, actor: str, reason: str, expected_version: int, plan: Any) -> CaseVersion:
+    """Snapshot a candidate version with a new plan WITHOUT making it current: the case keeps
+    serving `expected_version`, and an experiment serves the candidate beside it. `Conflict`
+    when the case moved on from `expected_version` or the plan is the current one."""
+    with transaction.atomic():
+        locked = Case.objects.select_for_update().defer("embedding").filter(pk=case.pk).first()
+        if locked is None:
+            raise NotFound("Case not found.")
+        if locked.version != expected_version:
+            raise Conflict(
+                f"The case is at version {locked.version}, not {expected_version}; "
+                "reload it and apply the change again.",
+                errors={"version": [f"Current version is {locked.version}."]},
+            )
+        validate_case_content(title=locked.title, query=locked.query, plan=plan, category=locked.category,
+                              tags=locked.tags)
+        if plan == locked.plan:
+            raise Conflict("The proposed plan is the current one.", errors={"plan": ["Same as the current plan."]})
+        candidate = CaseVersion(
+            case=locked, version=_next_version(locked), title=locked.title, query=locked.query, plan=plan,
+            category=locked.category, tags=locked.tags, author=actor[:150], reason=reason[:200],
+        )
+        candidate.full_clean(exclude=["case"])
+        candidate.save()
+    return candidate
+
+
+def case_version_promote(*, case: Case, version: int, actor: str, expected_version: int) -> Case:
+    """Make a candidate snapshot (`case_version_propose`) the current version, keeping its
+    number: the runs logged against it while it was a candidate stay its runs."""
+    snapshot = CaseVersion.objects.filter(case_id=case.pk, version=version).first()
+    if snapshot is None:
+        raise NotFound(f"Version {version} of this case does not exist.")
+    text_changed = (snapshot.title, snapshot.query) != (case.title, case.query)
+    embedding = embed_text(search_text(snapshot.title, snapshot.query)) if text_changed else None
+    with transaction.atomic():
+        locked = Case.objects.select_for_update().defer("embedding").get(pk=case.pk)
+        if locked.version != expected_version:
+            raise Conflict(
+                f"The case is at version {locked.version}, not {expected_version}.",
+                errors={"version": [f"Current version is {locked.version}."]},
+            )
+        if version <= locked.version:
+            raise Conflict(f"Version {version} is not newer than the current v{locked.version}.")
+        for field in ("title", "query", "plan", "category", "tags"):
+            setattr(locked, field, getattr(snapshot, field))
+        locked.version = version
+        locked.search_length = search_length_of(locked.title, locked.query)
+        locked.updated_at = timezone.now()
+        locked.updated_by = actor
+        fields = ["title", "query", "plan", "category", "tags", "version", "search_length", "updated_at", "updated_by"]
+        if embedding is not None:
+            locked.embedding = embedding
+            fields.append("embedding")
+        locked.full_clean(exclude=["embedding"])
+        locked.save(update_fields=fields)
+        if text_changed:
+            case_terms_index(locked)
         bank_changed()
     return locked
 

@@ -12,8 +12,24 @@ from rest_framework.views import APIView
 from casebank.access.scopes import Scope
 from casebank.cases import read_cache, services
 from casebank.cases.apis import CaseOutputSerializer
+from casebank.cases.plans import ASSIGNMENT_HEADER, assignment_key_problem, served_plans
+from casebank.models import Case
 from casebank.search import selectors
 from core import task_queue
+from core.errors import InvalidInput
+
+
+def assignment_key_of(request: Request) -> str:
+    """The key that picks an experiment's arm for this caller: the `X-Caseloop-Assignment-Key`
+    header (a session or conversation id), else the API key, so one client keeps one arm."""
+    key = request.headers.get(ASSIGNMENT_HEADER)
+    if key is None:
+        api_key = getattr(request, "auth", None)
+        return f"api-key:{getattr(api_key, 'pk', None) or getattr(request.user, 'pk', '')}"
+    problem = assignment_key_problem(key)
+    if problem is not None:
+        raise InvalidInput("Invalid assignment key.", errors={ASSIGNMENT_HEADER: [problem]})
+    return key
 
 
 class CaseSearchApi(APIView):
@@ -33,7 +49,10 @@ class CaseSearchApi(APIView):
         results = serializers.ListField(child=serializers.DictField(), help_text=(
             "Cases, best first, each with `score` (relevance adjusted by the track record, at most 0.6%), "
             "`relevance`, `similarity`, `bm25`, `role` (`example` or `warning`) and `warning` (true for a "
-            "case in warning or with a success rate below 50%: shown as what to avoid, never hidden)."
+            "case in warning or with a success rate below 50%: shown as what to avoid, never hidden). `version` "
+            "and `plan` are the ones to run for the caller's assignment key (header `X-Caseloop-Assignment-Key`, "
+            "else the API key): a candidate version under experiment for a share of keys; `experiment` says "
+            "which arm (`{id, arm}`) or is null. Log runs with that `case_version`."
         ))
 
     @extend_schema(
@@ -44,9 +63,11 @@ class CaseSearchApi(APIView):
     def post(self, request: Request) -> Response:
         data = self.InputSerializer(data=request.data)
         data.is_valid(raise_exception=True)
+        key = assignment_key_of(request)
         params = dict(data.validated_data)
         record_use = params.pop("record_use")
-        results = read_cache.cached_read("search", params, lambda: _search_results(params))
+        # Cached for everyone; the arm's plan is per caller, so it is applied after the cache.
+        results = _with_served_plans(read_cache.cached_read("search", params, lambda: _search_results(params)), key)
         if record_use and results:
             # Counting uses must not slow the search: it runs in the task queue, or inline (one
             # UPDATE) when the broker is down.
@@ -66,3 +87,16 @@ def _search_results(params: dict[str, Any]) -> list[dict[str, Any]]:
          "role": hit.role, "warning": hit.warning}
         for item, hit in zip(cases, hits, strict=False)
     ]
+
+
+def _with_served_plans(results: list[dict[str, Any]], key: str) -> list[dict[str, Any]]:
+    if not results:
+        return results
+    cases = [Case(pk=item["id"], version=item["version"], plan=item["plan"]) for item in results]
+    served = served_plans(cases, key)
+    out = []
+    for item in results:
+        plan = served[str(item["id"])]
+        experiment = {"id": plan.experiment_id, "arm": plan.arm} if plan.experiment_id is not None else None
+        out.append({**item, "version": plan.version, "plan": plan.plan, "experiment": experiment})
+    return out

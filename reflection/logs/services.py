@@ -33,6 +33,8 @@ from core.errors import InvalidInput
 from core.validators import NUL, NUL_MESSAGE, nul_path
 from reflection.analysis.engine.queries import ids_lookup
 from reflection.analysis.engine.stats import message_template
+from reflection.experiments.attribution import attributed_version
+from reflection.experiments.selectors import RunningExperiment
 from reflection.logs.decoding import LogRecord, TypedBatch
 from reflection.logs.ids import uuid7
 from reflection.logs.limits import (
@@ -45,7 +47,7 @@ from reflection.logs.limits import (
     MAX_INT_COLUMN,
     MAX_TEXT,
 )
-from reflection.models import ExecutionLog
+from reflection.models import ExecutionLog, Experiment, ExperimentStatus
 
 MAX_REPORTED_ERRORS = 50
 # Bounds each ingest statement on PostgreSQL, far below the settle lag (settings: >= 30 s).
@@ -325,6 +327,13 @@ def _check_references(records: list[LogRecord], errors: dict[str, dict[str, str]
         return
     found = Case.objects.filter(**ids_lookup("pk", list(cases.values()))).values_list("id", "version")
     versions = {case_id.int: version for case_id, version in found}
+    # Experiments matter only to logs without a version or past the current one (a candidate's
+    # runs): one more query per batch then, none for a batch of current-version logs.
+    needed = any(
+        record.case_id is not None and (record.case_version is None or record.case_version > versions.get(record.case_id.int, 0))
+        for record in records
+    )
+    running, newest = _experiments_of(cases) if needed else ({}, {})
     for index, record in enumerate(records):
         if record.case_id is None:
             continue
@@ -332,9 +341,25 @@ def _check_references(records: list[LogRecord], errors: dict[str, dict[str, str]
         if current is None:
             errors[str(index)] = {"case_id": f"No case with id {record.case_id}."}
         elif record.case_version is None:
-            record.case_version = current
-        elif record.case_version > current:
+            record.case_version = attributed_version(record, current=current, experiment=running.get(record.case_id.int))
+        elif record.case_version > max(current, newest.get(record.case_id.int, 0)):
             errors[str(index)] = {"case_version": f"The case is only at version {current}."}
+
+
+def _experiments_of(cases: dict[int, uuid.UUID]) -> tuple[dict[int, RunningExperiment], dict[int, int]]:
+    """The running experiment of each case and the newest candidate version each ever had
+    (a candidate's late logs stay valid after its experiment ended), keyed by `UUID.int`."""
+    running: dict[int, RunningExperiment] = {}
+    newest: dict[int, int] = {}
+    rows = Experiment.objects.filter(**ids_lookup("case_id", list(cases.values()))).values_list(
+        "pk", "case_id", "status", "base_version", "candidate_version", "candidate_share")
+    for pk, case_id, status, base, candidate, share in rows:
+        key = case_id.int
+        newest[key] = max(newest.get(key, 0), candidate)
+        if status == ExperimentStatus.RUNNING:
+            running[key] = RunningExperiment(id=pk, case_id=str(case_id), base_version=base,
+                                             candidate_version=candidate, candidate_share=share)
+    return running, newest
 
 
 def logs_ingest(*, records: list[LogRecord], api_key_id: int | None = None) -> IngestResult:

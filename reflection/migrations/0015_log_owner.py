@@ -8,7 +8,7 @@ class Migration(migrations.Migration):
 
     dependencies = [
         ('casebank', '0008_apikey_scopes'),
-        ('reflection', '0013_llm_budget_state'),
+        ('reflection', '0014_experiments'),
     ]
 
     # Who sent each log (issue #17: any key read every key's logs through GET /api/logs/).

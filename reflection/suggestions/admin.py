@@ -1,5 +1,8 @@
 """The approval console: the pending-suggestion queue, decisions, verification and rollback.
 
+An approved suggestion's verdict is its experiment's (`reflection.experiments.admin` has the
+full page); without one (experiments off), the before/after comparison's.
+
 Admin actions only call `reflection.suggestions.services`; each needs `approve_suggestion`,
 asks for a note on an intermediate page, reports counts, and logs the change (`log_change`)
 next to the service's own audit row.
@@ -15,8 +18,11 @@ from django.http import HttpRequest, HttpResponse
 from django.utils.html import format_html
 
 from core.admin_support import HistoryInline, ReadOnlyAdminMixin, decision_page
-from core.errors import Conflict, DomainError
+from core.errors import DomainError
+from reflection.experiments.rendering import status_badge, verdict_html
+from reflection.experiments.services import ROLLBACK_FROM
 from reflection.models import (
+    Experiment,
     LLMCall,
     PendingSuggestion,
     Suggestion,
@@ -46,7 +52,7 @@ class SuggestionAdminBase(ReadOnlyAdminMixin, admin.ModelAdmin):
     readonly_fields = [
         "case_link",
         "base_version",
-        "status",
+        "status_view",
         "source",
         "confidence_pct",
         "rationale",
@@ -63,21 +69,22 @@ class SuggestionAdminBase(ReadOnlyAdminMixin, admin.ModelAdmin):
         "review_note",
         "stale_reason",
         "applied_version",
+        "experiment_link",
         "verification_view",
         "rolled_back_version",
     ]
     fieldsets = [
-        ("Proposal", {"fields": ["case_link", "base_version", "status", "source", "confidence_pct", "rationale",
+        ("Proposal", {"fields": ["case_link", "base_version", "status_view", "source", "confidence_pct", "rationale",
                                  "changes_list", "expected_effect"]}),
         ("Current vs proposed plan", {"fields": ["plan_diff"]}),
         ("Evidence", {"fields": ["evidence_view"]}),
         ("Review", {"fields": ["reviewed_by", "reviewed_at", "review_note", "stale_reason", "applied_version",
-                               "verification_view", "rolled_back_version"]}),
+                               "experiment_link", "verification_view", "rolled_back_version"]}),
         ("Provenance", {"fields": ["model", "tokens", "fallback_reason", "created_at"], "classes": ["collapse"]}),
     ]
 
     def get_queryset(self, request: HttpRequest) -> QuerySet:
-        return super().get_queryset(request).defer("case__embedding")
+        return super().get_queryset(request).defer("case__embedding").select_related("experiment")
 
     def has_approve_permission(self, request: HttpRequest) -> bool:
         return request.user.has_perm(APPROVE_PERMISSION)
@@ -90,12 +97,7 @@ class SuggestionAdminBase(ReadOnlyAdminMixin, admin.ModelAdmin):
         extra = {
             # The template shows the decision buttons only to those who may press them.
             "can_approve": can_approve,
-            "offer_rollback": bool(
-                suggestion
-                and suggestion.verification == Verification.REGRESSED
-                and suggestion.rolled_back_version is None
-                and can_approve
-            ),
+            "offer_rollback": bool(suggestion and can_approve and _can_roll_back(suggestion)),
         }
         return super().change_view(request, object_id, form_url, {**extra, **(extra_context or {})})
 
@@ -142,7 +144,26 @@ class SuggestionAdminBase(ReadOnlyAdminMixin, admin.ModelAdmin):
 
     @admin.display(description="Verification", ordering="verification")
     def verification_view(self, suggestion: Suggestion) -> str:
+        experiment = _experiment_of(suggestion)
+        if experiment is not None:
+            return verdict_html(experiment)
         return verification_badge(suggestion.verification, suggestion.verification_detail)
+
+    @admin.display(description="Experiment")
+    def experiment_link(self, suggestion: Suggestion) -> str:
+        experiment = _experiment_of(suggestion)
+        if experiment is None:
+            return "—"
+        return format_html('<a href="/admin/reflection/experiment/{}/change/">#{}</a>: v{} on {} of traffic beside v{} · {}',
+                           experiment.pk, experiment.pk, experiment.candidate_version,
+                           f"{experiment.candidate_share:.0%}", experiment.base_version, status_badge(experiment))
+
+    @admin.display(description="Status", ordering="status")
+    def status_view(self, suggestion: Suggestion) -> str:
+        experiment = _experiment_of(suggestion)
+        if experiment is None or suggestion.status != SuggestionStatus.APPROVED:
+            return suggestion.get_status_display()
+        return format_html("{} · {}", suggestion.get_status_display(), status_badge(experiment))
 
     # -- decisions ----------------------------------------------------------------------
 
@@ -165,7 +186,12 @@ class SuggestionAdminBase(ReadOnlyAdminMixin, admin.ModelAdmin):
                 self.log_change(request, result, f"Marked stale on approval: {result.stale_reason}")
                 continue
             done += 1
-            message = f"{verb.capitalize()}d" + (f" as case v{result.applied_version}" if result.applied_version else "")
+            experiment = _experiment_of(result) if verb == "approve" else None
+            if experiment is not None:
+                message = (f"Approved: experiment #{experiment.pk} serves v{experiment.candidate_version} "
+                           f"to {experiment.candidate_share:.0%} of traffic")
+            else:
+                message = f"{verb.capitalize()}d" + (f" as case v{result.applied_version}" if result.applied_version else "")
             self.log_change(request, result, message + (f": {note}" if note else ""))
         if done:
             self.message_user(request, f"{done} suggestion(s) {verb}d.", messages.SUCCESS)
@@ -175,7 +201,7 @@ class SuggestionAdminBase(ReadOnlyAdminMixin, admin.ModelAdmin):
             self.message_user(request, "Not changed: " + "; ".join(refused), messages.ERROR)
         return None
 
-    @admin.action(description="Approve and apply selected suggestions…", permissions=["approve"])
+    @admin.action(description="Approve selected suggestions (starts experiments)…", permissions=["approve"])
     def approve_selected(self, request: HttpRequest, queryset: QuerySet) -> HttpResponse | None:
         return self._decide(request, queryset, verb="approve", note_required=False)
 
@@ -197,9 +223,9 @@ class PendingSuggestionAdmin(SuggestionAdminBase):
 
 @admin.register(Suggestion)
 class SuggestionAdmin(SuggestionAdminBase):
-    """Every suggestion with its outcome; regressions can be rolled back here in one click."""
+    """Every suggestion with its outcome and experiment; rollback asks for a confirmation and a note."""
 
-    list_display = ["id", "case_link", "status", "source", "base_version", "applied_version", "verification_view", "created_at"]
+    list_display = ["id", "case_link", "status_view", "source", "base_version", "applied_version", "verification_view", "created_at"]
     list_filter = ["status", "source", "verification"]
     ordering = ["-created_at"]
     actions = ["approve_selected", "reject_selected", "verify_selected", "rollback_selected"]
@@ -214,22 +240,41 @@ class SuggestionAdmin(SuggestionAdminBase):
         summary = ", ".join(f"{n} {status.replace('_', ' ')}" for status, n in sorted(verdicts.items())) or "nothing applied"
         self.message_user(request, f"Verified: {summary}.", messages.INFO)
 
-    @admin.action(description="Roll back selected regressions", permissions=["approve"])
-    def rollback_selected(self, request: HttpRequest, queryset: QuerySet) -> None:
+    @admin.action(description="Roll back selected suggestions (with a note)…", permissions=["approve"])
+    def rollback_selected(self, request: HttpRequest, queryset: QuerySet) -> HttpResponse | None:
+        note, page = decision_page(self, request, queryset, verb="roll back", note_required=True,
+                                   template="admin/reflection/suggestion_decision.html", items_name="suggestions",
+                                   noun="suggestion")
+        if page is not None:
+            return page
         done, refused = 0, []
         for suggestion in queryset:
             try:
-                result = services.suggestion_rollback(suggestion=suggestion, acting_user=request.user)
-            except Conflict as exc:
+                result = services.suggestion_rollback(suggestion=suggestion, acting_user=request.user, note=note)
+            except DomainError as exc:
                 refused.append(f"#{suggestion.pk}: {exc.message}")
                 continue
             done += 1
-            self.log_change(request, result, f"Rolled back: case v{result.rolled_back_version} = v{result.base_version}")
+            self.log_change(request, result, f"Rolled back (case at v{result.rolled_back_version}): {note}")
         if done:
-            self.message_user(request, f"{done} regression(s) rolled back.", messages.SUCCESS)
+            self.message_user(request, f"{done} suggestion(s) rolled back.", messages.SUCCESS)
         if refused:
             self.message_user(request, "Not rolled back: " + "; ".join(refused), messages.ERROR)
+        return None
 
+
+def _experiment_of(suggestion: Suggestion) -> Experiment | None:
+    try:
+        return suggestion.experiment
+    except Experiment.DoesNotExist:
+        return None
+
+
+def _can_roll_back(suggestion: Suggestion) -> bool:
+    experiment = _experiment_of(suggestion)
+    if experiment is not None:
+        return experiment.status in ROLLBACK_FROM
+    return suggestion.verification == Verification.REGRESSED and suggestion.rolled_back_version is None
 
 
 @admin.register(LLMCall)

@@ -7,7 +7,7 @@ the approve permission; 403 otherwise.
 """
 from __future__ import annotations
 
-from drf_spectacular.utils import OpenApiParameter, extend_schema
+from drf_spectacular.utils import OpenApiParameter, extend_schema, extend_schema_field
 from rest_framework import permissions, serializers, status
 from rest_framework.pagination import PageNumberPagination
 from rest_framework.request import Request
@@ -17,7 +17,7 @@ from rest_framework.views import APIView
 from casebank.access.permissions import RequiredScopes
 from casebank.access.scopes import Scope
 from core.errors import Conflict
-from reflection.models import Suggestion, SuggestionStatus
+from reflection.models import Experiment, ExperimentStatus, Suggestion, SuggestionStatus
 from reflection.suggestions import selectors, services
 from reflection.suggestions.generation import suggestion_generate_explained
 
@@ -39,10 +39,21 @@ class CanApprove(permissions.BasePermission):
         return bool(request.user and request.user.has_perm(APPROVE))
 
 
+class ExperimentOutputSerializer(serializers.ModelSerializer):
+    status = serializers.ChoiceField(choices=ExperimentStatus.choices)
+    detail = serializers.JSONField(help_text="The last look: both arms' runs and rates, likelihood ratio, p-value, interval.")
+
+    class Meta:
+        model = Experiment
+        fields = ["id", "status", "base_version", "candidate_version", "candidate_share", "started_at", "decided_at",
+                  "decided_by", "decision_note", "flagged", "detail"]
+
+
 class SuggestionOutputSerializer(serializers.ModelSerializer):
     case_id = serializers.UUIDField()
     reviewed_by = serializers.SerializerMethodField()
     verification = serializers.SerializerMethodField()
+    experiment = serializers.SerializerMethodField()
 
     class Meta:
         model = Suggestion
@@ -71,16 +82,28 @@ class SuggestionOutputSerializer(serializers.ModelSerializer):
             "reviewed_at",
             "review_note",
             "verification",
+            "experiment",
         ]
 
     def get_reviewed_by(self, suggestion: Suggestion) -> str | None:
         return suggestion.reviewed_by.get_username() if suggestion.reviewed_by else None
 
     def get_verification(self, suggestion: Suggestion) -> dict | None:
-        """`{status: pending|improved|no_change|regressed, before, after, z, p_value, min_runs}`; null until applied."""
+        """`{status: pending|improved|no_change|regressed, ...}`: the experiment's last look (`current`,
+        `candidate`, `likelihood_ratio`, `p_value`, `interval`), or with experiments off the before/after
+        test (`before`, `after`, `z`, `p_value`, `min_runs`); null until approved."""
         if not suggestion.verification:
             return None
         return {**suggestion.verification_detail, "status": suggestion.verification}
+
+    @extend_schema_field(ExperimentOutputSerializer(allow_null=True))
+    def get_experiment(self, suggestion: Suggestion) -> dict | None:
+        """The experiment an approval started (null before approval, or with experiments off)."""
+        try:
+            experiment = suggestion.experiment  # select_related by the selectors: no query per row
+        except Experiment.DoesNotExist:
+            return None
+        return ExperimentOutputSerializer(experiment).data
 
 
 class SuggestionDetailOutputSerializer(SuggestionOutputSerializer):
@@ -135,7 +158,8 @@ class SuggestionApproveApi(APIView):
     @extend_schema(
         request=NoteInput,
         responses={200: SuggestionOutputSerializer},
-        summary="Approve: apply the revised plan as a new case version (409 if stale or not pending)",
+        summary="Approve: start an experiment serving the revised plan to a share of traffic, or with experiments "
+                "off apply it as a new case version (409 if stale, not pending, or an experiment already runs)",
     )
     def post(self, request: Request, suggestion_id: int) -> Response:
         data = NoteInput(data=request.data)
@@ -170,7 +194,7 @@ class SuggestionRollbackApi(APIView):
     required_scopes = Scope.REVIEW
     permission_classes = [permissions.IsAuthenticated, RequiredScopes, CanApprove]
 
-    @extend_schema(request=NoteInput, responses=SuggestionOutputSerializer, summary="Roll back an applied suggestion that regressed")
+    @extend_schema(request=NoteInput, responses=SuggestionOutputSerializer, summary="Roll back: stop its experiment's candidate (a note is required), or undo an applied regression")
     def post(self, request: Request, suggestion_id: int) -> Response:
         data = NoteInput(data=request.data)
         data.is_valid(raise_exception=True)

@@ -29,7 +29,15 @@ from core.errors import NotFound
 from reflection.analysis.engine.stats import recent_drop
 from reflection.analysis.types import CaseAnalysisData, CommonError
 from reflection.llm import LLMError, LLMUnavailable, get_llm_client
-from reflection.models import CaseReflectionState, ExecutionLog, Suggestion, SuggestionSource, SuggestionStatus
+from reflection.models import (
+    CaseReflectionState,
+    ExecutionLog,
+    Experiment,
+    ExperimentStatus,
+    Suggestion,
+    SuggestionSource,
+    SuggestionStatus,
+)
 from reflection.suggestions.deferral import LEASE, SWEEP_SECONDS, suggestion_defer, suggestion_deferral_clear
 
 logger = logging.getLogger(__name__)
@@ -428,6 +436,9 @@ def _generate(*, case_id: UUID | str, analysis: CaseAnalysisData | None, use_llm
         return GenerationResult(None, reason)
     if Suggestion.objects.filter(case=case, status=SuggestionStatus.PENDING, base_version=case.version).exists():
         return GenerationResult(None, f"A suggestion for version {case.version} is already pending.")
+    running = Experiment.objects.filter(case=case, status=ExperimentStatus.RUNNING).values_list("pk", flat=True).first()
+    if running is not None:
+        return GenerationResult(None, f"Experiment #{running} is testing a change to this case; it decides first.")
     client = get_llm_client() if use_llm else None
     if client is not None:
         # Cheap check before the evidence (a hybrid search): in a batch, every weak case after
@@ -452,13 +463,16 @@ def _generate(*, case_id: UUID | str, analysis: CaseAnalysisData | None, use_llm
 def repeated_change(*, case: Case, revised_plan: Any) -> str | None:
     """Why a proposed plan is no news, or None: it is the current plan (the change is already
     applied: rules see the same failures and propose the same steps again), or a reviewer
-    rejected the same plan before."""
+    rejected the same plan before, or an experiment rolled it back."""
     if revised_plan == case.plan:
         return f"The proposed change is already in version {case.version}."
-    rejected = Suggestion.objects.filter(case=case, status=SuggestionStatus.REJECTED).values_list("pk", "revised_plan")
-    for pk, plan in rejected:
+    refused = Suggestion.objects.filter(
+        case=case, status__in=[SuggestionStatus.REJECTED, SuggestionStatus.ROLLED_BACK]
+    ).values_list("pk", "status", "revised_plan")
+    for pk, status, plan in refused:
         if plan == revised_plan:
-            return f"The same change was rejected in suggestion #{pk}."
+            verb = "rejected" if status == SuggestionStatus.REJECTED else "rolled back after its experiment"
+            return f"The same change was {verb} in suggestion #{pk}."
     return None
 
 

@@ -15,7 +15,9 @@ from casebank.cases.models import Case
 
 class SuggestionStatus(models.TextChoices):
     PENDING = "pending", "Pending review"
-    APPROVED = "approved", "Approved and applied"
+    # With experiments on, approval starts a canary; the experiment says how it went.
+    APPROVED = "approved", "Approved"
+    ROLLED_BACK = "rolled_back", "Rolled back"
     REJECTED = "rejected", "Rejected"
     STALE = "stale", "Stale (case changed)"
 
@@ -99,6 +101,7 @@ class DecisionAction(models.TextChoices):
     REJECT = "reject", "Rejected"
     STALE = "stale", "Marked stale"
     ROLLBACK = "rollback", "Rolled back"
+    PROMOTE = "promote", "Promoted after its experiment"
 
 
 class SuggestionDecision(models.Model):

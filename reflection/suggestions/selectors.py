@@ -11,7 +11,7 @@ from reflection.models import Suggestion, SuggestionStatus
 
 def suggestion_list(*, case_id: str | None = None, status: str | None = None) -> QuerySet[Suggestion]:
     # Served by suggestion_status_idx / suggestion_case_status_idx.
-    suggestions = Suggestion.objects.select_related("reviewed_by").defer("evidence")
+    suggestions = Suggestion.objects.select_related("reviewed_by", "experiment").defer("evidence")
     errors: dict[str, list[str]] = {}
     if case_id:
         try:
@@ -32,7 +32,7 @@ def suggestion_get(suggestion_id: int) -> Suggestion:
     # Ids beyond bigint would make PostgreSQL raise instead of finding nothing.
     if not 0 < suggestion_id < 2**63:
         raise NotFound(f"No suggestion with id {suggestion_id}.")
-    suggestion = Suggestion.objects.select_related("reviewed_by").filter(pk=suggestion_id).first()
+    suggestion = Suggestion.objects.select_related("reviewed_by", "experiment").filter(pk=suggestion_id).first()
     if suggestion is None:
         raise NotFound(f"No suggestion with id {suggestion_id}.")
     return suggestion

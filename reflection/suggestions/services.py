@@ -1,9 +1,13 @@
 """Decisions on suggestions (approve, reject, stale, rollback) and the verification of applied ones.
 
 Every decision writes a `SuggestionDecision` audit row in the same transaction. Approving
-applies the revised plan as a new case version through `casebank.cases.services.case_update` with
-`expected_version=base_version`, so a case edited since the suggestion was made is never
-overwritten: the suggestion is marked stale instead, and says why.
+starts an experiment (`EXPERIMENTS_ENABLED`, the default): the revised plan becomes a candidate
+case version served beside the current one to a share of traffic, and the sequential rule
+decides (`reflection.experiments`). With experiments off, approving applies the revised plan
+as the new current version and verification compares before with after (a fixed z-test, not
+valid under repeated looks: docs/experiments.md). Either way the case must still be at
+`base_version`, so a case edited since the suggestion was made is never overwritten: the
+suggestion is marked stale instead, and says why.
 """
 from __future__ import annotations
 
@@ -13,17 +17,18 @@ from typing import Any, NotRequired, TypedDict
 from django.conf import settings
 from django.core.cache import cache
 from django.db import transaction
-from django.db.models import Count, Q
 from django.utils import timezone
 
-from casebank.cases.services import case_rollback, case_update
+from casebank.cases.services import case_rollback, case_update, case_version_propose
 from casebank.models import Case
 from core import task_queue
 from core.errors import Conflict, InvalidInput
+from reflection.experiments import services as experiment_services
+from reflection.experiments.selectors import version_counts
 from reflection.models import (
-    DailyCaseRollup,
     DecisionAction,
-    ExecutionLog,
+    Experiment,
+    ExperimentStatus,
     Suggestion,
     SuggestionDecision,
     SuggestionStatus,
@@ -86,6 +91,8 @@ def suggestion_approve(*, suggestion: Suggestion, acting_user: Any, note: str = 
     note = _clean_note(note)
     locked = _locked_pending(suggestion)
     case = Case.objects.defer("embedding").get(pk=locked.case_id)
+    if settings.EXPERIMENTS_ENABLED:
+        return _approve_as_experiment(locked, case=case, acting_user=acting_user, note=note)
     try:
         # A savepoint: a stale case leaves nothing behind but the stale mark below.
         with transaction.atomic():
@@ -111,6 +118,32 @@ def suggestion_approve(*, suggestion: Suggestion, acting_user: Any, note: str = 
     locked.save()
     _audit(suggestion=locked, action=DecisionAction.APPROVE, from_status=SuggestionStatus.PENDING,
            user=acting_user, note=note, case_version=updated.version)
+    _forget_verifying()
+    return locked
+
+
+def _approve_as_experiment(locked: Suggestion, *, case: Case, acting_user: Any, note: str) -> Suggestion:
+    if Experiment.objects.filter(case_id=case.pk, status=ExperimentStatus.RUNNING).exists():
+        raise Conflict(f"An experiment already runs on this case; decide it before approving suggestion #{locked.pk}.",
+                       errors={"case": ["An experiment is running."]})
+    if locked.revised_plan == case.plan:
+        raise Conflict(f"Suggestion #{locked.pk} does not change the plan.", errors={"revised_plan": ["Same as the current plan."]})
+    try:
+        with transaction.atomic():
+            candidate = case_version_propose(case=case, actor=_actor_name(acting_user), reason=f"suggestion #{locked.pk} (candidate)",
+                                             expected_version=locked.base_version, plan=locked.revised_plan)
+    except Conflict as exc:
+        return suggestion_mark_stale(suggestion=locked, reason=exc.message, acting_user=acting_user, note=note)
+    locked.status = SuggestionStatus.APPROVED
+    locked.reviewed_by = acting_user if getattr(acting_user, "pk", None) else None
+    locked.reviewed_at = timezone.now()
+    locked.review_note = note
+    locked.verification = Verification.PENDING
+    locked.full_clean(exclude=["case", "reviewed_by"])
+    locked.save()
+    experiment_services.experiment_start(suggestion=locked, candidate=candidate, base_version=locked.base_version)
+    _audit(suggestion=locked, action=DecisionAction.APPROVE, from_status=SuggestionStatus.PENDING,
+           user=acting_user, note=note or f"experiment: v{candidate.version} on a canary", case_version=case.version)
     _forget_verifying()
     return locked
 
@@ -148,8 +181,13 @@ def suggestion_mark_stale(*, suggestion: Suggestion, reason: str, acting_user: A
 
 @transaction.atomic
 def suggestion_rollback(*, suggestion: Suggestion, acting_user: Any, note: str = "") -> Suggestion:
-    """Undo an applied suggestion that regressed: the case goes back to `base_version`'s content."""
+    """Undo an applied suggestion that regressed: the case goes back to `base_version`'s content.
+    A suggestion under experiment is rolled back through its experiment (a note is required)."""
     note = _clean_note(note)
+    experiment = Experiment.objects.filter(suggestion_id=suggestion.pk).first()
+    if experiment is not None:
+        experiment_services.experiment_rollback(experiment=experiment, acting_user=acting_user, note=note)
+        return Suggestion.objects.get(pk=suggestion.pk)
     locked = Suggestion.objects.select_for_update().get(pk=suggestion.pk)
     if locked.status != SuggestionStatus.APPROVED or locked.applied_version is None:
         raise Conflict(f"Suggestion #{locked.pk} was not applied.", errors={"status": [locked.status]})
@@ -168,8 +206,9 @@ def suggestion_rollback(*, suggestion: Suggestion, acting_user: Any, note: str =
         )
     rolled = case_rollback(case=case, to_version=locked.base_version, actor=_actor_name(acting_user))
     locked.rolled_back_version = rolled.version
-    locked.save(update_fields=["rolled_back_version"])
-    _audit(suggestion=locked, action=DecisionAction.ROLLBACK, from_status=locked.status,
+    locked.status = SuggestionStatus.ROLLED_BACK
+    locked.save(update_fields=["rolled_back_version", "status"])
+    _audit(suggestion=locked, action=DecisionAction.ROLLBACK, from_status=SuggestionStatus.APPROVED,
            user=acting_user, note=note or f"rollback to v{locked.base_version}", case_version=rolled.version)
     _forget_verifying()
     return locked
@@ -231,34 +270,12 @@ def verification_compare(*, before_runs: int, before_successes: int, after_runs:
     return detail
 
 
-def version_counts(*, case_id: Any, versions: list[int]) -> dict[int, dict[str, int]]:
-    """Runs and successes of each of a case's versions: raw logs plus the per-version counts of
-    the daily roll-ups that replaced older logs (the two never overlap: a roll-up is made of
-    the rows it deleted)."""
-    counts = {version: {"runs": 0, "successes": 0} for version in versions}
-    for row in (
-        ExecutionLog.objects.filter(case_id=case_id, case_version__in=versions)
-        .values("case_version")
-        .annotate(runs=Count("id"), successes=Count("id", filter=Q(success=True)))
-    ):
-        version = row["case_version"]
-        assert version is not None  # filtered on the versions
-        version_counted = counts[version]
-        version_counted["runs"] += row["runs"]
-        version_counted["successes"] += row["successes"]
-    for by_version in DailyCaseRollup.objects.filter(case_id=case_id).exclude(versions={}).values_list(
-        "versions", flat=True
-    ):
-        for version in versions:
-            rolled = by_version.get(str(version))
-            if rolled:
-                counts[version]["runs"] += int(rolled["runs"])
-                counts[version]["successes"] += int(rolled["successes"])
-    return counts
-
-
 def suggestion_verify(*, suggestion: Suggestion) -> Suggestion:
     """Compare the runs of the applied version with those of the base version and store the verdict."""
+    experiment = Experiment.objects.filter(suggestion_id=suggestion.pk).first()
+    if experiment is not None:
+        experiment_services.experiment_evaluate(experiment=experiment)
+        return Suggestion.objects.get(pk=suggestion.pk)
     if suggestion.status != SuggestionStatus.APPROVED or suggestion.applied_version is None:
         return suggestion
     counts = version_counts(case_id=suggestion.case_id, versions=[suggestion.base_version, suggestion.applied_version])

@@ -3,10 +3,12 @@ from __future__ import annotations
 from typing import Any
 
 from django.core.management.base import BaseCommand
+from django.db import connection
 from tqdm import tqdm
 
 from agents.demo import cases as demo_cases
 from agents.demo import data as demo_data
+from agents.demo.experiment import seed_experiment
 from agents.knowledge.services import documents_load_path
 from agents.runtime.supervisor import run_session
 from agents.sessions.models import Session
@@ -19,8 +21,9 @@ DEMO_ACTOR = "seed_demo"
 class Command(BaseCommand):
     help = (
         "Seed the demo: ~50 cases across categories and ~10,000 execution logs over 30 days "
-        "with known failure patterns, analysed once so admin shows their figures, a sample "
-        "analytics database and knowledge documents. Idempotent: running it again adds nothing."
+        "with known failure patterns, analysed once so admin shows their figures, a running "
+        "experiment with runs on both arms, a sample analytics database and knowledge documents. "
+        "Idempotent: running it again adds nothing."
     )
 
     def add_arguments(self, parser: Any) -> None:
@@ -34,6 +37,8 @@ class Command(BaseCommand):
         with tqdm(total=options["logs"], desc="logs", disable=quiet, file=self.stderr) as bar:
             logs = demo_cases.seed_logs(count=options["logs"], on_progress=bar.update)
         analysed = self._analyse(quiet) if logs else ""
+        # An approved suggestion's canary with runs on both arms (reflection.experiments).
+        experiment = seed_experiment()
         # The supervisor's side: a sample analytics database and knowledge documents.
         analytics = demo_data.seed_analytics()
         with tqdm(desc="documents", disable=quiet, file=self.stderr) as bar:
@@ -41,7 +46,8 @@ class Command(BaseCommand):
         session = self._session()
         self.stdout.write(self.style.SUCCESS(
             f"Demo seeded: {cases} new case(s), {logs} new log(s), {documents} new document(s)"
-            f"{', analytics database created' if analytics else ''}{analysed}{session}."
+            f"{', analytics database created' if analytics else ''}{analysed}{session}"
+            f"{f', experiment #{experiment.pk} running' if experiment else ''}."
         ))
 
     def _session(self) -> str:
@@ -50,6 +56,10 @@ class Command(BaseCommand):
         if Session.objects.filter(created_by=DEMO_ACTOR).exists():
             return ""
         session = session_create(query=demo_cases.DEMO_SESSION_QUERY, actor=DEMO_ACTOR)
+        if connection.in_atomic_block:
+            # The session's workers write on their own connections, which would wait forever for
+            # this uncommitted transaction: the runner takes the session once it commits.
+            return ", a demo session queued"
         finished = run_session(session_id=session.id)
         return f", a demo session {finished.status if finished else 'queued'}"
 

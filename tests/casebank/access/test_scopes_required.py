@@ -29,6 +29,7 @@ EXPECTED = {
     ("api/cases/<uuid:case_id>/", "PATCH"): Scope.CASES_WRITE,  # the plan edit
     ("api/cases/<uuid:case_id>/status/", "PATCH"): Scope.CASES_WRITE,
     ("api/cases/<uuid:case_id>/versions/", "GET"): Scope.CASES_READ,
+    ("api/cases/<uuid:case_id>/plan/", "GET"): Scope.CASES_READ,
     ("api/cases/<uuid:case_id>/rollback/", "POST"): Scope.CASES_WRITE,
     ("api/cases/<uuid:case_id>/approve/", "POST"): Scope.REVIEW,
     ("api/cases/<uuid:case_id>/reject/", "POST"): Scope.REVIEW,

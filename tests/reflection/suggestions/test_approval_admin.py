@@ -42,13 +42,14 @@ def test_it_shows_the_evidence_and_a_diff_of_the_plans(client, reviewer, suggest
     assert 'class="diff_chg"' in page or 'class="diff_add"' in page
     assert "with a 30 s statement timeout" in page
     assert "query 4711 timed out after 30 s" in page and "Error groups" in page
-    assert "Approve and apply" in page
+    assert "Approve…" in page
 
 
-def test_it_approves_as_a_new_case_version_with_audit(client, reviewer, suggestion):
+def test_it_approves_as_an_experiment_with_audit(client, reviewer, suggestion):
     client.force_login(reviewer)
     confirm = _post(client, QUEUE, suggestion, "approve_selected")
     assert confirm.status_code == 200 and "Yes, approve" in confirm.content.decode()
+    assert "starts an <strong>experiment</strong>" in confirm.content.decode()
     assert Suggestion.objects.get(pk=suggestion.pk).status == SuggestionStatus.PENDING
 
     response = _post(client, QUEUE, suggestion, "approve_selected", apply="1", note="Looks right")
@@ -56,15 +57,28 @@ def test_it_approves_as_a_new_case_version_with_audit(client, reviewer, suggesti
     suggestion.refresh_from_db()
     case = suggestion.case
     case.refresh_from_db()
-    assert (suggestion.status, suggestion.applied_version, suggestion.reviewed_by, suggestion.review_note) == (
-        SuggestionStatus.APPROVED, 2, reviewer, "Looks right")
-    assert (case.version, case.plan) == (2, REVISED)
+    assert (suggestion.status, suggestion.reviewed_by, suggestion.review_note) == (
+        SuggestionStatus.APPROVED, reviewer, "Looks right")
+    assert (case.version, case.plan) == (1, PLAN)  # served to the canary only
     snapshot = CaseVersion.objects.get(case=case, version=2)
-    assert (snapshot.reason, snapshot.author) == (f"suggestion #{suggestion.pk}", "reviewer")
+    assert (snapshot.plan, snapshot.reason, snapshot.author) == (REVISED, f"suggestion #{suggestion.pk} (candidate)", "reviewer")
     decision = SuggestionDecision.objects.get(suggestion=suggestion)
     assert (decision.action, decision.from_status, decision.to_status, decision.actor, decision.case_version) == (
-        DecisionAction.APPROVE, "pending", "approved", reviewer, 2)
-    assert LogEntry.objects.filter(object_id=str(suggestion.pk), user=reviewer).exists()
+        DecisionAction.APPROVE, "pending", "approved", reviewer, 1)
+    assert LogEntry.objects.filter(object_id=str(suggestion.pk), user=reviewer,
+                                   change_message__contains="serves v2 to 20% of traffic").exists()
+
+
+def test_it_approves_as_a_new_case_version_with_experiments_off(client, reviewer, suggestion, experiments_off):
+    client.force_login(reviewer)
+    response = _post(client, QUEUE, suggestion, "approve_selected", apply="1", note="Looks right")
+    assert response.status_code == 302
+    suggestion.refresh_from_db()
+    case = suggestion.case
+    case.refresh_from_db()
+    assert (suggestion.status, suggestion.applied_version) == (SuggestionStatus.APPROVED, 2)
+    assert (case.version, case.plan) == (2, REVISED)
+    assert CaseVersion.objects.get(case=case, version=2).reason == f"suggestion #{suggestion.pk}"
 
 
 def test_it_refuses_the_actions_without_the_permission(client, onlooker, suggestion):
@@ -106,7 +120,7 @@ def test_it_marks_a_suggestion_stale_when_the_case_changed(client, reviewer, sug
     assert any("Stale" in str(m) for m in get_messages(response.wsgi_request))
 
 
-def test_it_rolls_back_a_regression_in_one_click(client, reviewer, suggestion):
+def test_it_rolls_back_a_regression_after_a_confirmation_with_a_note(client, reviewer, suggestion, experiments_off):
     from tests.reflection.suggestion_helpers import add_logs
 
     client.force_login(reviewer)
@@ -118,14 +132,25 @@ def test_it_rolls_back_a_regression_in_one_click(client, reviewer, suggestion):
     suggestion.refresh_from_db()
     assert suggestion.verification == "regressed"
     page = client.get(f"/admin/reflection/suggestion/{suggestion.pk}/change/").content.decode()
-    assert "roll back to v1" in page
+    assert "Roll back…" in page
 
-    _post(client, "/admin/reflection/suggestion/", suggestion, "rollback_selected")
+    confirm = _post(client, "/admin/reflection/suggestion/", suggestion, "rollback_selected")
+    assert confirm.status_code == 200 and "Yes, roll back" in confirm.content.decode()
+    no_note = _post(client, "/admin/reflection/suggestion/", suggestion, "rollback_selected", apply="1", note=" ")
+    assert "A note is required to roll back" in no_note.content.decode()
+    suggestion.refresh_from_db()
+    assert suggestion.rolled_back_version is None
+
+    _post(client, "/admin/reflection/suggestion/", suggestion, "rollback_selected", apply="1", note="worse")
     suggestion.refresh_from_db()
     case.refresh_from_db()
     assert (case.version, case.plan, suggestion.rolled_back_version) == (3, PLAN, 3)
+    assert suggestion.status == SuggestionStatus.ROLLED_BACK
     assert CaseVersion.objects.get(case=case, version=3).reason == "rollback to v1"
-    assert SuggestionDecision.objects.filter(action=DecisionAction.ROLLBACK, actor=reviewer).count() == 1
+    decision = SuggestionDecision.objects.get(action=DecisionAction.ROLLBACK, actor=reviewer)
+    assert decision.note == "worse"
+    page = client.get(f"/admin/reflection/suggestion/{suggestion.pk}/change/").content.decode()
+    assert "Rolled back" in page and "Approved and applied" not in page
 
 
 @pytest.mark.parametrize("url", [QUEUE, "/admin/reflection/suggestion/"])
@@ -133,11 +158,11 @@ def test_it_shows_the_decision_buttons_only_to_those_who_may_decide(client, revi
     client.force_login(onlooker)
     page = client.get(f"{url}{suggestion.pk}/change/")
     assert page.status_code == 200 and "Proposed plan" in page.content.decode()
-    assert "Approve and apply" not in page.content.decode() and "Reject…" not in page.content.decode()
+    assert "Approve…" not in page.content.decode() and "Reject…" not in page.content.decode()
 
     client.force_login(reviewer)
     page = client.get(f"{url}{suggestion.pk}/change/").content.decode()
-    assert "Approve and apply" in page and "Reject…" in page
+    assert "Approve…" in page and "Reject…" in page
 
 
 def test_it_redirects_a_malformed_suggestion_id_like_django_does(client, reviewer):

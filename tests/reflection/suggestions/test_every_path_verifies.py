@@ -9,7 +9,9 @@ from reflection.models import Suggestion, Verification
 from reflection.suggestions.services import suggestion_approve
 from tests.reflection.suggestion_helpers import PLAN, add_logs, make_suggestion
 
-pytestmark = pytest.mark.django_db
+# Experiments off: approval applies at once and verification compares before with after
+# (tests/reflection/experiments covers the default).
+pytestmark = [pytest.mark.django_db, pytest.mark.usefixtures("experiments_off")]
 
 
 def _regressing(make_case, django_user_model) -> Suggestion:

@@ -16,7 +16,7 @@ from tests.reflection.suggestion_helpers import PLAN, add_logs
 pytestmark = pytest.mark.django_db
 
 
-def test_it_does_not_propose_the_change_the_current_version_already_has(make_case, django_user_model, settings):
+def test_it_does_not_propose_the_change_the_current_version_already_has(make_case, django_user_model, settings, experiments_off):
     settings.OPENAI_API_KEY = ""
     reviewer = django_user_model.objects.create_superuser("boss", email="boss@example.com", password="pw")
     case = make_case(plan=PLAN)

@@ -29,7 +29,7 @@ def test_it_generates_suggestions_for_weak_cases_in_a_batch_run(make_case, setti
     assert (suggestion.case_id, suggestion.source, suggestion.status) == (weak.id, SuggestionSource.RULES, SuggestionStatus.PENDING)
 
 
-def test_it_verifies_applied_suggestions_in_a_batch_run(make_case, settings, django_user_model):
+def test_it_verifies_applied_suggestions_in_a_batch_run(make_case, settings, django_user_model, experiments_off):
     from reflection.suggestions.services import suggestion_approve
 
     settings.OPENAI_API_KEY = ""

@@ -53,17 +53,39 @@ def test_it_needs_authentication(anonymous_api, suggestion):
     assert anonymous_api.get("/api/suggestions/").status_code == 401
 
 
-def test_it_approves_through_the_api(reviewer_api, api_key, suggestion):
+def test_it_approves_through_the_api_as_an_experiment(reviewer_api, api_key, suggestion):
     response = reviewer_api.post(f"/api/suggestions/{suggestion.pk}/approve", {"note": "ship it"}, format="json")
     assert response.status_code == 200, response.json()
     body = response.json()
     assert (body["status"], body["applied_version"], body["reviewed_by"], body["review_note"]) == (
-        "approved", 2, api_key[0].user.username, "ship it")
+        "approved", None, api_key[0].user.username, "ship it")
     assert body["verification"]["status"] == "pending"
+    experiment = body["experiment"]
+    assert (experiment["status"], experiment["base_version"], experiment["candidate_version"],
+            experiment["candidate_share"]) == ("running", 1, 2, 0.2)
     suggestion.case.refresh_from_db()
-    assert suggestion.case.plan == REVISED
+    assert (suggestion.case.version, suggestion.case.plan) == (1, PLAN)  # the candidate is not current yet
     again = reviewer_api.post(f"/api/suggestions/{suggestion.pk}/approve", {}, format="json")
     assert again.status_code == 409
+
+
+def test_it_rolls_back_an_experiment_with_a_note(reviewer_api, suggestion):
+    reviewer_api.post(f"/api/suggestions/{suggestion.pk}/approve", {}, format="json")
+    refused = reviewer_api.post(f"/api/suggestions/{suggestion.pk}/rollback", {}, format="json")
+    assert refused.status_code == 400 and "note" in refused.json()["errors"]
+    response = reviewer_api.post(f"/api/suggestions/{suggestion.pk}/rollback", {"note": "too risky"}, format="json")
+    assert response.status_code == 200, response.json()
+    body = response.json()
+    assert (body["status"], body["experiment"]["status"], body["rolled_back_version"]) == ("rolled_back", "rolled_back", 1)
+
+
+def test_it_approves_through_the_api_and_applies_with_experiments_off(reviewer_api, api_key, suggestion, experiments_off):
+    response = reviewer_api.post(f"/api/suggestions/{suggestion.pk}/approve", {"note": "ship it"}, format="json")
+    assert response.status_code == 200, response.json()
+    body = response.json()
+    assert (body["status"], body["applied_version"], body["experiment"]) == ("approved", 2, None)
+    suggestion.case.refresh_from_db()
+    assert suggestion.case.plan == REVISED
 
 
 def test_it_answers_409_and_marks_stale_when_the_case_changed(reviewer_api, suggestion):
@@ -86,7 +108,7 @@ def test_it_answers_404_for_unknown_ids(reviewer_api):
     assert reviewer_api.get("/api/suggestions/99999999999999999999999").status_code == 404
 
 
-def test_it_shows_verification_and_rolls_back_a_regression(reviewer_api, suggestion):
+def test_it_shows_verification_and_rolls_back_a_regression(reviewer_api, suggestion, experiments_off):
     from reflection.suggestions.services import suggestion_verify
 
     reviewer_api.post(f"/api/suggestions/{suggestion.pk}/approve", {}, format="json")

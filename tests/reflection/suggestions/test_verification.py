@@ -1,4 +1,5 @@
-"""Verification on synthetic runs whose answer is known."""
+"""Verification on synthetic runs whose answer is known: the before/after z-test of the mode
+with experiments off (tests/reflection/experiments covers the default)."""
 from __future__ import annotations
 
 import pytest
@@ -41,7 +42,7 @@ def test_it_is_borderline_exactly_at_the_critical_value():
 
 @pytest.mark.django_db
 def test_it_verifies_from_the_logs_of_each_version_and_alerts_once_on_regression(
-    make_case, django_user_model, django_capture_on_commit_callbacks, settings
+    make_case, django_user_model, django_capture_on_commit_callbacks, settings, experiments_off
 ):
     settings.VERIFICATION_MIN_RUNS = 40
     reviewer = django_user_model.objects.create_superuser("boss", email="boss@example.com", password="pw")

@@ -13,7 +13,9 @@ from reflection.models import DailyCaseRollup, ExecutionLog, Verification
 from reflection.suggestions.services import suggestion_approve, suggestion_rollback, suggestion_verify
 from tests.reflection.suggestion_helpers import PLAN, make_suggestion
 
-pytestmark = pytest.mark.django_db
+# Experiments off: approval applies at once and verification compares before with after
+# (tests/reflection/experiments covers the default).
+pytestmark = [pytest.mark.django_db, pytest.mark.usefixtures("experiments_off")]
 
 
 def _logs(case, *, version: int, successes: int, failures: int, age: timedelta) -> None:

@@ -1,0 +1,140 @@
+"""The experiment pages: one per approved suggestion, with its arms, the statistic over time and
+the decision; reviewers roll back (confirmation and a note) or promote from here.
+
+Actions only call `reflection.experiments.services`; each needs `approve_suggestion` and logs
+the change (`log_change`) next to the service's own audit row on the suggestion.
+"""
+from __future__ import annotations
+
+from django.conf import settings
+from django.contrib import admin, messages
+from django.contrib.admin.utils import unquote
+from django.db.models import QuerySet
+from django.http import HttpRequest, HttpResponse
+from django.utils.html import format_html
+from django.utils.safestring import SafeString
+
+from core.admin_support import ReadOnlyAdminMixin, decision_page
+from core.errors import DomainError
+from reflection.experiments import services
+from reflection.experiments.rendering import arms_html, statistic_html, statistic_svg, status_badge
+from reflection.models import Experiment
+
+APPROVE_PERMISSION = "reflection.approve_suggestion"
+
+
+@admin.register(Experiment)
+class ExperimentAdmin(ReadOnlyAdminMixin, admin.ModelAdmin):
+    list_display = ["id", "suggestion_link", "case_link", "status_view", "share", "current_arm", "candidate_arm",
+                    "started_at", "decided_at"]
+    list_filter = ["status", "flagged"]
+    list_select_related = ["case"]
+    search_fields = ["=id", "=suggestion__id", "=case__id", "case__title"]
+    ordering = ["-started_at"]
+    actions = ["rollback_selected", "promote_selected"]
+    change_form_template = "admin/reflection/experiment_change_form.html"
+    readonly_fields = ["suggestion_link", "case_link", "status_view", "share", "arms", "statistic", "chart",
+                       "started_at", "decided_at", "decided_by", "decision_note"]
+    fieldsets = [
+        (None, {"fields": ["suggestion_link", "case_link", "status_view", "share", "started_at"]}),
+        ("Arms (runs since the experiment started)", {"fields": ["arms"]}),
+        ("Sequential decision", {"fields": ["statistic", "chart"]}),
+        ("Decision", {"fields": ["decided_at", "decided_by", "decision_note"]}),
+    ]
+
+    def get_queryset(self, request: HttpRequest) -> QuerySet:
+        return super().get_queryset(request).defer("case__embedding")
+
+    def has_approve_permission(self, request: HttpRequest) -> bool:
+        return request.user.has_perm(APPROVE_PERMISSION)
+
+    def change_view(self, request: HttpRequest, object_id: str, form_url: str = "", extra_context: dict | None = None) -> HttpResponse:
+        experiment = self.get_object(request, unquote(object_id))
+        can_decide = self.has_approve_permission(request)
+        extra = {
+            "offer_rollback": bool(experiment and can_decide and experiment.status in services.ROLLBACK_FROM),
+            "offer_promote": bool(experiment and can_decide and experiment.status in services.PROMOTE_FROM),
+        }
+        return super().change_view(request, object_id, form_url, {**extra, **(extra_context or {})})
+
+    # -- columns ------------------------------------------------------------------------
+
+    @admin.display(description="Suggestion", ordering="suggestion")
+    def suggestion_link(self, experiment: Experiment) -> SafeString:
+        return format_html('<a href="/admin/reflection/suggestion/{}/change/">#{}</a>', experiment.suggestion_id,
+                           experiment.suggestion_id)
+
+    @admin.display(description="Case", ordering="case__title")
+    def case_link(self, experiment: Experiment) -> SafeString:
+        return format_html('<a href="/admin/casebank/case/{}/change/">{}</a> <span style="color:#888">now v{}</span>',
+                           experiment.case_id, experiment.case.title[:60], experiment.case.version)
+
+    @admin.display(description="Status", ordering="status")
+    def status_view(self, experiment: Experiment) -> SafeString:
+        return status_badge(experiment)
+
+    @admin.display(description="Candidate share", ordering="candidate_share")
+    def share(self, experiment: Experiment) -> str:
+        return f"{experiment.candidate_share:.0%}"
+
+    def _arm(self, experiment: Experiment, arm: str, version: int) -> str:
+        counts = (experiment.detail or {}).get(arm) or {}
+        rate = counts.get("success_rate")
+        return f"v{version}: {counts.get('runs', 0):,} runs" + (f", {rate:.1%}" if isinstance(rate, (int, float)) else "")
+
+    @admin.display(description="Current")
+    def current_arm(self, experiment: Experiment) -> str:
+        return self._arm(experiment, "current", experiment.base_version)
+
+    @admin.display(description="Candidate")
+    def candidate_arm(self, experiment: Experiment) -> str:
+        return self._arm(experiment, "candidate", experiment.candidate_version)
+
+    @admin.display(description="Arms")
+    def arms(self, experiment: Experiment) -> SafeString:
+        return arms_html(experiment)
+
+    @admin.display(description="Statistic")
+    def statistic(self, experiment: Experiment) -> SafeString:
+        return statistic_html(experiment)
+
+    @admin.display(description="Over time")
+    def chart(self, experiment: Experiment) -> SafeString:
+        looks = list(experiment.looks.order_by("looked_at")[:500])
+        return statistic_svg(looks, threshold=1 / settings.EXPERIMENT_ALPHA)
+
+    # -- decisions ----------------------------------------------------------------------
+
+    def _decide(self, request: HttpRequest, queryset: QuerySet, *, verb: str) -> HttpResponse | None:
+        rollback = verb == "roll back"
+        note, page = decision_page(self, request, queryset, verb=verb, note_required=rollback,
+                                   template="admin/reflection/experiment_decision.html", items_name="experiments",
+                                   noun="experiment")
+        if page is not None:
+            return page
+        done, refused = 0, []
+        for experiment in queryset:
+            try:
+                if rollback:
+                    result = services.experiment_rollback(experiment=experiment, acting_user=request.user, note=note)
+                else:
+                    result = services.experiment_promote(experiment=experiment, acting_user=request.user, note=note)
+            except DomainError as exc:
+                refused.append(f"#{experiment.pk}: {exc.message}")
+                continue
+            done += 1
+            self.log_change(request, result, f"{result.get_status_display()}: {note}" if note else result.get_status_display())
+        past = "rolled back" if rollback else "promoted"
+        if done:
+            self.message_user(request, f"{done} experiment(s) {past}.", messages.SUCCESS)
+        if refused:
+            self.message_user(request, f"Not {past}: " + "; ".join(refused), messages.ERROR)
+        return None
+
+    @admin.action(description="Roll back selected experiments (with a note)…", permissions=["approve"])
+    def rollback_selected(self, request: HttpRequest, queryset: QuerySet) -> HttpResponse | None:
+        return self._decide(request, queryset, verb="roll back")
+
+    @admin.action(description="Promote selected candidates…", permissions=["approve"])
+    def promote_selected(self, request: HttpRequest, queryset: QuerySet) -> HttpResponse | None:
+        return self._decide(request, queryset, verb="promote")

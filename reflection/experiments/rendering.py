@@ -1,0 +1,132 @@
+"""HTML pieces of the experiment pages: the arms with their 95 % intervals, the statistic over
+time (server-side SVG, no JavaScript, no CDN), and the verdict shown on suggestions."""
+from __future__ import annotations
+
+import math
+from collections.abc import Sequence
+
+from django.utils.html import escape, format_html, format_html_join
+from django.utils.safestring import SafeString, mark_safe
+
+from reflection.models import Experiment, ExperimentLook, ExperimentStatus
+
+Z_95 = 1.959964
+STATUS_COLOURS: dict[str, str] = {
+    ExperimentStatus.RUNNING: "#9a6700", ExperimentStatus.AWAITING_REVIEW: "#0969da",
+    ExperimentStatus.PROMOTED: "#1a7f37", ExperimentStatus.ROLLED_BACK: "#cf222e",
+    ExperimentStatus.INCONCLUSIVE: "#6e7781", ExperimentStatus.SUPERSEDED: "#6e7781",
+}
+
+
+def wilson_interval(successes: int, runs: int, *, z: float = Z_95) -> tuple[float, float] | None:
+    """The Wilson score interval of a success rate (95 % by default); None without runs. Unlike
+    rate ± z·se it stays inside 0..1 and is not of width zero at 0 % or 100 %."""
+    if runs <= 0:
+        return None
+    rate = successes / runs
+    denominator = 1 + z * z / runs
+    centre = (rate + z * z / (2 * runs)) / denominator
+    half = z * math.sqrt(rate * (1 - rate) / runs + z * z / (4 * runs * runs)) / denominator
+    return max(0.0, centre - half), min(1.0, centre + half)
+
+
+def _pct(value: float | None) -> str:
+    return f"{value:.1%}" if isinstance(value, (int, float)) else "—"
+
+
+def status_badge(experiment: Experiment) -> SafeString:
+    return format_html('<strong style="color:{}">{}</strong>{}', STATUS_COLOURS.get(experiment.status, "#000"),
+                       experiment.get_status_display(), mark_safe(" ⚑") if experiment.flagged else "")
+
+
+def arms_html(experiment: Experiment) -> SafeString:
+    """One row per arm: version, share of traffic, runs, successes, rate and its 95 % interval."""
+    detail = experiment.detail or {}
+    rows = []
+    for label, arm, version, share in (
+        ("Current", "current", experiment.base_version, 1 - experiment.candidate_share),
+        ("Candidate", "candidate", experiment.candidate_version, experiment.candidate_share),
+    ):
+        counts = detail.get(arm) or {}
+        runs = int(counts.get("runs") or 0)
+        rate = counts.get("success_rate")
+        successes = int(counts.get("successes") or 0)
+        interval = wilson_interval(successes, runs)
+        rows.append((label, version, f"{share:.0%}", f"{runs:,}", f"{successes:,}", _pct(rate),
+                     f"{_pct(interval[0])} – {_pct(interval[1])}" if interval else "—"))
+    table = format_html_join("", "<tr><th>{}</th><td>v{}</td><td>{}</td><td>{}</td><td>{}</td><td>{}</td><td>{}</td></tr>", rows)
+    return format_html(
+        '<table class="experiment-arms"><tr><th>Arm</th><th>Version</th><th>Traffic</th><th>Runs</th>'
+        "<th>Successes</th><th>Success rate</th><th>95 % interval</th></tr>{}</table>", table)
+
+
+def statistic_html(experiment: Experiment) -> SafeString:
+    detail = experiment.detail or {}
+    if not detail:
+        return mark_safe('<p class="help">Not looked at yet: the next reflection run does.</p>')
+    interval = detail.get("interval")
+    difference = detail.get("difference")
+    return format_html(
+        "Difference (candidate − current): <strong>{}</strong>, always-valid 95 % interval {}<br>"
+        "Mixture likelihood ratio {} (decides at ≥ {}), always-valid p = {}<br><span class='help'>{}; "
+        "no decision before {} runs per arm.</span>",
+        f"{difference:+.1%}" if isinstance(difference, (int, float)) else "—",
+        f"{interval[0]:+.1%} to {interval[1]:+.1%}" if interval else "—",
+        f"{detail.get('likelihood_ratio', 0):.3g}", f"{detail.get('threshold', 0):.0f}",
+        f"{detail.get('p_value', 1):.3g}", detail.get("test", ""), detail.get("min_runs_per_arm", "the minimum"),
+    )
+
+
+# 900 px: beside the admin's label column it fits a 1,440 px window with room to spare.
+WIDTH, HEIGHT, PAD = 900, 240, 44
+INNER_W, INNER_H = WIDTH - 2 * PAD, HEIGHT - 2 * PAD
+
+
+def statistic_svg(looks: Sequence[ExperimentLook], *, threshold: float) -> SafeString:
+    """log10 of the mixture likelihood ratio at each look (blue), oldest left; the red line is the
+    threshold 1/alpha above which the experiment decides."""
+    if not looks:
+        return mark_safe('<p class="help">No looks yet.</p>')
+    values = [math.log10(max(look.likelihood_ratio, 1e-12)) for look in looks]
+    top = max(math.log10(threshold) * 1.5, max(values), 1.0)
+    bottom = min(min(values), -1.0)
+
+    def y(value: float) -> float:
+        return PAD + (top - value) / (top - bottom) * INNER_H
+
+    step = INNER_W / max(1, len(looks) - 1)
+    parts = [
+        f'<svg xmlns="http://www.w3.org/2000/svg" viewBox="0 0 {WIDTH} {HEIGHT}" width="{WIDTH}" height="{HEIGHT}" '
+        'role="img" aria-label="Sequential statistic over time" class="experiment-chart">',
+    ]
+    for level, colour, label in ((0.0, "#ccc", "1"), (math.log10(threshold), "#c00", f"{threshold:.0f} (decide)")):
+        parts.append(f'<line x1="{PAD}" y1="{y(level):.1f}" x2="{WIDTH - PAD}" y2="{y(level):.1f}" stroke="{colour}"/>')
+        parts.append(f'<text x="2" y="{y(level) + 4:.1f}" font-size="11">{escape(label)}</text>')
+    points = []
+    for i, (look, value) in enumerate(zip(looks, values, strict=True)):
+        x = PAD + i * step
+        points.append(f"{x:.1f},{y(value):.1f}")
+        tip = escape(f"{look.looked_at:%Y-%m-%d %H:%M}: ratio {look.likelihood_ratio:.3g}, "
+                     f"current {look.current_successes}/{look.current_runs}, "
+                     f"candidate {look.candidate_successes}/{look.candidate_runs} ({look.outcome})")
+        parts.append(f'<circle cx="{x:.1f}" cy="{y(value):.1f}" r="3" fill="#2a6ebb"><title>{tip}</title></circle>')
+    if len(points) > 1:
+        parts.append(f'<polyline fill="none" stroke="#2a6ebb" stroke-width="2" points="{" ".join(points)}"/>')
+    parts.append(f'<text x="{PAD}" y="{HEIGHT - 8}" font-size="11">{looks[0].looked_at:%Y-%m-%d %H:%M}</text>')
+    parts.append(f'<text x="{WIDTH - PAD}" y="{HEIGHT - 8}" font-size="11" text-anchor="end">'
+                 f'{looks[-1].looked_at:%Y-%m-%d %H:%M}</text></svg>')
+    return mark_safe("".join(parts))  # noqa: S308 (numbers and escaped text only)
+
+
+def verdict_html(experiment: Experiment) -> SafeString:
+    """The experiment's verdict as the suggestion pages show it."""
+    detail = experiment.detail or {}
+    current, candidate = detail.get("current") or {}, detail.get("candidate") or {}
+    return format_html(
+        '{} <span style="color:#888">v{} {} of {} runs vs v{} {} of {} · p = {}</span> '
+        '<a href="/admin/reflection/experiment/{}/change/">experiment #{}</a>',
+        status_badge(experiment), experiment.candidate_version, _pct(candidate.get("success_rate")),
+        candidate.get("runs", 0), experiment.base_version, _pct(current.get("success_rate")), current.get("runs", 0),
+        f"{detail['p_value']:.3g}" if isinstance(detail.get("p_value"), (int, float)) else "—",
+        experiment.pk, experiment.pk,
+    )
