@@ -15,4 +15,11 @@ class CasebankConfig(AppConfig):
     )
 
     def ready(self) -> None:
+        from django.conf import settings
+
         from casebank.access import schema  # noqa: F401  (registers the OpenAPI auth extension)
+
+        if settings.EMBEDDINGS_WARM_ON_START:
+            from casebank.search.embeddings import warm_in_background
+
+            warm_in_background()

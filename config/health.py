@@ -3,7 +3,8 @@
 Liveness says only that the process answers: it touches no database, cache or queue, so an
 outage of a shared service never makes Kubernetes restart every pod at once (restarting would
 not fix it). Readiness takes a pod out of the load balancer while its database is unreachable
-or migrations are pending. All three are answered before host validation and the HTTPS
+or migrations are pending (and, with `EMBEDDINGS_WARM_ON_START`, while the embedding model still
+loads). All three are answered before host validation and the HTTPS
 redirect (`config.probes`), since probes address the pod by IP over plain HTTP.
 
 Unauthenticated and free of secrets: each part reports a status and a short reason, never a
@@ -23,6 +24,8 @@ from django.db.migrations.executor import MigrationExecutor
 from django.http import HttpRequest, JsonResponse
 from django.views.decorators.cache import never_cache
 from django.views.decorators.http import require_GET
+
+from casebank.search import embeddings
 
 UP, DOWN, DEGRADED = "up", "down", "degraded"
 
@@ -84,6 +87,13 @@ def check_llm() -> dict[str, Any]:
     return {"status": DOWN if state == "open" else UP, "configured": True, "breaker": state}
 
 
+def check_embeddings() -> dict[str, Any]:
+    """Whether this process holds the embedding model (reported with EMBEDDINGS_WARM_ON_START)."""
+    if embeddings.is_loaded():
+        return {"status": UP, "model": embeddings.model_label()}
+    return {"status": DOWN, "reason": "embedding model loading"}
+
+
 CHECKS = {"database": check_database, "cache": check_cache, "queue": check_queue, "llm": check_llm}
 
 
@@ -95,6 +105,8 @@ def _required() -> set[str]:
 @require_GET
 def health(request: HttpRequest) -> JsonResponse:
     checks = {name: _timed(check) for name, check in CHECKS.items()}
+    if settings.EMBEDDINGS_WARM_ON_START:
+        checks["embeddings"] = _timed(check_embeddings)
     required = _required()
     failing = {name for name, result in checks.items() if result["status"] != UP}
     if failing & required:
@@ -137,4 +149,10 @@ def ready(request: HttpRequest) -> JsonResponse:
         return JsonResponse(
             {"status": DOWN, "reason": "migrations pending", "pending_migrations": pending}, status=503
         )
-    return JsonResponse({"status": UP, "checks": {"database": database}})
+    checks: dict[str, Any] = {"database": database}
+    if settings.EMBEDDINGS_WARM_ON_START:
+        # Warming at start (CasebankConfig.ready): take traffic once a search will not wait for it.
+        checks["embeddings"] = check_embeddings()
+        if checks["embeddings"]["status"] != UP:
+            return JsonResponse({"status": DOWN, "reason": "embedding model loading"}, status=503)
+    return JsonResponse({"status": UP, "checks": checks})

@@ -289,6 +289,10 @@ SPECTACULAR_SETTINGS = {
 EMBEDDING_MODEL = env.str("EMBEDDING_MODEL", default="")
 # Intra-op threads torch uses per process for embeddings (0: torch's default, one per core).
 EMBEDDING_THREADS = env.int("EMBEDDING_THREADS", default=1)
+# Load the embedding model when the web process starts (in the background; /health/ready answers
+# 503 until it is loaded), not in the first search (7.4 s). Off by default so that commands and
+# tests never pay for it; `make run` turns it on for the web server.
+EMBEDDINGS_WARM_ON_START = env.bool("EMBEDDINGS_WARM_ON_START", default=False)
 # The model's output size; after changing the model, `manage.py rebuild_embeddings` re-embeds
 # cases and documents and rebuilds the vector columns and HNSW indexes at this size.
 EMBEDDING_DIMENSIONS = env.int("EMBEDDING_DIMENSIONS", default=384)
@@ -328,6 +332,15 @@ AGENTS_RUNNER_DB_THREADS = env.int("AGENTS_RUNNER_DB_THREADS", default=8)
 AGENTS_RUNNER_LLM_THREADS = env.int("AGENTS_RUNNER_LLM_THREADS", default=64)
 AGENTS_RUNNER_LEASE_S = env.float("AGENTS_RUNNER_LEASE_S", default=30.0)
 AGENTS_RUNNER_POLL_S = env.float("AGENTS_RUNNER_POLL_S", default=0.1)
+# Sessions one API key may have queued or running at once, by tier (0: no limit); a post past
+# it is refused with 429 (docs/agents.md). Posts without a key (admin, commands) have none.
+AGENTS_SESSIONS_PER_KEY = {
+    "standard": env.int("AGENTS_SESSIONS_PER_KEY_STANDARD", default=20),
+    "premium": env.int("AGENTS_SESSIONS_PER_KEY_PREMIUM", default=200),
+}
+# glibc malloc arenas in a runner (0: glibc's default of 8 per core). Each of its ~70 threads
+# would otherwise grow an arena of its own: 2 kept the 200-session peak ~N MB lower.
+AGENTS_RUNNER_MALLOC_ARENAS = env.int("AGENTS_RUNNER_MALLOC_ARENAS", default=2)
 # Where clients read `GET /api/sessions/{id}/stream` (the ASGI server); named in the refusal the
 # WSGI workers answer with. Empty: "the ASGI (SSE) port".
 SSE_PUBLIC_URL = env.str("SSE_PUBLIC_URL", default="")
@@ -341,6 +354,9 @@ LLM_TIMEOUT_SECONDS = env.float("LLM_TIMEOUT_SECONDS", default=30.0)
 LLM_CALLS_PER_MINUTE = env.int("LLM_CALLS_PER_MINUTE", default=5)
 # Shown against the day's LLM spend on the admin dashboard (0 = no budget set); not enforced.
 LLM_DAILY_BUDGET_USD = env.float("LLM_DAILY_BUDGET_USD", default=0.0)
+# The admin dashboard's figures are computed at most once per this many seconds and shared by
+# every replica through the layered cache; the page says when they were computed (0 = always now).
+DASHBOARD_CACHE_SECONDS = env.int("DASHBOARD_CACHE_SECONDS", default=30)
 LLM_RETRY_ATTEMPTS = env.int("LLM_RETRY_ATTEMPTS", default=3)
 LLM_RETRY_BASE_SECONDS = env.float("LLM_RETRY_BASE_SECONDS", default=1.0)
 LLM_RETRY_CAP_SECONDS = env.float("LLM_RETRY_CAP_SECONDS", default=60.0)

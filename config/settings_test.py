@@ -16,6 +16,8 @@ EMAIL_BACKEND = "django.core.mail.backends.locmem.EmailBackend"
 # Time does not pass inside a test: a run must see the logs the test just wrote. The tests of
 # the settle lag itself set it (tests/reflection/analysis/test_run_settle.py).
 REFLECTION_INGEST_SETTLE_SECONDS = 0
+# Dashboard tests compare its figures with rows they just wrote (the cache has its own test).
+DASHBOARD_CACHE_SECONDS = 0
 
 if "shared" in CACHES and "SHARED_CACHE_DIR" not in os.environ:
     # The cross-process cache of a test run lives in its own directory, which the processes a

@@ -18,6 +18,7 @@ CHROMIUM = "/usr/bin/chromium"
 FLAGS = ["--no-sandbox", "--disable-gpu", "--disable-quic", "--no-first-run", "--disable-background-networking",
          "--disable-component-update", "--disable-sync"]
 DEGRADING_TITLE = "Root causes of tickets"
+DEMO_SESSION_QUERY = "Show revenue by region"  # seed_demo's session (agents.demo.cases.DEMO_SESSION_QUERY)
 PAGES = [
     ("dashboard", "/admin/"),
     ("case-list", "/admin/casebank/case/"),
@@ -46,14 +47,24 @@ def main(base: str, user: str, password: str, out: Path) -> None:
         link = page.locator("#result_list tbody tr th a").first
         if link.count():
             link.click()
+            page.wait_for_load_state("load")
             page.screenshot(path=str(out / "approval-console.png"), full_page=True)
             print(f"approval-console: {page.title()}")
-        page.goto(base + "/admin/casebank/case/?o=-5")
-        case_link = page.locator("#result_list tbody tr th a").first
-        if case_link.count():
-            case_link.click()
-            page.screenshot(path=str(out / "case-change.png"), full_page=True)
-            print(f"case-change: {page.title()}")
+            # Its case: in warning, with this suggestion pending (the plan editor, versions, links).
+            case_link = page.locator('.field-case_link a[href*="/admin/casebank/case/"]').first
+            if case_link.count():
+                case_link.click()
+                page.wait_for_load_state("load")
+                page.screenshot(path=str(out / "case-change.png"), full_page=True)
+                print(f"case-change: {page.title()}")
+        # The demo session (seed_demo): answer, result table, chart, sources, timeline.
+        page.goto(base + "/admin/agents/session/?q=" + DEMO_SESSION_QUERY.replace(" ", "+"))
+        session_link = page.locator("#result_list tbody tr th a").first
+        if session_link.count():
+            session_link.click()
+            page.wait_for_load_state("load")
+            page.screenshot(path=str(out / "session.png"), full_page=True)
+            print(f"session: {page.title()}")
         # A case's analysis page: the demo's degrading case if it is there, else the first listed.
         page.goto(base + "/admin/reflection/caseanalysis/")
         analyses = page.locator('a[href*="/admin/reflection/caseanalysis/case/"]')
@@ -61,6 +72,7 @@ def main(base: str, user: str, password: str, out: Path) -> None:
         target = degrading.first if degrading.count() else analyses.first
         if analyses.count():
             target.click()
+            page.wait_for_load_state("load")
             page.screenshot(path=str(out / "case-analysis.png"), full_page=True)
             print(f"case-analysis: {page.title()}")
         browser.close()

@@ -20,16 +20,24 @@ $PY manage.py qcluster & pids+=($!)
 $PY manage.py run_sessions & pids+=($!)
 $PY -m uvicorn config.asgi:application --host "${SSE_ADDRESS%:*}" --port "${SSE_ADDRESS##*:}" --no-access-log & pids+=($!)
 trap 'kill "${pids[@]}" 2>/dev/null; wait "${pids[@]}" 2>/dev/null || true' EXIT INT TERM
-$PY manage.py runserver --noreload "$ADDRESS" & pids+=($!)
-# The banner comes last, once the web server answers (the runner warms the embedding model first).
-$PY - "http://$ADDRESS/health/live" <<'WAIT' || true
-import sys, time, urllib.request
-for _ in range(240):
+# The web server loads the embedding model as it starts (the runner does too), so the first
+# search does not wait seconds for it; /health/ready answers 503 until the model is loaded.
+EMBEDDINGS_WARM_ON_START=1 $PY manage.py runserver --noreload "$ADDRESS" & pids+=($!)
+# The banner comes last, once the web server holds the model. It asks the status page, which
+# answers 200 while the model loads (the readiness probe's 503s would each log an error).
+echo "Starting: loading the embedding model in the web server..."
+$PY - "http://$ADDRESS/health" <<'WAIT' || true
+import json, sys, time, urllib.request
+for _ in range(360):
     try:
-        urllib.request.urlopen(sys.argv[1], timeout=2)
-        break
-    except OSError:
-        time.sleep(0.5)
+        with urllib.request.urlopen(sys.argv[1], timeout=5) as response:
+            if json.load(response)["checks"].get("embeddings", {}).get("status") == "up":
+                break
+    except (OSError, ValueError, KeyError):  # not listening yet, or a 503 (the database)
+        pass
+    time.sleep(0.5)
+else:
+    print("The web server did not load the embedding model within 3 minutes; see its output above.", file=sys.stderr)
 WAIT
 echo
 echo "=================================================================="

@@ -13,12 +13,14 @@ SQLite) that the runner renews every third of `AGENTS_RUNNER_LEASE_S`. A runner 
 them from the start. Each execution log is written once: its id is the session id.
 
 An idle runner sleeps until a posted session rings (PostgreSQL `LISTEN/NOTIFY`, delivered at
-commit) or `AGENTS_RUNNER_POLL_S` passes (SQLite has no notifications; PostgreSQL polls too,
-for leases that expire without a ring).
+commit; on SQLite a Redis publish at commit when `REDIS_URL` is set) or `AGENTS_RUNNER_POLL_S`
+passes (runners poll too, for leases that expire without a ring).
 """
 from __future__ import annotations
 
 import asyncio
+import ctypes
+import ctypes.util
 import logging
 import os
 import signal
@@ -97,6 +99,23 @@ def _close_connections(pool: ThreadPoolExecutor, size: int) -> None:
     wait([pool.submit(close) for _ in range(size)], timeout=10)
 
 
+# mallopt's parameter number for the arena limit (glibc's malloc.h M_ARENA_MAX).
+_M_ARENA_MAX = -8
+
+
+def limit_malloc_arenas(arenas: int) -> bool:
+    """Cap glibc's malloc arenas (as MALLOC_ARENA_MAX would) before the pools start their
+    threads: a thread that finds the arenas busy makes another, up to 8 per core, each holding
+    memory it freed. False where there is no glibc (or `arenas` is 0)."""
+    if arenas <= 0:
+        return False
+    try:
+        libc = ctypes.CDLL(ctypes.util.find_library("c") or "libc.so.6")
+        return bool(libc.mallopt(_M_ARENA_MAX, arenas))
+    except (OSError, AttributeError):  # musl, macOS: no mallopt
+        return False
+
+
 def warm_embeddings() -> None:
     """Load the embedding model now, not in the first session's retrieve phase."""
     from casebank.search.embeddings import embed_text
@@ -141,6 +160,8 @@ class SessionRunner:
         helpers = [asyncio.create_task(self._heartbeat())]
         if connection.vendor == "postgresql":
             helpers.append(asyncio.create_task(self._listen()))
+        elif settings.REDIS_URL:
+            helpers.append(asyncio.create_task(self._listen_redis(str(settings.REDIS_URL))))
         logger.info("session runner %s: capacity %d", self.name, self.config.capacity)
         try:
             while not self._stopping.is_set():
@@ -223,6 +244,26 @@ class SessionRunner:
             except Exception:  # polling still claims; try the doorbell again shortly
                 logger.warning("session runner %s: LISTEN failed, polling only", self.name, exc_info=True)
                 await asyncio.sleep(1.0)
+
+    async def _listen_redis(self, url: str) -> None:
+        """The doorbell without PostgreSQL: `session_create` publishes on Redis at commit."""
+        import redis.asyncio as aioredis
+
+        while True:
+            client = aioredis.Redis.from_url(url, socket_connect_timeout=2)
+            try:
+                async with client.pubsub() as pubsub:
+                    await pubsub.subscribe(services.DOORBELL_CHANNEL)
+                    async for message in pubsub.listen():
+                        if message.get("type") == "message":
+                            self._wake.set()
+            except asyncio.CancelledError:
+                raise
+            except Exception:  # polling still claims; try the doorbell again shortly
+                logger.warning("session runner %s: Redis doorbell failed, polling only", self.name, exc_info=True)
+                await asyncio.sleep(1.0)
+            finally:
+                await client.aclose()
 
     async def _drain(self) -> None:
         if not self.running:

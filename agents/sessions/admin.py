@@ -5,25 +5,20 @@ import json
 from typing import Any
 
 from django.contrib import admin
+from django.http import HttpRequest, HttpResponse
 from django.utils.html import format_html, format_html_join
 
-from agents.models import Session, SessionEvent
-from core.admin_support import HistoryInline
-
-
-class SessionEventInline(HistoryInline):
-    model = SessionEvent
-    fields = ["sequence", "created_at", "kind", "phase", "data_pretty"]
-    ordering = ["sequence"]
-
-    @admin.display(description="data")
-    def data_pretty(self, event: SessionEvent) -> str:
-        return format_html("<code>{}</code>", json.dumps(event.data, default=str)[:600])
+from agents.models import Session
+from agents.sessions.presentation import session_page
 
 
 @admin.register(Session)
 class SessionAdmin(admin.ModelAdmin):
-    """Read-only: sessions are written by the supervisor only."""
+    """Read-only: sessions are written by the supervisor only. The page leads with what a reader
+    came for (answer, result table and chart, sources, errors, timeline: `presentation`); the
+    stored fields follow for the details."""
+
+    change_form_template = "admin/agents/session/change_form.html"
 
     list_display = ["query_short", "status", "phase", "iteration", "plan_source", "passed", "score_list", "total_ms", "created_at"]
     list_filter = ["status", "plan_source", "passed"]
@@ -31,14 +26,21 @@ class SessionAdmin(admin.ModelAdmin):
     date_hierarchy = "created_at"
     list_select_related = ["case"]
     raw_id_fields = ["case", "created_case"]
-    inlines = [SessionEventInline]
     readonly_fields = [
-        "id", "query", "sql", "status", "phase", "iteration", "plan_source", "plan_pretty", "scores_table",
-        "timings_table", "answer", "passed", "errors_pretty", "tokens_in", "tokens_out", "cost_usd", "model",
-        "case", "case_version", "case_similarity", "created_case", "log_id", "created_by", "created_at",
-        "started_at", "finished_at", "attempts", "retry_at",
+        "id", "query", "status", "phase", "iteration", "plan_source", "plan_pretty", "scores_table",
+        "timings_table", "passed", "tokens_in", "tokens_out", "cost_usd", "model",
+        "case", "case_version", "similarity", "created_case", "log_id", "created_by", "created_at",
+        "started_at", "finished_at", "attempts", "retry_at", "lease_owner", "lease_until", "api_key", "owner",
     ]
-    exclude = ["plan", "results", "scores", "errors", "timings_ms"]
+    # Below the answer, result and timeline (the template): what was run, how it scored, by whom.
+    fieldsets = [
+        (None, {"fields": ["query", "status", "passed", "phase", "iteration", "id"]}),
+        ("Plan and evaluation", {"fields": ["plan_source", "plan_pretty", "scores_table", "timings_table"]}),
+        ("Cases and logs", {"fields": ["case", "case_version", "similarity", "created_case", "log_id"]}),
+        ("Spend", {"fields": ["tokens_in", "tokens_out", "cost_usd", "model"]}),
+        ("Runtime", {"fields": ["created_by", "api_key", "owner", "created_at", "started_at", "finished_at", "attempts",
+                                "retry_at", "lease_owner", "lease_until"], "classes": ["collapse"]}),
+    ]
 
     @admin.display(description="query")
     def query_short(self, session: Session) -> str:
@@ -54,11 +56,14 @@ class SessionAdmin(admin.ModelAdmin):
 
     @admin.display(description="plan")
     def plan_pretty(self, session: Session) -> str:
-        return format_html("<pre>{}</pre>", json.dumps(session.plan, indent=2, default=str))
+        # Wrapped: a step's SQL is one long line.
+        return format_html('<pre style="white-space:pre-wrap;word-break:break-word">{}</pre>',
+                           json.dumps(session.plan, indent=2, default=str, ensure_ascii=False))
 
-    @admin.display(description="errors")
-    def errors_pretty(self, session: Session) -> str:
-        return format_html("<pre>{}</pre>", json.dumps(session.errors, indent=2, default=str))
+    @admin.display(description="case similarity")
+    def similarity(self, session: Session) -> str:
+        """How close the query was to the case whose plan was used (cosine, 0..1)."""
+        return "—" if session.case_similarity is None else f"{session.case_similarity:.3f}"
 
     @admin.display(description="scores")
     def scores_table(self, session: Session) -> str:
@@ -81,3 +86,15 @@ class SessionAdmin(admin.ModelAdmin):
 
     def has_change_permission(self, request: Any, obj: Any = None) -> bool:
         return False
+
+    def has_delete_permission(self, request: Any, obj: Any = None) -> bool:
+        # The execution log and the case a session made point at it: it stays as the record.
+        return False
+
+    def change_view(self, request: HttpRequest, object_id: str, form_url: str = "",
+                    extra_context: dict | None = None) -> HttpResponse:
+        session = self.get_object(request, object_id)
+        context = dict(extra_context or {})
+        if session is not None and self.has_view_permission(request, session):
+            context["page"] = session_page(session)
+        return super().change_view(request, object_id, form_url, extra_context=context)

@@ -78,7 +78,11 @@ class SessionListCreateApi(APIView):
     class OutputSerializer(serializers.Serializer):
         session_id = serializers.UUIDField()
 
-    @extend_schema(request=InputSerializer, responses={202: OutputSerializer}, summary="Start a supervisor session")
+    @extend_schema(request=InputSerializer, responses={202: OutputSerializer}, summary="Start a supervisor session",
+                   description="Queued for a runner; its events stream from `/api/sessions/{id}/stream`. A key "
+                               "may have a number of sessions queued or running at once by tier "
+                               "(`AGENTS_SESSIONS_PER_KEY_*`: standard 20, premium 200); past it the post is "
+                               "refused with 429 and `{\"detail\", \"errors\": {\"sessions\": [...]}}`.")
     def post(self, request: Request) -> Response:
         data = self.InputSerializer(data=request.data)
         data.is_valid(raise_exception=True)

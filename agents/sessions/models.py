@@ -95,6 +95,10 @@ class Session(models.Model):
                          name="session_unfinished_idx"),
             # `GET /api/sessions/`: one key's sessions, newest first (cursor on created_at, id).
             models.Index(fields=["api_key", "-created_at", "-id"], name="session_key_created_idx"),
+            # The per-key quota at each post (`session_create`): `WHERE api_key_id = ? AND status IN
+            # ('queued', 'running')`, over the unfinished rows only.
+            models.Index(fields=["api_key"], condition=models.Q(status__in=["queued", "running"]),
+                         name="session_key_unfinished_idx"),
             # The sweeper's `WHERE retry_at <= now ORDER BY retry_at`: only rows with work pending.
             models.Index(fields=["retry_at"], condition=models.Q(retry_at__isnull=False), name="session_retry_at_idx"),
         ]

@@ -10,6 +10,7 @@ from datetime import datetime, timedelta
 from functools import partial
 from typing import Any, Protocol
 
+import redis
 from django.conf import settings
 from django.db import DatabaseError, IntegrityError, connection, transaction
 from django.db.models import F, Max, Q
@@ -20,7 +21,8 @@ from agents.tools.workers import normalise_agent_name
 from casebank.cases import services as case_services
 from casebank.models import ApiKey, Case, ReviewState
 from core import task_queue
-from core.errors import InvalidInput
+from core.errors import InvalidInput, QuotaExceeded
+from core.redis_client import redis_for
 from reflection.logs import services as ingestion
 
 logger = logging.getLogger(__name__)
@@ -31,11 +33,15 @@ OUTCOME_TASK = "agents.sessions.tasks.record_session_outcome"
 # Sessions a sweep looks at, oldest due first; the rest wait for the next minute.
 SWEEP_LIMIT = 500
 SUPERVISOR_ACTOR = "supervisor"
+UNFINISHED_STATUSES = (SessionStatus.QUEUED, SessionStatus.RUNNING)
 _NEW_CASE_NAMESPACE = uuid.UUID("2b0e6c1e-8f4a-4c55-9a43-6d2f8e7b1c90")
 # Workers of one session append events from several threads: one lock per session, so that a
 # runner holding hundreds of sessions does not funnel every append through one lock.
 _event_locks: weakref.WeakValueDictionary[uuid.UUID, threading.Lock] = weakref.WeakValueDictionary()
 _event_locks_guard = threading.Lock()
+# The last sequence this process appended to each session it holds: the next event's number
+# without a MAX() query (the unique sequence still catches another process appending meanwhile).
+_last_sequence: weakref.WeakKeyDictionary[Session, int] = weakref.WeakKeyDictionary()
 DOORBELL_CHANNEL = "caseloop_sessions"
 # Entries of `errors` that say what changed a run without failing it; the execution log's error is
 # the first real failure.
@@ -65,6 +71,8 @@ def session_create(*, query: str, actor: str, sql: str = "", api_key: ApiKey | N
     if errors:
         raise InvalidInput("Invalid session.", errors=errors)
     with transaction.atomic():
+        if api_key is not None:
+            _check_quota(api_key)
         session = Session(query=query.strip(), sql=sql.strip(), created_by=actor[:150], api_key=api_key,
                           owner_id=api_key.user_id if api_key is not None else None)
         session.retry_at = task_queue.redeliver_at(session.created_at)
@@ -79,6 +87,29 @@ def session_create(*, query: str, actor: str, sql: str = "", api_key: ApiKey | N
     return session
 
 
+def session_quota(api_key: ApiKey) -> int:
+    """Sessions `api_key` may have queued or running at once (0: no limit)."""
+    return int(settings.AGENTS_SESSIONS_PER_KEY.get(api_key.tier, 0))
+
+
+def _check_quota(api_key: ApiKey) -> None:
+    """Refuse a post past the key's quota: the caller retries when one of its sessions ends.
+    Refused rather than queued, so a client flooding its key learns at once, not minutes later."""
+    quota = session_quota(api_key)
+    if quota <= 0:
+        return
+    # One post of a key at a time counts (PostgreSQL locks the key's row; SQLite has one
+    # writer), so two posts together cannot both take the last place.
+    ApiKey.objects.select_for_update().filter(pk=api_key.pk).values_list("pk", flat=True).first()
+    active = Session.objects.filter(api_key=api_key, status__in=UNFINISHED_STATUSES).count()
+    if active >= quota:
+        raise QuotaExceeded(
+            f"This API key has {active} sessions queued or running; its {api_key.tier} tier allows "
+            f"{quota} at once. Post again when one has finished.",
+            errors={"sessions": [f"At most {quota} queued or running sessions per {api_key.tier} key."]},
+        )
+
+
 def runner_mode() -> bool:
     """Sessions are run by session runners (`manage.py run_sessions`), not django-q2 tasks."""
     return bool(settings.AGENTS_RUNNER)
@@ -86,10 +117,20 @@ def runner_mode() -> bool:
 
 def _ring_runners() -> None:
     # PostgreSQL delivers a NOTIFY at commit, and only then: an idle runner wakes as the row
-    # becomes visible. SQLite runners poll (`AGENTS_RUNNER_POLL_S`).
+    # becomes visible. Elsewhere Redis, when there is one, carries the ring, published at commit
+    # for the same reason; without either, runners poll (`AGENTS_RUNNER_POLL_S`).
     if connection.vendor == "postgresql":
         with connection.cursor() as cursor:
             cursor.execute("SELECT pg_notify(%s, '')", [DOORBELL_CHANNEL])
+    elif settings.REDIS_URL:
+        transaction.on_commit(partial(_publish_ring, settings.REDIS_URL))
+
+
+def _publish_ring(url: str) -> None:
+    try:
+        redis_for(url).publish(DOORBELL_CHANNEL, "")
+    except redis.RedisError:
+        logger.warning("session doorbell: Redis publish failed; runners will find the session by polling")
 
 
 def _claimable(now: datetime) -> Q:
@@ -146,6 +187,8 @@ def _append_running(sessions: list[Session], *, runner: str) -> None:
     try:
         with transaction.atomic():
             SessionEvent.objects.bulk_create(events)
+        for event in events:
+            _last_sequence[event.session] = event.sequence
     except IntegrityError:
         # A runner whose lease passed while it still ran appended meanwhile: one at a time.
         for session in sessions:
@@ -213,12 +256,17 @@ def _append(session: Session, *, kind: str, data: dict[str, Any] | None = None, 
                         setattr(session, name, value)
                     if changes:
                         session.save(update_fields=list(changes))
-                    last = session.events.aggregate(last=Max("sequence"))["last"] or 0
-                    return SessionEvent.objects.create(
+                    last = _last_sequence.get(session)
+                    if last is None:
+                        last = session.events.aggregate(last=Max("sequence"))["last"] or 0
+                    event = SessionEvent.objects.create(
                         session=session, sequence=last + 1, kind=kind, phase=session.phase, data=data
                     )
+                _last_sequence[session] = event.sequence
+                return event
             except IntegrityError:
                 # Another process appended the same sequence (a re-delivered task): take the next.
+                _last_sequence.pop(session, None)
                 if attempt == 2:
                     raise
     raise AssertionError("unreachable")

@@ -25,7 +25,7 @@ from agents.models import DocumentChunk, DocumentTerm
 from casebank.models import Case
 from casebank.search import embeddings
 from casebank.search import selectors as case_selectors
-from casebank.search.embeddings import embed_text
+from casebank.search.embeddings import embed_query
 from casebank.search.ranking import reciprocal_rank_fusion, vector_signal
 from casebank.search.text import tokenize
 
@@ -104,7 +104,7 @@ def search_passages(
     """Top `candidates` passages (document chunks and cases), best first."""
     threshold = embeddings.vector_threshold() if vector_threshold is None else vector_threshold
     depth = max(candidates * 4, 40)
-    vector = embed_text(query)
+    vector = embed_query(query)
     signal = 1.0
     similarity: dict[tuple[str, str], float] = {}
     lexical: dict[tuple[str, str], float] = {}

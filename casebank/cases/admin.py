@@ -16,6 +16,7 @@ from django.utils import timezone
 from django.utils.html import format_html
 
 from casebank.cases import services
+from casebank.cases.plan_editor import PlanField
 from casebank.models import Case, CaseReviewChange, CaseStatus, CaseStatusChange, CaseVersion, PendingCase
 from casebank.search.ranking import track_record
 from core.admin_support import HistoryInline, ReadOnlyAdminMixin, decision_page
@@ -46,23 +47,20 @@ TITLE_CHARS = 36
 
 
 def short_moment(moment: Any) -> str:
-    return "—" if moment is None else format_html('<span style="white-space:nowrap">{}</span>',
-                                                   timezone.localtime(moment).strftime("%Y-%m-%d %H:%M"))
-
-
-class PrettyJSONField(forms.JSONField):
-    """Plans are read by people: show them indented."""
-
-    def prepare_value(self, value: Any) -> str:
-        if isinstance(value, forms.fields.InvalidJSONInput):
-            return value
-        return json.dumps(value, indent=2, ensure_ascii=False)
+    """"Dec 06 07:35" this year, "2025-11-30" before: two date columns fit beside the filters;
+    the full moment is in the tooltip."""
+    if moment is None:
+        return "—"
+    local = timezone.localtime(moment)
+    shape = "%b %d %H:%M" if local.year == timezone.localtime().year else "%Y-%m-%d"
+    return format_html('<span style="white-space:nowrap" title="{}">{}</span>',
+                       local.strftime("%Y-%m-%d %H:%M %Z"), local.strftime(shape))
 
 
 class CaseForm(forms.ModelForm):
-    plan = PrettyJSONField(
-        widget=forms.Textarea(attrs={"rows": 12, "cols": 90, "style": "font-family:monospace"}),
-        help_text='Text in quotes, or a JSON list of steps: [{"agent": "data_analysis", "action": "..."}]',
+    plan = PlanField(
+        help_text="Steps, each naming the agent that takes it; or the JSON view: text in quotes, or a list of "
+                  'steps [{"agent": "data_analysis", "action": "..."}]. Checked like the API checks it.',
     )
     tags = forms.JSONField(
         required=False,
@@ -96,9 +94,16 @@ class CaseForm(forms.ModelForm):
 
 class CaseVersionInline(HistoryInline):
     model = CaseVersion
-    fields = ["version", "reason", "author", "created_at", "plan_preview", "rollback"]
+    fields = ["version", "reason", "author", "created_at", "plan_preview", "logs", "rollback"]
     ordering = ["-version"]
     verbose_name_plural = "Version history"
+
+    @admin.display(description="Runs")
+    def logs(self, version: CaseVersion) -> str:
+        # By URL name and parameters only: the case bank imports nothing of reflection.
+        url = reverse("admin:reflection_executionlog_changelist")
+        return format_html('<a href="{}?case__id__exact={}&amp;case_version={}">logs of v{}</a>',
+                           url, version.case_id, version.version, version.version)
 
     @admin.display(description="Plan")
     def plan_preview(self, version: CaseVersion) -> str:

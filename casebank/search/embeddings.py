@@ -1,11 +1,14 @@
 """Sentence embeddings for cases and documents, computed when they are written.
 
 The model loads lazily, once per process (about 1 s, plus ~10 s for a cold `import torch`), so
-the web process pays for it only when it first embeds. Vectors are L2-normalised, so cosine
+the web process pays for it only when it first embeds, unless `EMBEDDINGS_WARM_ON_START` loads it
+as the process starts (`CasebankConfig.ready`). The usual layout runs on `transformers` alone
+(`encoder.PlainEncoder`); others on sentence-transformers. Vectors are L2-normalised, so cosine
 similarity is a dot product.
 """
 from __future__ import annotations
 
+import logging
 import os
 import threading
 from functools import lru_cache
@@ -14,7 +17,10 @@ from typing import Any
 import numpy as np
 from django.conf import settings
 
+from casebank.search.encoder import PlainEncoder, plain_layout
+
 _load_lock = threading.Lock()
+logger = logging.getLogger(__name__)
 
 PACKAGED_MODEL = "all-MiniLM-L6-v2"
 
@@ -67,19 +73,43 @@ def offline_environment() -> None:
 def _load_model() -> Any:  # a SentenceTransformer; the library ships no types
     offline_environment()
     import torch
-    from sentence_transformers import SentenceTransformer
 
     # Web and queue workers are processes, each embedding a query or a few texts at a time: torch's
     # default pool of one thread per core oversubscribes the cores they share with PostgreSQL.
     # One thread: end-to-end search p99 55 -> 35 ms in the retrieval benchmark (docs/benchmarks.md).
     if settings.EMBEDDING_THREADS:
         torch.set_num_threads(settings.EMBEDDING_THREADS)
-    return SentenceTransformer(_model_name_or_path(), device="cpu")
+    path = _model_name_or_path()
+    layout = plain_layout(path)
+    if layout is not None:
+        return PlainEncoder(path, layout)
+    from sentence_transformers import SentenceTransformer
+
+    return SentenceTransformer(path, device="cpu")
 
 
 def get_model() -> Any:
     with _load_lock:
         return _load_model()
+
+
+def is_loaded() -> bool:
+    """Whether this process holds the model (a search will not wait for it to load)."""
+    return _load_model.cache_info().currsize > 0
+
+
+def warm_in_background() -> threading.Thread:
+    """Load the model and run one embedding in a daemon thread; the process starts serving
+    meanwhile and readiness (`/health/ready`) waits for `is_loaded()`."""
+    def warm() -> None:
+        try:
+            embed_text("warm up")
+        except Exception:  # a broken model must not kill the server: the first search reports it
+            logger.exception("Warming the embedding model failed")
+
+    thread = threading.Thread(target=warm, name="embeddings-warm-up", daemon=True)
+    thread.start()
+    return thread
 
 
 def embed_texts(texts: list[str]) -> np.ndarray:
@@ -94,3 +124,21 @@ def embed_texts(texts: list[str]) -> np.ndarray:
 
 def embed_text(text: str) -> np.ndarray:
     return embed_texts([text])[0]
+
+
+# Queries embedded lately, by (model, text): a session searches cases and then documents for the
+# same text, and a model pass costs ~10 ms of CPU. 1,024 vectors of 384 floats: ~1.5 MB.
+QUERY_CACHE_SIZE = 1024
+
+
+@lru_cache(maxsize=QUERY_CACHE_SIZE)
+def _cached_query_vector(model: str, text: str) -> np.ndarray:
+    vector = embed_text(text)
+    vector.setflags(write=False)  # shared by every caller: nobody may change it in place
+    return vector
+
+
+def embed_query(text: str) -> np.ndarray:
+    """`embed_text` for a search query, remembered for the next search of the same text
+    (read-only: copy it before changing it)."""
+    return _cached_query_vector(model_label(), text)

@@ -11,7 +11,7 @@ from django.db.models import Avg, Count
 from pgvector.django import CosineDistance
 
 from casebank.models import HIDDEN_STATUSES, Case, CaseStatus, CaseTerm, CaseTermStat, ReviewState
-from casebank.search.embeddings import embed_text
+from casebank.search.embeddings import embed_query
 from casebank.search.ranking import RRF_K, Role, adjusted_score, reciprocal_rank_fusion, role_of, vector_signal
 from casebank.search.text import tokenize
 from core.cache import layered_delete, layered_get_or_set
@@ -176,7 +176,7 @@ def case_search(
     similarity: dict[UUID, float] = {}
     lexical: dict[UUID, float] = {}
     if mode in ("vector", "hybrid"):
-        similarity = vector_scores(embed_text(query), limit=depth, statuses=statuses)
+        similarity = vector_scores(embed_query(query), limit=depth, statuses=statuses)
     if mode in ("bm25", "hybrid"):
         lexical = bm25_scores(query, limit=depth, statuses=statuses)
 

@@ -19,6 +19,7 @@ from django.utils import timezone
 
 from agents.models import Session, SessionStatus
 from casebank.models import Case, CaseStatus, ReviewState
+from core.cache import layered_get_or_set
 from reflection.models import (
     CaseAnalysis,
     ExecutionLog,
@@ -35,6 +36,7 @@ from reflection.models import (
 TREND_RUNS = 20
 INGESTION_MINUTES = 60
 RECENT = timedelta(hours=24)
+CACHE_KEY = "dashboard:figures:v1"
 
 
 @dataclass(frozen=True)
@@ -48,6 +50,11 @@ class Figure:
     help: str = ""
     # Draw attention: a person is needed, or the loop is unhealthy.
     alert: bool = False
+
+    @property
+    def shown(self) -> str:
+        """The value as the page prints it: counts with thousands separators."""
+        return f"{self.value:,}" if isinstance(self.value, int) else str(self.value)
 
 
 @dataclass
@@ -196,6 +203,15 @@ def sessions_by_outcome(*, now: datetime) -> list[Figure]:
                alert=status == SessionStatus.FAILED and counts.get(status, 0) > 0)
         for status, label in SessionStatus.choices
     ]
+
+
+def dashboard_cached() -> Dashboard:
+    """The figures of at most `DASHBOARD_CACHE_SECONDS` ago (`Dashboard.now` says when), shared
+    by every replica: a busy page reads the log indexes once per period, not once per view."""
+    seconds = settings.DASHBOARD_CACHE_SECONDS
+    if seconds <= 0:
+        return dashboard()
+    return layered_get_or_set(CACHE_KEY, dashboard, seconds)
 
 
 def dashboard(*, now: datetime | None = None) -> Dashboard:

@@ -13,7 +13,7 @@ from django.urls import path, reverse
 from django.utils.html import format_html
 from django.views.decorators.http import require_POST
 
-from casebank.models import Case
+from casebank.models import Case, CaseStatusChange
 from reflection.analysis import selectors, services
 from reflection.analysis.charts import daily_outcomes_svg, success_rate_trend_svg
 from reflection.models import CaseAnalysis, ReflectionRun, ReflectionTrigger, Suggestion
@@ -164,5 +164,7 @@ class CaseAnalysisAdmin(admin.ModelAdmin):
             "daily_chart": daily_outcomes_svg(selectors.case_daily_outcomes(case_id=case.pk, days=days)),
             "opts": self.model._meta,
             "can_analyse": request.user.has_perm("reflection.add_reflectionrun"),
+            # Why the case has its status (a warning at 74 % comes from a recent drop, not the rate).
+            "status_change": CaseStatusChange.objects.filter(case=case).order_by("-created_at").first(),
         }
         return TemplateResponse(request, "admin/reflection/case_analysis.html", context)

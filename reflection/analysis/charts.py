@@ -19,22 +19,26 @@ def _y(rate: float) -> float:
 
 
 def _frame(label: str) -> list[str]:
-    """The opening tag and the 0 / 50 % (warning level, red) / 100 % lines."""
+    """The opening tag and the 0 / 50 % / 100 % lines. The 50 % warning level is a dotted grey
+    line, not red: a healthy case above it must not look alarming."""
     parts = [
         f'<svg xmlns="http://www.w3.org/2000/svg" viewBox="0 0 {WIDTH} {HEIGHT}" width="{WIDTH}" height="{HEIGHT}" '
         f'role="img" aria-label="{escape(label)}" class="trend-chart">',
     ]
     for level in (0, 0.5, 1):
-        colour = "#c00" if level == 0.5 else "#ccc"
-        parts.append(f'<line x1="{PAD}" y1="{_y(level):.1f}" x2="{WIDTH - PAD}" y2="{_y(level):.1f}" stroke="{colour}" stroke-width="1"/>')
+        style = 'stroke="#888" stroke-dasharray="2,3"' if level == 0.5 else 'stroke="#ccc"'
+        parts.append(f'<line x1="{PAD}" y1="{_y(level):.1f}" x2="{WIDTH - PAD}" y2="{_y(level):.1f}" {style} stroke-width="1"/>')
         parts.append(f'<text x="2" y="{_y(level) + 4:.1f}" font-size="11">{int(level * 100)}%</text>')
     return parts
 
 
 def _closing(first: date | datetime, last: date | datetime) -> list[str]:
+    # Moments of one day are told apart by their time (runs of today: "2026-12-06" twice said nothing).
+    same_day = isinstance(first, datetime) and isinstance(last, datetime) and first.date() == last.date()
+    shape = "%Y-%m-%d %H:%M" if same_day else "%Y-%m-%d"
     return [
-        f'<text x="{PAD}" y="{HEIGHT - 8}" font-size="11">{first:%Y-%m-%d}</text>',
-        f'<text x="{WIDTH - PAD}" y="{HEIGHT - 8}" font-size="11" text-anchor="end">{last:%Y-%m-%d}</text>',
+        f'<text x="{PAD}" y="{HEIGHT - 8}" font-size="11">{first:{shape}}</text>',
+        f'<text x="{WIDTH - PAD}" y="{HEIGHT - 8}" font-size="11" text-anchor="end">{last:{shape}}</text>',
         "</svg>",
     ]
 

@@ -51,9 +51,14 @@ class CircuitBreaker:
         metrics.set_breaker_state(name=self.name, state=HALF_OPEN)
 
     def record_success(self) -> None:
-        if cache.get(self._opened_key) is not None:
+        keys = [self._failures_key, self._opened_key, self._trial_key]
+        # One read, and a delete only when there is something to clear: every LLM call that
+        # succeeds comes here, hundreds a second under a session runner's load.
+        found = cache.get_many(keys)
+        if self._opened_key in found:
             metrics.set_breaker_state(name=self.name, state=CLOSED)
-        cache.delete_many([self._failures_key, self._opened_key, self._trial_key])
+        if found:
+            cache.delete_many(keys)
 
     def record_failure(self) -> None:
         if cache.get(self._opened_key) is not None:

@@ -87,6 +87,19 @@ class _Call:
         return None if deadline is None else deadline - time.monotonic()
 
 
+@lru_cache(maxsize=64)
+def _validator(schema_json: str) -> Any:
+    schema = json.loads(schema_json)
+    jsonschema.Draft202012Validator.check_schema(schema)
+    return jsonschema.validators.validator_for(schema, default=jsonschema.Draft202012Validator)(schema)
+
+
+def _validator_for(schema: dict[str, Any]) -> Any:
+    """The checked validator of `schema`, made once: checking a schema costs more than the
+    answer's validation, and each caller asks with the same few schemas hundreds of times."""
+    return _validator(json.dumps(schema, sort_keys=True))
+
+
 def backoff_delay(attempt: int, *, base: float, cap: float) -> float:
     """Seconds to wait after failed attempt number `attempt` (1-based): base, 2·base, 4·base … ≤ cap."""
     return min(cap, base * (2 ** (attempt - 1)))
@@ -143,7 +156,7 @@ class LLMClient:
         """
         if not messages:
             raise ValueError("messages must not be empty")
-        jsonschema.Draft202012Validator.check_schema(schema)
+        _validator_for(schema)  # a bad schema is the caller's bug: SchemaError before any request
         started = time.monotonic()
         try:
             self.breaker.before_call()
@@ -318,11 +331,10 @@ class LLMClient:
             data = json.loads(content)
         except json.JSONDecodeError as exc:
             raise ValueError(f"not JSON ({exc.msg} at position {exc.pos})") from None
-        try:
-            jsonschema.validate(data, schema)
-        except jsonschema.ValidationError as exc:
-            where = "/".join(str(p) for p in exc.absolute_path) or "(root)"
-            raise ValueError(f"schema violation at {where}: {exc.message}") from None
+        error = jsonschema.exceptions.best_match(_validator_for(schema).iter_errors(data))
+        if error is not None:  # the error `jsonschema.validate` would raise
+            where = "/".join(str(p) for p in error.absolute_path) or "(root)"
+            raise ValueError(f"schema violation at {where}: {error.message}")
         if not isinstance(data, dict):
             raise ValueError("the answer must be a JSON object")
         return data

@@ -15,6 +15,7 @@ from django.utils import timezone
 from django.utils.functional import cached_property
 from django.utils.html import format_html
 
+from casebank.cases.admin import short_moment
 from casebank.models import Case
 from core.admin_support import ReadOnlyAdminMixin
 from reflection.models import ExecutionLog
@@ -82,6 +83,41 @@ class CaseFilter(admin.SimpleListFilter):
             return None
 
 
+class CaseVersionFilter(admin.SimpleListFilter):
+    """Logs of one case version, by `?case_version=<n>` (links from a case's version history, a
+    suggestion's versions and the list's version column); shown only while filtering."""
+
+    title = "case version"
+    parameter_name = "case_version"
+
+    def lookups(self, request: Any, model_admin: Any) -> list[tuple[str, str]]:
+        value = self.value()
+        return [(value, f"v{value}")] if value else []
+
+    def queryset(self, request: Any, queryset: QuerySet) -> QuerySet:
+        value = self.value()
+        if value is None:
+            return queryset
+        if not value.isdigit() or len(value) > 9:
+            raise IncorrectLookupParameters(f"{value!r} is not a version number.")
+        return queryset.filter(case_version=int(value))
+
+
+def case_logs_url(case_id: Any, version: int | None = None) -> str:
+    """The log list filtered to one case (and one of its versions)."""
+    url = f"{reverse('admin:reflection_executionlog_changelist')}?{CaseFilter.parameter_name}={case_id}"
+    return url if version is None else f"{url}&{CaseVersionFilter.parameter_name}={version}"
+
+
+def version_with_logs_html(case_id: Any, version: int | None) -> str:
+    """"v3" linking to the case's version history, and the logs of that version."""
+    if version is None:
+        return "—"
+    history = f"{reverse('admin:casebank_case_change', args=[case_id])}#versions-group"
+    return format_html('<a href="{}" title="The version history">v{}</a> (<a href="{}">its logs</a>)',
+                      history, version, case_logs_url(case_id, version))
+
+
 class ErrorTypeFilter(admin.SimpleListFilter):
     """The most frequent error types of the last week, not a DISTINCT over all history.
 
@@ -114,17 +150,19 @@ class ErrorTypeFilter(admin.SimpleListFilter):
 
 @admin.register(ExecutionLog)
 class ExecutionLogAdmin(ReadOnlyAdminMixin, admin.ModelAdmin):
+    # One line per log at 1,440 px beside the filters.
     list_display = [
-        "created_at",
+        "when",
         "outcome",
         "case_link",
-        "case_version",
+        "version_link",
         "error_type",
-        "execution_time_ms",
+        "duration",
         "tokens",
-        "model",
+        "model_name",
+        "session_column",
     ]
-    list_filter = [CaseFilter, "success", ErrorTypeFilter, ("created_at", admin.DateFieldListFilter)]
+    list_filter = [CaseFilter, CaseVersionFilter, "success", ErrorTypeFilter, ("created_at", admin.DateFieldListFilter)]
     list_select_related = ["case"]
     search_fields = ["=id", "=case__id", "=session_id"]
     search_help_text = "Exact log id, case id or session id."
@@ -135,17 +173,29 @@ class ExecutionLogAdmin(ReadOnlyAdminMixin, admin.ModelAdmin):
     paginator = EstimatedCountPaginator
     list_per_page = 50
     readonly_fields = [f.name for f in ExecutionLog._meta.fields if f.name not in ("case", "session_id")] + [
-        "case_link", "session_link"]
+        "case_link", "version_history", "session_link"]
 
     def get_queryset(self, request: Any) -> QuerySet:
         # The list never shows the message or context: leave the big columns on disk.
         return super().get_queryset(request).defer("context", "error_message", "error_template", "case__embedding", "case__plan")
 
+    @admin.display(description="Run at", ordering="created_at")
+    def when(self, log: ExecutionLog) -> str:
+        return short_moment(log.created_at)
+
     @admin.display(description="Outcome", ordering="success")
     def outcome(self, log: ExecutionLog) -> str:
         if log.success:
-            return format_html('<span style="color:{};font-weight:600">{}</span>', "#1a7f37", "✔ success")
-        return format_html('<span style="color:{};font-weight:600">{}</span>', "#cf222e", "✘ failed")
+            return format_html('<span style="color:{};font-weight:600;white-space:nowrap">{}</span>', "#1a7f37", "✔ success")
+        return format_html('<span style="color:{};font-weight:600;white-space:nowrap">{}</span>', "#cf222e", "✘ failed")
+
+    @admin.display(description="Took", ordering="execution_time_ms")
+    def duration(self, log: ExecutionLog) -> str:
+        return format_html('<span style="white-space:nowrap">{} ms</span>', f"{log.execution_time_ms:,}")
+
+    @admin.display(description="Model", ordering="model")
+    def model_name(self, log: ExecutionLog) -> str:
+        return format_html('<span style="white-space:nowrap">{}</span>', log.model or "—")
 
     @admin.display(description="Case")
     def case_link(self, log: ExecutionLog) -> str:
@@ -155,6 +205,27 @@ class ExecutionLogAdmin(ReadOnlyAdminMixin, admin.ModelAdmin):
             '<a href="/admin/casebank/case/{}/change/">{}</a> <a href="?{}={}" title="{}">⌕</a>',
             log.case_id, log.case.title[:60], CaseFilter.parameter_name, log.case_id, "Only this case's logs",
         )
+
+    @admin.display(description="Version", ordering="case_version")
+    def version_link(self, log: ExecutionLog) -> str:
+        if log.case_version is None or log.case_id is None:
+            return "—"
+        return format_html('<a href="{}" title="Only this version\'s logs">v{}</a>',
+                           case_logs_url(log.case_id, log.case_version), log.case_version)
+
+    @admin.display(description="Case version")
+    def version_history(self, log: ExecutionLog) -> str:
+        return version_with_logs_html(log.case_id, log.case_version) if log.case_id else "—"
+
+    @admin.display(description="Session")
+    def session_column(self, log: ExecutionLog) -> str:
+        if log.session_id is None:
+            return "—"
+        try:
+            url = reverse("admin:agents_session_change", args=[log.session_id])
+        except NoReverseMatch:
+            return "—"
+        return format_html('<a href="{}" title="{}">session</a>', url, log.session_id)
 
     @admin.display(description="Session")
     def session_link(self, log: ExecutionLog) -> str:

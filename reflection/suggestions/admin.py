@@ -21,6 +21,7 @@ from core.admin_support import HistoryInline, ReadOnlyAdminMixin, decision_page
 from core.errors import DomainError
 from reflection.experiments.rendering import status_badge, verdict_html
 from reflection.experiments.services import ROLLBACK_FROM
+from reflection.logs.admin import version_with_logs_html
 from reflection.models import (
     Experiment,
     LLMCall,
@@ -51,6 +52,8 @@ class SuggestionAdminBase(ReadOnlyAdminMixin, admin.ModelAdmin):
     inlines = [DecisionInline]
     readonly_fields = [
         "case_link",
+        "base_version_links",
+        "applied_version_links",
         "base_version",
         "status_view",
         "source",
@@ -74,11 +77,11 @@ class SuggestionAdminBase(ReadOnlyAdminMixin, admin.ModelAdmin):
         "rolled_back_version",
     ]
     fieldsets = [
-        ("Proposal", {"fields": ["case_link", "base_version", "status_view", "source", "confidence_pct", "rationale",
-                                 "changes_list", "expected_effect"]}),
+        ("Proposal", {"fields": ["case_link", "base_version_links", "status_view", "source", "confidence_pct",
+                                 "rationale", "changes_list", "expected_effect"]}),
         ("Current vs proposed plan", {"fields": ["plan_diff"]}),
         ("Evidence", {"fields": ["evidence_view"]}),
-        ("Review", {"fields": ["reviewed_by", "reviewed_at", "review_note", "stale_reason", "applied_version",
+        ("Review", {"fields": ["reviewed_by", "reviewed_at", "review_note", "stale_reason", "applied_version_links",
                                "experiment_link", "verification_view", "rolled_back_version"]}),
         ("Provenance", {"fields": ["model", "tokens", "fallback_reason", "created_at"], "classes": ["collapse"]}),
     ]
@@ -109,6 +112,14 @@ class SuggestionAdminBase(ReadOnlyAdminMixin, admin.ModelAdmin):
             '<a href="/admin/casebank/case/{}/change/">{}</a> <span style="color:#888">now v{}</span>',
             suggestion.case_id, suggestion.case.title[:80], suggestion.case.version,
         )
+
+    @admin.display(description="Made against")
+    def base_version_links(self, suggestion: Suggestion) -> str:
+        return version_with_logs_html(suggestion.case_id, suggestion.base_version)
+
+    @admin.display(description="Applied as")
+    def applied_version_links(self, suggestion: Suggestion) -> str:
+        return version_with_logs_html(suggestion.case_id, suggestion.applied_version)
 
     @admin.display(description="Success rate")
     def success_rate(self, suggestion: Suggestion) -> str:

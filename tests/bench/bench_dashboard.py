@@ -12,6 +12,7 @@ import statistics
 import time
 from datetime import timedelta
 
+from django.conf import settings
 from django.contrib.auth import get_user_model
 from django.db import connection, transaction
 from django.test import Client
@@ -80,7 +81,11 @@ def run(context: dict) -> str:
     client = Client(HTTP_HOST="localhost")
     client.force_login(user)
     assert client.get("/admin/").status_code == 200  # warm caches and plans
+    # As served: the figures come from the cache for DASHBOARD_CACHE_SECONDS after one view
+    # computed them. Then every view computing them (the first view of each period).
     page_median, page_worst = _median_ms(lambda: client.get("/admin/"))
+    with override_settings(DASHBOARD_CACHE_SECONDS=0):
+        cold_median, cold_worst = _median_ms(lambda: client.get("/admin/"))
     figures_median, _ = _median_ms(lambda: selectors.dashboard())
     parts = {name: _median_ms(lambda f=f: f(now=timezone.now()))[0] for name, f in (
         ("needs a person (suggestions, new cases)", selectors.needs_person),
@@ -94,7 +99,10 @@ def run(context: dict) -> str:
     lines += [
         "| measurement | result | target |",
         "|---|---|---|",
-        f"| `GET /admin/` (dashboard + app list), superuser, median of 9 | {page_median:.1f} ms (max {page_worst:.1f}) | < 200 ms |",
+        f"| `GET /admin/` (dashboard + app list), superuser, median of 9, as served (figures cached for "
+        f"{settings.DASHBOARD_CACHE_SECONDS} s) | {page_median:.1f} ms (max {page_worst:.1f}) | < 200 ms |",
+        f"| `GET /admin/`, figures computed on every view (the first view of each period) | {cold_median:.1f} ms "
+        f"(max {cold_worst:.1f}) | |",
         f"| of which the figures (`config.dashboard.selectors.dashboard`) | {figures_median:.1f} ms | |",
         *[f"| — {name} | {ms:.1f} ms | |" for name, ms in parts.items()],
         f"| — success-rate trend from stored analyses | {trend_median:.1f} ms | |",
@@ -105,19 +113,19 @@ def run(context: dict) -> str:
         "No query counts the whole log table: the last 24 h and the last hour are index ranges.",
         f"Load average during the run: {os.getloadavg()[0]:.1f} on {os.cpu_count()} cores (the machine is shared).",
         "",
-        _verdict(page_median, parts["health (warnings, last 24 h of logs, runs)"]),
+        _verdict(page_median, cold_median, parts["health (warnings, last 24 h of logs, runs)"]),
     ]
     return "\n".join(lines)
 
 
-def _verdict(page_ms: float, health_ms: float) -> str:
-    if page_ms < 200:
-        return "The target (< 200 ms for the whole page) is met."
+def _verdict(page_ms: float, cold_ms: float, health_ms: float) -> str:
+    served = ("The target (< 200 ms for the whole page) is met." if page_ms < 200 else
+              "The target (< 200 ms for the whole page) is not met in this run.")
     return (
-        f"The target (< 200 ms for the whole page) is not met in this run. The largest part is the last 24 hours of "
-        f"logs ({health_ms:.0f} ms): the count comes from an index range, but the success rate reads each of those "
-        "rows from the table; an index on (created_at) INCLUDE (success) would make it index-only, at a cost to "
-        "every insert, so it is not added. The rest of the page (Django's app list, session, template) comes on "
-        "top; on a machine shared by eight builds (see the load average) every figure here is several times its "
-        "idle value."
+        f"{served} The figures are computed at most once per `DASHBOARD_CACHE_SECONDS` and shared by every "
+        "replica (the page says when they were computed); the view that computes them takes the second row. "
+        f"Its largest part is the last 24 hours of logs ({health_ms:.0f} ms): the count is an index range, the "
+        "success rate reads each of those rows from the table (an index on (created_at) INCLUDE (success) would "
+        "make it index-only at a cost to every insert, so it is not added). On a machine shared by eight builds "
+        "(see the load average) every figure here is several times its idle value."
     )

@@ -103,3 +103,18 @@ def test_it_sends_the_site_root_to_the_dashboard_and_answers_the_favicon(client)
 def test_it_reads_no_more_than_a_fixed_number_of_queries(admin_client_logged_in, busy_loop, django_assert_max_num_queries):
     with django_assert_max_num_queries(25):
         admin_client_logged_in.get("/admin/")
+
+
+def test_it_serves_cached_figures_for_the_period_and_says_how_fresh(admin_client_logged_in, make_case, settings):
+    settings.DASHBOARD_CACHE_SECONDS = 30
+    first, board = _board(admin_client_logged_in)
+    assert board.figure("logs_24h").value == 0
+    assert "computed at most once every 30 s" in first.content.decode()
+    add_logs(make_case(), count=3, now=timezone.now(), age=timedelta(minutes=5))
+    again, cached = _board(admin_client_logged_in)
+    # Within the period: the same figures and the same moment they were computed, shown.
+    assert cached.figure("logs_24h").value == 0 and cached.now == board.now
+    assert f'data-figures-as-of="{board.now.isoformat()}' in again.content.decode()
+    settings.DASHBOARD_CACHE_SECONDS = 0
+    _, fresh = _board(admin_client_logged_in)
+    assert fresh.figure("logs_24h").value == 3

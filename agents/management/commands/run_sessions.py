@@ -2,9 +2,10 @@ from __future__ import annotations
 
 from typing import Any
 
+from django.conf import settings
 from django.core.management.base import BaseCommand
 
-from agents.runtime.runner import RunnerConfig, SessionRunner, run_forever
+from agents.runtime.runner import RunnerConfig, SessionRunner, limit_malloc_arenas, run_forever
 
 
 class Command(BaseCommand):
@@ -23,6 +24,7 @@ class Command(BaseCommand):
             capacity=options["capacity"], db_threads=options["db_threads"], llm_threads=options["llm_threads"],
             lease_seconds=options["lease_seconds"],
         )
+        limit_malloc_arenas(int(settings.AGENTS_RUNNER_MALLOC_ARENAS))
         runner = SessionRunner(config, name=options["name"])
         self.stdout.write(f"Session runner {runner.name}: capacity {config.capacity}, "
                           f"{config.db_threads} db / {config.llm_threads} llm threads, lease {config.lease_seconds:g} s")

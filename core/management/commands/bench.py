@@ -56,6 +56,11 @@ def replace_section(document: str, name: str, body: str) -> str:
     return f"{document.rstrip()}\n\n{block}\n"
 
 
+def _command(only: list[str]) -> str:
+    """What to type to get this section again (one benchmark alone, or all of them)."""
+    return "make bench" if not only else "python scripts/run_bench.py " + " ".join(f"--only {n}" for n in only)
+
+
 class Command(BaseCommand):
     help = "Run the benchmarks (tests/bench) on a fresh database and update docs/benchmarks.md."
 
@@ -102,7 +107,7 @@ class Command(BaseCommand):
         stamp = (
             f"_Last run {timezone.now():%Y-%m-%d %H:%M} UTC on {platform.node() or 'this machine'} "
             f"({platform.processor() or platform.machine()}, {__import__('os').cpu_count()} cores), "
-            f"{context['database_label']}, command `make bench`._"
+            f"{context['database_label']}, command `{_command(options['only'])}`._"
         )
         for name, body in sections.items():
             stolen = f" CPU time stolen by the hypervisor during this benchmark: {steals[name]}."

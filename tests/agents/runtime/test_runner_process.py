@@ -142,3 +142,41 @@ def test_a_runner_killed_mid_session_loses_nothing(env, llm):
     assert [kind for kind, _ in events].count("logged") == 1
     (logs,) = _rows(url, f"SELECT COUNT(*) FROM reflection_executionlog WHERE session_id = {_id(url, session_id)}")[0]
     assert logs == 1
+
+
+# The doorbell tests' runner polls once a minute: a session started within seconds was rung in
+# (PostgreSQL `LISTEN/NOTIFY`, or on SQLite a Redis publish when `REDIS_URL` is set).
+POLL_S = "60"
+
+
+def test_an_idle_runner_starts_a_posted_session_on_the_doorbell(env, llm, redis_server):
+    llm.default = Reply.json(PLAN)
+    values = {**env, "AGENTS_RUNNER_POLL_S": POLL_S}
+    if not values["DATABASE_URL"].startswith("postgres"):
+        values["REDIS_URL"] = redis_server.url  # SQLite has no NOTIFY: Redis carries the ring
+    url = values["DATABASE_URL"]
+    (first,) = _post_sessions(values, 1)
+    with runner(values) as process:
+        # The first is claimed at start-up; once it is done the runner sleeps for a minute.
+        _wait_for(lambda: _finished(url, [first]), 120, "the first session to finish")
+        time.sleep(1.0)
+        posted = time.monotonic()
+        (second,) = _post_sessions(values, 1)
+        _wait_for(lambda: _finished(url, [second]), 40, "the second session to be started by the doorbell")
+        assert time.monotonic() - posted < 45 and process.poll() is None
+
+
+def test_without_a_doorbell_the_runner_waits_for_its_poll(env, llm):
+    """The control: the same runner with no NOTIFY (SQLite) and no Redis leaves the session queued."""
+    if env["DATABASE_URL"].startswith("postgres"):
+        pytest.skip("PostgreSQL always has its NOTIFY doorbell")
+    llm.default = Reply.json(PLAN)
+    values = {**env, "AGENTS_RUNNER_POLL_S": POLL_S, "REDIS_URL": ""}
+    url = values["DATABASE_URL"]
+    (first,) = _post_sessions(values, 1)
+    with runner(values):
+        _wait_for(lambda: _finished(url, [first]), 120, "the first session to finish")
+        time.sleep(1.0)
+        (second,) = _post_sessions(values, 1)
+        time.sleep(8)
+        assert not _finished(url, [second])

@@ -2,10 +2,12 @@
 a session, and a session that finds its budget spent waits (visibly) instead of failing."""
 from __future__ import annotations
 
+import io
 import json
 import time
 
 import pytest
+from django.core.management import call_command
 
 from agents.models import SessionEvent
 from reflection.llm import budgets, ratelimit
@@ -59,6 +61,35 @@ def test_it_completes_50_sessions_in_a_row_after_the_suggestions_used_their_budg
     assert not LLMCall.objects.exclude(outcome="ok").exists()
     purposes = set(LLMCall.objects.values_list("purpose", flat=True))
     assert purposes == {"supervisor.plan", "supervisor.text2sql", "supervisor.judge", "supervisor.answer"}
+
+
+def answer_suggestions_too(body: dict) -> Reply:
+    """`capable_llm`, and a valid plan revision for each of seed_demo's suggestion calls."""
+    if '"revised_plan"' in body["messages"][0]["content"]:
+        return Reply.json({"rationale": "The lookup times out.", "changes": [{"what": "Cache it", "why": "timeouts"}],
+                           "revised_plan": "Look the order up once, cached.", "expected_effect": "Fewer timeouts.",
+                           "confidence": 0.6})
+    return answer_by_schema(body)
+
+
+def test_it_completes_50_sessions_in_a_row_right_after_seed_demo(api, settings, capable_llm):
+    """The issue's case as an operator meets it: `seed_demo` just ran with the LLM configured, its
+    reflection spent the suggestions' budget, and the next 50 sessions still all complete."""
+    capable_llm.responder = answer_suggestions_too
+    call_command("seed_demo", "--logs", "3000", "--no-progress", stdout=io.StringIO())
+    # Its reflection asked the LLM for the weak demo cases' suggestions, from the shared 5 a minute
+    # that would leave a session 2 calls (of its 4) if sessions drew from it too.
+    suggestions = LLMCall.objects.filter(purpose="suggestion", outcome="ok").count()
+    assert 1 <= suggestions <= settings.LLM_CALLS_PER_MINUTE == 5
+    seeded = set(LLMCall.objects.values_list("pk", flat=True))  # seed_demo runs a session of its own
+    states = []
+    for i in range(50):
+        session_id = api.post("/api/sessions/", {"query": f"{QUESTION} ({i})"}, format="json").json()["session_id"]
+        states.append(api.get(f"/api/sessions/{session_id}").json())
+    assert [s["status"] for s in states] == ["completed"] * 50, states[0]["errors"]
+    assert all(s["plan_source"] == "llm" for s in states)
+    sessions = LLMCall.objects.filter(purpose__startswith="supervisor.").exclude(pk__in=seeded)
+    assert sessions.count() == 50 * 4 and not sessions.exclude(outcome="ok").exists()
 
 
 def drain(name: str, *, debt: float = 0.0) -> None:

@@ -70,3 +70,18 @@ def test_the_case_page_says_what_retrieved_and_executions_count(admin_client_log
     assert suggestions in html
     listed = admin_client_logged_in.get(suggestions)
     assert listed.status_code == 200 and listed.context["cl"].result_count == 1
+
+
+def test_the_analysis_page_says_why_the_case_has_its_status(admin_client_logged_in, make_case):
+    from casebank.cases import services as case_services
+
+    case = make_case(title="Dropping one")
+    case_services.case_set_status(case=case, status="warning", actor="reflection",
+                                  reason="success rate dropped from 91% to 23% in the last 24 h")
+    html = admin_client_logged_in.get(reverse("admin:reflection_case_analysis_page", args=[case.pk])).content.decode()
+    assert "<strong>warning</strong>" in html
+    assert "(success rate dropped from 91% to 23% in the last 24 h)" in html
+    # A status changed back since is not explained by the old reason.
+    case_services.case_set_status(case=case, status="active", actor="tester", reason="")
+    html = admin_client_logged_in.get(reverse("admin:reflection_case_analysis_page", args=[case.pk])).content.decode()
+    assert "dropped from 91%" not in html
