@@ -174,6 +174,13 @@ else:
 DJANGO_REDIS_LOG_IGNORED_EXCEPTIONS = True
 CACHE_L1_ALIAS = "l1"
 CACHE_L1_SECONDS = env.int("CACHE_L1_SECONDS", default=30)
+# How many processes serve the API on this machine (scripts/serve.sh starts that many gunicorn
+# workers; it exports the value). Rate limits are counted in the "default" cache, which is this
+# process's memory without REDIS_URL: N processes would let N times a key's rate through, so
+# gunicorn refuses to start more than one worker without Redis (config.gunicorn) and
+# `check --deploy` warns (caseloop.W002), unless API_ALLOW_LOCAL_RATE_LIMITS says it is meant.
+WEB_WORKERS = env.int("WEB_WORKERS", default=1)
+API_ALLOW_LOCAL_RATE_LIMITS = env.bool("API_ALLOW_LOCAL_RATE_LIMITS", default=False)
 # How long an authenticated API key is trusted without asking the database; a revoked key
 # stops working on every replica within this many seconds (0: ask every time).
 API_KEY_CACHE_SECONDS = env.int("API_KEY_CACHE_SECONDS", default=10)
@@ -227,7 +234,12 @@ STATIC_ROOT = BASE_DIR / "staticfiles"
 
 REST_FRAMEWORK = {
     "DEFAULT_AUTHENTICATION_CLASSES": ["casebank.access.authentication.ApiKeyAuthentication"],
-    "DEFAULT_PERMISSION_CLASSES": ["rest_framework.permissions.IsAuthenticated"],
+    # Every view names the scopes its methods need (`required_scopes`); one naming none is
+    # refused (casebank.access.permissions), so a new endpoint cannot be open to every key.
+    "DEFAULT_PERMISSION_CLASSES": [
+        "rest_framework.permissions.IsAuthenticated",
+        "casebank.access.permissions.RequiredScopes",
+    ],
     "DEFAULT_RENDERER_CLASSES": ["rest_framework.renderers.JSONRenderer"],
     # orjson: fast, and too-deep or malformed JSON is a 400 on every endpoint (casebank.parsers).
     "DEFAULT_PARSER_CLASSES": ["core.parsers.OrjsonParser"],
@@ -255,6 +267,11 @@ SPECTACULAR_SETTINGS = {
     "SERVE_INCLUDE_SCHEMA": False,
     "COMPONENT_SPLIT_REQUEST": True,
     "PREPROCESSING_HOOKS": ["config.schema_hooks.drop_slash_aliases"],
+    # The event stream is not a DRF view; the hook describes it (the default enum hook stays).
+    "POSTPROCESSING_HOOKS": [
+        "drf_spectacular.hooks.postprocess_schema_enums",
+        "config.schema_hooks.add_session_stream",
+    ],
     # Several models have a `status`; stable enum names keep `check --deploy` and clients clean.
     "ENUM_NAME_OVERRIDES": {
         "CaseStatusEnum": "casebank.cases.models.CaseStatus",

@@ -509,7 +509,8 @@ def session_outcome_record(*, session: Session) -> dict:
             },
         }
     ])
-    ingestion.logs_ingest(records=records)
+    # The session's key owns its log: it reads it back through GET /api/logs/?session=.
+    ingestion.logs_ingest(records=records, api_key_id=session.api_key_id)
     changes: dict[str, Any] = {"log_id": session.id, "retry_at": None}
     if created_case is not None and session.created_case_id is None:
         changes["created_case"] = created_case

@@ -11,9 +11,13 @@ from agents.runtime.llm import llm_client
 from agents.tools.analytics import AnalyticsError
 from agents.tools.sql_guard import SqlRefused
 from agents.tools.workers import NO_LLM_MESSAGE, AgentTask, DataAnalysisAgent
+from casebank.access.scopes import Scope
 
 
 class DataAnalysisApi(APIView):
+    # A worker of sessions: the same scope as starting one.
+    required_scopes = Scope.SESSIONS
+
     class InputSerializer(serializers.Serializer):
         question = serializers.CharField(max_length=5_000, required=False)
         sql = serializers.CharField(max_length=10_000, required=False)

@@ -50,6 +50,9 @@ def server(
     env = {**os.environ, "DATABASE_URL": database_url(), "DJANGO_SETTINGS_MODULE": "config.settings",
            "DJANGO_DEBUG": "false", "LOG_LEVEL": "WARNING", **(extra_env or {})}
     if kind == "gunicorn":
+        # Several workers without Redis count rate limits per process, which config.gunicorn
+        # refuses; these servers measure speed, not limits, and say so.
+        env.setdefault("API_ALLOW_LOCAL_RATE_LIMITS", "false" if env.get("REDIS_URL") else "true")
         command = [sys.executable, "-m", "gunicorn", "config.wsgi:application", "-b", f"127.0.0.1:{port}",
                    "-w", str(workers), "--worker-class", "sync", "--log-level", "warning",
                    "--config", "python:config.gunicorn"]
