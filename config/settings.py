@@ -340,7 +340,7 @@ AGENTS_SESSIONS_PER_KEY = {
     "premium": env.int("AGENTS_SESSIONS_PER_KEY_PREMIUM", default=200),
 }
 # glibc malloc arenas in a runner (0: glibc's default of 8 per core). Each of its ~70 threads
-# would otherwise grow an arena of its own: 2 kept the 200-session peak ~N MB lower.
+# would otherwise grow an arena of its own, which the runner's RSS pays for.
 AGENTS_RUNNER_MALLOC_ARENAS = env.int("AGENTS_RUNNER_MALLOC_ARENAS", default=2)
 # Where clients read `GET /api/sessions/{id}/stream` (the ASGI server); named in the refusal the
 # WSGI workers answer with. Empty: "the ASGI (SSE) port".

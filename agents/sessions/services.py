@@ -89,7 +89,7 @@ def session_create(*, query: str, actor: str, sql: str = "", api_key: ApiKey | N
 
 def session_quota(api_key: ApiKey) -> int:
     """Sessions `api_key` may have queued or running at once (0: no limit)."""
-    return int(settings.AGENTS_SESSIONS_PER_KEY.get(api_key.tier, 0))
+    return int(settings.AGENTS_SESSIONS_PER_KEY[api_key.tier])  # one entry per ApiTier
 
 
 def _check_quota(api_key: ApiKey) -> None:

@@ -119,7 +119,7 @@ class TraceExportApi(APIView):
         body = decoding.read_body(django_request, content_length=_content_length(django_request.META))
         data = decoding.decompress(body, django_request.headers.get("Content-Encoding", ""))
         export = decoding.parse_request(data, _media_type(request))
-        outcome = traces_ingest(request=export)
+        outcome = traces_ingest(request=export, api_key_id=request.auth.pk)
         metrics.record_ingestion(
             created=outcome.created, duplicates=outcome.duplicates, seconds=time.perf_counter() - started
         )

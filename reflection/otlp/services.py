@@ -25,7 +25,7 @@ class ExportOutcome:
     error_message: str
 
 
-def traces_ingest(*, request: ExportTraceServiceRequest) -> ExportOutcome:
+def traces_ingest(*, request: ExportTraceServiceRequest, api_key_id: int | None = None) -> ExportOutcome:
     """Store each run of the export once; runs that cannot be stored are reported, not raised
     (OTLP partial success), so the exporter does not retry what will never be accepted."""
     spans = sum(len(scope.spans) for resource in request.resource_spans for scope in resource.scope_spans)
@@ -36,7 +36,7 @@ def traces_ingest(*, request: ExportTraceServiceRequest) -> ExportOutcome:
     for position, errors in refused.items():
         rejected_spans += runs.record_spans[position]
         problems.append(f"span {_span_ref(runs.records[position])}: {'; '.join(errors.values())}")
-    result = ingestion.logs_ingest(records=kept)
+    result = ingestion.logs_ingest(records=kept, api_key_id=api_key_id)  # the key owns its runs
     return ExportOutcome(
         spans=spans,
         runs=runs.runs,

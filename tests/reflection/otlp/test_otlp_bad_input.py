@@ -58,6 +58,8 @@ def test_it_takes_a_bearer_key(anonymous_api, api_key, make_case):
     response = _post(anonymous_api, _good_body(make_case()), HTTP_AUTHORIZATION=f"Bearer {api_key[1]}")
     assert response.status_code == 200
     assert ExecutionLog.objects.count() == 1
+    # The exporting key owns its runs: GET /api/logs/ shows them to it (and not to other keys).
+    assert ExecutionLog.objects.get().api_key_id == api_key[0].pk
 
 
 def test_a_key_without_the_logs_write_scope_is_forbidden(anonymous_api, make_case):
