@@ -6,6 +6,7 @@ switches the cache and the task broker to Redis. Secrets only ever come from the
 """
 from __future__ import annotations
 
+import uuid
 from pathlib import Path
 
 import environ
@@ -173,6 +174,13 @@ else:
 DJANGO_REDIS_LOG_IGNORED_EXCEPTIONS = True
 CACHE_L1_ALIAS = "l1"
 CACHE_L1_SECONDS = env.int("CACHE_L1_SECONDS", default=30)
+# How many processes serve the API on this machine (scripts/serve.sh starts that many gunicorn
+# workers; it exports the value). Rate limits are counted in the "default" cache, which is this
+# process's memory without REDIS_URL: N processes would let N times a key's rate through, so
+# gunicorn refuses to start more than one worker without Redis (config.gunicorn) and
+# `check --deploy` warns (caseloop.W002), unless API_ALLOW_LOCAL_RATE_LIMITS says it is meant.
+WEB_WORKERS = env.int("WEB_WORKERS", default=1)
+API_ALLOW_LOCAL_RATE_LIMITS = env.bool("API_ALLOW_LOCAL_RATE_LIMITS", default=False)
 # How long an authenticated API key is trusted without asking the database; a revoked key
 # stops working on every replica within this many seconds (0: ask every time).
 API_KEY_CACHE_SECONDS = env.int("API_KEY_CACHE_SECONDS", default=10)
@@ -226,7 +234,12 @@ STATIC_ROOT = BASE_DIR / "staticfiles"
 
 REST_FRAMEWORK = {
     "DEFAULT_AUTHENTICATION_CLASSES": ["casebank.access.authentication.ApiKeyAuthentication"],
-    "DEFAULT_PERMISSION_CLASSES": ["rest_framework.permissions.IsAuthenticated"],
+    # Every view names the scopes its methods need (`required_scopes`); one naming none is
+    # refused (casebank.access.permissions), so a new endpoint cannot be open to every key.
+    "DEFAULT_PERMISSION_CLASSES": [
+        "rest_framework.permissions.IsAuthenticated",
+        "casebank.access.permissions.RequiredScopes",
+    ],
     "DEFAULT_RENDERER_CLASSES": ["rest_framework.renderers.JSONRenderer"],
     # orjson: fast, and too-deep or malformed JSON is a 400 on every endpoint (casebank.parsers).
     "DEFAULT_PARSER_CLASSES": ["core.parsers.OrjsonParser"],
@@ -254,6 +267,11 @@ SPECTACULAR_SETTINGS = {
     "SERVE_INCLUDE_SCHEMA": False,
     "COMPONENT_SPLIT_REQUEST": True,
     "PREPROCESSING_HOOKS": ["config.schema_hooks.drop_slash_aliases"],
+    # The event stream is not a DRF view; the hook describes it (the default enum hook stays).
+    "POSTPROCESSING_HOOKS": [
+        "drf_spectacular.hooks.postprocess_schema_enums",
+        "config.schema_hooks.add_session_stream",
+    ],
     # Several models have a `status`; stable enum names keep `check --deploy` and clients clean.
     "ENUM_NAME_OVERRIDES": {
         "CaseStatusEnum": "casebank.cases.models.CaseStatus",
@@ -348,7 +366,7 @@ AGENTS_SESSIONS_PER_KEY = {
     "premium": env.int("AGENTS_SESSIONS_PER_KEY_PREMIUM", default=200),
 }
 # glibc malloc arenas in a runner (0: glibc's default of 8 per core). Each of its ~70 threads
-# would otherwise grow an arena of its own: 2 kept the 200-session peak ~N MB lower.
+# would otherwise grow an arena of its own, which the runner's RSS pays for.
 AGENTS_RUNNER_MALLOC_ARENAS = env.int("AGENTS_RUNNER_MALLOC_ARENAS", default=2)
 # Where clients read `GET /api/sessions/{id}/stream` (the ASGI server); named in the refusal the
 # WSGI workers answer with. Empty: "the ASGI (SSE) port".
@@ -422,6 +440,20 @@ REFLECTION_PARALLEL_MIN_CASES = env.int("REFLECTION_PARALLEL_MIN_CASES", default
 REFLECTION_INGEST_SETTLE_SECONDS = env.int("REFLECTION_INGEST_SETTLE_SECONDS", default=60)
 if REFLECTION_INGEST_SETTLE_SECONDS < 30:
     raise ImproperlyConfigured("REFLECTION_INGEST_SETTLE_SECONDS must be at least 30.")
+
+# OTLP trace ingestion (POST /v1/traces, docs/otlp.md). The body as sent, and once gunzipped
+# (a small gzip body can inflate a thousandfold): both bounded before anything is parsed. Parsed
+# protobuf takes up to ~26x its size (a body of empty attributes), so 8 MiB costs at most ~210 MB.
+OTLP_MAX_BODY_BYTES = env.int("OTLP_MAX_BODY_BYTES", default=8 * 1024 * 1024)
+OTLP_MAX_DECOMPRESSED_BYTES = env.int("OTLP_MAX_DECOMPRESSED_BYTES", default=8 * 1024 * 1024)
+# Runs that carry no caseloop.case.id: agent name (gen_ai.agent.name, else the resource's
+# service.name) -> case id, e.g. OTLP_AGENT_CASES="sql-agent=3f1c...,report-agent=9b2e...".
+OTLP_AGENT_CASES = env.dict("OTLP_AGENT_CASES", default={})
+for _agent, _case_id in OTLP_AGENT_CASES.items():
+    try:
+        uuid.UUID(_case_id)
+    except ValueError:
+        raise ImproperlyConfigured(f"OTLP_AGENT_CASES maps {_agent!r} to {_case_id!r}, which is not a case id.") from None
 
 # CaseTerm's covering index (INCLUDE) is a PostgreSQL feature; SQLite just builds the key index.
 SILENCED_SYSTEM_CHECKS = ["models.W040"]

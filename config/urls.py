@@ -3,6 +3,7 @@ from django.urls import include, path
 
 from config import api_docs, health, metrics
 from config.dashboard import views as dashboard
+from reflection.otlp import apis as otlp
 
 urlpatterns = [
     path("health", health.health, name="health"),
@@ -20,6 +21,8 @@ urlpatterns = [
     path("api/", include("casebank.urls")),
     path("api/", include("reflection.urls")),
     path("api/", include("agents.urls")),
+    # OTLP/HTTP's fixed path, where exporters send traces (OTEL_EXPORTER_OTLP_ENDPOINT + /v1/traces).
+    path("v1/traces", otlp.TraceExportApi.as_view(), name="otlp-traces"),
 ]
 
 handler404 = "config.errors.not_found"

@@ -12,6 +12,7 @@ from agents.models import Session, SessionStatus
 from agents.sessions import selectors, services
 from agents.tools.serializers import clean_images, images_field
 from agents.tools.vision import Image
+from casebank.access.scopes import Scope
 from casebank.cases.apis import actor_of
 from casebank.models import ApiKey
 
@@ -64,6 +65,7 @@ class SessionListOutputSerializer(serializers.ModelSerializer):
 
 
 class SessionListCreateApi(APIView):
+    required_scopes = Scope.SESSIONS
     # Read by the schema generator only (the view paginates by hand): documents the page envelope.
     pagination_class = SessionCursorPagination
 
@@ -107,6 +109,8 @@ class SessionListCreateApi(APIView):
 
 
 class SessionDetailApi(APIView):
+    required_scopes = Scope.SESSIONS
+
     @extend_schema(responses=SessionOutputSerializer, summary="A session's state, plan, results and scores")
     def get(self, request: Request, session_id: str) -> Response:
         session = selectors.session_get(session_id, api_key=api_key_of(request))

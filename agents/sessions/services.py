@@ -96,7 +96,7 @@ def session_create(
 
 def session_quota(api_key: ApiKey) -> int:
     """Sessions `api_key` may have queued or running at once (0: no limit)."""
-    return int(settings.AGENTS_SESSIONS_PER_KEY.get(api_key.tier, 0))
+    return int(settings.AGENTS_SESSIONS_PER_KEY[api_key.tier])  # one entry per ApiTier
 
 
 def _check_quota(api_key: ApiKey) -> None:
@@ -522,7 +522,8 @@ def session_outcome_record(*, session: Session) -> dict:
             },
         }
     ])
-    ingestion.logs_ingest(records=records)
+    # The session's key owns its log: it reads it back through GET /api/logs/?session=.
+    ingestion.logs_ingest(records=records, api_key_id=session.api_key_id)
     changes: dict[str, Any] = {"log_id": session.id, "retry_at": None}
     if created_case is not None and session.created_case_id is None:
         changes["created_case"] = created_case

@@ -17,6 +17,7 @@ from agents.tools.sql_guard import SqlRefused
 from agents.tools.vision import NO_LLM_MESSAGE as VISION_NO_LLM_MESSAGE
 from agents.tools.vision import Image, vision_answer, vision_available
 from agents.tools.workers import NO_LLM_MESSAGE, AgentTask, DataAnalysisAgent
+from casebank.access.scopes import Scope
 
 
 def busy_response(error: AnalyticsBusy) -> Response:
@@ -25,6 +26,9 @@ def busy_response(error: AnalyticsBusy) -> Response:
 
 
 class DataAnalysisApi(APIView):
+    # A worker of sessions: the same scope as starting one.
+    required_scopes = Scope.SESSIONS
+
     class InputSerializer(serializers.Serializer):
         question = serializers.CharField(max_length=5_000, required=False)
         sql = serializers.CharField(max_length=10_000, required=False)
@@ -69,6 +73,7 @@ class DataAnalysisApi(APIView):
 
 
 class VisionApi(APIView):
+    required_scopes = Scope.SESSIONS  # an agent worker, like data analysis
     class InputSerializer(serializers.Serializer):
         question = serializers.CharField(max_length=5_000)
         images = images_field(required=True)
