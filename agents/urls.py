@@ -9,4 +9,5 @@ urlpatterns = [
     path("sessions/<uuid:session_id>/", apis.SessionDetailApi.as_view()),
     path("sessions/<uuid:session_id>/stream", sse.session_stream, name="session-stream"),
     path("agents/data-analysis/", tool_apis.DataAnalysisApi.as_view(), name="data-analysis"),
+    path("agents/vision/", tool_apis.VisionApi.as_view(), name="vision"),
 ]

@@ -11,6 +11,8 @@ urlpatterns = [
     path("cases/<uuid:case_id>/status/", apis.CaseStatusApi.as_view(), name="case-status"),
     path("cases/<uuid:case_id>/versions/", apis.CaseVersionsApi.as_view(), name="case-versions"),
     path("cases/<uuid:case_id>/rollback/", apis.CaseRollbackApi.as_view(), name="case-rollback"),
+    path("cases/<uuid:case_id>/approve/", apis.CaseApproveApi.as_view(), name="case-approve"),
+    path("cases/<uuid:case_id>/reject/", apis.CaseRejectApi.as_view(), name="case-reject"),
     path("consolidation/run", apis_consolidation.ConsolidationRunApi.as_view(), name="consolidation-run"),
     path(
         "consolidation/restore/<uuid:case_id>",

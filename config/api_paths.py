@@ -16,6 +16,8 @@ from django.http import HttpRequest, HttpResponse, JsonResponse
 from django.urls import Resolver404, resolve
 
 API_PREFIX = "/api/"
+# OTLP/HTTP's receiver (/v1/traces) is an API too: JSON answers, the same slash tolerance.
+API_PREFIXES = (API_PREFIX, "/v1/")
 
 
 def _resolves(path: str) -> bool:
@@ -29,7 +31,7 @@ def _resolves(path: str) -> bool:
 def api_paths_middleware(get_response: Callable[[HttpRequest], HttpResponse]) -> Callable[[HttpRequest], HttpResponse]:
     def middleware(request: HttpRequest) -> HttpResponse:
         path = request.path_info
-        if path.startswith(API_PREFIX) and not _resolves(path):
+        if path.startswith(API_PREFIXES) and not _resolves(path):
             twin = path[:-1] if path.endswith("/") else f"{path}/"
             if not _resolves(twin):
                 return JsonResponse({"detail": "Not found.", "errors": {}}, status=404)

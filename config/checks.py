@@ -1,5 +1,10 @@
 """Deploy checks (`manage.py check --deploy`) for the project's own settings.
 
+Rate limits and failed-authentication counters live in the "default" cache. In process memory
+(no REDIS_URL) every process counts on its own: two gunicorn workers let 200 of 300 requests
+through a 100/min key with no warning (issue #17). `local_rate_limit_problem` says so; gunicorn's
+`on_starting` refuses to start such a server and the deploy check warns.
+
 Django's `security.W009` flags a short or `django-insecure-` key, but the placeholder of
 `deploy/env.example` is long and varied enough to pass it: copying the file unedited would run
 production with a key published in this repository (sessions and CSRF tokens forgeable).
@@ -44,3 +49,30 @@ def check_vector_threshold_is_calibrated(app_configs=None, **kwargs) -> list[War
         hint="Measure one on the labelled sets (make bench, section retrieval) and set RETRIEVAL_VECTOR_THRESHOLD.",
         id="caseloop.W001",
     )]
+
+
+# Caches whose counters live in one process only.
+PROCESS_LOCAL_CACHES = (
+    "django.core.cache.backends.locmem.LocMemCache",
+    "django.core.cache.backends.dummy.DummyCache",
+)
+
+
+def local_rate_limit_problem(workers: int) -> str | None:
+    """Why `workers` processes cannot enforce the rate limits here, or None when they can."""
+    backend = settings.CACHES["default"]["BACKEND"]
+    if workers <= 1 or backend not in PROCESS_LOCAL_CACHES or settings.API_ALLOW_LOCAL_RATE_LIMITS:
+        return None
+    return (
+        f"{workers} processes would serve the API, but rate limits are counted in each process's memory "
+        f"({backend.rsplit('.', 1)[-1]}): every key could make {workers} times its rate. Set REDIS_URL (a shared "
+        "cache), run one worker (WEB_WORKERS=1), or set API_ALLOW_LOCAL_RATE_LIMITS=true if that is meant."
+    )
+
+
+@register(Tags.security, deploy=True)
+def check_rate_limits_are_shared(app_configs=None, **kwargs) -> list[Warning]:
+    problem = local_rate_limit_problem(settings.WEB_WORKERS)
+    if problem is None:
+        return []
+    return [Warning(problem, hint="docs/deployment.md, \"Rate limits\".", id="caseloop.W002")]

@@ -1,4 +1,4 @@
-"""JSON 404/500 for `/api/` paths that never reach a DRF view (a URL no pattern matches, a crash
+"""JSON 404/500 for `/api/` (and OTLP's `/v1/`) paths that never reach a DRF view (a URL no pattern matches, a crash
 outside the view), so API clients always get `{"detail": ..., "errors": {}}` and never HTML or
 a traceback."""
 from __future__ import annotations
@@ -6,9 +6,11 @@ from __future__ import annotations
 from django.http import HttpRequest, HttpResponse, JsonResponse
 from django.views import csrf, defaults
 
+from config.api_paths import API_PREFIXES
+
 
 def _is_api(request: HttpRequest) -> bool:
-    return request.path.startswith("/api/")
+    return request.path.startswith(API_PREFIXES)
 
 
 def not_found(request: HttpRequest, exception: Exception) -> HttpResponse:

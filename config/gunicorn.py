@@ -8,11 +8,26 @@ enough to trigger such collections: decoding one took 9.5 ms in a Django process
 prometheus_client's multiprocess mode asks the master to tell it when a worker exits, so
 gauges that count only live processes drop that worker's values (prometheus.github.io/
 client_python/multiprocess). Counters and histograms of a dead worker stay in the sums.
+
+Before anything starts, the master refuses more than one worker when rate limits would be
+counted per process (no REDIS_URL): each worker would let a key through at its full rate
+(config.checks.local_rate_limit_problem).
 """
 from __future__ import annotations
 
 import gc
 import os
+import sys
+
+
+def on_starting(server) -> None:
+    os.environ.setdefault("DJANGO_SETTINGS_MODULE", "config.settings")
+    from config.checks import local_rate_limit_problem
+
+    problem = local_rate_limit_problem(int(server.cfg.workers))
+    if problem is not None:
+        server.log.error("Refusing to start: %s", problem)
+        sys.exit(1)
 
 
 def post_worker_init(worker) -> None:

@@ -6,6 +6,7 @@ switches the cache and the task broker to Redis. Secrets only ever come from the
 """
 from __future__ import annotations
 
+import uuid
 from pathlib import Path
 
 import environ
@@ -173,6 +174,13 @@ else:
 DJANGO_REDIS_LOG_IGNORED_EXCEPTIONS = True
 CACHE_L1_ALIAS = "l1"
 CACHE_L1_SECONDS = env.int("CACHE_L1_SECONDS", default=30)
+# How many processes serve the API on this machine (scripts/serve.sh starts that many gunicorn
+# workers; it exports the value). Rate limits are counted in the "default" cache, which is this
+# process's memory without REDIS_URL: N processes would let N times a key's rate through, so
+# gunicorn refuses to start more than one worker without Redis (config.gunicorn) and
+# `check --deploy` warns (caseloop.W002), unless API_ALLOW_LOCAL_RATE_LIMITS says it is meant.
+WEB_WORKERS = env.int("WEB_WORKERS", default=1)
+API_ALLOW_LOCAL_RATE_LIMITS = env.bool("API_ALLOW_LOCAL_RATE_LIMITS", default=False)
 # How long an authenticated API key is trusted without asking the database; a revoked key
 # stops working on every replica within this many seconds (0: ask every time).
 API_KEY_CACHE_SECONDS = env.int("API_KEY_CACHE_SECONDS", default=10)
@@ -226,7 +234,12 @@ STATIC_ROOT = BASE_DIR / "staticfiles"
 
 REST_FRAMEWORK = {
     "DEFAULT_AUTHENTICATION_CLASSES": ["casebank.access.authentication.ApiKeyAuthentication"],
-    "DEFAULT_PERMISSION_CLASSES": ["rest_framework.permissions.IsAuthenticated"],
+    # Every view names the scopes its methods need (`required_scopes`); one naming none is
+    # refused (casebank.access.permissions), so a new endpoint cannot be open to every key.
+    "DEFAULT_PERMISSION_CLASSES": [
+        "rest_framework.permissions.IsAuthenticated",
+        "casebank.access.permissions.RequiredScopes",
+    ],
     "DEFAULT_RENDERER_CLASSES": ["rest_framework.renderers.JSONRenderer"],
     # orjson: fast, and too-deep or malformed JSON is a 400 on every endpoint (casebank.parsers).
     "DEFAULT_PARSER_CLASSES": ["core.parsers.OrjsonParser"],
@@ -254,6 +267,11 @@ SPECTACULAR_SETTINGS = {
     "SERVE_INCLUDE_SCHEMA": False,
     "COMPONENT_SPLIT_REQUEST": True,
     "PREPROCESSING_HOOKS": ["config.schema_hooks.drop_slash_aliases"],
+    # The event stream is not a DRF view; the hook describes it (the default enum hook stays).
+    "POSTPROCESSING_HOOKS": [
+        "drf_spectacular.hooks.postprocess_schema_enums",
+        "config.schema_hooks.add_session_stream",
+    ],
     # Several models have a `status`; stable enum names keep `check --deploy` and clients clean.
     "ENUM_NAME_OVERRIDES": {
         "CaseStatusEnum": "casebank.cases.models.CaseStatus",
@@ -300,6 +318,32 @@ ANALYTICS_STATEMENT_TIMEOUT_MS = env.int("ANALYTICS_STATEMENT_TIMEOUT_MS", defau
 ANALYTICS_ROW_CAP = env.int("ANALYTICS_ROW_CAP", default=500)
 ANALYTICS_MAX_CELL_BYTES = env.int("ANALYTICS_MAX_CELL_BYTES", default=4096)
 ANALYTICS_MAX_RESULT_BYTES = env.int("ANALYTICS_MAX_RESULT_BYTES", default=1_000_000)
+# The cost check (agents/tools/sql_cost.py): the planner's row estimate at any step, and on
+# PostgreSQL its total cost. The demo's questions estimate at most ~15,000 rows (a correlated
+# EXISTS on SQLite 1.6 million) and a cost under 600; a self-join of orders 16 million rows, an
+# inequality join 5.3 million (docs/agents.md).
+ANALYTICS_MAX_PLAN_ROWS = env.int("ANALYTICS_MAX_PLAN_ROWS", default=4_000_000)
+ANALYTICS_MAX_PLAN_COST = env.float("ANALYTICS_MAX_PLAN_COST", default=1_000_000.0)
+# PostgreSQL: the role the analytics transaction runs as (`manage.py setup_analytics_role`
+# creates it with SELECT on ANALYTICS_ALLOWED_TABLES only); empty = the login's own role.
+ANALYTICS_ROLE = env.str("ANALYTICS_ROLE", default="")
+ANALYTICS_WORK_MEM = env.str("ANALYTICS_WORK_MEM", default="16MB")
+ANALYTICS_TEMP_FILE_LIMIT = env.str("ANALYTICS_TEMP_FILE_LIMIT", default="256MB")
+ANALYTICS_CONNECT_TIMEOUT_S = env.int("ANALYTICS_CONNECT_TIMEOUT_S", default=3)
+# A replica that answers when the primary cannot be connected to (not when a query fails).
+ANALYTICS_FALLBACK_DATABASE_URL = env.str("ANALYTICS_FALLBACK_DATABASE_URL", default="")
+# Analytics queries running at once (agents/tools/concurrency.py): per API key and in all. Keep
+# the global one below the web workers (scripts/serve.sh: 2 per core), so queries never hold
+# them all; the API answers 429 over either, a session's step waits up to ANALYTICS_SLOT_WAIT_S.
+ANALYTICS_CONCURRENCY_PER_KEY = env.int("ANALYTICS_CONCURRENCY_PER_KEY", default=1)
+ANALYTICS_CONCURRENCY_GLOBAL = env.int("ANALYTICS_CONCURRENCY_GLOBAL", default=2)
+ANALYTICS_SLOT_WAIT_S = env.float("ANALYTICS_SLOT_WAIT_S", default=10.0)
+# The vision agent (agents/tools/vision.py): the model that reads images (empty: LLM_MODEL) and
+# what a request may carry. A request body is bounded by API_MAX_BODY_BYTES as well (base64 is
+# 4/3 of the bytes): raise both together.
+VISION_MODEL = env.str("VISION_MODEL", default="")
+VISION_MAX_IMAGES = env.int("VISION_MAX_IMAGES", default=4)
+VISION_MAX_IMAGE_BYTES = env.int("VISION_MAX_IMAGE_BYTES", default=1_500_000)
 # Unset: the threshold calibrated for the embedding model (casebank.search.embeddings).
 RETRIEVAL_VECTOR_THRESHOLD = (
     env.float("RETRIEVAL_VECTOR_THRESHOLD") if env.str("RETRIEVAL_VECTOR_THRESHOLD", default="") else None
@@ -322,7 +366,7 @@ AGENTS_SESSIONS_PER_KEY = {
     "premium": env.int("AGENTS_SESSIONS_PER_KEY_PREMIUM", default=200),
 }
 # glibc malloc arenas in a runner (0: glibc's default of 8 per core). Each of its ~70 threads
-# would otherwise grow an arena of its own: 2 kept the 200-session peak ~N MB lower.
+# would otherwise grow an arena of its own, which the runner's RSS pays for.
 AGENTS_RUNNER_MALLOC_ARENAS = env.int("AGENTS_RUNNER_MALLOC_ARENAS", default=2)
 # Where clients read `GET /api/sessions/{id}/stream` (the ASGI server); named in the refusal the
 # WSGI workers answer with. Empty: "the ASGI (SSE) port".
@@ -396,6 +440,20 @@ REFLECTION_PARALLEL_MIN_CASES = env.int("REFLECTION_PARALLEL_MIN_CASES", default
 REFLECTION_INGEST_SETTLE_SECONDS = env.int("REFLECTION_INGEST_SETTLE_SECONDS", default=60)
 if REFLECTION_INGEST_SETTLE_SECONDS < 30:
     raise ImproperlyConfigured("REFLECTION_INGEST_SETTLE_SECONDS must be at least 30.")
+
+# OTLP trace ingestion (POST /v1/traces, docs/otlp.md). The body as sent, and once gunzipped
+# (a small gzip body can inflate a thousandfold): both bounded before anything is parsed. Parsed
+# protobuf takes up to ~26x its size (a body of empty attributes), so 8 MiB costs at most ~210 MB.
+OTLP_MAX_BODY_BYTES = env.int("OTLP_MAX_BODY_BYTES", default=8 * 1024 * 1024)
+OTLP_MAX_DECOMPRESSED_BYTES = env.int("OTLP_MAX_DECOMPRESSED_BYTES", default=8 * 1024 * 1024)
+# Runs that carry no caseloop.case.id: agent name (gen_ai.agent.name, else the resource's
+# service.name) -> case id, e.g. OTLP_AGENT_CASES="sql-agent=3f1c...,report-agent=9b2e...".
+OTLP_AGENT_CASES = env.dict("OTLP_AGENT_CASES", default={})
+for _agent, _case_id in OTLP_AGENT_CASES.items():
+    try:
+        uuid.UUID(_case_id)
+    except ValueError:
+        raise ImproperlyConfigured(f"OTLP_AGENT_CASES maps {_agent!r} to {_case_id!r}, which is not a case id.") from None
 
 # CaseTerm's covering index (INCLUDE) is a PostgreSQL feature; SQLite just builds the key index.
 SILENCED_SYSTEM_CHECKS = ["models.W040"]

@@ -4,6 +4,7 @@ from django.urls import include, path
 from agents.mcp.views import mcp_under_wsgi
 from config import api_docs, health, metrics
 from config.dashboard import views as dashboard
+from reflection.otlp import apis as otlp
 
 urlpatterns = [
     path("health", health.health, name="health"),
@@ -21,6 +22,8 @@ urlpatterns = [
     path("api/", include("casebank.urls")),
     path("api/", include("reflection.urls")),
     path("api/", include("agents.urls")),
+    # OTLP/HTTP's fixed path, where exporters send traces (OTEL_EXPORTER_OTLP_ENDPOINT + /v1/traces).
+    path("v1/traces", otlp.TraceExportApi.as_view(), name="otlp-traces"),
     # Served by the ASGI server (config.asgi routes it before Django); the WSGI app refuses it (421).
     path("mcp", mcp_under_wsgi, name="mcp"),
 ]

@@ -23,6 +23,12 @@ class Conflict(DomainError):
     status_code = 409
 
 
+class Forbidden(DomainError):
+    """The caller may not do this (a permission the admin asks for too)."""
+
+    status_code = 403
+
+
 class QuotaExceeded(DomainError):
     """The caller has as much going on as its quota allows; it may try again once some ends."""
 

@@ -13,8 +13,15 @@ PY="${PYTHON:-python}"
 HOST="${SERVE_HOST:-0.0.0.0}"
 WEB_PORT="${WEB_PORT:-8000}"
 SSE_PORT="${SSE_PORT:-8001}"
-# Two sync workers per core is where throughput flattened here; override per machine.
-WEB_WORKERS="${WEB_WORKERS:-$(( $(nproc) * 2 ))}"
+# Two sync workers per core is where throughput flattened here; override per machine. Without
+# REDIS_URL rate limits are counted in each worker's memory, so one worker (config.gunicorn
+# refuses more: each would let a key through at its full rate).
+if [ -n "${REDIS_URL:-}" ]; then
+  WEB_WORKERS="${WEB_WORKERS:-$(( $(nproc) * 2 ))}"
+else
+  WEB_WORKERS="${WEB_WORKERS:-1}"
+fi
+export WEB_WORKERS  # read by check --deploy (caseloop.W002)
 SSE_WORKERS="${SSE_WORKERS:-1}"
 METRICS_PORT="${METRICS_PORT:-9100}"
 export AGENTS_RUNNER="${AGENTS_RUNNER:-1}"

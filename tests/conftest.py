@@ -8,22 +8,52 @@ from django.db import connection
 from rest_framework.test import APIClient
 
 from casebank.access import services as access_services
+from casebank.access.scopes import ALL_SCOPES, DEFAULT_SCOPES
 from casebank.cases import services as case_services
 from casebank.models import Case
+
+# What the `api` key's user may do: edit the case bank and read every log, as in admin.
+# Consolidation and suggestion permissions are left to the tests that grant them (and test
+# their refusal).
+API_USER_PERMISSIONS = ("add_case", "change_case", "rollback_case", "review_case", "view_executionlog")
 
 
 @pytest.fixture
 def api_key(db):
-    key, plain = access_services.api_key_create(name="test-client")
+    """A standard-tier key with every scope, for a service user who edits cases and reads every
+    log (`API_USER_PERMISSIONS`). Scope and ownership tests make narrower keys with `api_client`."""
+    key, plain = access_services.api_key_create(name="test-client", scopes=ALL_SCOPES)
+    grant(key.user, *API_USER_PERMISSIONS)
     return key, plain
 
 
 @pytest.fixture
 def api(api_key) -> APIClient:
-    """An API client authenticated with a fresh standard-tier key."""
+    """An API client authenticated with `api_key`."""
     client = APIClient()
     client.credentials(HTTP_AUTHORIZATION=f"Token {api_key[1]}")
     return client
+
+
+@pytest.fixture
+def api_client(db) -> Callable[..., APIClient]:
+    """`api_client(scopes=[...], user=None, permissions=[...])`: a client with a key of its own.
+
+    By default the key has the agent scopes (DEFAULT_SCOPES) and a new service user with no
+    permission; `client.api_key` is the key."""
+    made = iter(range(1, 10_000))
+
+    def make(*, scopes=DEFAULT_SCOPES, user=None, permissions=(), name: str | None = None) -> APIClient:
+        key, plain = access_services.api_key_create(
+            name=name or f"client-{next(made)}", user=user, scopes=list(scopes)
+        )
+        grant(key.user, *permissions)
+        client = APIClient()
+        client.credentials(HTTP_AUTHORIZATION=f"Token {plain}")
+        client.api_key = key  # type: ignore[attr-defined]
+        return client
+
+    return make
 
 
 @pytest.fixture

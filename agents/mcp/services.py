@@ -6,6 +6,7 @@ import time
 from uuid import UUID
 
 from agents.mcp.outputs import LoggedRun
+from casebank.models import ApiKey
 from core.errors import InvalidInput
 from reflection import metrics
 from reflection.logs import services as ingestion
@@ -15,7 +16,7 @@ ARGUMENT_NAMES = {"execution_time_ms": "duration_ms", "case_version": "version",
 
 
 def run_log(
-    *, case_id: UUID, success: bool, duration_ms: float, error_type: str | None = None,
+    *, api_key: ApiKey, case_id: UUID, success: bool, duration_ms: float, error_type: str | None = None,
     error_message: str | None = None, tokens_in: int | None = None, tokens_out: int | None = None,
     version: int | None = None, run_id: UUID | None = None,
 ) -> LoggedRun:
@@ -31,7 +32,8 @@ def run_log(
         problems = error.errors.get("0") or {}
         detail = "; ".join(f"{ARGUMENT_NAMES.get(name, name)}: {message}" for name, message in problems.items())
         raise InvalidInput(detail or error.message) from None
-    result = ingestion.logs_ingest(records=records)
+    # Owned by the calling key, as `POST /api/logs/` stores them: the key lists its own logs.
+    result = ingestion.logs_ingest(records=records, api_key_id=api_key.pk)
     metrics.record_ingestion(created=result.created, duplicates=result.duplicates, seconds=time.perf_counter() - started)
     record = records[0]
     return LoggedRun(run_id=str(record.id), case_id=str(case_id), case_version=record.case_version,

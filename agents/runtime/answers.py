@@ -28,6 +28,7 @@ from django.conf import settings
 from agents.runtime import llm
 from agents.runtime.evaluation import grounding_problems
 from agents.runtime.llm import BudgetExhausted, BudgetListener, LLMError, LLMResult
+from agents.tools.vision import VISION
 from agents.tools.workers import DATA_ANALYSIS, INFORMATION_RETRIEVAL, AgentOutput
 from casebank.search.selectors import BM25_B, BM25_K1
 from casebank.search.text import tokenize
@@ -57,7 +58,7 @@ class Answer:
 @dataclass
 class Source:
     n: int
-    type: str  # data | document | case
+    type: str  # data | image | document | case
     id: str
     title: str
     text: str  # what the answer may use: rendered rows or the passage text
@@ -75,6 +76,11 @@ def gather_sources(outputs: dict[str, AgentOutput]) -> list[Source]:
         shown = {"columns": data.data["columns"], "rows": rows[:PROMPT_ROWS], "row_count": data.data.get("row_count", len(rows))}
         sources.append(Source(n=1, type="data", id=str(data.data.get("cache_key") or "sql"), title="SQL result",
                               text=json.dumps(shown, default=str), numbers_from=rows))
+    seen = outputs.get(VISION)
+    if seen is not None and seen.ok and seen.data.get("answer"):
+        refs = seen.data.get("images") or [{}]
+        sources.append(Source(n=len(sources) + 1, type="image", id=str(refs[0].get("sha256") or "images"),
+                              title="The vision model's reading of the images", text=str(seen.data["answer"])))
     retrieval = outputs.get(INFORMATION_RETRIEVAL)
     if retrieval is not None and retrieval.ok:
         metas = retrieval.data.get("sources") or []
@@ -174,6 +180,10 @@ def extractive(query: str, outputs: dict[str, AgentOutput], sources: list[Source
     if data is not None and data.numbers_from:
         parts.append(f"{outputs[DATA_ANALYSIS].data.get('summary', '')} [{data.n}]".strip())
         cited[data.n] = data
+    image = next((s for s in sources if s.type == "image"), None)
+    if image is not None:
+        parts.append(f"{image.text} [{image.n}]")
+        cited[image.n] = image
     for sentence, source in best_sentences(query, sources):
         parts.append(f"{sentence} [{source.n}]")
         cited[source.n] = source

@@ -12,6 +12,7 @@ from openai.types.chat import ChatCompletionMessageParam
 
 from agents.runtime import llm
 from agents.runtime.llm import BudgetListener, LLMError, LLMResult, llm_client
+from agents.tools.vision import VISION
 from agents.tools.workers import DATA_ANALYSIS, INFORMATION_RETRIEVAL, AgentOutput
 
 logger = logging.getLogger(__name__)
@@ -44,6 +45,8 @@ def heuristic_score(agent: str, output: AgentOutput) -> float:
         return 0.9 if data.get("columns") else 0.5
     if agent == INFORMATION_RETRIEVAL:
         return max(0.0, min(1.0, float(data.get("confidence") or 0.0)))
+    if agent == VISION:
+        return 0.8 if data.get("answer") else 0.0  # the model read the images and answered
     return 0.5
 
 

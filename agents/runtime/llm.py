@@ -94,9 +94,10 @@ def wait_for_budget(call: Callable[[float | None], LLMResult], *, name: str, tot
 
 
 def complete_json(*, name: str, messages: list[ChatCompletionMessageParam], schema: dict, total_timeout: float | None = None,
-                  deadline: float | None = None, listener: BudgetListener | None = None) -> LLMResult:
-    """`LLMClient.complete_json` under purpose "supervisor.<name>", waiting for its budget."""
-    client = llm_client()
+                  deadline: float | None = None, listener: BudgetListener | None = None, model: str = "") -> LLMResult:
+    """`LLMClient.complete_json` under purpose "supervisor.<name>", waiting for its budget;
+    `model` asks another model of the endpoint than LLM_MODEL (the vision agent's)."""
+    client = get_llm_client(model=model) if model else llm_client()
     if client is None:
         raise LLMUnavailable("No LLM is configured.", reason="not_configured")
     full = purpose(name)

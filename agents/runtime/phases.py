@@ -28,6 +28,8 @@ from agents.runtime.evaluation import evaluate
 from agents.runtime.notices import DeltaWriter, SessionNotices
 from agents.runtime.planning import Plan, analyse, make_plan, select_agents
 from agents.sessions import services
+from agents.tools.vision import VISION, Image
+from agents.tools.vision import images_load as vision_images_load
 from agents.tools.workers import DATA_ANALYSIS, REGISTRY, AgentOutput, AgentTask
 from casebank.cases import services as case_services
 from casebank.search import selectors as case_selectors
@@ -127,18 +129,35 @@ def phase_select(run: SessionRun) -> None:
     session = run.session
     if run.iteration == 1:
         assert run.plan is not None
-        base = AgentTask(query=session.query, sql=session.sql, iteration=1)
+        images = (vision_images_load(session.id, session.images) or []) if session.images else []
+        base = AgentTask(query=session.query, sql=session.sql, iteration=1, images=images)
         assignments, decisions = select_agents(steps=run.plan.steps, task=base)
         # A step may carry its own SQL (a case filed from a session given SQL replays it).
         run.pending = {a.agent: AgentTask(query=session.query, actions=a.actions, sql=a.sql or session.sql,
-                                          iteration=1, listener=run.notices)
+                                          iteration=1, listener=run.notices, api_key_id=session.api_key_id,
+                                          images=images if a.agent == VISION else [])
                        for a in assignments}
+        if session.images and VISION not in run.pending:
+            _select_vision(run, decisions, images)
         run.notices.selection(decisions)
         services.session_agents_selected(session=session, decisions=decisions, iteration=1,
                                          errors={**session.errors, **run.notices.errors()})
     else:
         services.session_phase_enter(session=session, phase="execute", data={"retry": sorted(run.pending)},
                                      iteration=run.iteration)
+
+
+def _select_vision(run: SessionRun, decisions: list[dict], images: list[Image]) -> None:
+    """Images were given: the vision agent takes the question too, whatever the plan says
+    (empty `images`: they were given but have left the cache)."""
+    task = AgentTask(query=run.session.query, actions=["Answer from the images"], iteration=1,
+                     listener=run.notices, api_key_id=run.session.api_key_id, images=images)
+    problem = REGISTRY[VISION].availability(task) if images else "the images are no longer available"
+    if problem:
+        decisions.append({"agent": VISION, "decision": "skipped", "reason": problem})
+        return
+    run.pending[VISION] = task
+    decisions.append({"agent": VISION, "decision": "selected", "chosen": VISION, "reason": "the session has images"})
 
 
 def _run_worker(session: Session, agent_name: str, task: AgentTask, abandoned: threading.Event) -> tuple[AgentOutput, int]:
@@ -151,7 +170,10 @@ def _run_worker(session: Session, agent_name: str, task: AgentTask, abandoned: t
             output = AgentOutput(ok=False, error=f"{type(error).__name__}: {error}", error_type="AgentCrashed")
         elapsed = ms_since(started)
         if not abandoned.is_set():  # timed out: the session has moved on and must not hear from us
-            services.session_agent_result(session=session, agent=agent_name, ok=output.ok, ms=elapsed, error=output.error)
+            switched = output.data.get("source") == "fallback"
+            services.session_agent_result(session=session, agent=agent_name, ok=output.ok, ms=elapsed, error=output.error,
+                                          source="fallback" if switched else "",
+                                          notes=output.data.get("notes") if switched else None)
         return output, elapsed
     finally:
         # Pool threads outlive the session (and a private pool's threads end without closing
@@ -241,7 +263,8 @@ def phase_evaluate(run: SessionRun) -> None:
     run.pending = {
         name: AgentTask(query=session.query, actions=run.pending[name].actions if name in run.pending else [],
                         sql=run.pending[name].sql if name in run.pending else session.sql,
-                        iteration=run.iteration + 1, listener=run.notices,
+                        iteration=run.iteration + 1, listener=run.notices, api_key_id=session.api_key_id,
+                        images=run.pending[name].images if name in run.pending else [],
                         feedback=run.outputs[name].error or f"quality score {run.scores.get(name, 0):.2f} below {threshold}")
         for name in run.outputs if run.scores.get(name, 0.0) < threshold
     }

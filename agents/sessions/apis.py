@@ -10,6 +10,9 @@ from rest_framework.views import APIView
 
 from agents.models import Session, SessionStatus
 from agents.sessions import selectors, services
+from agents.tools.serializers import clean_images, images_field
+from agents.tools.vision import Image
+from casebank.access.scopes import Scope
 from casebank.cases.apis import actor_of
 from casebank.models import ApiKey
 
@@ -22,13 +25,15 @@ class SessionOutputSerializer(serializers.ModelSerializer):
     # Serializer.errors; the stub cannot know that.
     errors = serializers.JSONField()  # type: ignore[assignment]
     timings_ms = serializers.JSONField()
+    images = serializers.ListField(child=serializers.DictField(), read_only=True,
+                                   help_text="sha256, bytes and media_type of each image given; never the image")
     case_id = serializers.UUIDField(allow_null=True)
     created_case_id = serializers.UUIDField(allow_null=True)
 
     class Meta:
         model = Session
         fields = [
-            "id", "query", "status", "phase", "iteration", "plan", "plan_source", "results", "scores", "errors",
+            "id", "query", "images", "status", "phase", "iteration", "plan", "plan_source", "results", "scores", "errors",
             "answer", "passed", "tokens_in", "tokens_out", "cost_usd", "model", "case_id", "case_version",
             "case_similarity", "created_case_id", "log_id", "timings_ms", "created_at", "started_at", "finished_at",
         ]
@@ -60,6 +65,7 @@ class SessionListOutputSerializer(serializers.ModelSerializer):
 
 
 class SessionListCreateApi(APIView):
+    required_scopes = Scope.SESSIONS
     # Read by the schema generator only (the view paginates by hand): documents the page envelope.
     pagination_class = SessionCursorPagination
 
@@ -72,6 +78,10 @@ class SessionListCreateApi(APIView):
         query = serializers.CharField(max_length=services.MAX_QUERY)
         sql = serializers.CharField(max_length=10_000, required=False, allow_blank=True,
                                     help_text="SQL for the data-analysis worker; same guard as Text2SQL.")
+        images = images_field(required=False)
+
+        def validate_images(self, value: list[dict]) -> list[Image]:
+            return clean_images(value)
 
     class OutputSerializer(serializers.Serializer):
         session_id = serializers.UUIDField()
@@ -99,6 +109,8 @@ class SessionListCreateApi(APIView):
 
 
 class SessionDetailApi(APIView):
+    required_scopes = Scope.SESSIONS
+
     @extend_schema(responses=SessionOutputSerializer, summary="A session's state, plan, results and scores")
     def get(self, request: Request, session_id: str) -> Response:
         session = selectors.session_get(session_id, api_key=api_key_of(request))

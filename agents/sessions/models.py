@@ -32,6 +32,9 @@ class Session(models.Model):
     query = models.TextField()
     # Optional SQL from the caller for the data-analysis worker (same guard as Text2SQL).
     sql = models.TextField(blank=True, default="")
+    # The caller's images for the vision agent: their SHA-256, size and type only, never the
+    # bytes (those wait in the cache for the run: agents.tools.vision.images_keep).
+    images = models.JSONField(default=list, blank=True)
     status = models.CharField(max_length=20, choices=SessionStatus.choices, default=SessionStatus.QUEUED)
     phase = models.CharField(max_length=30, default="queued")
     iteration = models.PositiveIntegerField(default=0)

@@ -17,6 +17,7 @@ from django.db.models import F, Max, Q
 from django.utils import timezone
 
 from agents.models import FINISHED_STATUSES, Session, SessionEvent, SessionStatus
+from agents.tools.vision import Image, images_keep
 from agents.tools.workers import normalise_agent_name
 from casebank.cases import services as case_services
 from casebank.models import ApiKey, Case, ReviewState
@@ -56,11 +57,14 @@ _SESSION_FIELDS = {
 }
 
 
-def session_create(*, query: str, actor: str, sql: str = "", api_key: ApiKey | None = None) -> Session:
+def session_create(
+    *, query: str, actor: str, sql: str = "", api_key: ApiKey | None = None, images: list[Image] | None = None,
+) -> Session:
     """Store a queued session and enqueue its run once the row is committed.
 
     The row is the promise: if the task is lost (broker down, worker killed) the sweeper hands
-    the run out again at `retry_at`."""
+    the run out again at `retry_at`. Images are kept for the run in the cache, the row holds
+    their hashes and sizes only."""
     errors: dict[str, list[str]] = {}
     if not isinstance(query, str) or not query.strip():
         errors["query"] = ["A query is required."]
@@ -74,7 +78,10 @@ def session_create(*, query: str, actor: str, sql: str = "", api_key: ApiKey | N
         if api_key is not None:
             _check_quota(api_key)
         session = Session(query=query.strip(), sql=sql.strip(), created_by=actor[:150], api_key=api_key,
-                          owner_id=api_key.user_id if api_key is not None else None)
+                          owner_id=api_key.user_id if api_key is not None else None,
+                          images=[image.ref() for image in images or []])
+        if images:
+            images_keep(session.id, images)
         session.retry_at = task_queue.redeliver_at(session.created_at)
         session.full_clean()
         session.save(force_insert=True)
@@ -89,7 +96,7 @@ def session_create(*, query: str, actor: str, sql: str = "", api_key: ApiKey | N
 
 def session_quota(api_key: ApiKey) -> int:
     """Sessions `api_key` may have queued or running at once (0: no limit)."""
-    return int(settings.AGENTS_SESSIONS_PER_KEY.get(api_key.tier, 0))
+    return int(settings.AGENTS_SESSIONS_PER_KEY[api_key.tier])  # one entry per ApiTier
 
 
 def _check_quota(api_key: ApiKey) -> None:
@@ -319,9 +326,15 @@ def session_agents_selected(
                    **changes)
 
 
-def session_agent_result(*, session: Session, agent: str, ok: bool, ms: int, error: str) -> SessionEvent:
-    """One worker finished (from its own thread; the fields of the session are untouched)."""
-    return _append(session, kind="agent", data={"agent": agent, "ok": ok, "ms": ms, "error": error})
+def session_agent_result(
+    *, session: Session, agent: str, ok: bool, ms: int, error: str, source: str = "", notes: list[str] | None = None,
+) -> SessionEvent:
+    """One worker finished (from its own thread; the fields of the session are untouched).
+    `source` and `notes` record a switch, e.g. the analytics fallback database answering."""
+    data: dict[str, Any] = {"agent": agent, "ok": ok, "ms": ms, "error": error}
+    if source:
+        data.update(source=source, notes=list(notes or []))
+    return _append(session, kind="agent", data=data)
 
 
 def session_budget_wait(*, session: Session, purpose: str, wait_s: float) -> SessionEvent:
@@ -509,7 +522,8 @@ def session_outcome_record(*, session: Session) -> dict:
             },
         }
     ])
-    ingestion.logs_ingest(records=records)
+    # The session's key owns its log: it reads it back through GET /api/logs/?session=.
+    ingestion.logs_ingest(records=records, api_key_id=session.api_key_id)
     changes: dict[str, Any] = {"log_id": session.id, "retry_at": None}
     if created_case is not None and session.created_case_id is None:
         changes["created_case"] = created_case

@@ -24,6 +24,8 @@ from rest_framework import exceptions
 from agents.models import FINISHED_STATUSES, Session
 from agents.sessions import selectors
 from casebank.access.authentication import ApiKeyAuthentication
+from casebank.access.permissions import missing_scopes_message
+from casebank.access.scopes import Scope, key_allows
 from casebank.models import ApiKey
 from core.asgi_only import refuse_under_wsgi
 
@@ -36,15 +38,25 @@ def _error(status: int, detail: str, errors: dict | None = None) -> JsonResponse
     return JsonResponse({"detail": detail, "errors": errors or {}}, status=status)
 
 
-def _authenticate(request: HttpRequest) -> tuple[ApiKey | None, str | None]:
-    """(the caller's key, None) or (None, why not)."""
+def _authenticate(request: HttpRequest) -> tuple[ApiKey | None, JsonResponse | None]:
+    """(the caller's key, None) or (None, the refusal: 401, or 429 for an address that keeps failing)."""
     try:
         result = ApiKeyAuthentication().authenticate(request)
+    except exceptions.Throttled as error:
+        refused = _error(429, str(error.detail))
+        refused["Retry-After"] = str(int(getattr(error, "wait", None) or 1))  # set in __init__; the stub lacks it
+        return None, refused
     except exceptions.AuthenticationFailed as error:
-        return None, str(error.detail)
+        return None, _unauthenticated(str(error.detail))
     if not result:
-        return None, "Authentication credentials were not provided."
+        return None, _unauthenticated("Authentication credentials were not provided.")
     return result[1], None
+
+
+def _unauthenticated(detail: str) -> JsonResponse:
+    response = _error(401, detail)
+    response["WWW-Authenticate"] = "Token"
+    return response
 
 
 def _format(event_id: int, kind: str, data: dict) -> str:
@@ -88,11 +100,11 @@ async def session_stream(request: HttpRequest, session_id: str) -> HttpResponseB
         return refuse_under_wsgi(path=f"/api/sessions/{session_id}/stream", what="The event stream", key="stream")
     if request.method != "GET":
         return _error(405, f'Method "{request.method}" not allowed.')
-    api_key, problem = await sync_to_async(_authenticate)(request)
-    if problem:
-        response = _error(401, problem)
-        response["WWW-Authenticate"] = "Token"
-        return response
+    api_key, refused = await sync_to_async(_authenticate)(request)
+    if refused is not None:
+        return refused
+    if not key_allows(api_key, Scope.SESSIONS):
+        return _error(403, missing_scopes_message([Scope.SESSIONS]))
     raw = request.headers.get("Last-Event-ID") or request.GET.get("last_event_id") or "0"
     if not raw.isdigit() or len(raw) > 9:
         return _error(400, "Invalid input.", {"Last-Event-ID": "Must be a non-negative whole number."})

@@ -17,7 +17,8 @@ from agents import conf
 from agents.metrics import agent_cache_lookup
 from agents.runtime import llm
 from agents.runtime.llm import BudgetListener, LLMError, llm_client
-from agents.tools import analytics, retrieval
+from agents.tools import analytics, retrieval, vision
+from agents.tools.concurrency import AnalyticsBusy, analytics_slot
 from agents.tools.sql_guard import PROMPT_RULES, SqlRefused, check_sql
 from casebank.search import embeddings
 from core.cache import layered_get, layered_set
@@ -40,6 +41,12 @@ class AgentTask:
     feedback: str = ""
     # Hears when the LLM budget makes this task wait (the session records it).
     listener: BudgetListener | None = field(default=None, compare=False, repr=False)
+    # The API key the work is done for: its analytics queries share its concurrency limit.
+    api_key_id: object = None
+    # Seconds to wait for a concurrency slot; None: ANALYTICS_SLOT_WAIT_S (the API passes 0).
+    slot_wait_s: float | None = None
+    # The session's images (vision agent), loaded from the cache for the run; never stored.
+    images: list[vision.Image] = field(default_factory=list, compare=False, repr=False)
 
 
 @dataclass
@@ -112,7 +119,11 @@ class DataAnalysisAgent(Agent):
             tokens_in, tokens_out, cost, model = answer.tokens_in, answer.tokens_out, answer.cost_usd, answer.model
         usage: _Usage = {"tokens_in": tokens_in, "tokens_out": tokens_out, "cost_usd": cost, "model": model}
         try:
-            data = self.query(sql)
+            # In a session (the runtime's threads, not a web worker) a busy limit is waited for.
+            wait_s = float(settings.ANALYTICS_SLOT_WAIT_S) if task.slot_wait_s is None else task.slot_wait_s
+            data = self.query(sql, key_id=task.api_key_id, wait_s=wait_s)
+        except AnalyticsBusy as error:
+            return AgentOutput(ok=False, error=str(error), error_type="AnalyticsBusy", data={"sql": sql}, **usage)
         except SqlRefused as error:
             return AgentOutput(ok=False, error=f"SQL refused: {error}", error_type="SQLRefused", data={"sql": sql}, **usage)
         except analytics.AnalyticsError as error:
@@ -121,8 +132,11 @@ class DataAnalysisAgent(Agent):
         return AgentOutput(ok=True, data=data, **usage)
 
     @staticmethod
-    def query(sql: str) -> dict:
+    def query(sql: str, *, key_id: object = None, wait_s: float = 0.0) -> dict:
         """Guarded, cached execution; the dict is what the API and the session store.
+
+        A query that is not cached runs in a concurrency slot of `key_id` and a global one
+        (`agents.tools.concurrency`), waiting up to `wait_s` for them, else `AnalyticsBusy`.
 
         Results go to the layered cache (core.cache): this process's memory answers a
         repeat without a network hop, the shared Redis answers it on every other replica and
@@ -135,7 +149,8 @@ class DataAnalysisAgent(Agent):
         agent_cache_lookup(agent=DATA_ANALYSIS, hit=cached is not None)
         if cached is not None:
             return {**cached, "cached": True}
-        result = analytics.run_checked_query(checked.sql, url=url)
+        with analytics_slot(key_id=key_id, wait_s=wait_s):
+            result = analytics.run_checked_query(checked.sql, url=url)
         data = {
             "sql": result.sql,
             "columns": result.columns,
@@ -147,8 +162,11 @@ class DataAnalysisAgent(Agent):
             "chart": chart_spec(result.columns, result.rows),
             "cache_key": result.cache_key,
             "elapsed_ms": round(result.elapsed_ms, 2),
+            "source": result.source,
         }
-        layered_set(key, data, CACHE_SECONDS)
+        # A replica's answer may lag the primary: it is not kept under the primary's key.
+        if result.source == "primary":
+            layered_set(key, data, CACHE_SECONDS)
         return {**data, "cached": False}
 
     @staticmethod
@@ -234,7 +252,30 @@ class InformationRetrievalAgent(Agent):
                                           "confidence": confidence})
 
 
-REGISTRY: dict[str, Agent] = {DATA_ANALYSIS: DataAnalysisAgent(), INFORMATION_RETRIEVAL: InformationRetrievalAgent()}
+class VisionAgent(Agent):
+    """Answers the question from the session's images with the vision model (agents.tools.vision)."""
+
+    name = vision.VISION
+
+    def availability(self, task: AgentTask) -> str | None:
+        if not task.images:
+            return "no images were given"
+        return None if vision.vision_available() else vision.NO_LLM_MESSAGE
+
+    def run(self, task: AgentTask) -> AgentOutput:
+        if not task.images:
+            return AgentOutput(ok=False, error="The session's images are no longer available.", error_type="ImagesGone")
+        try:
+            answer = vision.vision_answer(question=task.query, images=task.images, listener=task.listener)
+        except LLMError as error:
+            return AgentOutput(ok=False, error=str(error), error_type=type(error).__name__)
+        return AgentOutput(ok=True, data={"answer": answer.answer, "images": answer.images},
+                           tokens_in=answer.tokens_in, tokens_out=answer.tokens_out, cost_usd=answer.cost_usd,
+                           model=answer.model)
+
+
+REGISTRY: dict[str, Agent] = {DATA_ANALYSIS: DataAnalysisAgent(), INFORMATION_RETRIEVAL: InformationRetrievalAgent(),
+                              vision.VISION: VisionAgent()}
 # When an agent cannot run, who takes the step instead.
 SUBSTITUTES: dict[str, str] = {DATA_ANALYSIS: INFORMATION_RETRIEVAL}
 

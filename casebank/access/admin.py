@@ -8,24 +8,46 @@ from django.contrib import admin, messages
 from django.http import HttpRequest
 
 from casebank.access import services
+from casebank.access.scopes import DEFAULT_SCOPES, Scope
 from casebank.models import ApiKey
+
+SCOPE_HELP = {
+    Scope.LOGS_WRITE: "send execution logs",
+    Scope.CASES_READ: "search and read cases, read its own logs",
+    Scope.CASES_WRITE: "create and edit cases, roll back, change status (with the user's case permissions)",
+    Scope.SESSIONS: "start and read its own sessions, the data-analysis worker",
+    Scope.REFLECTION: "analyses, reflection runs, suggestions; every key's logs if the user may view logs",
+    Scope.REVIEW: "approve, reject and roll back suggestions (with the user's approve permission)",
+}
 
 
 class ApiKeyForm(forms.ModelForm):
+    # A JSON list in the model; ticked boxes here, so only real scopes can be saved.
+    scopes = forms.MultipleChoiceField(
+        choices=[(scope.value, f"{scope.value}: {SCOPE_HELP[scope]}") for scope in Scope],
+        widget=forms.CheckboxSelectMultiple, required=False, initial=list(DEFAULT_SCOPES),
+        help_text="What the key may do, on top of its user's permissions. An agent needs logs:write, cases:read "
+                  "and sessions; a reviewer's key cases:read, reflection and review.",
+    )
+
     class Meta:
         model = ApiKey
-        fields = ["name", "tier", "user", "is_active"]
+        fields = ["name", "tier", "user", "scopes", "is_active"]
 
 
 @admin.register(ApiKey)
 class ApiKeyAdmin(admin.ModelAdmin):
     form = ApiKeyForm
-    list_display = ["name", "prefix", "tier", "user", "is_active", "created_at", "last_used_at"]
+    list_display = ["name", "prefix", "tier", "user", "scope_list", "is_active", "created_at", "last_used_at"]
     list_filter = ["tier", "is_active"]
     search_fields = ["name", "prefix"]
     raw_id_fields = ["user"]
     readonly_fields = ["prefix", "created_at", "last_used_at"]
     actions = ["revoke"]
+
+    @admin.display(description="Scopes")
+    def scope_list(self, api_key: ApiKey) -> str:
+        return ", ".join(api_key.scopes or []) or "—"
 
     @admin.action(description="Revoke selected API keys", permissions=["change"])
     def revoke(self, request: HttpRequest, queryset: Any) -> None:
@@ -47,11 +69,14 @@ class ApiKeyAdmin(admin.ModelAdmin):
         if change:
             data = form.cleaned_data
             services.api_key_update(
-                api_key=obj, name=data["name"], tier=data["tier"], user=data["user"], is_active=data["is_active"]
+                api_key=obj, name=data["name"], tier=data["tier"], user=data["user"], is_active=data["is_active"],
+                scopes=data["scopes"],
             )
             return
         data = form.cleaned_data
-        created, plain = services.api_key_create(name=data["name"], tier=data["tier"], user=data.get("user"))
+        created, plain = services.api_key_create(
+            name=data["name"], tier=data["tier"], user=data.get("user"), scopes=data["scopes"]
+        )
         obj.pk = created.pk
         self.message_user(
             request,

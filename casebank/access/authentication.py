@@ -1,4 +1,4 @@
-"""`Authorization: Token <key>` against hashed per-client API keys."""
+"""`Authorization: Token <key>` (or `Bearer <key>` where a view takes it) against hashed per-client API keys."""
 from __future__ import annotations
 
 from typing import Any, NoReturn
@@ -18,7 +18,7 @@ class ApiKeyAuthentication(authentication.BaseAuthentication):
         if not header or header[0].lower() != self.keyword.lower().encode():
             return None
         if len(header) != 2:
-            raise exceptions.AuthenticationFailed("Invalid Authorization header: use 'Token <key>'.")
+            raise exceptions.AuthenticationFailed(f"Invalid Authorization header: use '{self.keyword} <key>'.")
         throttle = FailedAuthenticationThrottle()
 
         def refuse_if_blocked() -> None:
@@ -43,3 +43,10 @@ class ApiKeyAuthentication(authentication.BaseAuthentication):
 
     def authenticate_header(self, request: Any) -> str:
         return self.keyword
+
+
+class BearerApiKeyAuthentication(ApiKeyAuthentication):
+    """The same keys as `Authorization: Bearer <key>`, the form OpenTelemetry exporters and MCP
+    clients are usually configured with; views opt in next to `ApiKeyAuthentication`."""
+
+    keyword = "Bearer"

@@ -17,3 +17,11 @@ class ApiKeyAuthenticationScheme(OpenApiAuthenticationExtension):
             "name": "Authorization",
             "description": "`Token <key>`; create keys with `manage.py create_api_key NAME` or in admin.",
         }
+
+
+class BearerApiKeyAuthenticationScheme(OpenApiAuthenticationExtension):
+    target_class = "casebank.access.authentication.BearerApiKeyAuthentication"
+    name = "BearerApiKey"
+
+    def get_security_definition(self, auto_schema: Any) -> dict:
+        return {"type": "http", "scheme": "bearer", "description": "The same API key as `Bearer <key>`."}

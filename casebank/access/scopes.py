@@ -8,6 +8,7 @@ read cases and start sessions, not to edit plans, roll back, review or run refle
 from __future__ import annotations
 
 import enum
+from collections.abc import Iterable
 from typing import Any
 
 
@@ -27,6 +28,11 @@ DEFAULT_SCOPES: tuple[str, ...] = (Scope.LOGS_WRITE, Scope.CASES_READ, Scope.SES
 def default_scopes() -> list[str]:
     """The model field's default (a callable, so no two keys share one list)."""
     return [str(scope) for scope in DEFAULT_SCOPES]
+
+
+def unknown_scopes(scopes: Iterable[str]) -> list[str]:
+    """The names in `scopes` that are not scopes, in the order given."""
+    return [scope for scope in scopes if scope not in ALL_SCOPES]
 
 
 def key_allows(api_key: Any, scope: str) -> bool:

@@ -13,7 +13,7 @@ from __future__ import annotations
 
 import hashlib
 import secrets
-from collections.abc import Callable
+from collections.abc import Callable, Iterable
 from datetime import timedelta
 from typing import Any
 
@@ -23,6 +23,7 @@ from django.db import transaction
 from django.utils import timezone
 
 from casebank.access.models import ApiKey, ApiTier
+from casebank.access.scopes import ALL_SCOPES, DEFAULT_SCOPES, unknown_scopes
 from core.cache import layered_delete, layered_get, layered_set
 from core.errors import Conflict, InvalidInput
 
@@ -71,10 +72,27 @@ def api_key_active(*, plain_key: str, on_miss: Callable[[], None] | None = None)
     return api_key
 
 
-def api_key_update(*, api_key: ApiKey, name: str, tier: str, user: Any, is_active: bool) -> ApiKey:
+def clean_scopes(scopes: Iterable[str]) -> list[str]:
+    """`scopes` checked against `Scope`, each once, in the Scope order; InvalidInput names the valid ones."""
+    wanted = list(scopes)
+    unknown = unknown_scopes(wanted)
+    if unknown:
+        raise InvalidInput(
+            f"Unknown scope(s): {', '.join(unknown)}. Valid scopes: {', '.join(ALL_SCOPES)}.",
+            errors={"scopes": [f"One of {list(ALL_SCOPES)}."]},
+        )
+    return [scope for scope in ALL_SCOPES if scope in wanted]
+
+
+def api_key_update(
+    *, api_key: ApiKey, name: str, tier: str, user: Any, is_active: bool, scopes: Iterable[str] | None = None
+) -> ApiKey:
+    """Edit a key; `scopes=None` keeps its scopes. The cached copy is dropped at once."""
     api_key.name, api_key.tier, api_key.user, api_key.is_active = name, tier, user, is_active
-    api_key.full_clean()
-    api_key.save(update_fields=["name", "tier", "user", "is_active"])
+    if scopes is not None:
+        api_key.scopes = clean_scopes(scopes)
+    api_key.full_clean(exclude=["scopes"])  # checked by clean_scopes; an empty list is a valid (useless) key
+    api_key.save(update_fields=["name", "tier", "user", "is_active", "scopes"])
     _forget_now_and_after_commit(api_key.key_hash)
     return api_key
 
@@ -95,8 +113,13 @@ def hash_api_key(key: str) -> str:
     return hashlib.sha256(key.encode()).hexdigest()
 
 
-def api_key_create(*, name: str, tier: str = ApiTier.STANDARD, user: Any = None) -> tuple[ApiKey, str]:
-    """Create a key for a client and return it with the plain key, which is never stored."""
+def api_key_create(
+    *, name: str, tier: str = ApiTier.STANDARD, user: Any = None, scopes: Iterable[str] | None = None
+) -> tuple[ApiKey, str]:
+    """Create a key for a client and return it with the plain key, which is never stored.
+
+    `scopes` default to `DEFAULT_SCOPES` (an agent's: send logs, read cases, run sessions)."""
+    chosen = clean_scopes(DEFAULT_SCOPES if scopes is None else scopes)
     if tier not in ApiTier.values:
         raise InvalidInput("Invalid tier.", errors={"tier": [f"One of {ApiTier.values}."]})
     if not name or len(name) > 100:
@@ -112,7 +135,9 @@ def api_key_create(*, name: str, tier: str = ApiTier.STANDARD, user: Any = None)
             if user.has_usable_password():
                 user.set_unusable_password()
                 user.save(update_fields=["password"])
-        api_key = ApiKey(name=name, user=user, prefix=plain[:10], key_hash=hash_api_key(plain), tier=tier)
-        api_key.full_clean()
+        api_key = ApiKey(
+            name=name, user=user, prefix=plain[:10], key_hash=hash_api_key(plain), tier=tier, scopes=chosen
+        )
+        api_key.full_clean(exclude=["scopes"])  # checked by clean_scopes; an empty list is a valid (useless) key
         api_key.save()
     return api_key, plain

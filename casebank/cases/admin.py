@@ -249,7 +249,8 @@ class CaseAdmin(CaseColumnsMixin, admin.ModelAdmin):
         for case in queryset:
             try:
                 updated = services.case_set_status(
-                    case=case, status=status, actor=request.user.username, reason="admin action"
+                    case=case, status=status, actor=request.user.username, reason="admin action",
+                    may_restore=request.user.has_perm(services.RESTORE_PERMISSION),
                 )
             except DomainError as error:
                 refused.append(f"{case.title}: {error.message}")

@@ -22,7 +22,7 @@ from casebank.models import (
 )
 from casebank.search.embeddings import embed_text
 from casebank.search.services import case_terms_index, search_length_of, search_text
-from core.errors import Conflict, InvalidInput, NotFound
+from core.errors import Conflict, Forbidden, InvalidInput, NotFound
 from core.pg_arrays import uuid_array
 from core.validators import NUL_MESSAGE, nul_path
 
@@ -293,11 +293,18 @@ def case_version_promote(*, case: Case, version: int, actor: str, expected_versi
     return locked
 
 
-def case_set_status(*, case: Case, status: str, actor: str, reason: str = "", restoring: bool = False) -> Case:
+RESTORE_PERMISSION = "casebank.run_consolidation"
+
+
+def case_set_status(
+    *, case: Case, status: str, actor: str, reason: str = "", restoring: bool = False, may_restore: bool = True
+) -> Case:
     """Move a case through its lifecycle; every move is audited in the same transaction.
 
     `restoring` (consolidation's restore only) lets an archived case return to whatever
-    status it had before it was archived, not only to `active`."""
+    status it had before it was archived, not only to `active`. `may_restore=False` (a caller
+    without `run_consolidation`) refuses any move out of `archived`: checked on the locked row,
+    so a case archived meanwhile is not un-archived by someone who may not restore it."""
     if status not in CaseStatus.values:
         raise InvalidInput("Invalid status.", errors={"status": [f"One of {CaseStatus.values}."]})
     with transaction.atomic():
@@ -311,6 +318,11 @@ def case_set_status(*, case: Case, status: str, actor: str, reason: str = "", re
             raise Conflict(
                 f"A case cannot go from {locked.status} to {status}.",
                 errors={"status": [f"Allowed from {locked.status}: {sorted(STATUS_TRANSITIONS[locked.status])}."]},
+            )
+        if locked.status == CaseStatus.ARCHIVED and not may_restore:
+            raise Forbidden(
+                f"Taking a case out of the archive needs the {RESTORE_PERMISSION} permission.",
+                errors={"status": [f"Restoring needs {RESTORE_PERMISSION}."]},
             )
         CaseStatusChange.objects.create(
             case=locked, from_status=locked.status, to_status=status, reason=reason[:500], actor=actor

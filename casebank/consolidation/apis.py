@@ -8,6 +8,7 @@ from rest_framework.request import Request
 from rest_framework.response import Response
 from rest_framework.views import APIView
 
+from casebank.access.scopes import Scope
 from casebank.cases.apis import CaseOutputSerializer, actor_of
 from casebank.consolidation import services as consolidation
 
@@ -25,6 +26,8 @@ class ActionSerializer(serializers.Serializer):
 
 
 class ConsolidationRunApi(APIView):
+    required_scopes = Scope.CASES_WRITE
+
     class InputSerializer(serializers.Serializer):
         dry_run = serializers.BooleanField(required=False, default=True)
 
@@ -53,6 +56,8 @@ class ConsolidationRunApi(APIView):
 
 
 class ConsolidationRestoreApi(APIView):
+    required_scopes = Scope.CASES_WRITE
+
     @extend_schema(request=None, responses={200: CaseOutputSerializer}, summary="Restore an archived case")
     def post(self, request: Request, case_id) -> Response:
         if not request.user.has_perm(APPLY_PERMISSION):

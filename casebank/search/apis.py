@@ -9,6 +9,7 @@ from rest_framework.request import Request
 from rest_framework.response import Response
 from rest_framework.views import APIView
 
+from casebank.access.scopes import Scope
 from casebank.cases import read_cache, services
 from casebank.cases.apis import CaseOutputSerializer
 from casebank.cases.plans import ASSIGNMENT_HEADER, assignment_key_problem, served_plans
@@ -32,6 +33,8 @@ def assignment_key_of(request: Request) -> str:
 
 
 class CaseSearchApi(APIView):
+    required_scopes = Scope.CASES_READ
+
     class InputSerializer(serializers.Serializer):
         query = serializers.CharField(max_length=2_000)
         k = serializers.IntegerField(min_value=1, max_value=100, default=10)

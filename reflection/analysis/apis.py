@@ -9,6 +9,7 @@ from rest_framework.request import Request
 from rest_framework.response import Response
 from rest_framework.views import APIView
 
+from casebank.access.scopes import Scope
 from casebank.cases.apis import actor_of
 from casebank.models import Case
 from core.errors import NotFound
@@ -54,6 +55,8 @@ class AnalysisOutputSerializer(serializers.Serializer):
 
 
 class AnalyzeApi(APIView):
+    required_scopes = Scope.REFLECTION
+
     class InputSerializer(serializers.Serializer):
         case_id = serializers.UUIDField()
         window_days = serializers.IntegerField(
@@ -83,6 +86,8 @@ class AnalysisPointSerializer(serializers.Serializer):
 
 class CaseAnalysisApi(APIView):
     """What dashboards read: the stored analyses, never a new computation (that is POST analyze)."""
+
+    required_scopes = Scope.REFLECTION
 
     class FilterSerializer(serializers.Serializer):
         history = serializers.IntegerField(
@@ -128,6 +133,8 @@ class RunOutputSerializer(serializers.ModelSerializer):
 
 
 class BatchStartApi(APIView):
+    required_scopes = Scope.REFLECTION
+
     class InputSerializer(serializers.Serializer):
         case_ids = serializers.ListField(
             child=serializers.UUIDField(), required=False, default=list, max_length=10_000,
@@ -155,6 +162,8 @@ class BatchStartApi(APIView):
 
 
 class RunDetailApi(APIView):
+    required_scopes = Scope.REFLECTION
+
     @extend_schema(responses={200: RunOutputSerializer}, summary="A reflection run: status, counts, duration")
     def get(self, request: Request, run_id: int) -> Response:
         # Ids past a bigint would make the database raise rather than find nothing.

@@ -7,6 +7,7 @@ from rest_framework.request import Request
 from rest_framework.response import Response
 from rest_framework.views import APIView
 
+from casebank.access.scopes import Scope
 from casebank.cases.plans import ASSIGNMENT_HEADER, MAX_KEY_LENGTH, assignment_key_problem
 from casebank.models import Case, ReviewState
 from casebank.search.apis import assignment_key_of
@@ -15,6 +16,8 @@ from reflection.experiments.selectors import resolve_plan
 
 
 class CasePlanApi(APIView):
+    required_scopes = Scope.CASES_READ
+
     class OutputSerializer(serializers.Serializer):
         case_id = serializers.UUIDField()
         version = serializers.IntegerField(help_text="The version to run; log the run with this `case_version`.")

@@ -43,6 +43,9 @@ logger = logging.getLogger(__name__)
 
 # Tokens assumed for an answer before the provider reports the real count.
 COMPLETION_ALLOWANCE = 256
+# What one image costs at most in OpenAI's count: a high-detail 1024x1024 image is 765 tokens,
+# 2048x2048 1,105 (85 base + 170 per 512-pixel tile).
+IMAGE_TOKENS = 1105
 
 
 @dataclass(frozen=True)
@@ -73,8 +76,19 @@ def budget_for(purpose: str) -> Budget | None:
 
 
 def estimate_tokens(messages: Sequence[Mapping[str, object]]) -> int:
-    """About four characters a token (OpenAI's rule of thumb) plus an allowance for the answer."""
-    return len(json.dumps(list(messages), ensure_ascii=False)) // 4 + COMPLETION_ALLOWANCE
+    """About four characters a token (OpenAI's rule of thumb) plus an allowance for the answer.
+    An image part counts `IMAGE_TOKENS`, not its base64 text (a 1 MB image is not 350,000 tokens)."""
+    images = 0
+    texts: list[object] = []
+    for message in messages:
+        content = message.get("content")
+        if isinstance(content, list):
+            parts = [part for part in content if isinstance(part, Mapping)]
+            images += sum(1 for part in parts if part.get("type") == "image_url")
+            texts.append({**message, "content": [part for part in parts if part.get("type") != "image_url"]})
+        else:
+            texts.append(message)
+    return len(json.dumps(texts, ensure_ascii=False)) // 4 + images * IMAGE_TOKENS + COMPLETION_ALLOWANCE
 
 
 def ensure(name: str, *, requests: float = 1e12, tokens: float = 1e12) -> None:

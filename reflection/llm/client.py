@@ -410,15 +410,16 @@ def _client_for(config: tuple[Any, ...]) -> LLMClient:
     )
 
 
-def get_llm_client() -> LLMClient | None:
-    """The configured client, or None when `OPENAI_API_KEY` and `LLM_MODEL` are not set."""
+def get_llm_client(*, model: str = "") -> LLMClient | None:
+    """The configured client, or None when `OPENAI_API_KEY` and `LLM_MODEL` are not set.
+    `model` asks another model of the same endpoint (e.g. `VISION_MODEL`)."""
     if not llm_configured():
         return None
     return _client_for(
         (
             settings.OPENAI_API_KEY,
             settings.OPENAI_BASE_URL,
-            settings.LLM_MODEL,
+            model or settings.LLM_MODEL,
             settings.LLM_TIMEOUT_SECONDS,
             settings.LLM_RETRY_ATTEMPTS,
             settings.LLM_RETRY_BASE_SECONDS,

@@ -12,6 +12,8 @@ from rest_framework.request import Request
 from rest_framework.response import Response
 from rest_framework.views import APIView
 
+from casebank.access.scopes import Scope
+from casebank.models import ApiKey
 from core.parsers import OrjsonParser, json_loads
 from core.renderers import OrjsonRenderer
 from reflection import metrics
@@ -115,6 +117,11 @@ class LogBatchParser(OrjsonParser):
 
 
 class LogListCreateApi(APIView):
+    """Logs are sent with `logs:write` and belong to the sending key. Reading needs `cases:read`
+    and shows the key's own logs (those it sent and those of its sessions); a key with the
+    `reflection` scope whose user may view logs in admin reads every key's."""
+
+    required_scopes = {"GET": Scope.CASES_READ, "POST": Scope.LOGS_WRITE}
     # Read by the schema generator only (the view paginates by hand): documents the page envelope.
     pagination_class = LogCursorPagination
     parser_classes = [LogBatchParser]
@@ -152,7 +159,7 @@ class LogListCreateApi(APIView):
     def post(self, request: Request) -> Response:
         started = time.perf_counter()
         records = ingestion.parse_payload(request.data)
-        result = ingestion.logs_ingest(records=records)
+        result = ingestion.logs_ingest(records=records, api_key_id=_key(request).pk)
         metrics.record_ingestion(
             created=result.created, duplicates=result.duplicates, seconds=time.perf_counter() - started
         )
@@ -164,12 +171,19 @@ class LogListCreateApi(APIView):
     @extend_schema(
         parameters=[FilterSerializer],
         responses=LogOutputSerializer(many=True),
-        summary="List logs, newest first (filter by case, success, error type, session, time range)",
+        summary="List the key's logs (all logs for a reviewer's key), newest first; filter by case, success, "
+                "error type, session, time range",
     )
     def get(self, request: Request) -> Response:
         filters = self.FilterSerializer(data=request.query_params)
         filters.is_valid(raise_exception=True)
-        logs = selectors.log_list(**filters.validated_data)
+        logs = selectors.log_list(owner=selectors.log_owner_filter(api_key=_key(request)), **filters.validated_data)
         paginator = LogCursorPagination()
         page = paginator.paginate_queryset(logs, request, view=self)
         return paginator.get_paginated_response(LogOutputSerializer(page, many=True).data)
+
+
+def _key(request: Request) -> ApiKey:
+    # Only ApiKeyAuthentication authenticates this view, so an authenticated request has a key.
+    assert isinstance(request.auth, ApiKey)
+    return request.auth

@@ -4,6 +4,7 @@ from django.db import models
 from django.db.models.functions import Now
 from django.utils import timezone
 
+from casebank.access.models import ApiKey
 from casebank.cases.models import Case
 from reflection.logs.ids import uuid7
 
@@ -49,6 +50,14 @@ class ExecutionLog(models.Model):
     cost_usd = models.FloatField(default=0.0)
     model = models.CharField(max_length=100, blank=True, default="")
     context = models.JSONField(default=dict, blank=True)
+    # Whose run it is: the API key that sent the log, or the key that started the session the
+    # supervisor logged. A key sees only its own logs unless it may read them all (`reflection`
+    # scope and the view permission, like the admin's log screen). Empty for imported logs.
+    # No database-level FK, for the reason given at `case`; deleting a key empties its logs' owner.
+    api_key = models.ForeignKey(
+        ApiKey, on_delete=models.SET_NULL, null=True, blank=True, related_name="+", db_constraint=False,
+        db_index=False, editable=False,
+    )
     created_at = models.DateTimeField(default=timezone.now)
     # The database default is what ingestion's COPY uses: the writing statement's own time on
     # PostgreSQL (Now() is STATEMENT_TIMESTAMP() there), see the settle invariant in ingestion.
@@ -63,6 +72,9 @@ class ExecutionLog(models.Model):
             # id breaking ties so that cursor pages neither skip nor repeat logs; and retention:
             # WHERE created_at >= ? AND created_at < ?.
             models.Index(fields=["created_at", "id"], name="log_created_id_idx"),
+            # GET /api/logs/ for a key that reads its own logs only: WHERE api_key_id = ? ORDER BY
+            # created_at DESC, id DESC (the shared index would walk everyone's logs to fill a page).
+            models.Index(fields=["api_key", "created_at", "id"], name="log_key_created_id_idx"),
             # Reflection runs: which cases got logs since the last run's snapshot.
             models.Index(fields=["ingested_at"], name="log_ingested_idx"),
         ]

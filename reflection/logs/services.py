@@ -302,11 +302,20 @@ def parse_each(items: list[Any]) -> tuple[list[LogRecord], dict[int, dict[str, s
         elif record.id not in seen:
             seen.add(record.id)
             parsed.append((index, record))
-    refused: dict[str, dict[str, str]] = {}
-    _check_references([record for _, record in parsed], refused)
+    kept, refused = check_references_each([record for _, record in parsed])
     for position, problem in refused.items():
-        errors[parsed[int(position)][0]] = problem
-    return [record for position, (_, record) in enumerate(parsed) if str(position) not in refused], errors
+        errors[parsed[position][0]] = problem
+    return kept, errors
+
+
+def check_references_each(records: list[LogRecord]) -> tuple[list[LogRecord], dict[int, dict[str, str]]]:
+    """`_check_references` one record at a time, for callers that store what they can (the
+    import command, the background write, OTLP): the records that pass, in order, and the
+    problems by position. Fills in each kept record's case version as the all-or-nothing path does."""
+    refused: dict[str, dict[str, str]] = {}
+    _check_references(records, refused)
+    kept = [record for position, record in enumerate(records) if str(position) not in refused]
+    return kept, {int(position): problem for position, problem in refused.items()}
 
 
 def _check_references(records: list[LogRecord], errors: dict[str, dict[str, str]]) -> None:
@@ -362,8 +371,11 @@ def _experiments_of(cases: dict[int, uuid.UUID]) -> tuple[dict[int, RunningExper
     return running, newest
 
 
-def logs_ingest(*, records: list[LogRecord]) -> IngestResult:
-    """Store validated records once each; returns every id with how many were new."""
+def logs_ingest(*, records: list[LogRecord], api_key_id: int | None = None) -> IngestResult:
+    """Store validated records once each; returns every id with how many were new.
+
+    `api_key_id`: the key the logs belong to (the sender, or the key that started the session),
+    one value for the whole batch; `None` for logs no key owns (imports)."""
     ids = [record.id for record in records]
     if not records:
         return IngestResult(ids=ids, created=0)
@@ -372,12 +384,15 @@ def logs_ingest(*, records: list[LogRecord]) -> IngestResult:
     outer_timeout = _statement_timeout() if connection.vendor == "postgresql" and connection.in_atomic_block else None
     try:
         with transaction.atomic():
-            created = _insert_postgresql(records, all_new=True) if connection.vendor == "postgresql" else _insert_portable(records)
+            created = (
+                _insert_postgresql(records, all_new=True, api_key_id=api_key_id) if connection.vendor == "postgresql"
+                else _insert_portable(records, api_key_id=api_key_id)
+            )
             if created:
                 _note_new_logs(records)
     except UniqueViolation:  # an id is stored already (a re-sent batch, a racing request): again, skipping those
         with transaction.atomic():
-            created = _insert_postgresql(records, all_new=False)
+            created = _insert_postgresql(records, all_new=False, api_key_id=api_key_id)
             if created:
                 _note_new_logs(records)
     if outer_timeout is not None:
@@ -406,11 +421,11 @@ def _note_new_logs(records: list[LogRecord]) -> None:
 
 _COLUMNS = (
     "id, case_id, case_version, session_id, success, error_type, error_message, error_template, "
-    "execution_time_ms, tokens_in, tokens_out, cost_usd, model, context, created_at"
+    "execution_time_ms, tokens_in, tokens_out, cost_usd, model, context, created_at, api_key_id"
 )
 _COPY_TYPES = [
     "uuid", "uuid", "int4", "uuid", "bool", "text", "text", "text",
-    "int4", "int4", "int4", "float8", "text", "jsonb", "timestamptz",
+    "int4", "int4", "int4", "float8", "text", "jsonb", "timestamptz", "int8",
 ]
 
 
@@ -427,7 +442,7 @@ def copy_with_orjson(cursor: Any) -> Any:
     return raw
 
 
-def _insert_postgresql(records: list[LogRecord], *, all_new: bool) -> int:
+def _insert_postgresql(records: list[LogRecord], *, all_new: bool, api_key_id: int | None) -> int:
     # Binary COPY straight into the table: about three times faster than staging the rows and
     # `INSERT ... ON CONFLICT`, whose speculative insertion doubles the primary-key work. So the
     # first attempt assumes every id is new; a stored one fails that COPY as a whole (and rolls
@@ -438,12 +453,12 @@ def _insert_postgresql(records: list[LogRecord], *, all_new: bool) -> int:
     with connection.cursor() as cursor:
         cursor.execute(f"SET LOCAL statement_timeout = {INGEST_STATEMENT_TIMEOUT_MS}")
         if all_new:
-            _copy(cursor, table, records)
+            _copy(cursor, table, records, api_key_id)
             return len(records)
         cursor.execute(
             f"CREATE TEMP TABLE IF NOT EXISTS log_ingest_stage (LIKE {table} INCLUDING DEFAULTS) ON COMMIT DELETE ROWS"
         )
-        _copy(cursor, "log_ingest_stage", records)
+        _copy(cursor, "log_ingest_stage", records, api_key_id)
         # (Temp tables need session pooling, not PgBouncer transaction pooling: docs/scaling.md.)
         cursor.execute(
             f"INSERT INTO {table} ({_COLUMNS}) SELECT {_COLUMNS} FROM log_ingest_stage ON CONFLICT (id) DO NOTHING"
@@ -453,7 +468,7 @@ def _insert_postgresql(records: list[LogRecord], *, all_new: bool) -> int:
         return created
 
 
-def _copy(cursor: Any, table: str, records: list[LogRecord]) -> None:
+def _copy(cursor: Any, table: str, records: list[LogRecord], api_key_id: int | None) -> None:
     raw = copy_with_orjson(cursor)  # contexts go in as plain dicts
     with raw.copy(f"COPY {table} ({_COLUMNS}) FROM STDIN (FORMAT BINARY)") as copy:
         copy.set_types(_COPY_TYPES)
@@ -462,12 +477,12 @@ def _copy(cursor: Any, table: str, records: list[LogRecord]) -> None:
                 (
                     r.id, r.case_id, r.case_version, r.session_id, r.success, r.error_type,
                     r.error_message, error_template(r), r.execution_time_ms, r.tokens_in, r.tokens_out, r.cost_usd,
-                    r.model, r.context, r.created_at,
+                    r.model, r.context, r.created_at, api_key_id,
                 )
             )
 
 
-def _insert_portable(records: list[LogRecord]) -> int:
+def _insert_portable(records: list[LogRecord], *, api_key_id: int | None) -> int:
     existing = set(
         ExecutionLog.objects.filter(pk__in=[r.id for r in records]).values_list("id", flat=True)
     )
@@ -493,6 +508,7 @@ def _insert_portable(records: list[LogRecord]) -> int:
             model=r.model,
             context=r.context,
             created_at=r.created_at,
+            api_key_id=api_key_id,
             ingested_at=now,
         ))
     ExecutionLog.objects.bulk_create(new, batch_size=500, ignore_conflicts=True)

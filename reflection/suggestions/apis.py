@@ -1,7 +1,9 @@
 """Suggestions API: the review queue, approve, reject, rollback and on-demand generation.
 
-API keys act as their user: reading needs `reflection.view_suggestion` (or the approve
-permission), every decision needs `reflection.approve_suggestion`; 403 otherwise.
+API keys act as their user: reading needs the key's `reflection` scope and the user's
+`reflection.view_suggestion` (or the approve permission); every decision needs the `review`
+scope and `reflection.approve_suggestion`; asking for a suggestion now needs `reflection` and
+the approve permission; 403 otherwise.
 """
 from __future__ import annotations
 
@@ -12,6 +14,8 @@ from rest_framework.request import Request
 from rest_framework.response import Response
 from rest_framework.views import APIView
 
+from casebank.access.permissions import RequiredScopes
+from casebank.access.scopes import Scope
 from core.errors import Conflict
 from reflection.models import Experiment, ExperimentStatus, Suggestion, SuggestionStatus
 from reflection.suggestions import selectors, services
@@ -114,7 +118,8 @@ class SuggestionPagination(PageNumberPagination):
 
 
 class SuggestionListApi(APIView):
-    permission_classes = [permissions.IsAuthenticated, CanReview]
+    required_scopes = Scope.REFLECTION
+    permission_classes = [permissions.IsAuthenticated, RequiredScopes, CanReview]
 
     @extend_schema(
         parameters=[
@@ -134,7 +139,8 @@ class SuggestionListApi(APIView):
 
 
 class SuggestionDetailApi(APIView):
-    permission_classes = [permissions.IsAuthenticated, CanReview]
+    required_scopes = Scope.REFLECTION
+    permission_classes = [permissions.IsAuthenticated, RequiredScopes, CanReview]
 
     @extend_schema(responses=SuggestionDetailOutputSerializer, summary="One suggestion with its evidence")
     def get(self, request: Request, suggestion_id: int) -> Response:
@@ -146,7 +152,8 @@ class NoteInput(serializers.Serializer):
 
 
 class SuggestionApproveApi(APIView):
-    permission_classes = [permissions.IsAuthenticated, CanApprove]
+    required_scopes = Scope.REVIEW
+    permission_classes = [permissions.IsAuthenticated, RequiredScopes, CanApprove]
 
     @extend_schema(
         request=NoteInput,
@@ -168,7 +175,8 @@ class SuggestionApproveApi(APIView):
 
 
 class SuggestionRejectApi(APIView):
-    permission_classes = [permissions.IsAuthenticated, CanApprove]
+    required_scopes = Scope.REVIEW
+    permission_classes = [permissions.IsAuthenticated, RequiredScopes, CanApprove]
 
     class InputSerializer(serializers.Serializer):
         note = serializers.CharField(max_length=services.MAX_NOTE, help_text="Why; required.")
@@ -183,7 +191,8 @@ class SuggestionRejectApi(APIView):
 
 
 class SuggestionRollbackApi(APIView):
-    permission_classes = [permissions.IsAuthenticated, CanApprove]
+    required_scopes = Scope.REVIEW
+    permission_classes = [permissions.IsAuthenticated, RequiredScopes, CanApprove]
 
     @extend_schema(request=NoteInput, responses=SuggestionOutputSerializer, summary="Roll back: stop its experiment's candidate (a note is required), or undo an applied regression")
     def post(self, request: Request, suggestion_id: int) -> Response:
@@ -200,7 +209,8 @@ class NotMadeSerializer(serializers.Serializer):
 
 
 class SuggestionGenerateApi(APIView):
-    permission_classes = [permissions.IsAuthenticated, CanApprove]
+    required_scopes = Scope.REFLECTION
+    permission_classes = [permissions.IsAuthenticated, RequiredScopes, CanApprove]
 
     class InputSerializer(serializers.Serializer):
         case_id = serializers.UUIDField()

@@ -1,8 +1,5 @@
 from __future__ import annotations
 
-import sqlite3
-
-import psycopg
 import pytest
 from django.conf import settings
 from django.core.cache import caches
@@ -11,6 +8,7 @@ from django.db import connection
 from agents.demo import data as demo_data
 from agents.knowledge.services import documents_load_path
 from tests.bench.support import database_url
+from tests.support.analytics_pg import demo_analytics_to_postgres, drop_demo_analytics
 
 
 @pytest.fixture(autouse=True)
@@ -43,24 +41,10 @@ def pg_demo_analytics(settings, analytics_db):
         pytest.skip("PostgreSQL analytics; run through scripts/run_tests.py")
     url = database_url()
     tables = list(settings.ANALYTICS_ALLOWED_TABLES)  # the demo tables, in foreign-key order by default
-    source = sqlite3.connect(analytics_db)
-    try:
-        with psycopg.connect(url, autocommit=True) as target:
-            target.execute(f"DROP TABLE IF EXISTS {', '.join(reversed(tables))}")  # a crashed run's leftovers
-            # DOUBLE PRECISION keeps SQLite's 8-byte REAL values exact (PostgreSQL's REAL is 4 bytes).
-            for statement in demo_data.SCHEMA.replace("REAL", "DOUBLE PRECISION").split(";"):
-                if statement.strip():
-                    target.execute(statement)
-            for table in tables:
-                with target.cursor().copy(f"COPY {table} FROM STDIN") as copy:
-                    for row in source.execute(f"SELECT * FROM {table}"):
-                        copy.write_row(row)
-    finally:
-        source.close()
+    demo_analytics_to_postgres(url, source=analytics_db, tables=tables)
     settings.ANALYTICS_DATABASE_URL = url
     yield url
-    with psycopg.connect(url, autocommit=True) as target:
-        target.execute(f"DROP TABLE IF EXISTS {', '.join(reversed(tables))}")
+    drop_demo_analytics(url, tables=tables)
 
 
 @pytest.fixture

@@ -1,14 +1,11 @@
 """Execution-log ingestion: in-process service path and end to end through the HTTP API."""
 from __future__ import annotations
 
-import http.client
 import random
 import statistics
-import threading
 import time
 import uuid
 from datetime import timedelta
-from urllib.parse import urlparse
 
 import orjson
 from django.utils import timezone
@@ -19,7 +16,7 @@ from reflection.logs import services as ingestion
 from reflection.logs.decoding import decode_typed
 from reflection.logs.ids import uuid7
 from reflection.models import ExecutionLog
-from tests.bench.support import server, summary_ms
+from tests.bench.support import post_all, server, summary_ms
 
 NAME = "ingestion"
 TITLE = "Log ingestion (batches of 1,000)"
@@ -88,41 +85,9 @@ def _in_process(case_ids: list[str], rng: random.Random) -> tuple[str, list[byte
 
 def _http(case_ids: list[str], rng: random.Random, key: str, workers: int, *, live: bool) -> tuple[str, int]:
     bodies = [orjson.dumps(_batch(case_ids, rng, live=live)) for _ in range(HTTP_BATCHES)]
-    latencies: list[float] = []
-    failures: list[str] = []
-    lock = threading.Lock()
-    queue = list(bodies)
-
+    headers = {"Authorization": f"Token {key}", "Content-Type": "application/json"}
     with server(kind="gunicorn", workers=workers) as (base, _):
-        target = urlparse(base)
-
-        def client() -> None:
-            while True:
-                with lock:
-                    if not queue:
-                        return
-                    body = queue.pop()
-                connection = http.client.HTTPConnection(target.hostname, target.port, timeout=60)
-                started = time.perf_counter()
-                connection.request(
-                    "POST", "/api/logs/", body, {"Authorization": f"Token {key}", "Content-Type": "application/json"}
-                )
-                response = connection.getresponse()
-                response.read()
-                elapsed = time.perf_counter() - started
-                connection.close()
-                with lock:
-                    latencies.append(elapsed)
-                    if response.status != 201:
-                        failures.append(str(response.status))
-
-        started = time.perf_counter()
-        threads = [threading.Thread(target=client) for _ in range(CLIENTS)]
-        for thread in threads:
-            thread.start()
-        for thread in threads:
-            thread.join()
-        wall = time.perf_counter() - started
+        wall, latencies, failures = post_all(base, "/api/logs/", bodies, headers, clients=CLIENTS, expect=201)
     rows = HTTP_BATCHES * BATCH
     row = (
         f"| HTTP, {'live logs' if live else 'backfill'}, gunicorn {workers} sync workers, {CLIENTS} clients "

@@ -17,9 +17,12 @@ from datetime import timedelta
 from pathlib import Path
 
 import orjson
+from django.contrib.auth import get_user_model
+from django.contrib.auth.models import Permission
 from django.utils import timezone
 
 from casebank.access import services as access_services
+from casebank.access.scopes import ALL_SCOPES
 from casebank.cases import services as case_services
 from casebank.models import ApiTier
 from reflection.analysis.services import case_analysis_record
@@ -83,7 +86,11 @@ def _seed(rng: random.Random) -> tuple[list[str], str]:
         ingestion.logs_ingest(records=ingestion.parse_batch(items[start:start + 1000]))
     for case_id in case_ids:  # what dashboards read: each case analysed once, as the daily run does
         case_analysis_record(case_id=case_id)
-    _, key = access_services.api_key_create(name=f"bench-load-{uuid.uuid4().hex[:8]}", tier=ApiTier.PREMIUM)
+    # A reader of every client's logs (a dashboard): the reflection scope and admin's view permission.
+    name = f"bench-load-{uuid.uuid4().hex[:8]}"
+    reader = get_user_model().objects.create_user(name)
+    reader.user_permissions.add(Permission.objects.get(codename="view_executionlog"))
+    _, key = access_services.api_key_create(name=name, tier=ApiTier.PREMIUM, user=reader, scopes=ALL_SCOPES)
     return case_ids, key
 
 

@@ -1,18 +1,20 @@
 """Shared pieces for benchmarks: a real server process on the bench database, and timing."""
 from __future__ import annotations
 
+import http.client
 import os
 import socket
 import statistics
 import subprocess
 import sys
 import tempfile
+import threading
 import time
 import urllib.request
 from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
-from urllib.parse import quote
+from urllib.parse import quote, urlparse
 
 from django.conf import settings
 from django.db import connection
@@ -48,6 +50,9 @@ def server(
     env = {**os.environ, "DATABASE_URL": database_url(), "DJANGO_SETTINGS_MODULE": "config.settings",
            "DJANGO_DEBUG": "false", "LOG_LEVEL": "WARNING", **(extra_env or {})}
     if kind == "gunicorn":
+        # Several workers without Redis count rate limits per process, which config.gunicorn
+        # refuses; these servers measure speed, not limits, and say so.
+        env.setdefault("API_ALLOW_LOCAL_RATE_LIMITS", "false" if env.get("REDIS_URL") else "true")
         command = [sys.executable, "-m", "gunicorn", "config.wsgi:application", "-b", f"127.0.0.1:{port}",
                    "-w", str(workers), "--worker-class", "sync", "--log-level", "warning",
                    "--config", "python:config.gunicorn"]
@@ -122,3 +127,46 @@ def summary_ms(samples_s: list[float]) -> str:
     ms = [s * 1000 for s in samples_s]
     return (f"p50 {percentile(ms, 0.5):.1f} ms, p95 {percentile(ms, 0.95):.1f} ms, "
             f"p99 {percentile(ms, 0.99):.1f} ms, mean {statistics.fmean(ms):.1f} ms")
+
+
+def post_all(
+    base: str, path: str, bodies: list[bytes], headers: dict[str, str], *, clients: int, expect: int,
+    keep_alive: bool = False,
+) -> tuple[float, list[float], list[str]]:
+    """POST every body to `base` + `path` from `clients` threads at once; returns the wall time,
+    each request's latency and the statuses other than `expect` (or with a body, for 200s of
+    OTLP where a body means partial success: pass expect=200 and keep_alive for exporters)."""
+    target = urlparse(base)
+    latencies: list[float] = []
+    failures: list[str] = []
+    lock = threading.Lock()
+    queue = list(bodies)
+
+    def client() -> None:
+        connection = http.client.HTTPConnection(target.hostname, target.port, timeout=60)
+        while True:
+            with lock:
+                if not queue:
+                    connection.close()
+                    return
+                body = queue.pop()
+            started = time.perf_counter()
+            connection.request("POST", path, body, headers)
+            response = connection.getresponse()
+            answer = response.read()
+            elapsed = time.perf_counter() - started
+            if not keep_alive:
+                connection.close()
+                connection = http.client.HTTPConnection(target.hostname, target.port, timeout=60)
+            with lock:
+                latencies.append(elapsed)
+                if response.status != expect or (expect == 200 and answer):
+                    failures.append(str(response.status))
+
+    started = time.perf_counter()
+    threads = [threading.Thread(target=client) for _ in range(clients)]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join()
+    return time.perf_counter() - started, latencies, failures

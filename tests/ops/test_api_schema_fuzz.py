@@ -22,6 +22,7 @@ from schemathesis.specs.openapi.checks import (
 )
 
 from casebank.access import services as access_services
+from casebank.access.scopes import ALL_SCOPES
 from casebank.models import ApiTier
 from config.wsgi import application
 
@@ -33,7 +34,7 @@ def premium_key(db, settings):
         **django_settings.REST_FRAMEWORK,
         "DEFAULT_THROTTLE_RATES": {"standard": "100000/min", "premium": "100000/min", "anon": "100000/min"},
     }
-    return access_services.api_key_create(name="fuzzer", tier=ApiTier.PREMIUM)[1]
+    return access_services.api_key_create(name="fuzzer", tier=ApiTier.PREMIUM, scopes=ALL_SCOPES)[1]
 
 
 @contextmanager
@@ -55,7 +56,8 @@ def connections_kept() -> Iterator[None]:
 def test_it_answers_every_operation_within_the_schema(premium_key):
     with connections_kept():
         labels, failures = _fuzz(premium_key)
-    assert "POST /api/logs/" in labels and "POST /api/cases/search/" in labels
+    assert "POST /api/logs/" in labels and "POST /api/cases/search/" in labels and "POST /v1/traces" in labels
+    assert "GET /api/sessions/{session_id}/stream" in labels  # described by config.schema_hooks
     assert failures == [], "\n\n".join(failures)
 
 

@@ -13,6 +13,7 @@ from django.urls import URLPattern, URLResolver, get_resolver
 from rest_framework.test import APIClient
 
 from casebank.access import services as access_services
+from casebank.access.scopes import ALL_SCOPES
 
 pytestmark = pytest.mark.django_db
 
@@ -43,7 +44,7 @@ def _twin(path: str) -> str:
 
 @pytest.fixture
 def root_api(superuser) -> APIClient:
-    _, plain = access_services.api_key_create(name="root-client", user=superuser)
+    _, plain = access_services.api_key_create(name="root-client", user=superuser, scopes=ALL_SCOPES)
     client = APIClient(raise_request_exception=False)
     client.credentials(HTTP_AUTHORIZATION=f"Token {plain}")
     return client

@@ -13,6 +13,7 @@ import pytest
 from rest_framework.test import APIClient
 
 from casebank.access import services as access_services
+from casebank.access.scopes import ALL_SCOPES
 from reflection.models import ExecutionLog
 
 pytestmark = pytest.mark.django_db
@@ -23,7 +24,7 @@ LOG = '{"success": true, "execution_time_ms": 12, %s}'
 @pytest.fixture
 def root_api(superuser) -> APIClient:
     # raise_request_exception=False: a crash must show as the 500 a client would get.
-    _, plain = access_services.api_key_create(name="root-client", user=superuser)
+    _, plain = access_services.api_key_create(name="root-client", user=superuser, scopes=ALL_SCOPES)
     client = APIClient(raise_request_exception=False)
     client.credentials(HTTP_AUTHORIZATION=f"Token {plain}")
     return client

@@ -13,6 +13,7 @@ from drf_spectacular.generators import SchemaGenerator
 from rest_framework.test import APIClient
 
 from casebank.access import services as access_services
+from casebank.access.scopes import ALL_SCOPES
 
 pytestmark = pytest.mark.django_db
 
@@ -33,7 +34,7 @@ def _operations_with_a_body() -> list[tuple[str, str]]:
 @pytest.fixture
 def root_api(superuser) -> APIClient:
     # A superuser's key: permission checks pass, so every view gets as far as reading its body.
-    _, plain = access_services.api_key_create(name="root-client", user=superuser)
+    _, plain = access_services.api_key_create(name="root-client", user=superuser, scopes=ALL_SCOPES)
     client = APIClient()
     client.credentials(HTTP_AUTHORIZATION=f"Token {plain}")
     return client

@@ -5,10 +5,14 @@ when the script runs out, `responder(body)` answers if set, else `default` (HTTP
 set). Every request body is kept. A request with `"stream": true` gets the answer the way the
 real API streams it: Server-Sent Events of `chat.completion.chunk` objects, a few characters per
 chunk (`Reply.chunk_delay` apart), a usage chunk when `stream_options.include_usage`, then
-`data: [DONE]`.
+`data: [DONE]`. Image content parts (`image_url` with a base64 data URL) are checked as the
+real API would: a PNG/JPEG/WebP whose bytes match its media type, beside a text part, else 400
+`invalid_request_error`; each accepted one is listed in `images` (type, SHA-256, size).
 """
 from __future__ import annotations
 
+import base64
+import hashlib
 import json
 import threading
 import time
@@ -49,6 +53,8 @@ class OpenAIServer:
         self._script: list[Reply] = []
         self.default: Reply = Reply.error(500)
         self.requests: list[dict] = []
+        # Every image part received, checked like the API does: (media type, sha256, bytes).
+        self.images: list[tuple[str, str, int]] = []
         self.responder: Callable[[dict], Reply] | None = None
         server = self
 
@@ -64,8 +70,14 @@ class OpenAIServer:
                 if self.path.rstrip("/") != "/v1/chat/completions":
                     self._send(404, {"error": {"message": "not found", "type": "invalid_request_error"}})
                     return
+                images, problem = _image_parts(body)
+                if problem:
+                    # What the real API answers for a malformed image part: 400, invalid_request_error.
+                    self._send(400, {"error": {"message": problem, "type": "invalid_request_error"}})
+                    return
                 with server._lock:
                     server.requests.append(body)
+                    server.images.extend(images)
                     if server._script:
                         reply = server._script.pop(0)
                     elif server.responder is not None:
@@ -189,6 +201,38 @@ class OpenAIServer:
 
     def __exit__(self, *exc: Any) -> None:
         self.stop()
+
+
+_SIGNATURES = {"image/png": (b"\x89PNG\r\n\x1a\n",), "image/jpeg": (b"\xff\xd8\xff",), "image/webp": (b"RIFF",)}
+
+
+def _image_parts(body: dict) -> tuple[list[tuple[str, str, int]], str]:
+    """The image content parts of a Chat Completions request, each a base64 data URL whose bytes
+    match its media type, sent with a text part in the same message; or why not."""
+    found: list[tuple[str, str, int]] = []
+    for message in body.get("messages") or []:
+        content = message.get("content")
+        if not isinstance(content, list):
+            continue
+        kinds = [part.get("type") for part in content]
+        if "image_url" in kinds and "text" not in kinds:
+            return [], "an image without a text part"
+        for part in content:
+            if part.get("type") != "image_url":
+                continue
+            url = (part.get("image_url") or {}).get("url", "")
+            header, _, encoded = url.partition(",")
+            media_type = header.removeprefix("data:").removesuffix(";base64")
+            if not header.startswith("data:") or not header.endswith(";base64") or media_type not in _SIGNATURES:
+                return [], f"unsupported image URL {header[:40]!r}"
+            try:
+                data = base64.b64decode(encoded, validate=True)
+            except ValueError:
+                return [], "invalid base64 image data"
+            if not data.startswith(_SIGNATURES[media_type]):
+                return [], f"the image data is not {media_type}"
+            found.append((media_type, hashlib.sha256(data).hexdigest(), len(data)))
+    return found, ""
 
 
 def point_llm_at(settings: Any, server: OpenAIServer, **overrides: Any) -> None:

@@ -6,8 +6,9 @@ import uuid
 import pytest
 from mcp import ClientSession
 
+from casebank.access.services import hash_api_key
 from casebank.cases import services as case_services
-from casebank.models import Case, CaseStatus
+from casebank.models import ApiKey, Case, CaseStatus
 from reflection.analysis import services as analysis_services
 from reflection.models import ExecutionLog
 from tests.agents.mcp.conftest import call, error_text, with_session
@@ -100,6 +101,7 @@ def test_log_run_stores_the_outcome_once_per_run_id(mcp_url, make_key, make_case
     log = ExecutionLog.objects.get()
     assert (log.success, log.execution_time_ms, log.error_type, log.tokens_in, log.tokens_out, log.case_version) == (
         False, 1235, "TimeoutError", 800, 90, 1)
+    assert log.api_key_id == ApiKey.objects.get(key_hash=hash_api_key(key)).pk  # owned by the caller, as over REST
 
 
 def test_log_run_names_the_argument_the_ingestion_refuses(mcp_url, make_key, make_case):

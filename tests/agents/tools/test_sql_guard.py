@@ -116,7 +116,7 @@ def test_it_would_notice_a_connection_attempt(dialect):
 def test_it_refuses_the_cte_shadowing_that_used_to_leak_sqlite_master(analytics_db):
     leak = "SELECT (WITH sqlite_master AS (SELECT 1) SELECT 1) AS x, name, sql FROM sqlite_master, orders"
     # Unguarded, the query really reads the catalog: the refusal below is what stops it.
-    columns, bounded = analytics._run_sqlite(analytics.conf.analytics_database_url(), leak, timeout_ms=5000, row_cap=5)
+    columns, bounded, _plan = analytics._run_sqlite(analytics.conf.analytics_database_url(), leak, timeout_ms=5000, row_cap=5)
     assert columns == ["x", "name", "sql"] and bounded.rows[0][2].startswith("CREATE TABLE")
     with pytest.raises(SqlRefused, match="Table sqlite_master is not allowed"):
         analytics.run_checked_query(leak)
@@ -264,7 +264,7 @@ def test_it_refuses_the_self_referencing_cte_that_reads_the_real_table_on_postgr
     try:
         sql = "WITH secrets AS (SELECT * FROM secrets) SELECT secret FROM secrets"
         # Unguarded, PostgreSQL reads the real table from inside the non-recursive CTE.
-        _, bounded = analytics._run_postgres(pg_demo_analytics, sql, timeout_ms=5000, row_cap=5)
+        _, bounded, _plan = analytics._run_postgres(pg_demo_analytics, sql, timeout_ms=5000, row_cap=5)
         assert bounded.rows == [["hunter2"]]
         with pytest.raises(SqlRefused, match="Table secrets is not allowed"):
             analytics.run_checked_query(sql)
@@ -295,6 +295,7 @@ def test_it_maps_every_database_error_to_an_analytics_error(analytics_db, sql):
 
 def test_it_aborts_a_query_past_the_statement_timeout(analytics_db, settings):
     settings.ANALYTICS_STATEMENT_TIMEOUT_MS = 50
+    settings.ANALYTICS_MAX_PLAN_ROWS = 10**15  # the cost check would refuse it first (test_sql_cost.py)
     slow = "SELECT COUNT(*) FROM order_items a JOIN order_items b ON a.quantity <= b.quantity JOIN orders c ON c.total >= 0"
     with pytest.raises(analytics.AnalyticsError, match="statement timeout of 50 ms"):
         analytics.run_checked_query(slow)

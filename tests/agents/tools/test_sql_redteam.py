@@ -33,20 +33,6 @@ SQLITE_AMPLIFIER = _strftime_amplifier(900, 6)
 POSTGRES_PADDING = "SELECT CAST('a' AS CHAR(1000000)) AS x FROM orders"
 
 
-@pytest.fixture
-def caller(api_key) -> APIClient:
-    client = APIClient(raise_request_exception=False)  # a crash shows as the client's 500
-    client.credentials(HTTP_AUTHORIZATION=f"Token {api_key[1]}")
-    return client
-
-
-@pytest.fixture(params=["sqlite", "postgres"])
-def dialect(request) -> str:
-    if request.param == "postgres":
-        request.getfixturevalue("pg_demo_analytics")
-    else:
-        request.getfixturevalue("analytics_db")
-    return request.param
 
 
 def _ask(caller: APIClient, sql: str):
@@ -185,6 +171,6 @@ def test_the_runner_bounds_bytes_even_if_an_amplifier_slipped_past_the_guard(dia
     sql = ("SELECT replace(hex(zeroblob(100000)), '0', 'ab') FROM orders" if dialect == "sqlite"
            else "SELECT CAST('a' AS CHAR(300000)) AS x FROM orders")
     runner = analytics._run_sqlite if dialect == "sqlite" else analytics._run_postgres
-    columns, bounded = runner(url, sql, timeout_ms=5000, row_cap=500, max_bytes=200_000, max_cell=1000)
+    columns, bounded, _plan = runner(url, sql, timeout_ms=5000, row_cap=500, max_bytes=200_000, max_cell=1000)
     assert bounded.truncated and len(orjson.dumps(bounded.rows)) <= 200_000
     assert all(len(row[0]) <= 1000 for row in bounded.rows)
