@@ -65,8 +65,11 @@ class Case(models.Model):
     usage_count = models.PositiveIntegerField(default=0, editable=False)
     # Reuse value (issue #18): successful and failed runs of the plan, each weighted by its age
     # (half-life REFLECTION_HALF_LIFE_DAYS), as of the last analysis. Ranking reads them.
-    reuse_helped = models.FloatField(default=0.0, editable=False, help_text="Recent runs that succeeded, time-decayed.")
-    reuse_harmed = models.FloatField(default=0.0, editable=False, help_text="Recent runs that failed, time-decayed.")
+    # db_default too: bulk loads that bypass the ORM (COPY in the benchmarks) start at no record.
+    reuse_helped = models.FloatField(default=0.0, db_default=0.0, editable=False,
+                                     help_text="Recent runs that succeeded, time-decayed.")
+    reuse_harmed = models.FloatField(default=0.0, db_default=0.0, editable=False,
+                                     help_text="Recent runs that failed, time-decayed.")
     last_used_at = models.DateTimeField(null=True, blank=True, editable=False)
     created_at = models.DateTimeField(default=timezone.now, editable=False)
     updated_at = models.DateTimeField(default=timezone.now, editable=False)
