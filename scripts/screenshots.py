@@ -11,7 +11,7 @@ from __future__ import annotations
 import sys
 from pathlib import Path
 
-from playwright.sync_api import sync_playwright
+from playwright.sync_api import Locator, Page, sync_playwright
 
 CHROMIUM = "/usr/bin/chromium"
 # Flags for a closed network: without them Chromium keeps calling home and is refused.
@@ -26,6 +26,20 @@ PAGES = [
     ("approval-queue", "/admin/reflection/pendingsuggestion/"),
     ("session-list", "/admin/agents/session/"),
 ]
+
+
+FIRST_ROW_LINK = "#result_list tbody tr th a"
+
+
+def _follow(page: Page, link: Locator, shot: Path) -> bool:
+    """Open `link` if the page has it and take a full-page screenshot; whether it was there."""
+    if not link.count():
+        return False
+    link.click()
+    page.wait_for_load_state("load")
+    page.screenshot(path=str(shot), full_page=True)
+    print(f"{shot.stem}: {page.title()}")
+    return True
 
 
 def main(base: str, user: str, password: str, out: Path) -> None:
@@ -44,45 +58,20 @@ def main(base: str, user: str, password: str, out: Path) -> None:
             print(f"{name}: {page.title()}")
         # The first pending suggestion (evidence and plan diff) and a case's change page.
         page.goto(base + "/admin/reflection/pendingsuggestion/")
-        link = page.locator("#result_list tbody tr th a").first
-        if link.count():
-            link.click()
-            page.wait_for_load_state("load")
-            page.screenshot(path=str(out / "approval-console.png"), full_page=True)
-            print(f"approval-console: {page.title()}")
+        if _follow(page, page.locator(FIRST_ROW_LINK).first, out / "approval-console.png"):
             # Its case: in warning, with this suggestion pending (the plan editor, versions, links).
-            case_link = page.locator('.field-case_link a[href*="/admin/casebank/case/"]').first
-            if case_link.count():
-                case_link.click()
-                page.wait_for_load_state("load")
-                page.screenshot(path=str(out / "case-change.png"), full_page=True)
-                print(f"case-change: {page.title()}")
+            _follow(page, page.locator('.field-case_link a[href*="/admin/casebank/case/"]').first, out / "case-change.png")
         # The demo session (seed_demo): answer, result table, chart, sources, timeline.
         page.goto(base + "/admin/agents/session/?q=" + DEMO_SESSION_QUERY.replace(" ", "+"))
-        session_link = page.locator("#result_list tbody tr th a").first
-        if session_link.count():
-            session_link.click()
-            page.wait_for_load_state("load")
-            page.screenshot(path=str(out / "session.png"), full_page=True)
-            print(f"session: {page.title()}")
+        _follow(page, page.locator(FIRST_ROW_LINK).first, out / "session.png")
         # The demo's running experiment (seed_demo approves a suggestion): arms, statistic, chart.
         page.goto(base + "/admin/reflection/experiment/")
-        experiment_link = page.locator("#result_list tbody tr th a").first
-        if experiment_link.count():
-            experiment_link.click()
-            page.wait_for_load_state("load")
-            page.screenshot(path=str(out / "experiment.png"), full_page=True)
-            print(f"experiment: {page.title()}")
+        _follow(page, page.locator(FIRST_ROW_LINK).first, out / "experiment.png")
         # A case's analysis page: the demo's degrading case if it is there, else the first listed.
         page.goto(base + "/admin/reflection/caseanalysis/")
         analyses = page.locator('a[href*="/admin/reflection/caseanalysis/case/"]')
         degrading = analyses.filter(has_text=DEGRADING_TITLE)
-        target = degrading.first if degrading.count() else analyses.first
-        if analyses.count():
-            target.click()
-            page.wait_for_load_state("load")
-            page.screenshot(path=str(out / "case-analysis.png"), full_page=True)
-            print(f"case-analysis: {page.title()}")
+        _follow(page, degrading.first if degrading.count() else analyses.first, out / "case-analysis.png")
         browser.close()
 
 
