@@ -1,9 +1,9 @@
 """Hybrid retrieval over knowledge-document chunks and cases for the retrieval worker.
 
 BM25 over `DocumentTerm` is the case bank's approach (an inverted-index table scored in one SQL
-aggregate); cases are scored by `casebank.search.selectors` itself, and both lists are fused with its
-`reciprocal_rank_fusion` (k=60). Candidates are then reranked on cosine similarity and query-term
-coverage, which rewards passages that actually contain what was asked.
+aggregate); cases are scored by `casebank.search.selectors` itself, and both lists are fused with
+`casebank.search.ranking.score_fusion`. Candidates are then reranked on their fused score, cosine
+similarity and query-term coverage, which rewards passages that actually contain what was asked.
 """
 from __future__ import annotations
 
@@ -26,7 +26,7 @@ from casebank.models import Case
 from casebank.search import embeddings
 from casebank.search import selectors as case_selectors
 from casebank.search.embeddings import embed_query
-from casebank.search.ranking import reciprocal_rank_fusion, vector_signal
+from casebank.search.ranking import score_fusion, vector_signal
 from casebank.search.text import tokenize
 
 MODES = ("hybrid", "vector", "bm25")
@@ -42,7 +42,10 @@ class Passage:
     similarity: float | None = None
     bm25: float | None = None
     fused: float = 0.0
-    score: float = 0.0
+    score: float = 0.0  # the order
+    # How well the passage itself answers the query on a fixed scale, unlike `score`, which the
+    # fused half makes relative to the best candidate: what the worker's confidence averages.
+    match: float = 0.0
 
     @property
     def source(self) -> dict:
@@ -125,10 +128,12 @@ def search_passages(
     if mode == "hybrid":
         # Weighted by the vector list's signal, before the threshold cut (`ranking.vector_signal`).
         signal = vector_signal(raw_similarity)
-        fused = reciprocal_rank_fusion(similarity, lexical, weights=(signal, 1.0))
+        fused = score_fusion(similarity, lexical, vector_weight=signal)
     else:
         fused = dict(similarity if mode == "vector" else lexical)
-    top = sorted(fused.items(), key=lambda item: item[1], reverse=True)[:candidates]
+    # Equal fused scores (each list's best at 1/2 when they disagree) go to the closer meaning.
+    top = sorted(fused.items(), key=lambda item: (item[1], raw_similarity.get(item[0], -1.0), item[0]),
+                 reverse=True)[:candidates]
     passages = _materialise([key for key, _ in top])
     for passage in passages:
         passage.fused = fused[passage.key]
@@ -140,7 +145,7 @@ def search_passages(
         _rerank(query, vector, passages, vector_weight=signal if mode == "hybrid" else 1.0)
     else:
         for passage in passages:
-            passage.score = passage.fused
+            passage.score = passage.match = passage.fused
     passages.sort(key=lambda p: p.score, reverse=True)
     return passages
 
@@ -162,10 +167,13 @@ def _materialise(keys: list[tuple[str, str]]) -> list[Passage]:
 
 
 def _rerank(query: str, vector: np.ndarray, passages: list[Passage], *, vector_weight: float = 1.0) -> None:
-    """Score = (0.7 w x cosine + 0.3 x share of query terms the passage contains) / (0.7 w + 0.3).
+    """Score = 1/2 x fused / best fused + 1/2 x (0.7 w x cosine + 0.3 x coverage) / (0.7 w + 0.3),
 
-    w is the vector list's signal (`ranking.vector_signal`): cosines of a model that cannot read
-    the query's language would otherwise decide the order. Ties keep the fused order.
+    coverage the share of query terms the passage contains, w the vector list's signal
+    (`ranking.vector_signal`): cosines of a model that cannot read the query's language would
+    otherwise decide the order. Half of the score stays the fused one, so the rerank reorders
+    close candidates and cannot undo a clear BM25 winner (without it Korean MRR fell from the
+    fusion's 0.958 to 0.892). Ties keep the fused order.
     """
     from casebank.search.embeddings import embed_texts
 
@@ -175,9 +183,11 @@ def _rerank(query: str, vector: np.ndarray, passages: list[Passage], *, vector_w
             passage.similarity = float(np.dot(v, vector))
     terms = set(tokenize(query))
     cosine_weight = 0.7 * vector_weight
+    best_fused = max((passage.fused for passage in passages), default=0.0)
     for passage in passages:
         coverage = len(terms & set(tokenize(f"{passage.title} {passage.text}"))) / len(terms) if terms else 0.0
-        passage.score = (cosine_weight * max(passage.similarity or 0.0, 0.0) + 0.3 * coverage) / (cosine_weight + 0.3)
+        passage.match = (cosine_weight * max(passage.similarity or 0.0, 0.0) + 0.3 * coverage) / (cosine_weight + 0.3)
+        passage.score = 0.5 * (passage.fused / best_fused if best_fused > 0 else 0.0) + 0.5 * passage.match
 
 
 _reranker_lock = threading.Lock()
@@ -206,4 +216,4 @@ def _cross_rerank(query: str, passages: list[Passage]) -> None:
         model = cross_encoder(settings.RERANKER_MODEL)
     scores = model.predict([(query, f"{p.title}\n{p.text}") for p in passages], show_progress_bar=False)
     for passage, score in zip(passages, scores, strict=True):
-        passage.score = float(score)
+        passage.score = passage.match = float(score)

@@ -58,7 +58,7 @@ class CaseSearchApi(APIView):
     @extend_schema(
         request=InputSerializer,
         responses=OutputSerializer,
-        summary="Top-k similar cases (vector, bm25 or hybrid with RRF k=60)",
+        summary="Top-k similar cases (vector, bm25 or hybrid: normalised scores fused)",
     )
     def post(self, request: Request) -> Response:
         data = self.InputSerializer(data=request.data)

@@ -12,11 +12,11 @@ from pgvector.django import CosineDistance
 
 from casebank.models import HIDDEN_STATUSES, Case, CaseStatus, CaseTerm, CaseTermStat, ReviewState
 from casebank.search.embeddings import embed_query
-from casebank.search.ranking import RRF_K, Role, adjusted_score, reciprocal_rank_fusion, role_of, vector_signal
+from casebank.search.ranking import Role, adjusted_score, role_of, score_fusion, vector_signal
 from casebank.search.text import tokenize
 from core.cache import layered_delete, layered_get_or_set
 
-__all__ = ["RRF_K", "reciprocal_rank_fusion", "case_search", "vector_scores", "bm25_scores", "SearchHit"]
+__all__ = ["score_fusion", "case_search", "vector_scores", "bm25_scores", "SearchHit"]
 
 
 BM25_K1 = 1.2
@@ -187,7 +187,7 @@ def case_search(
     else:
         # The vector list counts by how much signal it has (`ranking.vector_signal`): a model
         # that cannot read the query's language must not drag a good BM25 ranking down.
-        scores = reciprocal_rank_fusion(similarity, lexical, weights=(vector_signal(similarity), 1.0))
+        scores = score_fusion(similarity, lexical, vector_weight=vector_signal(similarity))
 
     # Rank on a few columns alone, then load only the k winners: the candidates are up to
     # 2 x depth, and whole rows (query, plan) for all of them cost more than the ranking.
@@ -198,14 +198,15 @@ def case_search(
         )
     }
     # Relevance first, the track record as a bounded adjustment (see `ranking`); among equal
-    # scores a case in warning comes after a healthy one, then ids keep the order stable.
+    # scores a case in warning comes after a healthy one, then the closer meaning (each list's
+    # best ties at 1/2 when the lists disagree), then ids keep the order stable.
     ranked = sorted(
         (
             (adjusted_score(score, helped=records[case_id][1], harmed=records[case_id][2]),
              records[case_id][0] != CaseStatus.WARNING, str(case_id), score, case_id)
             for case_id, score in scores.items() if case_id in records
         ),
-        key=lambda row: (-row[0], not row[1], row[2]),
+        key=lambda row: (-row[0], not row[1], -similarity.get(row[4], -1.0), row[2]),
     )[:k]
     cases = Case.objects.defer("embedding").in_bulk([row[4] for row in ranked])
     return [

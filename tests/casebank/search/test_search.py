@@ -2,7 +2,7 @@ from __future__ import annotations
 
 import pytest
 
-from casebank.search.selectors import case_search, reciprocal_rank_fusion
+from casebank.search.selectors import case_search
 
 pytestmark = pytest.mark.django_db
 
@@ -103,10 +103,3 @@ def test_it_rejects_bad_search_input(api, payload):
     response = api.post("/api/cases/search/", payload, format="json")
     assert response.status_code == 400
     assert response.json()["errors"]
-
-
-def test_rrf_adds_reciprocal_ranks():
-    fused = reciprocal_rank_fusion({"a": 0.9, "b": 0.5}, {"b": 7.0, "c": 1.0}, k=60)
-    assert fused["b"] == pytest.approx(1 / 62 + 1 / 61)
-    assert fused["a"] == pytest.approx(1 / 61)
-    assert fused["c"] == pytest.approx(1 / 62)
