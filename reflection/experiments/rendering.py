@@ -8,7 +8,8 @@ from collections.abc import Sequence
 from django.utils.html import escape, format_html, format_html_join
 from django.utils.safestring import SafeString, mark_safe
 
-from reflection.models import Experiment, ExperimentLook, ExperimentStatus
+from reflection.experiments.ramp import next_share
+from reflection.models import Experiment, ExperimentLook, ExperimentStatus, ExperimentStep
 
 Z_95 = 1.959964
 STATUS_COLOURS: dict[str, str] = {
@@ -58,6 +59,37 @@ def arms_html(experiment: Experiment) -> SafeString:
     return format_html(
         '<table class="experiment-arms"><tr><th>Arm</th><th>Version</th><th>Traffic</th><th>Runs</th>'
         "<th>Successes</th><th>Success rate</th><th>95 % interval</th></tr>{}</table>", table)
+
+
+def ramp_html(experiment: Experiment, steps: Sequence[ExperimentStep]) -> SafeString:
+    """The ramp: where it stands, what comes next, and every step with its time, who moved the
+    share and why, and both arms' runs in it (from the last look)."""
+    following = next_share(ramp=experiment.ramp, share=experiment.candidate_share)
+    if experiment.status != ExperimentStatus.RUNNING:
+        state = "ended with the experiment"
+    elif experiment.ramp_held:
+        state = "held by a reviewer: no automatic step"
+    elif following is None:
+        state = "at its last step"
+    else:
+        state = f"next: {following:.0%}, automatically once the ramp rule allows"
+    looked = {row.get("number"): row for row in (experiment.detail or {}).get("steps") or [] if isinstance(row, dict)}
+
+    def arm(row: dict, name: str) -> str:
+        runs, successes = row.get(f"{name}_runs"), row.get(f"{name}_successes")
+        return f"{successes:,}/{runs:,}" if isinstance(runs, int) and isinstance(successes, int) else "—"
+
+    rows = format_html_join("", "<tr><td>{}</td><td>{}</td><td>{}</td><td>{}</td><td>{}</td><td>{}</td><td>{}</td></tr>", (
+        (step.number, f"{step.share:.0%}", f"{step.started_at:%Y-%m-%d %H:%M}", step.started_by, step.reason,
+         arm(looked.get(step.number, {}), "current"), arm(looked.get(step.number, {}), "candidate"))
+        for step in steps
+    ))
+    return format_html(
+        "Step {} of the ramp {}, candidate share <strong>{}</strong> ({}).<br>"
+        '<table class="experiment-arms"><tr><th>Step</th><th>Share</th><th>Started</th><th>By</th><th>Why</th>'
+        "<th>Current: successes/runs</th><th>Candidate: successes/runs</th></tr>{}</table>",
+        steps[-1].number if steps else 1, " → ".join(f"{share:.0%}" for share in experiment.ramp) or "—",
+        f"{experiment.candidate_share:.0%}", state, rows)
 
 
 def statistic_html(experiment: Experiment) -> SafeString:
