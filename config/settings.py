@@ -278,6 +278,7 @@ SPECTACULAR_SETTINGS = {
         # Sessions and reflection runs share one lifecycle (same values, so one enum).
         "RunStatusEnum": "reflection.analysis.models.ReflectionRunStatus",
         "SuggestionStatusEnum": "reflection.suggestions.models.SuggestionStatus",
+        "ExperimentStatusEnum": "reflection.experiments.models.ExperimentStatus",
     },
     # Served from the sidecar package: the docs page must work without a CDN.
     "SWAGGER_UI_DIST": "SIDECAR",

@@ -11,13 +11,33 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import Any
 
-from django.db.models import Count, Q
+from django.db.models import Count, Q, QuerySet
 
 from casebank.cases.plans import ServedPlan
 from casebank.models import Case, CaseVersion
+from core.errors import NotFound
 from reflection.experiments.assignment import Arm, assign_arm
 from reflection.experiments.sequential import ArmCounts, total_counts
 from reflection.models import DailyCaseRollup, ExecutionLog, Experiment, ExperimentStatus, ExperimentStep
+
+
+def experiment_list(*, status: str | None = None, case_id: Any = None) -> QuerySet[Experiment]:
+    """Experiments, newest first (filters validated by the caller). `status` is served by
+    `experiment_status_case_idx`, `case` by the foreign key's index."""
+    experiments = Experiment.objects.all()
+    if status:
+        experiments = experiments.filter(status=status)
+    if case_id is not None:
+        experiments = experiments.filter(case_id=case_id)
+    return experiments.order_by("-started_at", "-pk")
+
+
+def experiment_get(experiment_id: int) -> Experiment:
+    # Ids beyond bigint would make PostgreSQL raise instead of finding nothing.
+    experiment = Experiment.objects.filter(pk=experiment_id).first() if 0 < experiment_id < 2**63 else None
+    if experiment is None:
+        raise NotFound(f"No experiment with id {experiment_id}.")
+    return experiment
 
 
 def experiment_key(experiment_id: int) -> str:
