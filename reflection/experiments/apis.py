@@ -144,6 +144,9 @@ class LookSerializer(serializers.Serializer):
     outcome = serializers.CharField()
 
 
+LOOK_FIELDS: tuple[str, ...] = tuple(LookSerializer().fields)
+
+
 class ExperimentSerializer(serializers.Serializer):
     id = serializers.IntegerField()
     suggestion_id = serializers.IntegerField()
@@ -177,7 +180,9 @@ def experiment_summary(experiment: Experiment) -> dict[str, Any]:
     arms = []
     for arm, version, share in (("current", experiment.base_version, 1 - experiment.candidate_share),
                                 ("candidate", experiment.candidate_version, experiment.candidate_share)):
-        counts = detail.get(arm) if isinstance(detail.get(arm), dict) else {}
+        counts = detail.get(arm)
+        if not isinstance(counts, dict):
+            counts = {}
         runs, successes = int(counts.get("runs") or 0), int(counts.get("successes") or 0)
         interval = wilson_interval(successes, runs)
         arms.append({"arm": arm, "version": version, "share": share, "runs": runs, "successes": successes,
@@ -209,7 +214,7 @@ def experiment_detail(experiment: Experiment) -> dict[str, Any]:
                        "current": _counts(looked.get(step.number), "current"),
                        "candidate": _counts(looked.get(step.number), "candidate")} for step in steps],
         },
-        "looks": [{name: getattr(look, name) for name in LookSerializer().fields} for look in looks],
+        "looks": [{name: getattr(look, name) for name in LOOK_FIELDS} for look in looks],
     }
 
 
@@ -236,7 +241,7 @@ class ExperimentListApi(APIView):
         experiments = experiment_list(status=filters.validated_data.get("status"),
                                       case_id=filters.validated_data.get("case"))
         paginator = ExperimentPagination()
-        page = paginator.paginate_queryset(experiments, request, view=self)
+        page = paginator.paginate_queryset(experiments, request, view=self) or []
         return paginator.get_paginated_response(ExperimentSerializer([experiment_summary(e) for e in page], many=True).data)
 
 
