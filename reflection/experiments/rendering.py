@@ -116,7 +116,8 @@ INNER_W, INNER_H = WIDTH - 2 * PAD, HEIGHT - 2 * PAD
 
 def statistic_svg(looks: Sequence[ExperimentLook], *, threshold: float) -> SafeString:
     """log10 of the mixture likelihood ratio at each look (blue), oldest left; the red line is the
-    threshold 1/alpha above which the experiment decides."""
+    threshold 1/alpha above which the experiment decides; dashed lines mark where the ramp moved
+    the share."""
     if not looks:
         return mark_safe('<p class="help">No looks yet.</p>')
     values = [math.log10(max(look.likelihood_ratio, 1e-12)) for look in looks]
@@ -137,6 +138,12 @@ def statistic_svg(looks: Sequence[ExperimentLook], *, threshold: float) -> SafeS
     points = []
     for i, (look, value) in enumerate(zip(looks, values, strict=True)):
         x = PAD + i * step
+        if i and look.step != looks[i - 1].step:
+            # The share moved between these looks: a new ramp step starts here.
+            label = escape(f"→ {look.share:.0%}" if look.share is not None else f"step {look.step}")
+            parts.append(f'<line x1="{x:.1f}" y1="{PAD}" x2="{x:.1f}" y2="{HEIGHT - PAD}" stroke="#9a6700" '
+                         f'stroke-dasharray="4 3" class="ramp-step"/>')
+            parts.append(f'<text x="{x + 3:.1f}" y="{PAD - 4}" font-size="11" fill="#9a6700">{label}</text>')
         points.append(f"{x:.1f},{y(value):.1f}")
         tip = escape(f"{look.looked_at:%Y-%m-%d %H:%M}: ratio {look.likelihood_ratio:.3g}, "
                      f"current {look.current_successes}/{look.current_runs}, "

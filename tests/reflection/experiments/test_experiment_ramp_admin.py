@@ -90,3 +90,23 @@ def test_an_onlooker_sees_the_ramp_but_no_controls(client, onlooker, experiment)
     assert "Step 1 of the ramp" in page and "Set the share…" not in page
     _post(client, experiment, "advance_selected", apply="1")
     assert Experiment.objects.get(pk=experiment.pk).candidate_share == 0.2
+
+
+def test_the_chart_marks_where_the_share_moved(client, reviewer, experiment):
+    import re
+    from datetime import timedelta
+
+    from reflection.experiments.services import experiment_evaluate, experiment_ramp_advance
+    from tests.reflection.experiments.support import backdated_runs
+
+    for runs in (50, 60):
+        backdated_runs(experiment.case_id, version=1, runs=runs, successes=runs // 2, age=timedelta(hours=1))
+        experiment = experiment_evaluate(experiment=experiment)
+    experiment_ramp_advance(experiment=experiment, acting_user=reviewer)
+    backdated_runs(experiment.case_id, version=2, runs=10, successes=5, age=timedelta(minutes=5))
+    experiment_evaluate(experiment=Experiment.objects.get(pk=experiment.pk))
+
+    client.force_login(reviewer)
+    page = client.get(f"{LIST}{experiment.pk}/change/").content.decode()
+    svg = re.search(r"<svg[^>]*experiment-chart.*?</svg>", page, re.S).group(0)
+    assert svg.count("<circle") == 3 and svg.count('class="ramp-step"') == 1 and "→ 50%" in svg
