@@ -86,7 +86,7 @@ def ramp_html(experiment: Experiment, steps: Sequence[ExperimentStep]) -> SafeSt
     ))
     return format_html(
         "Step {} of the ramp {}, candidate share <strong>{}</strong> ({}).<br>"
-        '<table class="experiment-arms"><tr><th>Step</th><th>Share</th><th>Started</th><th>By</th><th>Why</th>'
+        '<table class="experiment-steps"><tr><th>Step</th><th>Share</th><th>Started</th><th>By</th><th>Why</th>'
         "<th>Current: successes/runs</th><th>Candidate: successes/runs</th></tr>{}</table>",
         steps[-1].number if steps else 1, " → ".join(f"{share:.0%}" for share in experiment.ramp) or "—",
         f"{experiment.candidate_share:.0%}", state, rows)

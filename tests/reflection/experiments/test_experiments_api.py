@@ -174,3 +174,20 @@ def test_changes_to_a_decided_experiment_are_409(reviewer_api, experiment):
     assert Experiment.objects.get(pk=experiment.pk).status == ExperimentStatus.ROLLED_BACK
     assert reviewer_api.post(f"{BASE}{experiment.pk}/share", {"share": 0.3}, format="json").status_code == 409
     assert reviewer_api.post(f"{BASE}{experiment.pk}/ramp", {"action": "hold"}, format="json").status_code == 409
+
+
+@pytest.mark.parametrize("query", [{"page": "99999999999999999999"}, {"page": "-1"}, {"page_size": "100000"},
+                                   {"case": "x" * 5000}, {"status": "running\x00"}, {"case": "\x00"}])
+def test_hostile_queries_are_4xx_or_clamped(reviewer_api, experiment, query):
+    response = reviewer_api.get(BASE, query)
+    assert response.status_code in (200, 400, 404), response.content
+    assert "detail" in response.json() or "results" in response.json()
+
+
+def test_other_methods_are_405_and_anonymous_callers_401(reviewer_api, anonymous_api, experiment):
+    assert reviewer_api.put(f"{BASE}{experiment.pk}/", {}, format="json").status_code == 405
+    assert reviewer_api.delete(f"{BASE}{experiment.pk}/").status_code == 405
+    assert reviewer_api.get(f"{BASE}{experiment.pk}/promote").status_code == 405
+    assert anonymous_api.get(BASE).status_code == 401
+    assert anonymous_api.post(f"{BASE}{experiment.pk}/rollback", {"note": "x"}, format="json").status_code == 401
+    assert Experiment.objects.get(pk=experiment.pk).status == ExperimentStatus.RUNNING
