@@ -5,20 +5,9 @@ from __future__ import annotations
 from typing import Any, Literal
 
 from drf_spectacular.openapi import AutoSchema
-from rest_framework import serializers
 from rest_framework.permissions import AllowAny
 
-
-class ErrorSerializer(serializers.Serializer):
-    """Every 4xx: `config.exception_handler` renders this shape."""
-
-    detail = serializers.CharField()
-    # SerializerMetaclass moves declared fields off the class, so this does not shadow
-    # Serializer.errors; the stub cannot know that.
-    errors = serializers.DictField(  # type: ignore[assignment]
-        help_text="Field name -> messages; empty when not about a field."
-    )
-
+from core.api_errors import ErrorSerializer
 
 # 400 bad input, 401 no or bad key, 403 missing permission, 404 an id (in the path or the body)
 # that does not exist, 429 over the tier's rate limit.

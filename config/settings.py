@@ -278,6 +278,7 @@ SPECTACULAR_SETTINGS = {
         # Sessions and reflection runs share one lifecycle (same values, so one enum).
         "RunStatusEnum": "reflection.analysis.models.ReflectionRunStatus",
         "SuggestionStatusEnum": "reflection.suggestions.models.SuggestionStatus",
+        "ExperimentStatusEnum": "reflection.experiments.models.ExperimentStatus",
     },
     # Served from the sidecar package: the docs page must work without a CDN.
     "SWAGGER_UI_DIST": "SIDECAR",
@@ -399,9 +400,21 @@ VERIFICATION_MIN_RUNS = env.int("VERIFICATION_MIN_RUNS", default=30)
 # traffic beside the current one; the sequential rule promotes, rolls back or ends inconclusive.
 # Off: approving applies the plan at once and verification compares before with after.
 EXPERIMENTS_ENABLED = env.bool("EXPERIMENTS_ENABLED", default=True)
-EXPERIMENT_CANDIDATE_SHARE = env.float("EXPERIMENT_CANDIDATE_SHARE", default=0.2)
-if not 0 < EXPERIMENT_CANDIDATE_SHARE < 1:
-    raise ImproperlyConfigured("EXPERIMENT_CANDIDATE_SHARE must be between 0 and 1 (exclusive).")
+if env.str("EXPERIMENT_CANDIDATE_SHARE", default=""):
+    raise ImproperlyConfigured("EXPERIMENT_CANDIDATE_SHARE was replaced by EXPERIMENT_RAMP (its first share is the canary's).")
+# The canary's ramp: the shares of assignment keys served the candidate, step by step. 20 % limits
+# who meets a bad plan while its first runs come in; 50 % then needs the fewest runs to decide
+# (docs/experiments.md). One share: no ramp.
+EXPERIMENT_RAMP = tuple(env.list("EXPERIMENT_RAMP", cast=float, default=[0.2, 0.5]))
+if not EXPERIMENT_RAMP or not all(0 < share < 1 for share in EXPERIMENT_RAMP) or list(EXPERIMENT_RAMP) != sorted(
+        set(EXPERIMENT_RAMP)):
+    raise ImproperlyConfigured("EXPERIMENT_RAMP must be increasing shares between 0 and 1 (exclusive), e.g. 0.2,0.5.")
+# A step advances at a look once its candidate arm has this many runs and the always-valid
+# interval rules out a regression larger than the margin (rate points).
+EXPERIMENT_RAMP_MIN_RUNS = env.int("EXPERIMENT_RAMP_MIN_RUNS", default=100)
+EXPERIMENT_RAMP_MARGIN = env.float("EXPERIMENT_RAMP_MARGIN", default=0.1)
+if EXPERIMENT_RAMP_MIN_RUNS < 1 or not 0 <= EXPERIMENT_RAMP_MARGIN < 1:
+    raise ImproperlyConfigured("Need EXPERIMENT_RAMP_MIN_RUNS >= 1 and 0 <= EXPERIMENT_RAMP_MARGIN < 1.")
 # Better candidates become current at once; False: they wait for a reviewer ("awaiting review").
 EXPERIMENT_AUTO_PROMOTE = env.bool("EXPERIMENT_AUTO_PROMOTE", default=True)
 EXPERIMENT_ALPHA = env.float("EXPERIMENT_ALPHA", default=0.05)

@@ -8,7 +8,7 @@ from reflection.analysis.models import (
     ReflectionRunStatus,
     ReflectionTrigger,
 )
-from reflection.experiments.models import Experiment, ExperimentLook, ExperimentStatus
+from reflection.experiments.models import Experiment, ExperimentLook, ExperimentStatus, ExperimentStep
 from reflection.llm.models import LLMBudgetState, LLMCall, LLMOutcome, LLMRateSlot
 from reflection.logs.models import ExecutionLog
 from reflection.suggestions.models import (
@@ -23,7 +23,7 @@ from reflection.suggestions.models import (
 
 __all__ = [
     "CaseAnalysis", "CaseReflectionState", "DailyCaseRollup", "DecisionAction", "ExecutionLog", "Experiment", "ExperimentLook",
-    "ExperimentStatus", "LLMBudgetState", "LLMCall",
+    "ExperimentStatus", "ExperimentStep", "LLMBudgetState", "LLMCall",
     "LLMOutcome", "LLMRateSlot", "PendingSuggestion", "ReflectionRun", "ReflectionRunStatus", "ReflectionTrigger",
     "Suggestion", "SuggestionDecision", "SuggestionSource", "SuggestionStatus", "Verification",
 ]

@@ -6,6 +6,8 @@ the change (`log_change`) next to the service's own audit row on the suggestion.
 """
 from __future__ import annotations
 
+from collections.abc import Callable
+
 from django.conf import settings
 from django.contrib import admin, messages
 from django.contrib.admin.utils import unquote
@@ -17,8 +19,9 @@ from django.utils.safestring import SafeString
 from core.admin_support import ReadOnlyAdminMixin, decision_page
 from core.errors import DomainError
 from reflection.experiments import services
-from reflection.experiments.rendering import arms_html, statistic_html, statistic_svg, status_badge
-from reflection.models import Experiment
+from reflection.experiments.ramp import next_share
+from reflection.experiments.rendering import arms_html, ramp_html, statistic_html, statistic_svg, status_badge
+from reflection.models import Experiment, ExperimentStatus
 
 APPROVE_PERMISSION = "reflection.approve_suggestion"
 
@@ -31,12 +34,14 @@ class ExperimentAdmin(ReadOnlyAdminMixin, admin.ModelAdmin):
     list_select_related = ["case"]
     search_fields = ["=id", "=suggestion__id", "=case__id", "case__title"]
     ordering = ["-started_at"]
-    actions = ["rollback_selected", "promote_selected"]
+    actions = ["rollback_selected", "promote_selected", "advance_selected", "hold_selected", "resume_selected",
+               "set_share_selected"]
     change_form_template = "admin/reflection/experiment_change_form.html"
-    readonly_fields = ["suggestion_link", "case_link", "status_view", "share", "arms", "statistic", "chart",
+    readonly_fields = ["suggestion_link", "case_link", "status_view", "share", "ramp_view", "arms", "statistic", "chart",
                        "started_at", "decided_at", "decided_by", "decision_note"]
     fieldsets = [
         (None, {"fields": ["suggestion_link", "case_link", "status_view", "share", "started_at"]}),
+        ("Ramp", {"fields": ["ramp_view"]}),
         ("Arms (runs since the experiment started)", {"fields": ["arms"]}),
         ("Sequential decision", {"fields": ["statistic", "chart"]}),
         ("Decision", {"fields": ["decided_at", "decided_by", "decision_note"]}),
@@ -51,9 +56,15 @@ class ExperimentAdmin(ReadOnlyAdminMixin, admin.ModelAdmin):
     def change_view(self, request: HttpRequest, object_id: str, form_url: str = "", extra_context: dict | None = None) -> HttpResponse:
         experiment = self.get_object(request, unquote(object_id))
         can_decide = self.has_approve_permission(request)
+        running = bool(experiment and can_decide and experiment.status == ExperimentStatus.RUNNING)
+        following = next_share(ramp=experiment.ramp, share=experiment.candidate_share) if experiment else None
         extra = {
             "offer_rollback": bool(experiment and can_decide and experiment.status in services.ROLLBACK_FROM),
             "offer_promote": bool(experiment and can_decide and experiment.status in services.PROMOTE_FROM),
+            "offer_advance": f"{following:.0%}" if running and following is not None else "",
+            "offer_hold": running and experiment is not None and not experiment.ramp_held,
+            "offer_resume": running and experiment is not None and experiment.ramp_held,
+            "offer_share": running,
         }
         return super().change_view(request, object_id, form_url, {**extra, **(extra_context or {})})
 
@@ -89,6 +100,10 @@ class ExperimentAdmin(ReadOnlyAdminMixin, admin.ModelAdmin):
     @admin.display(description="Candidate")
     def candidate_arm(self, experiment: Experiment) -> str:
         return self._arm(experiment, "candidate", experiment.candidate_version)
+
+    @admin.display(description="Ramp")
+    def ramp_view(self, experiment: Experiment) -> SafeString:
+        return ramp_html(experiment, list(experiment.steps.order_by("number")))
 
     @admin.display(description="Arms")
     def arms(self, experiment: Experiment) -> SafeString:
@@ -138,3 +153,57 @@ class ExperimentAdmin(ReadOnlyAdminMixin, admin.ModelAdmin):
     @admin.action(description="Promote selected candidates…", permissions=["approve"])
     def promote_selected(self, request: HttpRequest, queryset: QuerySet) -> HttpResponse | None:
         return self._decide(request, queryset, verb="promote")
+
+    # -- the ramp ------------------------------------------------------------------------
+
+    def _ramp(self, request: HttpRequest, queryset: QuerySet, *, verb: str,
+              change: Callable[[Experiment, str], Experiment], done: str) -> HttpResponse | None:
+        """Confirm, change each experiment through its service, record it in the admin history."""
+        note, page = decision_page(self, request, queryset, verb=verb, note_required=False,
+                                   template="admin/reflection/experiment_ramp.html", items_name="experiments",
+                                   noun="experiment")
+        if page is not None:
+            return page
+        changed, refused = 0, []
+        for experiment in queryset:
+            try:
+                result = change(experiment, note)
+            except DomainError as exc:
+                refused.append(f"#{experiment.pk}: {exc.message}")
+                continue
+            changed += 1
+            self.log_change(request, result, f"Ramp: {done} (share {result.candidate_share:.0%})" + (f": {note}" if note else ""))
+        if changed:
+            self.message_user(request, f"{changed} experiment(s): {done}.", messages.SUCCESS)
+        if refused:
+            self.message_user(request, "Not changed: " + "; ".join(refused), messages.ERROR)
+        return None
+
+    @admin.action(description="Advance selected ramps to their next share…", permissions=["approve"])
+    def advance_selected(self, request: HttpRequest, queryset: QuerySet) -> HttpResponse | None:
+        return self._ramp(request, queryset, verb="advance", done="advanced", change=lambda experiment, note: (
+            services.experiment_ramp_advance(experiment=experiment, acting_user=request.user, note=note)))
+
+    @admin.action(description="Hold selected ramps at their share…", permissions=["approve"])
+    def hold_selected(self, request: HttpRequest, queryset: QuerySet) -> HttpResponse | None:
+        return self._ramp(request, queryset, verb="hold", done="held", change=lambda experiment, note: (
+            services.experiment_ramp_hold(experiment=experiment, held=True)))
+
+    @admin.action(description="Resume selected ramps…", permissions=["approve"])
+    def resume_selected(self, request: HttpRequest, queryset: QuerySet) -> HttpResponse | None:
+        return self._ramp(request, queryset, verb="resume", done="resumed", change=lambda experiment, note: (
+            services.experiment_ramp_hold(experiment=experiment, held=False)))
+
+    @admin.action(description="Set the candidate share of selected experiments…", permissions=["approve"])
+    def set_share_selected(self, request: HttpRequest, queryset: QuerySet) -> HttpResponse | None:
+        share = _number(request.POST.get("share", ""))
+        return self._ramp(request, queryset, verb="set the share", done="share set", change=lambda experiment, note: (
+            services.experiment_set_share(experiment=experiment, share=share, acting_user=request.user, note=note)))
+
+
+def _number(text: str) -> float | str:
+    """The share typed in the form, as a number when it reads as one; the service refuses the rest."""
+    try:
+        return float(text)
+    except ValueError:
+        return text

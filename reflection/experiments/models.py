@@ -51,6 +51,9 @@ class Experiment(models.Model):
     # The last look's `SequentialDecision.as_dict()`: statistic, counts, interval, outcome.
     detail = models.JSONField(default=dict, blank=True)
     flagged = models.BooleanField(default=False, help_text="Needs a person: inconclusive, or better awaiting review.")
+    # The ramp this experiment follows (EXPERIMENT_RAMP when it started): increasing shares.
+    ramp = models.JSONField(default=list, blank=True)
+    ramp_held = models.BooleanField(default=False, help_text="A person holds the share: no automatic step.")
 
     class Meta:
         ordering = ["-started_at"]
@@ -61,6 +64,30 @@ class Experiment(models.Model):
 
     def __str__(self) -> str:
         return f"Experiment #{self.pk}: v{self.candidate_version} vs v{self.base_version} ({self.get_status_display()})"
+
+
+class ExperimentStep(models.Model):
+    """One step of an experiment's ramp: the share served from `started_at` on, and both
+    versions' cumulative counts at that moment, so each step's own counts (the next step's
+    snapshot, or the current totals, less this one) survive `purge_logs` like the totals do."""
+
+    experiment = models.ForeignKey(Experiment, on_delete=models.CASCADE, related_name="steps")
+    number = models.PositiveSmallIntegerField()
+    share = models.FloatField(validators=[MinValueValidator(0.0), MaxValueValidator(1.0)])
+    started_at = models.DateTimeField(default=timezone.now)
+    started_by = models.CharField(max_length=150, help_text="A reviewer, or 'reflection' (the ramp rule).")
+    reason = models.TextField(blank=True, default="")
+    base_runs_at_start = models.PositiveIntegerField()
+    base_successes_at_start = models.PositiveIntegerField()
+    candidate_runs_at_start = models.PositiveIntegerField()
+    candidate_successes_at_start = models.PositiveIntegerField()
+
+    class Meta:
+        ordering = ["experiment", "number"]
+        constraints = [models.UniqueConstraint(fields=["experiment", "number"], name="experimentstep_unique_number")]
+
+    def __str__(self) -> str:
+        return f"#{self.experiment_id} step {self.number}: {self.share:.0%}"
 
 
 class ExperimentLook(models.Model):
@@ -75,6 +102,9 @@ class ExperimentLook(models.Model):
     likelihood_ratio = models.FloatField()
     p_value = models.FloatField()
     outcome = models.CharField(max_length=20)
+    # The ramp step and share at this look (the chart marks where the share changed).
+    step = models.PositiveSmallIntegerField(default=1)
+    share = models.FloatField(null=True, blank=True)
 
     class Meta:
         ordering = ["experiment", "looked_at"]

@@ -8,7 +8,8 @@ from collections.abc import Sequence
 from django.utils.html import escape, format_html, format_html_join
 from django.utils.safestring import SafeString, mark_safe
 
-from reflection.models import Experiment, ExperimentLook, ExperimentStatus
+from reflection.experiments.ramp import next_share
+from reflection.models import Experiment, ExperimentLook, ExperimentStatus, ExperimentStep
 
 Z_95 = 1.959964
 STATUS_COLOURS: dict[str, str] = {
@@ -60,6 +61,37 @@ def arms_html(experiment: Experiment) -> SafeString:
         "<th>Successes</th><th>Success rate</th><th>95 % interval</th></tr>{}</table>", table)
 
 
+def ramp_html(experiment: Experiment, steps: Sequence[ExperimentStep]) -> SafeString:
+    """The ramp: where it stands, what comes next, and every step with its time, who moved the
+    share and why, and both arms' runs in it (from the last look)."""
+    following = next_share(ramp=experiment.ramp, share=experiment.candidate_share)
+    if experiment.status != ExperimentStatus.RUNNING:
+        state = "ended with the experiment"
+    elif experiment.ramp_held:
+        state = "held by a reviewer: no automatic step"
+    elif following is None:
+        state = "at its last step"
+    else:
+        state = f"next: {following:.0%}, automatically once the ramp rule allows"
+    looked = {row.get("number"): row for row in (experiment.detail or {}).get("steps") or [] if isinstance(row, dict)}
+
+    def arm(row: dict, name: str) -> str:
+        runs, successes = row.get(f"{name}_runs"), row.get(f"{name}_successes")
+        return f"{successes:,}/{runs:,}" if isinstance(runs, int) and isinstance(successes, int) else "—"
+
+    rows = format_html_join("", "<tr><td>{}</td><td>{}</td><td>{}</td><td>{}</td><td>{}</td><td>{}</td><td>{}</td></tr>", (
+        (step.number, f"{step.share:.0%}", f"{step.started_at:%Y-%m-%d %H:%M}", step.started_by, step.reason,
+         arm(looked.get(step.number, {}), "current"), arm(looked.get(step.number, {}), "candidate"))
+        for step in steps
+    ))
+    return format_html(
+        "Step {} of the ramp {}, candidate share <strong>{}</strong> ({}).<br>"
+        '<table class="experiment-steps"><tr><th>Step</th><th>Share</th><th>Started</th><th>By</th><th>Why</th>'
+        "<th>Current: successes/runs</th><th>Candidate: successes/runs</th></tr>{}</table>",
+        steps[-1].number if steps else 1, " → ".join(f"{share:.0%}" for share in experiment.ramp) or "—",
+        f"{experiment.candidate_share:.0%}", state, rows)
+
+
 def statistic_html(experiment: Experiment) -> SafeString:
     detail = experiment.detail or {}
     if not detail:
@@ -84,7 +116,8 @@ INNER_W, INNER_H = WIDTH - 2 * PAD, HEIGHT - 2 * PAD
 
 def statistic_svg(looks: Sequence[ExperimentLook], *, threshold: float) -> SafeString:
     """log10 of the mixture likelihood ratio at each look (blue), oldest left; the red line is the
-    threshold 1/alpha above which the experiment decides."""
+    threshold 1/alpha above which the experiment decides; dashed lines mark where the ramp moved
+    the share."""
     if not looks:
         return mark_safe('<p class="help">No looks yet.</p>')
     values = [math.log10(max(look.likelihood_ratio, 1e-12)) for look in looks]
@@ -105,6 +138,12 @@ def statistic_svg(looks: Sequence[ExperimentLook], *, threshold: float) -> SafeS
     points = []
     for i, (look, value) in enumerate(zip(looks, values, strict=True)):
         x = PAD + i * step
+        if i and look.step != looks[i - 1].step:
+            # The share moved between these looks: a new ramp step starts here.
+            label = escape(f"→ {look.share:.0%}" if look.share is not None else f"step {look.step}")
+            parts.append(f'<line x1="{x:.1f}" y1="{PAD}" x2="{x:.1f}" y2="{HEIGHT - PAD}" stroke="#9a6700" '
+                         f'stroke-dasharray="4 3" class="ramp-step"/>')
+            parts.append(f'<text x="{x + 3:.1f}" y="{PAD - 4}" font-size="11" fill="#9a6700">{label}</text>')
         points.append(f"{x:.1f},{y(value):.1f}")
         tip = escape(f"{look.looked_at:%Y-%m-%d %H:%M}: ratio {look.likelihood_ratio:.3g}, "
                      f"current {look.current_successes}/{look.current_runs}, "

@@ -11,12 +11,33 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import Any
 
-from django.db.models import Count, Q
+from django.db.models import Count, Q, QuerySet
 
 from casebank.cases.plans import ServedPlan
 from casebank.models import Case, CaseVersion
+from core.errors import NotFound
 from reflection.experiments.assignment import Arm, assign_arm
-from reflection.models import DailyCaseRollup, ExecutionLog, Experiment, ExperimentStatus
+from reflection.experiments.sequential import ArmCounts, total_counts
+from reflection.models import DailyCaseRollup, ExecutionLog, Experiment, ExperimentStatus, ExperimentStep
+
+
+def experiment_list(*, status: str | None = None, case_id: Any = None) -> QuerySet[Experiment]:
+    """Experiments, newest first (filters validated by the caller). `status` is served by
+    `experiment_status_case_idx`, `case` by the foreign key's index."""
+    experiments = Experiment.objects.all()
+    if status:
+        experiments = experiments.filter(status=status)
+    if case_id is not None:
+        experiments = experiments.filter(case_id=case_id)
+    return experiments.order_by("-started_at", "-pk")
+
+
+def experiment_get(experiment_id: int) -> Experiment:
+    # Ids beyond bigint would make PostgreSQL raise instead of finding nothing.
+    experiment = Experiment.objects.filter(pk=experiment_id).first() if 0 < experiment_id < 2**63 else None
+    if experiment is None:
+        raise NotFound(f"No experiment with id {experiment_id}.")
+    return experiment
 
 
 def experiment_key(experiment_id: int) -> str:
@@ -116,24 +137,46 @@ def version_counts(*, case_id: Any, versions: list[int]) -> dict[int, dict[str, 
 
 
 @dataclass(frozen=True)
-class ArmCounts:
-    current_runs: int
-    current_successes: int
-    candidate_runs: int
-    candidate_successes: int
+class StepCounts:
+    """One ramp step's share and the runs both arms had in it."""
+
+    number: int
+    share: float
+    started_at: Any
+    counts: ArmCounts
 
 
-def arm_counts(experiment: Experiment) -> ArmCounts:
-    """Both arms' cumulative counts since the experiment started. The current arm is the base
-    version's total less what it had at the start (stored then): exact whatever retention
-    rolled up since, because totals are kept per version in raw logs and roll-ups alike."""
+def _difference(later: tuple[int, int, int, int], earlier: tuple[int, int, int, int]) -> ArmCounts:
+    # Never negative, and successes never above runs: counts only grow, but a case's logs could
+    # be deleted by hand.
+    runs_c, runs_t = max(0, later[0] - earlier[0]), max(0, later[2] - earlier[2])
+    return ArmCounts(current_runs=runs_c, current_successes=min(runs_c, max(0, later[1] - earlier[1])),
+                     candidate_runs=runs_t, candidate_successes=min(runs_t, max(0, later[3] - earlier[3])))
+
+
+def step_counts(experiment: Experiment) -> list[StepCounts]:
+    """Both arms' runs in each step of the ramp: the next step's snapshot (or the totals now)
+    less the step's own. Exact whatever retention rolled up since, because totals are kept per
+    version in raw logs and roll-ups alike. Two queries plus the steps'."""
     counts = version_counts(case_id=experiment.case_id,
                             versions=[experiment.base_version, experiment.candidate_version])
     base, candidate = counts[experiment.base_version], counts[experiment.candidate_version]
-    return ArmCounts(
-        current_runs=max(0, base["runs"] - experiment.base_runs_before),
-        current_successes=max(0, min(base["successes"] - experiment.base_successes_before,
-                                     base["runs"] - experiment.base_runs_before)),
-        candidate_runs=candidate["runs"],
-        candidate_successes=candidate["successes"],
-    )
+    now = (base["runs"], base["successes"], candidate["runs"], candidate["successes"])
+    steps = list(ExperimentStep.objects.filter(experiment=experiment).order_by("number"))
+    if not steps:  # never true after `experiment_start`; kept so a hand-made row still counts
+        steps = [ExperimentStep(number=1, share=experiment.candidate_share, started_at=experiment.started_at,
+                                base_runs_at_start=experiment.base_runs_before,
+                                base_successes_at_start=experiment.base_successes_before,
+                                candidate_runs_at_start=0, candidate_successes_at_start=0)]
+    snapshots = [(step.base_runs_at_start, step.base_successes_at_start, step.candidate_runs_at_start,
+                  step.candidate_successes_at_start) for step in steps]
+    return [
+        StepCounts(number=step.number, share=step.share, started_at=step.started_at,
+                   counts=_difference(later, snapshot))
+        for step, snapshot, later in zip(steps, snapshots, [*snapshots[1:], now], strict=True)
+    ]
+
+
+def arm_counts(experiment: Experiment) -> ArmCounts:
+    """Both arms' cumulative counts since the experiment started (the sum of its steps)."""
+    return total_counts([step.counts for step in step_counts(experiment)])

@@ -17,11 +17,19 @@ most alpha, whatever the looks. It depends on the cumulative counts only, so dai
 that keep per-version counts are enough to evaluate it. Validity is asymptotic (the normal
 approximation), hence the minimum sample per arm before any decision; the benchmark proves
 the error rate by simulation at the defaults.
+
+When the traffic share changes during an experiment (a ramp: 20 % then 50 %), the counts are
+passed per step as well: the difference is estimated inside each step, where both arms ran at a
+fixed share in the same period, and the steps' differences are combined (weighted by each
+step's effective sample size) into one estimate with its variance, which feeds the same test.
+Pooled counts would be biased as soon as the rates drift: the candidate arm has more of its
+runs in the later steps (Simpson's paradox).
 """
 from __future__ import annotations
 
 import enum
 import math
+from collections.abc import Sequence
 from dataclasses import dataclass
 
 DEFAULT_ALPHA = 0.05
@@ -37,6 +45,63 @@ class Outcome(enum.StrEnum):
     PROMOTE = "promote"  # the candidate succeeds significantly more often
     ROLLBACK = "rollback"  # the candidate succeeds significantly less often
     INCONCLUSIVE = "inconclusive"  # both arms reached the maximum sample without a difference
+
+
+@dataclass(frozen=True)
+class ArmCounts:
+    """Runs and successes of both arms: cumulative, or within one step of a ramp."""
+
+    current_runs: int
+    current_successes: int
+    candidate_runs: int
+    candidate_successes: int
+
+
+def total_counts(steps: Sequence[ArmCounts]) -> ArmCounts:
+    """The counts of several steps added up."""
+    return ArmCounts(*(sum(getattr(step, name) for step in steps) for name in (
+        "current_runs", "current_successes", "candidate_runs", "candidate_successes")))
+
+
+@dataclass(frozen=True)
+class Estimate:
+    """The step-weighted difference (candidate - current), its variance under no difference
+    (pooled rate inside each step: the test) and its variance from each arm's own rate (the
+    interval). None when no step has runs on both arms."""
+
+    difference: float
+    null_variance: float
+    variance: float
+
+
+def _smoothed_variance(successes: int, runs: int) -> float:
+    # Half a pseudo-success and half a pseudo-failure: an arm at 0 % or 100 % has no observed
+    # spread, and an interval of width zero would be a claim of certainty.
+    rate = (successes + 0.5) / (runs + 1)
+    return rate * (1 - rate) / runs
+
+
+def stratified_estimate(steps: Sequence[ArmCounts]) -> Estimate | None:
+    """Combine the per-step differences with Cochran-Mantel-Haenszel weights
+    `h = n_current * n_candidate / (n_current + n_candidate)`, which depend on the counts only.
+    With one step this is the plain difference of the two rates and its usual variances."""
+    weight_sum = difference_sum = null_sum = variance_sum = 0.0
+    for step in steps:
+        n_current, n_candidate = step.current_runs, step.candidate_runs
+        if not n_current or not n_candidate:
+            continue  # a step with an empty arm holds no comparison (yet)
+        weight = n_current * n_candidate / (n_current + n_candidate)
+        pooled = (step.current_successes + step.candidate_successes) / (n_current + n_candidate)
+        weight_sum += weight
+        difference_sum += weight * (step.candidate_successes / n_candidate - step.current_successes / n_current)
+        # weight^2 * pooled(1 - pooled)(1/n_current + 1/n_candidate) = weight * pooled(1 - pooled)
+        null_sum += weight * pooled * (1 - pooled)
+        variance_sum += weight * weight * (_smoothed_variance(step.current_successes, n_current)
+                                           + _smoothed_variance(step.candidate_successes, n_candidate))
+    if not weight_sum:
+        return None
+    return Estimate(difference=difference_sum / weight_sum, null_variance=null_sum / weight_sum**2,
+                    variance=variance_sum / weight_sum**2)
 
 
 @dataclass(frozen=True)
@@ -88,11 +153,16 @@ def interval_radius(*, variance: float, mixture_sd: float, alpha: float) -> floa
 
 def _validate(*, current_runs: int, current_successes: int, candidate_runs: int, candidate_successes: int,
               alpha: float, min_runs_per_arm: int, max_runs_per_arm: int, mixture_sd: float,
-              previous_p_value: float) -> None:
-    for name, runs, successes in (("current", current_runs, current_successes),
-                                  ("candidate", candidate_runs, candidate_successes)):
-        if runs < 0 or not 0 <= successes <= runs:
-            raise ValueError(f"{name}: need 0 <= successes <= runs, got {successes} of {runs}.")
+              previous_p_value: float, steps: Sequence[ArmCounts]) -> None:
+    totals = ArmCounts(current_runs=current_runs, current_successes=current_successes, candidate_runs=candidate_runs,
+                       candidate_successes=candidate_successes)
+    for counts in (totals, *steps):
+        for name, runs, successes in (("current", counts.current_runs, counts.current_successes),
+                                      ("candidate", counts.candidate_runs, counts.candidate_successes)):
+            if runs < 0 or not 0 <= successes <= runs:
+                raise ValueError(f"{name}: need 0 <= successes <= runs, got {successes} of {runs}.")
+    if steps and totals != total_counts(steps):
+        raise ValueError("The steps' counts must add up to the totals.")
     if not 0 < alpha < 1:
         raise ValueError("alpha must be between 0 and 1.")
     if not 1 <= min_runs_per_arm <= max_runs_per_arm:
@@ -114,6 +184,7 @@ def sequential_decision(
     max_runs_per_arm: int = DEFAULT_MAX_RUNS_PER_ARM,
     mixture_sd: float = DEFAULT_MIXTURE_SD,
     previous_p_value: float = 1.0,
+    steps: Sequence[ArmCounts] = (),
 ) -> SequentialDecision:
     """Decide an experiment from the cumulative counts of both arms (see the module docstring).
 
@@ -125,30 +196,29 @@ def sequential_decision(
     `previous_p_value` is the p-value the previous look returned (1.0 at the first look); it
     only makes the reported p-value the running minimum. The decision itself needs no state:
     an experiment stops at its first `promote` or `rollback`.
+
+    `steps`: the same counts split by the steps of a ramp (each step's runs at one traffic
+    share; they must add up to the totals). The difference, the statistic and the interval are
+    then estimated per step and combined (`stratified_estimate`); the totals still decide the
+    minimum and maximum sample. Without steps the totals are one step.
     """
     _validate(current_runs=current_runs, current_successes=current_successes, candidate_runs=candidate_runs,
               candidate_successes=candidate_successes, alpha=alpha, min_runs_per_arm=min_runs_per_arm,
-              max_runs_per_arm=max_runs_per_arm, mixture_sd=mixture_sd, previous_p_value=previous_p_value)
+              max_runs_per_arm=max_runs_per_arm, mixture_sd=mixture_sd, previous_p_value=previous_p_value,
+              steps=steps)
     current_rate = current_successes / current_runs if current_runs else None
     candidate_rate = candidate_successes / candidate_runs if candidate_runs else None
     difference = interval = None
     ratio = 1.0
-    if current_rate is not None and candidate_rate is not None:
-        difference = candidate_rate - current_rate
+    estimate = stratified_estimate(steps or [ArmCounts(current_runs, current_successes, candidate_runs,
+                                                       candidate_successes)])
+    if estimate is not None:
+        difference = estimate.difference
         # The test uses the pooled variance, right under "no difference" (where the error rate
         # is at stake); the interval needs each arm's own.
-        pooled = (current_successes + candidate_successes) / (current_runs + candidate_runs)
-        inverse_runs = 1 / current_runs + 1 / candidate_runs
-        ratio = mixture_likelihood_ratio(difference=difference, variance=pooled * (1 - pooled) * inverse_runs,
+        ratio = mixture_likelihood_ratio(difference=difference, variance=estimate.null_variance,
                                          mixture_sd=mixture_sd)
-        # Half a pseudo-success and half a pseudo-failure per arm: an arm at 0 % or 100 % has no
-        # observed spread, and an interval of width zero would be a claim of certainty.
-        spread = sum(
-            rate * (1 - rate) / runs
-            for rate, runs in (((current_successes + 0.5) / (current_runs + 1), current_runs),
-                               ((candidate_successes + 0.5) / (candidate_runs + 1), candidate_runs))
-        )
-        radius = interval_radius(variance=spread, mixture_sd=mixture_sd, alpha=alpha)
+        radius = interval_radius(variance=estimate.variance, mixture_sd=mixture_sd, alpha=alpha)
         interval = (max(-1.0, difference - radius), min(1.0, difference + radius))
     threshold = 1 / alpha
     enough = min(current_runs, candidate_runs) >= min_runs_per_arm

@@ -21,13 +21,15 @@ from casebank.cases.services import case_rollback, case_version_promote
 from casebank.models import Case, CaseVersion
 from core import task_queue
 from core.errors import Conflict, InvalidInput
-from reflection.experiments.selectors import arm_counts, version_counts
-from reflection.experiments.sequential import Outcome, sequential_decision
+from reflection.experiments.ramp import next_share, ramp_advance
+from reflection.experiments.selectors import step_counts, version_counts
+from reflection.experiments.sequential import Outcome, sequential_decision, total_counts
 from reflection.models import (
     DecisionAction,
     Experiment,
     ExperimentLook,
     ExperimentStatus,
+    ExperimentStep,
     Suggestion,
     SuggestionDecision,
     SuggestionStatus,
@@ -73,18 +75,40 @@ def validate_share(share: Any) -> float:
 def experiment_start(*, suggestion: Suggestion, candidate: CaseVersion, base_version: int,
                      share: float | None = None) -> Experiment:
     """Serve `candidate` beside `base_version` from now on (called by `suggestion_approve`, in
-    its transaction). The base version's counts so far are stored, so the current arm counts
-    only the runs of the experiment's period."""
-    share = validate_share(settings.EXPERIMENT_CANDIDATE_SHARE if share is None else share)
+    its transaction), at the first share of `EXPERIMENT_RAMP` (or `share`: no ramp then). The
+    base version's counts so far are stored, so the current arm counts only the runs of the
+    experiment's period."""
+    ramp = [float(step) for step in settings.EXPERIMENT_RAMP] if share is None else [validate_share(share)]
+    share = validate_share(ramp[0])
     before = version_counts(case_id=suggestion.case_id, versions=[base_version])[base_version]
     experiment = Experiment(
         suggestion=suggestion, case_id=suggestion.case_id, base_version=base_version,
         candidate_version=candidate.version, candidate_share=share, base_runs_before=before["runs"],
-        base_successes_before=before["successes"],
+        base_successes_before=before["successes"], ramp=ramp,
     )
     experiment.full_clean(exclude=["suggestion", "case"])
     experiment.save()
+    _start_step(experiment, share=share, user=None, reason="The canary starts.")
     return experiment
+
+
+def _start_step(experiment: Experiment, *, share: float, user: Any, reason: str) -> ExperimentStep:
+    """Serve `share` from now on, and snapshot both versions' totals: the new step's own counts
+    start here (the caller holds the experiment's row lock)."""
+    counts = version_counts(case_id=experiment.case_id, versions=[experiment.base_version, experiment.candidate_version])
+    base, candidate = counts[experiment.base_version], counts[experiment.candidate_version]
+    last = ExperimentStep.objects.filter(experiment=experiment).order_by("-number").values_list("number", flat=True).first()
+    step = ExperimentStep(
+        experiment=experiment, number=(last or 0) + 1, share=share, started_by=_actor_name(user), reason=reason[:MAX_NOTE],
+        base_runs_at_start=base["runs"], base_successes_at_start=base["successes"],
+        candidate_runs_at_start=candidate["runs"], candidate_successes_at_start=candidate["successes"],
+    )
+    step.full_clean(exclude=["experiment"])
+    step.save()
+    if experiment.candidate_share != share:
+        experiment.candidate_share = share
+        experiment.save(update_fields=["candidate_share"])
+    return step
 
 
 def _last_p_value(experiment: Experiment) -> float:
@@ -98,7 +122,6 @@ def experiment_evaluate(*, experiment: Experiment) -> Experiment:
     the rule is valid under continuous monitoring, and a decided experiment is left alone."""
     if experiment.status != ExperimentStatus.RUNNING:
         return experiment
-    counts = arm_counts(experiment)
     with transaction.atomic():
         locked = Experiment.objects.select_for_update().get(pk=experiment.pk)
         if locked.status != ExperimentStatus.RUNNING:
@@ -106,9 +129,13 @@ def experiment_evaluate(*, experiment: Experiment) -> Experiment:
         case = Case.objects.defer("embedding").get(pk=locked.case_id)
         if case.version != locked.base_version:
             return _supersede(locked, case_version=case.version)
+        # Counted under the lock: a step started meanwhile would split the counts differently.
+        steps = step_counts(locked)
+        counts = total_counts([step.counts for step in steps])
         decision = sequential_decision(
             current_runs=counts.current_runs, current_successes=counts.current_successes,
             candidate_runs=counts.candidate_runs, candidate_successes=counts.candidate_successes,
+            steps=[step.counts for step in steps],
             alpha=settings.EXPERIMENT_ALPHA, min_runs_per_arm=settings.EXPERIMENT_MIN_RUNS_PER_ARM,
             max_runs_per_arm=settings.EXPERIMENT_MAX_RUNS_PER_ARM, previous_p_value=_last_p_value(locked),
         )
@@ -116,6 +143,7 @@ def experiment_evaluate(*, experiment: Experiment) -> Experiment:
         detail["current"]["successes"] = counts.current_successes
         detail["candidate"]["successes"] = counts.candidate_successes
         detail["min_runs_per_arm"] = settings.EXPERIMENT_MIN_RUNS_PER_ARM
+        detail["steps"] = [{"number": step.number, "share": step.share, **vars(step.counts)} for step in steps]
         moved = (locked.detail.get("current", {}).get("runs"), locked.detail.get("candidate", {}).get("runs")) != (
             counts.current_runs, counts.candidate_runs)
         if moved or decision.outcome is not Outcome.CONTINUE:
@@ -123,6 +151,7 @@ def experiment_evaluate(*, experiment: Experiment) -> Experiment:
                 experiment=locked, current_runs=counts.current_runs, current_successes=counts.current_successes,
                 candidate_runs=counts.candidate_runs, candidate_successes=counts.candidate_successes,
                 likelihood_ratio=decision.likelihood_ratio, p_value=decision.p_value, outcome=decision.outcome.value,
+                step=steps[-1].number, share=locked.candidate_share,
             )
         locked.detail = detail
         suggestion = Suggestion.objects.select_for_update().get(pk=locked.suggestion_id)
@@ -144,6 +173,15 @@ def experiment_evaluate(*, experiment: Experiment) -> Experiment:
             locked.status, locked.flagged = ExperimentStatus.INCONCLUSIVE, True
             locked.decided_at, locked.decided_by = timezone.now(), REFLECTION_ACTOR
             locked.decision_note = "Both arms reached the maximum sample without a significant difference."
+        elif (share := ramp_advance(ramp=locked.ramp, share=locked.candidate_share, held=locked.ramp_held,
+                                    step_candidate_runs=steps[-1].counts.candidate_runs, interval=decision.interval,
+                                    min_runs=settings.EXPERIMENT_RAMP_MIN_RUNS,
+                                    margin=settings.EXPERIMENT_RAMP_MARGIN)) is not None:
+            low = decision.interval[0] if decision.interval else 0.0
+            _start_step(locked, share=share, user=None, reason=(
+                f"Automatic: {steps[-1].counts.candidate_runs} candidate runs in step {steps[-1].number}; the "
+                f"always-valid interval's lower end {low:+.1%} rules out a regression beyond "
+                f"{settings.EXPERIMENT_RAMP_MARGIN:.0%}."))
         locked.save()
     return locked
 
@@ -240,16 +278,49 @@ def experiment_promote(*, experiment: Experiment, acting_user: Any, note: str = 
     return _promote(locked, suggestion=suggestion, case=case, user=acting_user, note=note or "Promoted by a reviewer.")
 
 
-@transaction.atomic
-def experiment_set_share(*, experiment: Experiment, share: Any) -> Experiment:
-    """Ramp the canary (e.g. 0.2 then 0.5). Keys already on the candidate stay there when the
-    share grows (`assignment.assign_arm`); docs/experiments.md says why to ramp between looks."""
-    share = validate_share(share)
+def _lock_running(experiment: Experiment) -> Experiment:
     locked = Experiment.objects.select_for_update().get(pk=experiment.pk)
     if locked.status != ExperimentStatus.RUNNING:
         raise Conflict(f"Experiment #{locked.pk} is not running.", errors={"status": [locked.status]})
-    locked.candidate_share = share
-    locked.save(update_fields=["candidate_share"])
+    return locked
+
+
+@transaction.atomic
+def experiment_set_share(*, experiment: Experiment, share: Any, acting_user: Any = None, note: Any = "") -> Experiment:
+    """A person sets the canary's share (up or down): a new step starts, and the automatic ramp
+    holds until resumed (`experiment_ramp_hold`). Keys already on the candidate stay there when
+    the share grows (`assignment.assign_arm`)."""
+    share = validate_share(share)
+    note = _clean_note(note, required=False)
+    locked = _lock_running(experiment)
+    if share != locked.candidate_share:
+        _start_step(locked, share=share, user=acting_user, reason=note or f"Share set to {share:.0%}.")
+    locked.ramp_held = True
+    locked.save(update_fields=["ramp_held"])
+    return locked
+
+
+@transaction.atomic
+def experiment_ramp_advance(*, experiment: Experiment, acting_user: Any, note: Any = "") -> Experiment:
+    """A person moves the canary to the ramp's next share now, whatever the ramp rule says."""
+    note = _clean_note(note, required=False)
+    locked = _lock_running(experiment)
+    share = next_share(ramp=locked.ramp, share=locked.candidate_share)
+    if share is None:
+        raise Conflict(f"Experiment #{locked.pk} is at the last step of its ramp ({locked.candidate_share:.0%}).",
+                       errors={"share": [f"No step above {locked.candidate_share:.0%}."]})
+    _start_step(locked, share=share, user=acting_user, reason=note or f"Advanced to {share:.0%} by a reviewer.")
+    return locked
+
+
+@transaction.atomic
+def experiment_ramp_hold(*, experiment: Experiment, held: bool) -> Experiment:
+    """Hold the share where it is (no automatic step), or let the ramp rule move it again. The
+    decision rule keeps running either way: a significant regression still rolls back."""
+    locked = _lock_running(experiment)
+    if locked.ramp_held != held:
+        locked.ramp_held = held
+        locked.save(update_fields=["ramp_held"])
     return locked
 
 

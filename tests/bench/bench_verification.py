@@ -18,13 +18,16 @@ from typing import Any
 
 import numpy as np
 
+from reflection.experiments.ramp import next_share, ramp_advance
 from reflection.experiments.sequential import (
     DEFAULT_ALPHA,
     DEFAULT_MAX_RUNS_PER_ARM,
     DEFAULT_MIN_RUNS_PER_ARM,
     DEFAULT_MIXTURE_SD,
+    ArmCounts,
     Outcome,
     sequential_decision,
+    total_counts,
 )
 from reflection.models import Verification
 from reflection.suggestions.services import verification_compare
@@ -35,6 +38,10 @@ EXPERIMENTS = 2_000
 BATCH = 40  # runs between two looks, both arms together
 MAX_RUNS = 2_000  # per arm, for the simulations (the default is larger: see docs/experiments.md)
 SEED = 15
+# The ramps simulated: the default (config.settings EXPERIMENT_RAMP) and a slower 5 % start, with
+# the default ramp rule (EXPERIMENT_RAMP_MIN_RUNS, EXPERIMENT_RAMP_MARGIN).
+RAMPS = ((0.2, 0.5), (0.05, 0.2, 0.5))
+RAMP_MIN_RUNS, RAMP_MARGIN = 100, 0.1
 
 
 @dataclass
@@ -46,6 +53,7 @@ class Tally:
     looks: list[int] = field(default_factory=list)
     candidate_runs_at_decision: list[int] = field(default_factory=list)
     current_runs_at_decision: list[int] = field(default_factory=list)
+    steps_reached: list[int] = field(default_factory=list)  # ramps only
 
     def add(self, outcome: Outcome, looks: int, candidate_runs: int, current_runs: int) -> None:
         self.experiments += 1
@@ -100,6 +108,54 @@ def ab_experiment(rng: np.random.Generator, *, rate_current: float, rate_candida
         if decision.outcome != Outcome.CONTINUE:
             return decision.outcome, look + 1, decision.candidate_runs, decision.current_runs
     raise AssertionError("the maximum sample was never reached")
+
+
+def ramp_experiment(rng: np.random.Generator, *, rate_current: float, rate_candidate: float, ramp: tuple[float, ...],
+                    stratified: bool = True, batch: int = BATCH, max_runs: int = MAX_RUNS,
+                    drift: float = 0.0, every: int | None = None) -> tuple[Outcome, int, int, int, int]:
+    """One experiment on a ramp: each batch of runs is split at random by the share of the
+    current step; after every batch the rule decides from the per-step counts (`stratified`;
+    else from the pooled totals, as before ramps) and, while it continues, the real ramp rule
+    (`ramp.ramp_advance`) may move the share to the next step. `drift`: every version's rate
+    falls by this much, linearly, over the looks a 50 % share needs to reach the maximum.
+    `every`: the share moves every this many looks instead, whatever the data (a timed ramp).
+    Returns (outcome, looks, candidate runs, current runs, steps reached)."""
+    planned_looks = math.ceil(max_runs / (batch * 0.5))
+    share, steps, look = ramp[0], [ArmCounts(0, 0, 0, 0)], 0
+    while True:
+        look += 1
+        decline = drift * min(look / planned_looks, 1.0)
+        candidate = int(rng.binomial(batch, share))
+        current = batch - candidate
+        last = steps[-1]
+        steps[-1] = ArmCounts(
+            current_runs=last.current_runs + current,
+            current_successes=last.current_successes + int(rng.binomial(current, max(0.0, rate_current - decline))),
+            candidate_runs=last.candidate_runs + candidate,
+            candidate_successes=last.candidate_successes + int(rng.binomial(candidate, max(0.0, rate_candidate - decline))),
+        )
+        totals = total_counts(steps)
+        decision = sequential_decision(**vars(totals), steps=steps if stratified else (), max_runs_per_arm=max_runs)
+        if decision.outcome != Outcome.CONTINUE:
+            return decision.outcome, look, decision.candidate_runs, decision.current_runs, len(steps)
+        if every is not None:
+            following = next_share(ramp=ramp, share=share) if look % every == 0 else None
+        else:
+            following = ramp_advance(ramp=ramp, share=share, held=False, step_candidate_runs=steps[-1].candidate_runs,
+                                     interval=decision.interval, min_runs=RAMP_MIN_RUNS, margin=RAMP_MARGIN)
+        if following is not None:
+            share = following
+            steps.append(ArmCounts(0, 0, 0, 0))
+
+
+def run_ramp(*, experiments: int = EXPERIMENTS, seed: int = SEED, **scenario: Any) -> Tally:
+    rng = np.random.default_rng(seed)
+    tally = Tally()
+    for _ in range(experiments):
+        outcome, looks, candidate_runs, current_runs, steps = ramp_experiment(rng, **scenario)
+        tally.add(outcome, looks, candidate_runs, current_runs)
+        tally.steps_reached.append(steps)
+    return tally
 
 
 def run_ab(*, experiments: int = EXPERIMENTS, seed: int = SEED, **scenario: Any) -> Tally:
@@ -188,6 +244,63 @@ def _null_rows(out: Any) -> list[str]:
     rows.append("")
     rows.append(f"Worst row: {100 * worst:.2f} % (target <= 5 %).")
     return rows
+
+
+def _ramp_name(ramp: tuple[float, ...]) -> str:
+    return " → ".join(f"{share:.0%}" for share in ramp)
+
+
+def _ramp_rows(out: Any) -> list[str]:
+    lines = [
+        "### Ramps: the share moves during the experiment", "",
+        f"The canary follows a ramp: a step advances at a look once its candidate arm has {RAMP_MIN_RUNS} runs in "
+        f"the step and the always-valid interval rules out a regression beyond {RAMP_MARGIN:.0%} "
+        "(`reflection.experiments.ramp.ramp_advance`, the defaults); the rule decides from the counts per step "
+        "(`steps=`). Looks every "
+        f"{BATCH} runs, {EXPERIMENTS:,} experiments per row, up to {MAX_RUNS:,} runs per arm.", "",
+        "No real difference: P(any promote or rollback), target <= 5 %", "",
+        "| ramp | base rate | looks (median) | steps reached (mean) | promote | rollback | any (upper 95 %) |",
+        "|---|---|---|---|---|---|---|",
+    ]
+    worst = 0.0
+    for ramp in RAMPS:
+        for rate in (0.1, 0.4, 0.8):
+            tally = run_ramp(rate_current=rate, rate_candidate=rate, ramp=ramp)
+            wrong = tally.promote + tally.rollback
+            worst = max(worst, wrong / tally.experiments)
+            lines.append(
+                f"| {_ramp_name(ramp)} | {rate:.2f} | {statistics.median(tally.looks):.0f} "
+                f"| {statistics.mean(tally.steps_reached):.2f} | {pct(tally.promote, tally.experiments)} "
+                f"| {pct(tally.rollback, tally.experiments)} | **{pct(wrong, tally.experiments)}** "
+                f"({100 * upper_bound(wrong, tally.experiments):.2f} %) |")
+            out.write(f"ramp {ramp} null rate {rate}: {wrong}/{tally.experiments}")
+    lines += ["", f"Worst row: {100 * worst:.2f} % (target <= 5 %).", "",
+              "Every version falls 10 points (0.50 → 0.40) over the experiment, no real difference: the ramp rule, "
+              "or a timed ramp (the share moves every 25 looks, whatever the data); the rule fed the counts per step, "
+              "or pooled as before ramps (Simpson's paradox: the candidate has more of its runs in the later, worse "
+              "period).", "",
+              "| ramp | share moves | counts | rollback (upper 95 %) | promote | any |", "|---|---|---|---|---|---|"]
+    for ramp in RAMPS:
+        for every in (None, 25):
+            for stratified in (True, False):
+                tally = run_ramp(rate_current=0.5, rate_candidate=0.5, ramp=ramp, drift=0.10, every=every,
+                                 stratified=stratified)
+                lines.append(
+                    f"| {_ramp_name(ramp)} | {'ramp rule' if every is None else f'every {every} looks'} "
+                    f"| {'per step' if stratified else 'pooled'} | **{pct(tally.rollback, tally.experiments)}** "
+                    f"({100 * upper_bound(tally.rollback, tally.experiments):.2f} %) "
+                    f"| {pct(tally.promote, tally.experiments)} | {pct(tally.promote + tally.rollback, tally.experiments)} |")
+                out.write(f"ramp {ramp} drift every {every} stratified {stratified}: {tally.rollback}")
+    lines += ["", "Power with the ramp: +10 points at base 0.40 (0.40 -> 0.50)", "",
+              "| ramp | P(promote) | steps reached (mean) | runs per arm at the decision: median / 80th / 90th percentile |",
+              "|---|---|---|---|"]
+    for ramp in RAMPS:
+        tally = run_ramp(rate_current=0.4, rate_candidate=0.5, ramp=ramp)
+        lines.append(
+            f"| {_ramp_name(ramp)} | {pct(tally.promote, tally.experiments)} (rollback "
+            f"{pct(tally.rollback, tally.experiments)}) | {statistics.mean(tally.steps_reached):.2f} "
+            f"| candidate {_spread(tally.candidate_runs_at_decision)}; current {_spread(tally.current_runs_at_decision)} |")
+    return [*lines, ""]
 
 
 def _constant(rate: float) -> Callable[[int], float]:
@@ -279,6 +392,9 @@ def run(context: dict) -> str:
         "",
     ]
     out.write("power done")
+
+    lines += _ramp_rows(out)
+    out.write("ramps done")
 
     lines += ["### The z-test re-run at every look (verification until now, issue #15's set-up)", "",
               "No real difference; 300 runs of the base version, then 30 looks of 30-40 new runs each; the same counts "

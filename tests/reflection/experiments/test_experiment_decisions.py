@@ -97,13 +97,22 @@ def test_a_second_approval_on_a_case_under_experiment_is_refused(make_case, revi
         suggestion_approve(suggestion=other, acting_user=reviewer)
 
 
-@pytest.mark.parametrize("share", ["1.5", "0", "1", "-0.2"])
-def test_settings_refuse_a_share_outside_0_1(share):
+@pytest.mark.parametrize("ramp", ["1.5", "0", "1", "-0.2", "0.5,0.2", "0.2,0.2", "nan", "0.2,x", ""])
+def test_settings_refuse_a_ramp_that_is_not_increasing_shares_in_0_1(ramp):
+    loaded = _load_settings(EXPERIMENT_RAMP=ramp)
+    assert loaded.returncode != 0
+    assert "EXPERIMENT_RAMP" in loaded.stderr
+
+
+def test_settings_name_the_replacement_of_the_old_share_setting():
+    loaded = _load_settings(EXPERIMENT_CANDIDATE_SHARE="0.3")
+    assert loaded.returncode != 0 and "replaced by EXPERIMENT_RAMP" in loaded.stderr
+
+
+def _load_settings(**variables: str):
     import os
     import subprocess
     import sys
 
-    env = {**os.environ, "EXPERIMENT_CANDIDATE_SHARE": share}
-    loaded = subprocess.run([sys.executable, "-c", "import config.settings"], env=env, capture_output=True, text=True)
-    assert loaded.returncode != 0
-    assert "EXPERIMENT_CANDIDATE_SHARE must be between 0 and 1" in loaded.stderr
+    env = {**os.environ, **variables}
+    return subprocess.run([sys.executable, "-c", "import config.settings"], env=env, capture_output=True, text=True)

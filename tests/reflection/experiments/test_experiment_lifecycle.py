@@ -35,7 +35,7 @@ def test_approving_makes_a_candidate_version_without_making_it_current(make_case
 
 @pytest.mark.parametrize("share", [0.2, 0.5])
 def test_the_canary_gets_its_share_of_2000_assignments_within_3_points(make_case, reviewer, settings, share):
-    settings.EXPERIMENT_CANDIDATE_SHARE = share
+    settings.EXPERIMENT_RAMP = (share,)
     experiment = approved_experiment(make_case, reviewer)
     case = Case.objects.get(pk=experiment.case_id)
 
@@ -123,7 +123,7 @@ def test_no_decision_before_the_minimum_sample(make_case, reviewer, api):
 
 def test_an_inconclusive_experiment_at_the_maximum_keeps_the_current_version_flagged(make_case, reviewer, api, settings):
     settings.EXPERIMENT_MAX_RUNS_PER_ARM = 150
-    settings.EXPERIMENT_CANDIDATE_SHARE = 0.5
+    settings.EXPERIMENT_RAMP = (0.5,)
     experiment = approved_experiment(make_case, reviewer)
     send_runs(api, experiment, keys=keys(400), current_rate=0.5, candidate_rate=0.5)
 
