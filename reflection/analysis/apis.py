@@ -37,9 +37,22 @@ class ErrorGroupSerializer(serializers.Serializer):
     templates = TemplateSerializer(many=True)
 
 
+class VersionFiguresSerializer(serializers.Serializer):
+    version = serializers.IntegerField(allow_null=True, help_text="Null: runs stored without a version.")
+    runs = serializers.IntegerField(help_text="Runs of this version in the window.")
+    successes = serializers.IntegerField()
+    success_rate = serializers.FloatField(allow_null=True)
+    current = serializers.BooleanField(help_text="The version the case serves now, which the figures describe.")
+
+
 class AnalysisOutputSerializer(serializers.Serializer):
     case_id = serializers.UUIDField()
     window_days = serializers.IntegerField()
+    # Absent from analyses stored before analyses were per version (issue #15), which pooled all.
+    case_version = serializers.IntegerField(
+        required=False, allow_null=True,
+        help_text="The case version whose runs every figure below counts (the current one when analysed).",
+    )
     total_executions = serializers.IntegerField()
     successes = serializers.IntegerField()
     success_rate = serializers.FloatField(allow_null=True)
@@ -52,6 +65,11 @@ class AnalysisOutputSerializer(serializers.Serializer):
     slow = serializers.BooleanField()
     anomalies = serializers.ListField(child=serializers.DictField())
     confidence = serializers.ChoiceField(choices=["ok", "insufficient"])
+    versions = VersionFiguresSerializer(
+        many=True, required=False,
+        help_text="Runs and success rate of the newest versions (at most 5, the current one always), newest first, "
+                  "for comparison: an experiment's candidate and earlier versions are listed here, not counted above.",
+    )
 
 
 class AnalyzeApi(APIView):
