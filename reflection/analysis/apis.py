@@ -102,6 +102,11 @@ class AnalysisPointSerializer(serializers.Serializer):
     latency_p95_ms = serializers.FloatField(allow_null=True)
 
 
+class SuggestionRefusalSerializer(serializers.Serializer):
+    reason = serializers.CharField()
+    at = serializers.DateTimeField()
+
+
 class CaseAnalysisApi(APIView):
     """What dashboards read: the stored analyses, never a new computation (that is POST analyze)."""
 
@@ -118,6 +123,11 @@ class CaseAnalysisApi(APIView):
         analysed_at = serializers.DateTimeField(allow_null=True, help_text="Null when never analysed.")
         analysis = AnalysisOutputSerializer(allow_null=True, help_text="The latest analysis, as POST analyze returned it.")
         history = AnalysisPointSerializer(many=True, help_text="Newest first, the latest included.")
+        suggestion_refused = SuggestionRefusalSerializer(
+            allow_null=True,
+            help_text="Why the latest proposal for the case was refused (it repeated a change already in the plan, "
+                      "rejected or rolled back), since the last suggestion made; null if none.",
+        )
 
     @extend_schema(
         parameters=[FilterSerializer],
@@ -137,6 +147,7 @@ class CaseAnalysisApi(APIView):
             "analysed_at": latest.created_at if latest else None,
             "analysis": latest.result if latest else None,
             "history": AnalysisPointSerializer(trend, many=True).data,
+            "suggestion_refused": selectors.case_suggestion_refusal(case_id=case_id),
         })
 
 

@@ -104,6 +104,13 @@ class CaseAnalysisData(TypedDict):
     versions: list[VersionFigures]
 
 
+class SuggestionRefusal(TypedDict):
+    """Why the latest proposal for a case was refused (it repeated a change) and when."""
+
+    reason: str
+    at: datetime
+
+
 class AnalysisPoint(TypedDict):
     """One stored analysis's headline figures, for trend charts (`selectors.case_analysis_trend`)."""
 
