@@ -7,6 +7,7 @@ from io import StringIO
 
 import pytest
 from django.core.management import call_command
+from django.urls import reverse
 
 from casebank.cases import services as case_services
 from casebank.models import Case
@@ -42,7 +43,8 @@ def _approve_first_suggestion(case: Case, reviewer) -> Suggestion:
 # --- experiments off: approval applies v2 at once ------------------------------------------
 
 
-def test_evidence_comes_from_the_current_versions_runs_only(make_case, reviewer, settings, experiments_off):
+def test_evidence_comes_from_the_current_versions_runs_only(make_case, reviewer, settings, experiments_off,
+                                                           admin_client_logged_in):
     settings.OPENAI_API_KEY = ""
     case = _v1_with_timeouts(make_case)
     _approve_first_suggestion(case, reviewer)
@@ -61,6 +63,8 @@ def test_evidence_comes_from_the_current_versions_runs_only(make_case, reviewer,
     assert [e["error_type"] for e in evidence["common_errors"]] == ["SchemaError"]
     assert {e["case_version"] for e in evidence["failing_examples"]} == {2}
     assert [(v["version"], v["runs"]) for v in evidence["analysis"]["versions"]] == [(2, 280), (1, 125)]
+    page = admin_client_logged_in.get(reverse("admin:reflection_suggestion_change", args=[suggestion.pk]))
+    assert "139 of 280 runs of v2 succeeded" in page.content.decode()
 
 
 def test_a_change_the_plan_already_has_is_not_listed_again(make_case, reviewer, settings, experiments_off):
