@@ -3,8 +3,9 @@
 Only weak cases with enough data get one: analysed success rate below 0.5 with `ok` confidence,
 never a case at or above 0.8, never while an experiment decides on a change to the case. The
 evidence is the current version's runs only; a proposal that repeats a change (already in the
-plan, rejected, rolled back) is refused with its reason recorded (`novelty`). The LLM call happens outside any transaction; the row is
-written in a short one that re-checks the case did not move on meanwhile. When the shared LLM
+plan, rejected, rolled back) is refused with its reason recorded (`novelty`). The LLM call
+happens outside any transaction; the row is written in a short one that re-checks the case did
+not move on meanwhile. When the shared LLM
 budget has no slot, the case is deferred, not given rules (`reflection.suggestions.deferral`).
 """
 from __future__ import annotations
