@@ -65,6 +65,7 @@ class CaseAnalysisResult(BaseModel):
     case_id: str
     analysed_at: datetime | None = Field(description="Null when the case was never analysed.")
     analysis: dict[str, Any] | None = Field(
-        description="The latest stored analysis: success rates, common errors, latency, anomalies, confidence."
+        description="The latest stored analysis of the case's current version (case_version): success rates, common "
+                    "errors, latency, anomalies, confidence; `versions` compares the newest versions' runs."
     )
     history: list[AnalysisPoint] = Field(description="Earlier analyses' headline figures, newest first.")

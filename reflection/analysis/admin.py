@@ -166,5 +166,6 @@ class CaseAnalysisAdmin(admin.ModelAdmin):
             "can_analyse": request.user.has_perm("reflection.add_reflectionrun"),
             # Why the case has its status (a warning at 74 % comes from a recent drop, not the rate).
             "status_change": CaseStatusChange.objects.filter(case=case).order_by("-created_at").first(),
+            "suggestion_refused": selectors.case_suggestion_refusal(case_id=case.pk),
         }
         return TemplateResponse(request, "admin/reflection/case_analysis.html", context)

@@ -37,9 +37,22 @@ class ErrorGroupSerializer(serializers.Serializer):
     templates = TemplateSerializer(many=True)
 
 
+class VersionFiguresSerializer(serializers.Serializer):
+    version = serializers.IntegerField(allow_null=True, help_text="Null: runs stored without a version.")
+    runs = serializers.IntegerField(help_text="Runs of this version in the window.")
+    successes = serializers.IntegerField()
+    success_rate = serializers.FloatField(allow_null=True)
+    current = serializers.BooleanField(help_text="The version the case serves now, which the figures describe.")
+
+
 class AnalysisOutputSerializer(serializers.Serializer):
     case_id = serializers.UUIDField()
     window_days = serializers.IntegerField()
+    # Absent from analyses stored before analyses were per version (issue #15), which pooled all.
+    case_version = serializers.IntegerField(
+        required=False, allow_null=True,
+        help_text="The case version whose runs every figure below counts (the current one when analysed).",
+    )
     total_executions = serializers.IntegerField()
     successes = serializers.IntegerField()
     success_rate = serializers.FloatField(allow_null=True)
@@ -52,6 +65,11 @@ class AnalysisOutputSerializer(serializers.Serializer):
     slow = serializers.BooleanField()
     anomalies = serializers.ListField(child=serializers.DictField())
     confidence = serializers.ChoiceField(choices=["ok", "insufficient"])
+    versions = VersionFiguresSerializer(
+        many=True, required=False,
+        help_text="Runs and success rate of the newest versions (at most 5, the current one always), newest first, "
+                  "for comparison: an experiment's candidate and earlier versions are listed here, not counted above.",
+    )
 
 
 class AnalyzeApi(APIView):
@@ -84,6 +102,11 @@ class AnalysisPointSerializer(serializers.Serializer):
     latency_p95_ms = serializers.FloatField(allow_null=True)
 
 
+class SuggestionRefusalSerializer(serializers.Serializer):
+    reason = serializers.CharField()
+    at = serializers.DateTimeField()
+
+
 class CaseAnalysisApi(APIView):
     """What dashboards read: the stored analyses, never a new computation (that is POST analyze)."""
 
@@ -100,6 +123,11 @@ class CaseAnalysisApi(APIView):
         analysed_at = serializers.DateTimeField(allow_null=True, help_text="Null when never analysed.")
         analysis = AnalysisOutputSerializer(allow_null=True, help_text="The latest analysis, as POST analyze returned it.")
         history = AnalysisPointSerializer(many=True, help_text="Newest first, the latest included.")
+        suggestion_refused = SuggestionRefusalSerializer(
+            allow_null=True,
+            help_text="Why the latest proposal for the case was refused (it repeated a change already in the plan, "
+                      "rejected or rolled back), since the last suggestion made; null if none.",
+        )
 
     @extend_schema(
         parameters=[FilterSerializer],
@@ -119,6 +147,7 @@ class CaseAnalysisApi(APIView):
             "analysed_at": latest.created_at if latest else None,
             "analysis": latest.result if latest else None,
             "history": AnalysisPointSerializer(trend, many=True).data,
+            "suggestion_refused": selectors.case_suggestion_refusal(case_id=case_id),
         })
 
 

@@ -118,6 +118,8 @@ class CaseReflectionState(models.Model):
 
     `suggestion_due_at` is set when a weak case's suggestion had to wait for the shared LLM
     budget: `reflection.suggestions.deferral` retries it from then on (docs/suggestions.md).
+    `suggestion_refused` keeps why the latest proposal for the case was refused as no news
+    (`reflection.suggestions.novelty`), until a suggestion is made.
     """
 
     case = models.OneToOneField(Case, on_delete=models.CASCADE, primary_key=True, related_name="+")
@@ -130,6 +132,9 @@ class CaseReflectionState(models.Model):
                                    db_index=False, db_constraint=False)
     claimed_at = models.DateTimeField(null=True, blank=True)
     suggestion_due_at = models.DateTimeField(null=True, blank=True)
+    # A database default too: run claims insert state rows with raw SQL naming only their columns.
+    suggestion_refused = models.CharField(max_length=500, blank=True, default="", db_default="")
+    suggestion_refused_at = models.DateTimeField(null=True, blank=True)
 
     class Meta:
         indexes = [

@@ -6,9 +6,15 @@ from the very rows the DELETE removed (RETURNING), never by re-running the filte
 back-dated log committed meanwhile is either deleted and summarised or left for the next
 pass. Runs without a case are summarised too, in one case-less row per day. A day rolled up
 earlier that receives back-dated logs later is merged into (counts add up).
+
+Per version (issue #15: an analysis judges the current version): every summary counts runs and
+successes per version; a day that mixed versions (an experiment's canary, the day of an edit)
+also keeps each version's latency sums, histogram and errors, so that one version's figures
+are exact after retention. A one-version day does not repeat them: its totals are its version's.
 """
 from __future__ import annotations
 
+import copy
 import uuid
 from collections.abc import Callable
 from datetime import date, datetime, time, timedelta
@@ -116,27 +122,72 @@ def _roll_up_day(day: date) -> tuple[int, int]:
     locked = DailyCaseRollup.objects.select_for_update().filter(lookup, day=day).order_by()
     existing = {rollup.case_id: rollup for rollup in locked}
     rollups = {case_id: existing.get(case_id) or _empty_rollup(case_id, day) for case_id in case_ids}
+    for rollup in rollups.values():
+        _detail_the_only_version(rollup)  # a back-dated run of another version may join it
     deleted = 0
     for case_id, version, success, bucket, kind, template, example, runs, latency_sum, latency_sq in groups:
         rollup = rollups[_as_uuid(case_id)]
-        rollup.runs += runs
-        rollup.successes += runs if success else 0
+        _add_group(vars(rollup), success, bucket, kind, template, example, runs, latency_sum, latency_sq)
         if version is not None:  # runs without a case have no version either
-            counts = rollup.versions.setdefault(str(version), {"runs": 0, "successes": 0})
-            counts["runs"] += runs
-            counts["successes"] += runs if success else 0
-        rollup.latency_sum_ms += float(latency_sum or 0)
-        rollup.latency_sq_sum_ms += float(latency_sq or 0)
-        rollup.latency_histogram[str(bucket)] = rollup.latency_histogram.get(str(bucket), 0) + runs
-        if not success:
-            merge_error(rollup.errors, kind or "unknown", template, runs, example)
+            entry = rollup.versions.setdefault(str(version), {"runs": 0, "successes": 0, **_empty_detail()})
+            if "latency_sum_ms" in entry:  # a version counted on a mixed day before the split has none
+                _add_group(entry, success, bucket, kind, template, example, runs, latency_sum, latency_sq)
+            else:
+                entry["runs"] += runs
+                entry["successes"] += runs if success else 0
         deleted += runs
     for rollup in rollups.values():
+        _undetail_a_single_version(rollup)
         rollup.full_clean(exclude=["case"])
         if rollup.pk is not None:
             rollup.save()
     DailyCaseRollup.objects.bulk_create([r for r in rollups.values() if r.pk is None], batch_size=1_000)
     return len(rollups), deleted
+
+
+_DETAIL = ("latency_sum_ms", "latency_sq_sum_ms", "latency_histogram", "errors")
+
+
+def _empty_detail() -> dict:
+    return {"latency_sum_ms": 0.0, "latency_sq_sum_ms": 0.0, "latency_histogram": {}, "errors": {}}
+
+
+def _add_group(summary: dict, success: bool, bucket: int, kind: str, template: str, example: str, runs: int,
+               latency_sum: float | None, latency_sq: float | None) -> None:
+    """Add one group of identical figures to a summary's fields: a roll-up's (`vars(rollup)`,
+    where a model instance keeps its field values) or one version's entry in it."""
+    summary["runs"] += runs
+    summary["successes"] += runs if success else 0
+    summary["latency_sum_ms"] += float(latency_sum or 0)
+    summary["latency_sq_sum_ms"] += float(latency_sq or 0)
+    histogram = summary["latency_histogram"]
+    histogram[str(bucket)] = histogram.get(str(bucket), 0) + runs
+    if not success:
+        merge_error(summary["errors"], kind or "unknown", template, runs, example)
+
+
+def _only_version(rollup: DailyCaseRollup) -> dict | None:
+    """The version entry of a day that ran one version only (all of its runs), else None."""
+    if len(rollup.versions) != 1:
+        return None
+    [entry] = rollup.versions.values()
+    return entry if entry.get("runs") == rollup.runs else None
+
+
+def _detail_the_only_version(rollup: DailyCaseRollup) -> None:
+    """Before merging runs into a stored one-version day: that version's figures are the day's."""
+    entry = _only_version(rollup)
+    if entry is not None and "latency_sum_ms" not in entry:
+        entry.update(latency_sum_ms=rollup.latency_sum_ms, latency_sq_sum_ms=rollup.latency_sq_sum_ms,
+                     latency_histogram=dict(rollup.latency_histogram), errors=copy.deepcopy(rollup.errors))
+
+
+def _undetail_a_single_version(rollup: DailyCaseRollup) -> None:
+    """A one-version day keeps only its counts per version: its totals say the rest."""
+    entry = _only_version(rollup)
+    if entry is not None:
+        for name in _DETAIL:
+            entry.pop(name, None)
 
 
 def _as_uuid(value: object) -> uuid.UUID | None:

@@ -10,8 +10,8 @@ from django.db.models import Count, F, Q
 from django.db.models.functions import TruncDate
 from django.utils import timezone
 
-from reflection.analysis.types import AnalysisPoint
-from reflection.models import CaseAnalysis, DailyCaseRollup, ExecutionLog
+from reflection.analysis.types import AnalysisPoint, SuggestionRefusal
+from reflection.models import CaseAnalysis, CaseReflectionState, DailyCaseRollup, ExecutionLog
 
 
 def case_analysis_latest(*, case_id: UUID) -> CaseAnalysis | None:
@@ -27,6 +27,16 @@ def case_analysis_trend(*, case_id: UUID, limit: int) -> list[AnalysisPoint]:
         .values("window_days", "total_executions", "success_rate", "weighted_success_rate", "latency_p95_ms",
                 analysed_at=F("created_at"))[:limit]
     )
+
+
+def case_suggestion_refusal(*, case_id: UUID) -> SuggestionRefusal | None:
+    """Why the latest proposal for the case was refused as no news, if one was since the last
+    suggestion (`reflection.suggestions.novelty`)."""
+    state = (CaseReflectionState.objects.filter(case_id=case_id, suggestion_refused_at__isnull=False)
+             .only("suggestion_refused", "suggestion_refused_at").first())
+    if state is None or state.suggestion_refused_at is None:
+        return None
+    return {"reason": state.suggestion_refused, "at": state.suggestion_refused_at}
 
 
 @dataclass(frozen=True)

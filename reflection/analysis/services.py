@@ -99,6 +99,13 @@ def _record_from(*, case_id: uuid.UUID, analysis: CaseAnalysisData, run: Reflect
     return record
 
 
+def has_runs(analysis: CaseAnalysisData) -> bool:
+    """Whether the window holds runs of any version. A window without any changes nothing on the
+    case; one with runs of other versions only means the current version has no figures yet,
+    and the case's rate (the old plan's) is cleared rather than shown for the new plan."""
+    return bool(analysis["total_executions"]) or any(row["runs"] for row in analysis.get("versions", []))
+
+
 def case_metrics(analysis: CaseAnalysisData) -> case_services.CaseMetrics:
     return case_services.CaseMetrics(
         success_rate=analysis["success_rate"], run_count=analysis["total_executions"],
@@ -141,7 +148,7 @@ def case_analysis_record(*, case_id: uuid.UUID | str, window_days: int = 30, run
     key = uuid.UUID(analysis["case_id"])
     record = _record_from(case_id=key, analysis=analysis, run=run)
     record.save()
-    if analysis["total_executions"]:
+    if has_runs(analysis):
         case_services.case_update_metrics(case_id=key, metrics=case_metrics(analysis))
     status = Case.objects.filter(pk=key).values_list("status", flat=True).get()
     _apply_warning(case_id=key, status=status, analysis=analysis)
@@ -299,7 +306,7 @@ def _analyse_chunk(case_ids: list[uuid.UUID], run: ReflectionRun, counts: _Count
     with transaction.atomic():
         analyses = _insert_analyses(built, run)
         case_services.case_update_metrics_many(
-            metrics={case_id: case_metrics(a) for case_id, a in analyses.items() if a["total_executions"]}
+            metrics={case_id: case_metrics(a) for case_id, a in analyses.items() if has_runs(a)}
         )
     statuses = dict(Case.objects.filter(**ids_lookup("pk", case_ids)).values_list("pk", "status"))
     verifying = cases_under_verification()

@@ -69,11 +69,25 @@ class LatencyRegression(TypedDict):
 Anomaly = SuccessRateDrop | LatencyRegression
 
 
+class VersionFigures(TypedDict):
+    """One case version's runs in the window, for the comparison beside the analysis."""
+
+    version: int | None  # None: runs stored without a version (ingestion never does this)
+    runs: int
+    successes: int
+    success_rate: float | None
+    current: bool
+
+
 class CaseAnalysisData(TypedDict):
-    """What `engine.analyze_case` returns and POST /api/reflection/analyze answers."""
+    """What `engine.analyze_case` returns and POST /api/reflection/analyze answers.
+
+    Every figure is of the runs of `case_version`, the version the case serves now; `versions`
+    compares it with the newest others (`engine.versions`)."""
 
     case_id: str
     window_days: int
+    case_version: int | None
     total_executions: int
     successes: int
     success_rate: float | None
@@ -87,6 +101,14 @@ class CaseAnalysisData(TypedDict):
     slow: bool
     anomalies: list[Anomaly]
     confidence: Literal["ok", "insufficient"]
+    versions: list[VersionFigures]
+
+
+class SuggestionRefusal(TypedDict):
+    """Why the latest proposal for a case was refused (it repeated a change) and when."""
+
+    reason: str
+    at: datetime
 
 
 class AnalysisPoint(TypedDict):

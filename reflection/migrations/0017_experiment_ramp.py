@@ -28,7 +28,7 @@ class Migration(migrations.Migration):
 
     # Another branch adds 0016; this one is re-pointed at it when both are merged.
     dependencies = [
-        ('reflection', '0015_log_owner'),
+        ('reflection', '0016_version_aware'),
     ]
 
     operations = [

@@ -1,17 +1,19 @@
 """Suggestion generation: evidence → LLM (or rules) → a pending `Suggestion` for review.
 
 Only weak cases with enough data get one: analysed success rate below 0.5 with `ok` confidence,
-never a case at or above 0.8. The LLM call happens outside any transaction; the row is
-written in a short one that re-checks the case did not move on meanwhile. When the shared LLM
+never a case at or above 0.8, never while an experiment decides on a change to the case. The
+evidence is the current version's runs only; a proposal that repeats a change (already in the
+plan, rejected, rolled back) is refused with its reason recorded (`novelty`). The LLM call
+happens outside any transaction; the row is written in a short one that re-checks the case did
+not move on meanwhile. When the shared LLM
 budget has no slot, the case is deferred, not given rules (`reflection.suggestions.deferral`).
 """
 from __future__ import annotations
 
-import copy
 import json
 import logging
 import time
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from datetime import datetime
 from typing import Any, TypedDict
 from uuid import UUID
@@ -39,6 +41,9 @@ from reflection.models import (
     SuggestionStatus,
 )
 from reflection.suggestions.deferral import LEASE, SWEEP_SECONDS, suggestion_defer, suggestion_deferral_clear
+from reflection.suggestions.novelty import repeated_change, suggestion_refusal_clear, suggestion_refusal_record
+from reflection.suggestions.proposals import Proposal
+from reflection.suggestions.rules import rule_based_proposal
 
 logger = logging.getLogger(__name__)
 
@@ -47,7 +52,6 @@ NEVER_AT_OR_ABOVE = 0.8
 FAILING_EXAMPLES = 5
 POSITIVE_EXAMPLES = 3
 NEGATIVE_EXAMPLES = 2
-SLOW_P95_MS = 2_000
 
 SUGGESTION_SCHEMA: dict[str, Any] = {
     "type": "object",
@@ -84,13 +88,6 @@ SYSTEM_PROMPT = (
 )
 
 
-class Change(TypedDict):
-    """One item of a suggestion's `changes` (the LLM's answer has the same shape, SUGGESTION_SCHEMA)."""
-
-    what: str
-    why: str
-
-
 class CaseDigest(TypedDict):
     """A similar case shown to the LLM as an example to follow or avoid."""
 
@@ -119,22 +116,6 @@ class Evidence(TypedDict):
     failing_examples: list[FailingExample]
     similar_successes: list[CaseDigest]
     similar_failures: list[CaseDigest]
-
-
-@dataclass
-class Proposal:
-    source: str
-    rationale: str
-    changes: list[Change]
-    revised_plan: Any
-    expected_effect: str
-    confidence: float
-    model: str = ""
-    tokens_in: int = 0
-    tokens_out: int = 0
-    cost_usd: float = 0.0
-    fallback_reason: str = ""
-    extra: dict[str, Any] = field(default_factory=dict)
 
 
 def ineligibility(*, case: Case, analysis: CaseAnalysisData) -> str | None:
@@ -169,8 +150,11 @@ def _case_digest(case: Case) -> CaseDigest:
 
 
 def build_evidence(*, case: Case, analysis: CaseAnalysisData) -> Evidence:
+    """The analysis of the current version, its latest failing runs (of that version only: a
+    mixed view proposed v2's own fix again, issue #15) and similar cases."""
+    version = analysis.get("case_version") or case.version
     failing = (
-        ExecutionLog.objects.filter(case=case, success=False)
+        ExecutionLog.objects.filter(case=case, case_version=version, success=False)
         .order_by("-created_at")
         .values("error_type", "error_message", "execution_time_ms", "case_version", "context", "created_at")[
             :FAILING_EXAMPLES
@@ -206,6 +190,7 @@ def build_evidence(*, case: Case, analysis: CaseAnalysisData) -> Evidence:
         "analysis": {
             key: analysis.get(key)
             for key in (
+                "case_version",
                 "window_days",
                 "total_executions",
                 "successes",
@@ -215,6 +200,7 @@ def build_evidence(*, case: Case, analysis: CaseAnalysisData) -> Evidence:
                 "slow",
                 "anomalies",
                 "confidence",
+                "versions",
             )
         },
         "common_errors": analysis.get("common_errors") or [],
@@ -236,104 +222,6 @@ def build_messages(*, case: Case, evidence: Evidence) -> list[ChatCompletionMess
             "the plan), expected_effect and confidence (0..1).",
         },
     ]
-
-
-# --- rules ------------------------------------------------------------------------------
-
-
-def _template_texts(error_group: CommonError) -> list[str]:
-    """Message templates of an error group; the engine gives `{template, count}` objects."""
-    texts = []
-    for item in error_group.get("templates") or []:
-        text = item.get("template") if isinstance(item, dict) else item
-        if isinstance(text, str) and text:
-            texts.append(text)
-    return texts
-
-
-# Steps the supervisor does itself (summarise, answer) wait on nothing that times out: a timeout
-# and retries there only lengthen the plan a reviewer has to read.
-IN_PROCESS_AGENTS = frozenset({"supervisor"})
-
-
-def _steps_that_can_time_out(steps: list) -> list:
-    external = [
-        step for step in steps
-        if isinstance(step, dict) and not ({step.get("agent"), *(step.get("agents") or [])} <= IN_PROCESS_AGENTS | {None})
-    ]
-    return external or [step for step in steps if isinstance(step, dict)]
-
-
-def rule_based_proposal(*, case: Case, analysis: CaseAnalysisData, reason: str) -> Proposal:
-    """A revision from the statistics alone: top error, timeouts, slowness."""
-    errors = analysis.get("common_errors") or []
-    top = errors[0] if errors else None
-    latency = analysis.get("latency_ms") or {}
-    p95 = latency.get("p95") or 0
-    slow = bool(analysis.get("slow")) or p95 > SLOW_P95_MS
-    plan = copy.deepcopy(case.plan)
-    steps = plan if isinstance(plan, list) else None
-    changes: list[Change] = []
-    text_lines: list[str] = []
-
-    def first_agent() -> str:
-        step = steps[0] if steps else {}
-        return step.get("agent") or (step.get("agents") or ["agent"])[0]
-
-    top_type = (top["error_type"] if top else "") or ""
-    templates = _template_texts(top) if top else []
-    timeouts = "timeout" in top_type.lower() or any("timeout" in t.lower() for t in templates[:3])
-    if top and timeouts:
-        why = f"{top['percentage']}% of runs failed with {top_type}."
-        changes.append({"what": "Add an explicit timeout and 3 retries with exponential backoff to every step that "
-                                "runs a query or calls an agent.", "why": why})
-        if steps is not None:
-            for step in _steps_that_can_time_out(steps):
-                step.setdefault("timeout_s", 30)
-                step["retry"] = {"attempts": 3, "backoff": "exponential"}
-        text_lines.append("Give every step that runs a query or calls an agent an explicit timeout and retry it up to "
-                          "3 times with exponential backoff.")
-    elif top:
-        template = (templates or [top.get("example") or ""])[0]
-        why = f"{top['percentage']}% of runs failed with {top_type or 'an error'}" + (f": {template}" if template else ".")
-        action = f"Check for the known failure {top_type or 'error'} before running the task" + (f" ({template[:120]})" if template else "") + "; stop with a clear message if it applies."
-        changes.append({"what": f"Add a guard step against {top_type or 'the top error'} first.", "why": why})
-        if steps is not None:
-            steps.insert(0, {"agent": first_agent(), "action": action, "guard": top_type})
-        text_lines.append(action)
-    if slow:
-        why = f"p95 latency is {p95:.0f} ms (above {SLOW_P95_MS} ms)."
-        changes.append({"what": "Cache intermediate results and bound each step's latency.", "why": why})
-        if steps is not None:
-            for step in _steps_that_can_time_out(steps):
-                step["cache"] = True
-                step.setdefault("max_latency_ms", SLOW_P95_MS)
-        text_lines.append("Cache intermediate results and keep each step under 2 s.")
-    if not changes:
-        rate = analysis.get("success_rate") or 0
-        changes.append(
-            {"what": "Verify the result before answering and retry the failing step once.", "why": f"Only {rate:.0%} of runs succeed."}
-        )
-        if steps is not None:
-            steps.append({"agent": (steps[-1].get("agent") or first_agent()), "action": "Verify the result against the task; retry the failing step once."})
-        text_lines.append("Verify the result against the task before answering; retry the failing step once.")
-    if steps is None:
-        plan = f"{case.plan}\n\nAdded after review of {analysis.get('total_executions', 0)} runs:\n" + "\n".join(
-            f"- {line}" for line in text_lines
-        )
-    share = (top["percentage"] if top else 0) or 0
-    return Proposal(
-        source=SuggestionSource.RULES,
-        rationale=(
-            f"Rule-based: {analysis.get('successes', 0)} of {analysis.get('total_executions', 0)} runs succeeded "
-            f"({(analysis.get('success_rate') or 0):.0%})" + (f"; the top error is {top_type} ({share}% of runs)." if top else ".")
-        ),
-        changes=changes,
-        revised_plan=plan,
-        expected_effect=f"Fewer {top_type} failures." if top else "Fewer failed runs.",
-        confidence=round(min(0.6, 0.2 + share / 200), 2),
-        fallback_reason=reason[:300],
-    )
 
 
 # --- LLM --------------------------------------------------------------------------------
@@ -436,9 +324,9 @@ def _generate(*, case_id: UUID | str, analysis: CaseAnalysisData | None, use_llm
         return GenerationResult(None, reason)
     if Suggestion.objects.filter(case=case, status=SuggestionStatus.PENDING, base_version=case.version).exists():
         return GenerationResult(None, f"A suggestion for version {case.version} is already pending.")
-    running = Experiment.objects.filter(case=case, status=ExperimentStatus.RUNNING).values_list("pk", flat=True).first()
-    if running is not None:
-        return GenerationResult(None, f"Experiment #{running} is testing a change to this case; it decides first.")
+    deciding = _experiment_deciding(case)
+    if deciding is not None:
+        return GenerationResult(None, deciding)
     client = get_llm_client() if use_llm else None
     if client is not None:
         # Cheap check before the evidence (a hybrid search): in a batch, every weak case after
@@ -453,27 +341,36 @@ def _generate(*, case_id: UUID | str, analysis: CaseAnalysisData | None, use_llm
         return _deferred(case, exc.retry_after)
     if proposal is None:
         proposal = rule_based_proposal(case=case, analysis=analysis, reason=why_not)
-    repeated = repeated_change(case=case, revised_plan=proposal.revised_plan)
+    repeated = _no_news(case, proposal)
     if repeated is not None:
+        suggestion_refusal_record(case_id=case.pk, reason=repeated)
         return GenerationResult(None, repeated)
     suggestion = _suggestion_create(case=case, evidence=evidence, proposal=proposal)
+    if suggestion is not None:
+        suggestion_refusal_clear(case_id=case.pk)
     return GenerationResult(suggestion, "" if suggestion else "The case changed while the suggestion was being made.")
 
 
-def repeated_change(*, case: Case, revised_plan: Any) -> str | None:
-    """Why a proposed plan is no news, or None: it is the current plan (the change is already
-    applied: rules see the same failures and propose the same steps again), or a reviewer
-    rejected the same plan before, or an experiment rolled it back."""
-    if revised_plan == case.plan:
-        return f"The proposed change is already in version {case.version}."
-    refused = Suggestion.objects.filter(
-        case=case, status__in=[SuggestionStatus.REJECTED, SuggestionStatus.ROLLED_BACK]
-    ).values_list("pk", "status", "revised_plan")
-    for pk, status, plan in refused:
-        if plan == revised_plan:
-            verb = "rejected" if status == SuggestionStatus.REJECTED else "rolled back after its experiment"
-            return f"The same change was {verb} in suggestion #{pk}."
-    return None
+def _experiment_deciding(case: Case) -> str | None:
+    """Why an experiment on the case decides before any new suggestion: one running (its
+    candidate is on a canary), or one that found its candidate better and awaits a reviewer."""
+    found = Experiment.objects.filter(
+        case=case, status__in=[ExperimentStatus.RUNNING, ExperimentStatus.AWAITING_REVIEW]
+    ).values_list("pk", "status").first()
+    if found is None:
+        return None
+    pk, status = found
+    if status == ExperimentStatus.RUNNING:
+        return f"Experiment #{pk} is testing a change to this case; it decides first."
+    return f"Experiment #{pk} found its candidate better; a reviewer decides on it first."
+
+
+def _no_news(case: Case, proposal: Proposal) -> str | None:
+    """Why a proposal repeats a change, or None (the LLM's and the rules' alike)."""
+    if not proposal.changes:
+        already = "; ".join(change["what"] for change in proposal.already_in_plan)
+        return f"The proposed change is already in version {case.version}. Already there: {already}"
+    return repeated_change(case=case, revised_plan=proposal.revised_plan)
 
 
 @transaction.atomic

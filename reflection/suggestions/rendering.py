@@ -64,12 +64,14 @@ def evidence_html(evidence: dict) -> SafeString:
     analysis = evidence.get("analysis") or {}
     latency = analysis.get("latency_ms") or {}
     summary = format_html(
-        '<table class="evidence"><tr><th>Runs in window</th><td>{} of {} succeeded ({} days)</td></tr>'
+        '<table class="evidence"><tr><th>Runs in window</th><td>{} of {} runs{} succeeded ({} days)</td></tr>'
         "<tr><th>Success rate</th><td><strong>{}</strong> (recency-weighted {})</td></tr>"
         "<tr><th>Latency</th><td>p50 {} ms · p95 {} ms{}</td></tr>"
         "<tr><th>Confidence</th><td>{}</td></tr></table>",
         analysis.get("successes", "—"),
         analysis.get("total_executions", "—"),
+        # Evidence stored before analyses were per version (issue #15) has no version: all pooled.
+        f" of v{analysis['case_version']}" if analysis.get("case_version") else "",
         analysis.get("window_days", "—"),
         _rate(analysis.get("success_rate")),
         _rate(analysis.get("weighted_success_rate")),

@@ -12,13 +12,13 @@ NOW = datetime(2026, 6, 15, 12, 0, tzinfo=dt_timezone.utc)
 
 def add_logs(case, *, count: int = 1, success: bool = True, ms: int = 100, age: timedelta = timedelta(hours=1),
              error_type: str = "", error_message: str = "", now: datetime = NOW,
-             ingested_at: datetime | None = None) -> list[ExecutionLog]:
+             ingested_at: datetime | None = None, version: int = 1) -> list[ExecutionLog]:
     created = now - age
     logs = [
         ExecutionLog(
             id=uuid.uuid4(),
             case_id=case.pk,
-            case_version=1,
+            case_version=version,
             success=success,
             error_type=error_type,
             error_message=error_message,

@@ -2,7 +2,8 @@
 
 `analyze_case` answers the API; `analyze_cases` serves batch runs with the same queries over
 many cases. Raw logs are aggregated in SQL (`queries`); days older than retention come from
-`DailyCaseRollup` rows and are merged in, so nothing a user saw disappears.
+`DailyCaseRollup` rows and are merged in, so nothing a user saw disappears. The figures are
+those of the case's current version; other versions are compared (`versions`).
 """
 from __future__ import annotations
 
@@ -24,6 +25,7 @@ from reflection.analysis.engine.queries import (
     PERCENTILES,
     Bounds,
     Figures,
+    VersionKey,
     ids_lookup,
     merge_error,
     ranked_errors,
@@ -32,6 +34,7 @@ from reflection.analysis.engine.queries import (
     raw_histograms,
     use_batch_memory,
 )
+from reflection.analysis.engine.versions import compare_versions, rollup_share, rollup_version_counts
 from reflection.analysis.types import CaseAnalysisData, CommonError, ErrorTally, LatencyMs
 from reflection.models import DailyCaseRollup
 
@@ -129,19 +132,23 @@ def analyses_as_built(*, case_ids: Iterable[uuid.UUID], window_days: int = 30, n
     bounds = make_bounds(window_days=window_days, now=now, snapshot_at=snapshot_at)
     ids = list(dict.fromkeys(case_ids))
     whole = every_case_with_logs and connection.vendor == "postgresql" and len(ids) <= chunk_size()
+    current = current_versions(ids)
     if _can_scan_in_parallel(len(ids)):
         # The error scan and its Python (grouping, ranking) run on a second connection in a
         # thread while this one waits on the figures scan, the longer of the two, which leaves
         # the interpreter free meanwhile.
         with ThreadPoolExecutor(max_workers=1, thread_name_prefix="reflection-scan") as pool:
-            side = pool.submit(_on_own_connection, _scan_errors, ids, bounds, whole)
+            side = pool.submit(_on_own_connection, _scan_errors, ids, bounds, whole, current)
             with transaction.atomic():
                 figures = _scan_figures(ids, bounds, whole)
             errors, rollups, histograms = side.result()
     else:
         with transaction.atomic():
             figures = _scan_figures(ids, bounds, whole)
-            errors, rollups, histograms = _scan_errors(ids, bounds, whole)
+            errors, rollups, histograms = _scan_errors(ids, bounds, whole, current)
+    by_case: dict[uuid.UUID, dict[int | None, Figures]] = {}
+    for (case_id, version), found in figures.items():
+        by_case.setdefault(case_id, {})[version] = found
     return (
         (
             case_id,
@@ -149,14 +156,26 @@ def analyses_as_built(*, case_ids: Iterable[uuid.UUID], window_days: int = 30, n
                 case_id=case_id,
                 window_days=window_days,
                 bounds=bounds,
-                figures=figures.get(case_id, Figures()),
-                ranked_errors=errors.get(case_id, []),
+                version=current.get(case_id),
+                by_version=by_case.get(case_id, {}),
+                ranked_errors=errors.get((case_id, current.get(case_id)), []),
                 rollups=rollups.get(case_id, []),
-                raw_histogram=histograms.get(case_id, {}),
+                raw_histogram=histograms.get((case_id, current.get(case_id)), {}),
             ),
         )
         for case_id in ids
     )
+
+
+def current_versions(case_ids: list[uuid.UUID]) -> dict[uuid.UUID, int]:
+    """The version each case serves now: the one its analysis judges."""
+    versions: dict[uuid.UUID, int] = {}
+    size = chunk_size()
+    for offset in range(0, len(case_ids), size):
+        versions.update(
+            Case.objects.filter(**ids_lookup("pk", case_ids[offset:offset + size])).values_list("pk", "version")
+        )
+    return versions
 
 
 def _can_scan_in_parallel(case_count: int) -> bool:
@@ -178,26 +197,27 @@ def _on_own_connection(function: Callable[..., T], *args: Any) -> T:
         connections.close_all()
 
 
-def _scan_figures(ids: list[uuid.UUID], bounds: Bounds, whole: bool) -> dict[uuid.UUID, Figures]:
+def _scan_figures(ids: list[uuid.UUID], bounds: Bounds, whole: bool) -> dict[VersionKey, Figures]:
     use_batch_memory()
     if whole:
         return raw_figures(None, bounds)
-    figures: dict[uuid.UUID, Figures] = {}
+    figures: dict[VersionKey, Figures] = {}
     size = chunk_size()
     for offset in range(0, len(ids), size):
         figures.update(raw_figures(ids[offset:offset + size], bounds))
     return figures
 
 
-def _scan_errors(ids: list[uuid.UUID], bounds: Bounds, whole: bool) -> tuple[
-    dict[uuid.UUID, list[CommonError]], dict[uuid.UUID, list[DailyCaseRollup]], dict[uuid.UUID, dict[int, int]]
+def _scan_errors(ids: list[uuid.UUID], bounds: Bounds, whole: bool, current: dict[uuid.UUID, int]) -> tuple[
+    dict[VersionKey, list[CommonError]], dict[uuid.UUID, list[DailyCaseRollup]], dict[VersionKey, dict[int, int]]
 ]:
-    """Each case's errors ranked for `common_errors` (roll-ups merged in), plus the roll-ups of
-    days past retention and the raw histograms, which the figures need."""
+    """Each case version's errors ranked for `common_errors` (the current version's with its
+    roll-ups merged in), plus the roll-ups of days past retention and the raw histograms,
+    which the figures need."""
     use_batch_memory()
-    ranked: dict[uuid.UUID, list[CommonError]] = {}
+    ranked: dict[VersionKey, list[CommonError]] = {}
     rollups: dict[uuid.UUID, list[DailyCaseRollup]] = {}
-    histograms: dict[uuid.UUID, dict[int, int]] = {}
+    histograms: dict[VersionKey, dict[int, int]] = {}
     size = chunk_size()
     for offset in range(0, len(ids), size):
         chunk = ids[offset:offset + size]
@@ -205,15 +225,16 @@ def _scan_errors(ids: list[uuid.UUID], bounds: Bounds, whole: bool) -> tuple[
         if chunk_rollups:
             rollups.update(chunk_rollups)
             histograms.update(raw_histograms(list(chunk_rollups), bounds))
-        ranked.update(_ranked_errors(chunk, bounds, chunk_rollups, whole))
+        ranked.update(_ranked_errors(chunk, bounds, chunk_rollups, whole, current))
     return ranked, rollups, histograms
 
 
 def _ranked_errors(case_ids: list[uuid.UUID], bounds: Bounds, rollups: dict[uuid.UUID, list[DailyCaseRollup]],
-                   whole: bool) -> dict[uuid.UUID, list[CommonError]]:
+                   whole: bool, current: dict[uuid.UUID, int]) -> dict[VersionKey, list[CommonError]]:
     """PostgreSQL ranks the errors of cases with no roll-up in the window (of every case when
-    `whole`); Python merges and ranks those with roll-ups (which hold counts per template, out
-    of SQL's sight), and its ranking replaces any SQL gave them."""
+    `whole`), every version's; Python merges and ranks the current version's of the others
+    (roll-ups hold counts per template, out of SQL's sight), and its ranking replaces any SQL
+    gave them."""
     in_sql: list[uuid.UUID] | None
     if connection.vendor == "postgresql":
         in_sql = None if whole else [c for c in case_ids if c not in rollups]
@@ -223,8 +244,11 @@ def _ranked_errors(case_ids: list[uuid.UUID], bounds: Bounds, rollups: dict[uuid
     ranked = ranked_errors(in_sql, bounds, top_templates=TOP_TEMPLATES) if in_sql is None or in_sql else {}
     errors = raw_errors(in_python, bounds) if in_python else {}
     for case_id in rollups:
-        _merge_rollup_errors(errors.setdefault(case_id, {}), rollups[case_id])
-    ranked.update((case_id, _rank_errors(case_errors)) for case_id, case_errors in errors.items())
+        version = current.get(case_id)
+        _merge_rollup_errors(errors.setdefault((case_id, version), {}), rollups[case_id], version)
+    ranked.update(
+        (key, _rank_errors(case_errors)) for key, case_errors in errors.items() if current.get(key[0]) == key[1]
+    )
     return ranked
 
 
@@ -238,35 +262,55 @@ def _rollups(case_ids: list[uuid.UUID], bounds: Bounds) -> dict[uuid.UUID, list[
     return rows
 
 
-def _merge_rollup_errors(errors: dict[str, ErrorTally], rollups: list[DailyCaseRollup]) -> None:
+def _merge_rollup_errors(errors: dict[str, ErrorTally], rollups: list[DailyCaseRollup], version: int | None) -> None:
     for rollup in rollups:
-        for kind, entry in rollup.errors.items():
+        share = rollup_share(rollup, version)
+        for kind, entry in (share.errors or {} if share else {}).items():
             for template, count in entry.get("templates", {}).items():
                 merge_error(errors, kind, template, int(count), entry.get("example", ""))
 
 
-def _merge_rollup_figures(figures: Figures, rollups: list[DailyCaseRollup], bounds: Bounds) -> dict[int, int]:
+def _merge_rollup_figures(figures: Figures, rollups: list[DailyCaseRollup], bounds: Bounds,
+                          version: int | None) -> dict[int, int]:
+    """Add the roll-up days' runs of `version` to its figures; returns their latency histogram."""
     histogram: dict[int, int] = {}
     for rollup in rollups:
+        share = rollup_share(rollup, version)
+        if share is None:
+            continue
         midday = datetime.combine(rollup.day, time(12), tzinfo=dt_timezone.utc)
         age_days = max(0.0, (bounds.now - midday).total_seconds() / 86400)
         weight = 0.5 ** (age_days / bounds.half_life_days)
-        figures.runs += rollup.runs
-        figures.successes += rollup.successes
-        figures.weight_sum += weight * rollup.runs
-        figures.weighted_successes += weight * rollup.successes
-        figures.latency_sum += rollup.latency_sum_ms
-        for bucket, count in rollup.latency_histogram.items():
+        figures.runs += share.runs
+        figures.successes += share.successes
+        figures.weight_sum += weight * share.runs
+        figures.weighted_successes += weight * share.successes
+        if share.latency_sum is not None:
+            figures.latency_sum += share.latency_sum
+            figures.latency_runs += share.runs
+        for bucket, count in (share.histogram or {}).items():
             histogram[int(bucket)] = histogram.get(int(bucket), 0) + int(count)
     return histogram
 
 
-def _analysis(*, case_id: uuid.UUID, window_days: int, bounds: Bounds, figures: Figures,
-              ranked_errors: list[CommonError], rollups: list[DailyCaseRollup],
-              raw_histogram: dict[int, int]) -> CaseAnalysisData:
+def _version_counts(figures: dict[int | None, Figures], rollups: list[DailyCaseRollup]) -> dict[int | None, tuple[int, int]]:
+    """Runs and successes per version in the window, raw and rolled up, for the comparison."""
+    counts = {version: (found.runs, found.successes) for version, found in figures.items()}
+    for rollup in rollups:
+        for version, (runs, successes) in rollup_version_counts(rollup).items():
+            before = counts.get(version, (0, 0))
+            counts[version] = (before[0] + runs, before[1] + successes)
+    return counts
+
+
+def _analysis(*, case_id: uuid.UUID, window_days: int, bounds: Bounds, version: int | None,
+              by_version: dict[int | None, Figures], ranked_errors: list[CommonError],
+              rollups: list[DailyCaseRollup], raw_histogram: dict[int, int]) -> CaseAnalysisData:
+    compared = compare_versions(current=version, counts=_version_counts(by_version, rollups))
+    figures = by_version.get(version) or Figures()
     percentiles = figures.percentiles
     if rollups:
-        histogram = _merge_rollup_figures(figures, rollups, bounds)
+        histogram = _merge_rollup_figures(figures, rollups, bounds, version)
         for bucket, count in raw_histogram.items():
             histogram[bucket] = histogram.get(bucket, 0) + count
         percentiles = {p: stats.histogram_percentile(histogram, p) for p in PERCENTILES}
@@ -293,7 +337,7 @@ def _analysis(*, case_id: uuid.UUID, window_days: int, bounds: Bounds, figures: 
     ]
     p95 = _ms(percentiles.get(0.95))
     latency: LatencyMs = {
-        "mean": _ms(figures.latency_sum / total) if total else None,
+        "mean": _ms(figures.latency_sum / figures.latency_runs) if figures.latency_runs else None,
         "p50": _ms(percentiles.get(0.5)),
         "p95": p95,
         "p99": _ms(percentiles.get(0.99)),
@@ -301,6 +345,7 @@ def _analysis(*, case_id: uuid.UUID, window_days: int, bounds: Bounds, figures: 
     return {
         "case_id": str(case_id),
         "window_days": window_days,
+        "case_version": version,
         "total_executions": total,
         "successes": figures.successes,
         "success_rate": round(figures.successes / total, 4) if total else None,
@@ -314,6 +359,7 @@ def _analysis(*, case_id: uuid.UUID, window_days: int, bounds: Bounds, figures: 
         "slow": p95 is not None and p95 > SLOW_P95_MS,
         "anomalies": anomalies,
         "confidence": "ok" if total >= MIN_CONFIDENT_RUNS else "insufficient",
+        "versions": compared,
     }
 
 

@@ -1,7 +1,8 @@
 """The SQL behind an analysis: a few set-based aggregates for any number of cases at once.
 
-One statement per concern (figures, errors, percentiles or histograms), each grouped by case,
-so analysing one case and analysing ten thousand run the same queries. PostgreSQL computes
+One statement per concern (figures, errors, percentiles or histograms), each grouped by case
+and case version (an analysis judges the current version and compares the others: the engine
+picks), so analysing one case and analysing ten thousand run the same queries. PostgreSQL computes
 percentiles with `percentile_cont`; SQLite picks the rows around each percentile rank with
 window functions. Errors group by the template ingestion stored (computed here for older logs).
 Ages come from `date_part('epoch', ...)` on PostgreSQL: `extract(epoch ...)` is `numeric`, slow.
@@ -24,6 +25,9 @@ from reflection.models import ExecutionLog
 
 LOG_TABLE = ExecutionLog._meta.db_table
 PERCENTILES = (0.5, 0.95, 0.99)
+# A case and one of its versions: every result below is keyed so. None is the version of a log
+# stored without one, which ingestion never does for a case's log (docs/reflection.md).
+VersionKey = tuple[uuid.UUID, int | None]
 
 
 @dataclass
@@ -45,6 +49,9 @@ class Figures:
     weight_sum: float = 0.0
     weighted_successes: float = 0.0
     latency_sum: float = 0.0
+    # Runs whose latency is known: all raw logs, not the runs of a roll-up day that mixed
+    # versions before roll-ups kept latency per version (`engine.versions`).
+    latency_runs: int = 0
     percentiles: dict[float, float | None] = field(default_factory=dict)
     recent_runs: int = 0
     recent_successes: int = 0
@@ -118,9 +125,10 @@ def _anomaly_scan(bounds: Bounds) -> tuple[datetime, str, list]:
     return bounds.baseline_start, "created_at >= %s", [_param(bounds.start)]
 
 
-def raw_figures(case_ids: list[uuid.UUID] | None, bounds: Bounds) -> dict[uuid.UUID, Figures]:
-    """Counts, decayed weights, latency sums and the recent/baseline split, per case (of every
-    case with logs for None)."""
+def raw_figures(case_ids: list[uuid.UUID] | None, bounds: Bounds) -> dict[VersionKey, Figures]:
+    """Counts, decayed weights, latency sums and the recent/baseline split, per case and version
+    (of every case with logs for None). Grouping by version too costs next to nothing: a case's
+    rows are aggregated either way, and most cases have one version in a window."""
     scan_start, inw, inw_params = _anomaly_scan(bounds)
     where, where_params = _window_filter(case_ids, bounds, start=scan_start)
     if _is_pg():
@@ -170,16 +178,16 @@ def raw_figures(case_ids: list[uuid.UUID] | None, bounds: Bounds) -> dict[uuid.U
             f"FROM unnest(c{len(aggregates) - 1}) AS x) AS p"
         )
     sql = f"""
-        SELECT case_id, {", ".join(outer)} FROM (
-            SELECT case_id, {", ".join(f"{a} AS c{i}" for i, a in enumerate(aggregates))}
+        SELECT case_id, case_version, {", ".join(outer)} FROM (
+            SELECT case_id, case_version, {", ".join(f"{a} AS c{i}" for i, a in enumerate(aggregates))}
             FROM (
-                SELECT case_id, success, created_at, execution_time_ms,
+                SELECT case_id, case_version, success, created_at, execution_time_ms,
                        CAST(execution_time_ms AS {'float8' if _is_pg() else 'REAL'}) AS ms,
                        exp({age_days} * %s) AS w, {inw} AS inw
                 FROM {LOG_TABLE}
                 WHERE {where}
             ) AS logs
-            GROUP BY case_id
+            GROUP BY case_id, case_version
         ) AS figures{percentiles}
     """
     recent_p = [_param(bounds.recent_start)]
@@ -190,36 +198,37 @@ def raw_figures(case_ids: list[uuid.UUID] | None, bounds: Bounds) -> dict[uuid.U
         _param(bounds.now), -math.log(2) / bounds.half_life_days, *inw_params,
         *where_params,
     ]
-    result: dict[uuid.UUID, Figures] = {}
+    result: dict[VersionKey, Figures] = {}
     pg = _is_pg()  # once: `connection.vendor` costs ~40 µs through Django's connection proxy
     with connection.cursor() as cursor:
         cursor.execute(sql, params)
-        for row in cursor.fetchall():
+        for case_id, version, *row in cursor.fetchall():
             figures = Figures(
-                runs=int(row[1]),
-                successes=int(row[2] or 0),
-                weight_sum=float(row[3] or 0) + float(row[4] or 0),
-                weighted_successes=float(row[4] or 0),
-                latency_sum=float(row[5] or 0),
-                recent_runs=int(row[6] or 0),
-                recent_successes=int(row[7] or 0),
-                recent_latency_sum=float(row[8] or 0),
-                recent_latency_squares=float(row[9] or 0),
-                baseline_runs=int(row[10] or 0),
-                baseline_successes=int(row[11] or 0),
-                baseline_latency_sum=float(row[12] or 0),
-                baseline_latency_squares=float(row[13] or 0),
+                runs=int(row[0]),
+                successes=int(row[1] or 0),
+                weight_sum=float(row[2] or 0) + float(row[3] or 0),
+                weighted_successes=float(row[3] or 0),
+                latency_sum=float(row[4] or 0),
+                latency_runs=int(row[0]),
+                recent_runs=int(row[5] or 0),
+                recent_successes=int(row[6] or 0),
+                recent_latency_sum=float(row[7] or 0),
+                recent_latency_squares=float(row[8] or 0),
+                baseline_runs=int(row[9] or 0),
+                baseline_successes=int(row[10] or 0),
+                baseline_latency_sum=float(row[11] or 0),
+                baseline_latency_squares=float(row[12] or 0),
             )
             if pg:  # no array when the window holds none of the case's logs
-                figures.percentiles = dict(zip(PERCENTILES, row[14] or (None,) * len(PERCENTILES), strict=False))
-            result[_as_uuid(row[0])] = figures
+                figures.percentiles = dict(zip(PERCENTILES, row[13] or (None,) * len(PERCENTILES), strict=False))
+            result[(_as_uuid(case_id), version)] = figures
     if not pg and result:
-        for case_id, found in _sqlite_percentiles(list(result), bounds).items():
-            result[case_id].percentiles = found
+        for key, found in _sqlite_percentiles(list({case_id for case_id, _ in result}), bounds).items():
+            result[key].percentiles = found
     return result
 
 
-def _sqlite_percentiles(case_ids: list[uuid.UUID], bounds: Bounds) -> dict[uuid.UUID, dict[float, float | None]]:
+def _sqlite_percentiles(case_ids: list[uuid.UUID], bounds: Bounds) -> dict[VersionKey, dict[float, float | None]]:
     """`percentile_cont` without it: rank rows per case, keep only those around each rank."""
     where, params = _window_filter(case_ids, bounds)
     picks = " OR ".join(
@@ -227,83 +236,86 @@ def _sqlite_percentiles(case_ids: list[uuid.UUID], bounds: Bounds) -> dict[uuid.
         for p in PERCENTILES
     )
     sql = f"""
-        SELECT case_id, rn, cnt, execution_time_ms FROM (
-            SELECT case_id, execution_time_ms,
-                   ROW_NUMBER() OVER (PARTITION BY case_id ORDER BY execution_time_ms) AS rn,
-                   COUNT(*) OVER (PARTITION BY case_id) AS cnt
+        SELECT case_id, case_version, rn, cnt, execution_time_ms FROM (
+            SELECT case_id, case_version, execution_time_ms,
+                   ROW_NUMBER() OVER (PARTITION BY case_id, case_version ORDER BY execution_time_ms) AS rn,
+                   COUNT(*) OVER (PARTITION BY case_id, case_version) AS cnt
             FROM {LOG_TABLE} WHERE {where}
         ) AS ranked
         WHERE {picks}
     """
-    rows: dict[uuid.UUID, dict[int, float]] = defaultdict(dict)
-    counts: dict[uuid.UUID, int] = {}
+    rows: dict[VersionKey, dict[int, float]] = defaultdict(dict)
+    counts: dict[VersionKey, int] = {}
     with connection.cursor() as cursor:
         cursor.execute(sql, params)
-        for case_id, rn, cnt, ms in cursor.fetchall():
-            key = _as_uuid(case_id)
+        for case_id, version, rn, cnt, ms in cursor.fetchall():
+            key = (_as_uuid(case_id), version)
             rows[key][int(rn)] = float(ms)
             counts[key] = int(cnt)
-    result: dict[uuid.UUID, dict[float, float | None]] = {}
-    for case_id, values in rows.items():
+    result: dict[VersionKey, dict[float, float | None]] = {}
+    for key, values in rows.items():
         percentiles: dict[float, float | None] = {}
         for p in PERCENTILES:
-            lower, upper, weight = stats.exact_percentile_positions(counts[case_id], p)
+            lower, upper, weight = stats.exact_percentile_positions(counts[key], p)
             percentiles[p] = values[lower] + (values[upper] - values[lower]) * weight
-        result[case_id] = percentiles
+        result[key] = percentiles
     return result
 
 
-def raw_histograms(case_ids: list[uuid.UUID], bounds: Bounds) -> dict[uuid.UUID, dict[int, int]]:
+def raw_histograms(case_ids: list[uuid.UUID], bounds: Bounds) -> dict[VersionKey, dict[int, int]]:
     """Raw latencies in the roll-up's buckets, to merge with roll-ups for percentiles."""
     where, params = _window_filter(case_ids, bounds)
     bucket = stats.histogram_bucket_sql("CAST(execution_time_ms AS {})".format("float8" if _is_pg() else "REAL"))
-    sql = f"SELECT case_id, {bucket} AS b, COUNT(*) FROM {LOG_TABLE} WHERE {where} GROUP BY case_id, b"
-    result: dict[uuid.UUID, dict[int, int]] = defaultdict(dict)
+    sql = (f"SELECT case_id, case_version, {bucket} AS b, COUNT(*) FROM {LOG_TABLE} WHERE {where} "
+           "GROUP BY case_id, case_version, b")
+    result: dict[VersionKey, dict[int, int]] = defaultdict(dict)
     with connection.cursor() as cursor:
         cursor.execute(sql, params)
-        for case_id, b, count in cursor.fetchall():
-            result[_as_uuid(case_id)][int(b)] = int(count)
+        for case_id, version, b, count in cursor.fetchall():
+            result[(_as_uuid(case_id), version)][int(b)] = int(count)
     return result
 
 
-def raw_errors(case_ids: list[uuid.UUID], bounds: Bounds) -> dict[uuid.UUID, dict[str, ErrorTally]]:
-    """Failures per case, error type and message template, with one example message each.
+def raw_errors(case_ids: list[uuid.UUID], bounds: Bounds) -> dict[VersionKey, dict[str, ErrorTally]]:
+    """Failures per case and version, error type and message template, with one example message each.
 
-    Returns {case_id: {error_type: {"count", "example", "templates": {template: count}}}},
+    Returns {(case_id, version): {error_type: {"count", "example", "templates": {template: count}}}},
     the same shape as `DailyCaseRollup.errors`, so that roll-ups merge in directly.
     """
     where, params = _window_filter(case_ids, bounds, failures_only=True)
-    result: dict[uuid.UUID, dict[str, ErrorTally]] = defaultdict(dict)
+    result: dict[VersionKey, dict[str, ErrorTally]] = defaultdict(dict)
     with connection.cursor() as cursor:
         if _is_pg():
             cursor.execute(
-                f"""SELECT case_id, error_type, {stats.stored_template_sql()} AS template,
+                f"""SELECT case_id, case_version, error_type, {stats.stored_template_sql()} AS template,
                            COUNT(*), min(error_message COLLATE "C")
-                    FROM {LOG_TABLE} WHERE {where} GROUP BY case_id, error_type, template""",
+                    FROM {LOG_TABLE} WHERE {where} GROUP BY case_id, case_version, error_type, template""",
                 params,
             )
-            rows = [(case_id, kind, template, count, example) for case_id, kind, template, count, example in cursor.fetchall()]
+            rows = cursor.fetchall()
         else:
             # Group identical messages in SQL; only those stored without a template (before the
             # column existed) are templated here.
             cursor.execute(
-                f"""SELECT case_id, error_type, error_template, error_message, COUNT(*)
-                    FROM {LOG_TABLE} WHERE {where} GROUP BY case_id, error_type, error_template, error_message""",
+                f"""SELECT case_id, case_version, error_type, error_template, error_message, COUNT(*)
+                    FROM {LOG_TABLE} WHERE {where}
+                    GROUP BY case_id, case_version, error_type, error_template, error_message""",
                 params,
             )
             rows = [
-                (case_id, kind, stored if stored is not None else stats.message_template(message), count, message)
-                for case_id, kind, stored, message, count in cursor.fetchall()
+                (case_id, version, kind, stored if stored is not None else stats.message_template(message), count,
+                 message)
+                for case_id, version, kind, stored, message, count in cursor.fetchall()
             ]
-    for case_id, kind, template, count, example in rows:
-        merge_error(result[_as_uuid(case_id)], kind or "unknown", template, int(count), example)
+    for case_id, version, kind, template, count, example in rows:
+        merge_error(result[(_as_uuid(case_id), version)], kind or "unknown", template, int(count), example)
     return result
 
 
 def ranked_errors(case_ids: list[uuid.UUID] | None, bounds: Bounds, *,
-                  top_templates: int) -> dict[uuid.UUID, list[CommonError]]:
-    """PostgreSQL only: each case's `common_errors` ranked in SQL, percentages left to fill
-    (every case with failures for None).
+                  top_templates: int) -> dict[VersionKey, list[CommonError]]:
+    """PostgreSQL only: each case version's `common_errors` ranked in SQL, percentages left to
+    fill (every case with failures for None).
 
     The ranking of `raw_errors` merged and ranked in Python (which took ~0.9 s for 10,000
     cases): error types by count then name, each with its top templates by count then text and
@@ -314,28 +326,29 @@ def ranked_errors(case_ids: list[uuid.UUID] | None, bounds: Bounds, *,
     """
     where, params = _window_filter(case_ids, bounds, failures_only=True)
     sql = f"""
-        SELECT case_id::text, kind, template, n,
+        SELECT case_id::text, case_version, kind, template, n,
                (SUM(n) OVER per_kind)::bigint AS kind_n,
                COALESCE(min(example) OVER per_kind, '') AS kind_example
         FROM (
-            SELECT case_id, COALESCE(NULLIF(error_type, ''), 'unknown') COLLATE "C" AS kind,
+            SELECT case_id, case_version, COALESCE(NULLIF(error_type, ''), 'unknown') COLLATE "C" AS kind,
                    {stats.stored_template_sql()} COLLATE "C" AS template, COUNT(*) AS n,
                    min(error_message COLLATE "C") FILTER (WHERE error_message <> '') AS example
-            FROM {LOG_TABLE} WHERE {where} GROUP BY 1, 2, 3
+            FROM {LOG_TABLE} WHERE {where} GROUP BY 1, 2, 3, 4
         ) AS groups
-        WINDOW per_kind AS (PARTITION BY case_id, kind)
-        ORDER BY groups.case_id, kind_n DESC, kind, n DESC, template
+        WINDOW per_kind AS (PARTITION BY case_id, case_version, kind)
+        ORDER BY groups.case_id, groups.case_version, kind_n DESC, kind, n DESC, template
     """
-    result: dict[uuid.UUID, list[CommonError]] = {}
-    case_key = kind_key = None
+    result: dict[VersionKey, list[CommonError]] = {}
+    group_key: tuple[str, int | None] | None = None
+    kind_key = None
     rows: list[CommonError] = []
     templates: list[TemplateCount] = []
     with connection.cursor() as cursor:
         cursor.execute(sql, params)
-        for case_id, kind, template, count, kind_count, example in cursor.fetchall():
-            if case_id != case_key:
-                case_key, kind_key, rows = case_id, None, []
-                result[uuid.UUID(case_id)] = rows
+        for case_id, version, kind, template, count, kind_count, example in cursor.fetchall():
+            if (case_id, version) != group_key:
+                group_key, kind_key, rows = (case_id, version), None, []
+                result[(uuid.UUID(case_id), version)] = rows
             if kind != kind_key:
                 kind_key, templates = kind, []
                 rows.append({"error_type": kind, "count": kind_count, "percentage": None, "example": example,

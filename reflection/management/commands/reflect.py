@@ -31,7 +31,7 @@ class Command(BaseCommand):
                 record = services.case_analysis_record(case_id=case_id, window_days=window_days)
                 result = record.analysis
                 self.stdout.write(
-                    f"{result['case_id']}: {result['total_executions']} runs, success rate "
+                    f"{result['case_id']} version {result['case_version']}: {result['total_executions']} runs, success rate "
                     f"{result['success_rate']}, weighted {result['weighted_success_rate']}, "
                     f"p95 {result['latency_ms']['p95']} ms, confidence {result['confidence']}"
                 )

@@ -52,6 +52,7 @@ def test_it_gives_consolidation_a_candidate_after_seeding():
 
 def test_the_rule_based_timeout_and_latency_fixes_leave_the_summary_step_alone():
     class Plan:
+        version = 1
         plan = [
             {"agent": "information_retrieval", "action": "Find documents about churn"},
             {"agent": "data_analysis", "action": "Query the analytics database"},

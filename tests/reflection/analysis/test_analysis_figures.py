@@ -100,6 +100,7 @@ def test_it_gives_a_clear_empty_analysis_for_a_case_without_logs(make_case):
 
     assert analysis == {
         "case_id": str(case.pk),
+        "case_version": 1,
         "window_days": 30,
         "total_executions": 0,
         "successes": 0,
@@ -112,6 +113,7 @@ def test_it_gives_a_clear_empty_analysis_for_a_case_without_logs(make_case):
         "slow": False,
         "anomalies": [],
         "confidence": "insufficient",
+        "versions": [{"version": 1, "runs": 0, "successes": 0, "success_rate": None, "current": True}],
     }
 
 

@@ -13,6 +13,7 @@ pytestmark = pytest.mark.django_db
 FIELDS = {
     "case_id", "window_days", "total_executions", "successes", "success_rate", "weighted_success_rate",
     "reuse_helped", "reuse_harmed", "common_errors", "latency_ms", "slow", "anomalies", "confidence",
+    "case_version", "versions",
 }
 
 

@@ -26,7 +26,8 @@ def test_an_unknown_case_is_404(api):
 def test_a_case_never_analysed_has_no_analysis_yet(api, make_case):
     case = make_case()
     body = api.get(_url(case.pk)).json()
-    assert body == {"case_id": str(case.pk), "analysed_at": None, "analysis": None, "history": []}
+    assert body == {"case_id": str(case.pk), "analysed_at": None, "analysis": None, "history": [],
+                    "suggestion_refused": None}
 
 
 def test_it_returns_the_latest_analysis_as_analyze_returned_it_and_the_trend(api, make_case):

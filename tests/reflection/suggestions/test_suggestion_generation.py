@@ -127,6 +127,7 @@ def test_it_keeps_one_pending_suggestion_per_case_version(weak_case, settings):
     first = suggestion_generate(case_id=weak_case.id)
     assert suggestion_generate(case_id=weak_case.id) is None
     case_services.case_update(case=weak_case, actor="editor", plan=REVISED)
+    add_logs(weak_case, successes=50, failures=80, version=2)  # v2 is judged on its own runs
     newer = suggestion_generate(case_id=weak_case.id)
     first.refresh_from_db()
     assert first.status == SuggestionStatus.STALE and "version 2" in first.stale_reason
