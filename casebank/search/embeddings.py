@@ -91,7 +91,7 @@ def _load_model() -> Any:  # an OnnxEncoder, a PlainEncoder or a SentenceTransfo
         try:
             session = onnx_session(path, settings.EMBEDDING_CACHE_DIR, threads=settings.EMBEDDING_THREADS)
             return OnnxEncoder(path, layout, session)
-        except ExportFailed as error:
+        except (ExportFailed, OSError) as error:  # OSError: a cache directory it cannot write
             logger.warning("Embedding on torch instead of ONNX Runtime: %s", error)
     import torch
 
