@@ -2,8 +2,9 @@
 (a dev tool, not a test; figures in docs/benchmarks.md, "Embedding model memory").
 
 Prints the RSS after `django.setup()`, after the model's warm-up, after 200 query embeddings one
-at a time (the median and p95 of their latency), then after 200 more from 8 threads at once (the
-runner's database pool), and which of torch / transformers the process imported. Usage:
+at a time (the median and p95 of their latency), after 200 more from 8 threads at once (the
+runner's database pool), after one batch of 64 long chunks, and which of torch / transformers the
+process imported. Usage:
 
     EMBEDDING_BACKEND=onnx .venv/bin/python scripts/embedding_memory.py
     EMBEDDING_BACKEND=torch .venv/bin/python scripts/embedding_memory.py
@@ -33,7 +34,7 @@ def main() -> None:
     import django
 
     django.setup()
-    from casebank.search.embeddings import embed_text
+    from casebank.search.embeddings import embed_text, embed_texts
 
     print(f"backend={os.environ.get('EMBEDDING_BACKEND', '(default)')}")
     print(f"after django.setup(): {rss_mb():.0f} MB")
@@ -53,6 +54,10 @@ def main() -> None:
     with ThreadPoolExecutor(max_workers=THREADS) as pool:
         list(pool.map(embed_text, [f"{text} (again)" for text in texts]))
     print(f"after {QUERIES} more from {THREADS} threads: {rss_mb():.0f} MB")
+    # As rebuild_embeddings or a document upload embeds: a batch of 64 chunks of ~256 tokens.
+    started = time.perf_counter()
+    embed_texts([f"Chunk {i} of a long document about refunds and revenue. " * 25 for i in range(64)])
+    print(f"after a batch of 64 long chunks: {rss_mb():.0f} MB ({time.perf_counter() - started:.1f} s)")
     print(f"imported: torch={'torch' in sys.modules} transformers={'transformers' in sys.modules} "
           f"onnxruntime={'onnxruntime' in sys.modules}")
 
