@@ -108,7 +108,7 @@ def _load_model() -> Any:  # an OnnxEncoder, a PlainEncoder or a SentenceTransfo
     return SentenceTransformer(path, device="cpu")
 
 
-def prepare(*, retry: bool = True) -> str:
+def prepare() -> str:
     """Export the configured model's ONNX graph now, if the ONNX path runs it (deploys and
     `make run` call this through `manage.py prepare_embeddings`, so no process exports at start).
     Says what was done."""
@@ -116,7 +116,7 @@ def prepare(*, retry: bool = True) -> str:
     path = _model_name_or_path()
     if _onnx_layout(path) is None:
         return f"{model_label()} runs on torch (EMBEDDING_BACKEND={settings.EMBEDDING_BACKEND}): nothing to prepare."
-    target, exported = onnx_file(path, settings.EMBEDDING_CACHE_DIR, retry=retry)
+    target, exported = onnx_file(path, settings.EMBEDDING_CACHE_DIR, retry=True)
     onnx_session(path, settings.EMBEDDING_CACHE_DIR, threads=1)  # loads, or is exported again if broken
     return f"{model_label()}: ONNX graph {'exported to' if exported else 'already in'} {target}."
 

@@ -119,4 +119,7 @@ def onnx_session(model_dir: str, cache_dir: Path, *, threads: int) -> Any:  # an
         if current is None or (current.st_ino, current.st_mtime_ns) == (seen.st_ino, seen.st_mtime_ns):
             target.unlink(missing_ok=True)
             export(model_dir, target)
-    return load_session(target, threads)
+    try:
+        return load_session(target, threads)
+    except Exception as error:  # a fresh export that does not load either: not this runtime's model
+        raise ExportFailed(f"The ONNX graph exported from {model_dir} does not load: {error}") from error
