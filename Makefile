@@ -19,6 +19,7 @@ run: setup
 	$(PY) manage.py seed_demo
 	$(PY) manage.py ensure_admin --login-file var/first-admin-login.txt
 	$(PY) manage.py setup_schedules
+	$(PY) manage.py prepare_embeddings
 	bash scripts/serve_dev.sh
 
 # Production servers on this machine: gunicorn (API) + uvicorn (SSE stream) + session runner + qcluster.
@@ -31,6 +32,7 @@ test: setup
 	$(VENV)/bin/ruff check .
 	$(VENV)/bin/mypy
 	bash scripts/ensure_browser.sh
+	$(PY) manage.py prepare_embeddings
 	$(PY) scripts/run_tests.py
 
 bench: setup

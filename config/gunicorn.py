@@ -35,8 +35,9 @@ def post_worker_init(worker) -> None:
 
     _ = get_resolver().url_patterns  # imports every view module now, before the freeze
     if os.environ.get("EMBEDDING_WARM") == "1":
-        # The first search would load the model (~1 s, plus ~10 s for a cold torch import)
-        # inside a request; scripts/serve.sh asks for it at start instead.
+        # The first search would load the model (~1 s on ONNX Runtime; ~10 s more on torch, or
+        # an export if prepare_embeddings has not run) inside a request; scripts/serve.sh asks
+        # for it at start instead.
         from casebank.search.embeddings import embed_text
 
         embed_text("warm up")

@@ -289,8 +289,15 @@ SPECTACULAR_SETTINGS = {
 # Embeddings: the offline all-MiniLM-L6-v2 package by default, or any sentence-transformers
 # model by name or path.
 EMBEDDING_MODEL = env.str("EMBEDDING_MODEL", default="")
-# Intra-op threads torch uses per process for embeddings (0: torch's default, one per core).
+# Intra-op threads per process for embeddings, on either backend (0: the runtime's default, one per core).
 EMBEDDING_THREADS = env.int("EMBEDDING_THREADS", default=1)
+# What runs the model: "onnx" (ONNX Runtime + tokenizers, no torch in the process: ~300 MB less
+# per process) or "torch" (transformers). Layouts the ONNX path cannot reproduce run on torch.
+EMBEDDING_BACKEND = env.str("EMBEDDING_BACKEND", default="onnx")
+if EMBEDDING_BACKEND not in ("onnx", "torch"):
+    raise ImproperlyConfigured(f"EMBEDDING_BACKEND must be onnx or torch, got {EMBEDDING_BACKEND!r}.")
+# Where the ONNX graph exported from the model is kept (`manage.py prepare_embeddings` writes it).
+EMBEDDING_CACHE_DIR = Path(env.str("EMBEDDING_CACHE_DIR", default=str(VAR_DIR / "embeddings")))
 # Load the embedding model when the web process starts (in the background; /health/ready answers
 # 503 until it is loaded), not in the first search (7.4 s). Off by default so that commands and
 # tests never pay for it; `make run` turns it on for the web server.

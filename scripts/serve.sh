@@ -28,6 +28,12 @@ export AGENTS_RUNNER="${AGENTS_RUNNER:-1}"
 # Load the embedding model when a process starts, not in its first request (config/gunicorn.py).
 export EMBEDDING_WARM="${EMBEDDING_WARM:-1}"
 
+prepare_embeddings() {
+  # The model's ONNX graph, exported once into EMBEDDING_CACHE_DIR (the image has it already) so
+  # that no worker exports it as it starts; a no-op when it is there or on EMBEDDING_BACKEND=torch.
+  "$PY" manage.py prepare_embeddings
+}
+
 metrics_dir() {
   # Prometheus multiprocess mode (config/metrics.py): every process started from here writes
   # its metrics to one directory and a scrape of any of them merges all, so /metrics covers
@@ -84,14 +90,15 @@ qcluster() {
 }
 
 case "${1:-all}" in
-  web) metrics_dir web; web ;;
-  sse) metrics_dir sse; sse ;;
-  qcluster) metrics_dir qcluster; qcluster ;;
-  runner) metrics_dir runner; runner ;;
+  web) metrics_dir web; prepare_embeddings; web ;;
+  sse) metrics_dir sse; prepare_embeddings; sse ;;
+  qcluster) metrics_dir qcluster; prepare_embeddings; qcluster ;;
+  runner) metrics_dir runner; prepare_embeddings; runner ;;
   all)
     "$PY" manage.py migrate --noinput
     metrics_dir all
     "$PY" manage.py setup_schedules >/dev/null
+    prepare_embeddings
     pids=()
     ( web ) & pids+=($!)
     ( sse ) & pids+=($!)

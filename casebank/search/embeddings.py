@@ -1,10 +1,12 @@
 """Sentence embeddings for cases and documents, computed when they are written.
 
-The model loads lazily, once per process (about 1 s, plus ~10 s for a cold `import torch`), so
-the web process pays for it only when it first embeds, unless `EMBEDDINGS_WARM_ON_START` loads it
-as the process starts (`CasebankConfig.ready`). The usual layout runs on `transformers` alone
-(`encoder.PlainEncoder`); others on sentence-transformers. Vectors are L2-normalised, so cosine
-similarity is a dot product.
+The model loads lazily, once per process, so the web process pays for it only when it first
+embeds, unless `EMBEDDINGS_WARM_ON_START` loads it as the process starts (`CasebankConfig.ready`).
+The usual layout runs on ONNX Runtime (`onnx_encoder.OnnxEncoder`, `EMBEDDING_BACKEND=onnx`, the
+default: torch is never imported), from a graph exported ahead of time by `manage.py
+prepare_embeddings` or else at first load (`onnx_cache`); with `EMBEDDING_BACKEND=torch`, or when
+the export fails, it runs on `transformers` (`encoder.PlainEncoder`); other layouts on
+sentence-transformers. Vectors are L2-normalised, so cosine similarity is a dot product.
 """
 from __future__ import annotations
 
@@ -12,12 +14,15 @@ import logging
 import os
 import threading
 from functools import lru_cache
+from pathlib import Path
 from typing import Any
 
 import numpy as np
 from django.conf import settings
 
-from casebank.search.encoder import PlainEncoder, plain_layout
+from casebank.search.encoder import Layout, PlainEncoder, plain_layout
+from casebank.search.onnx_cache import ExportFailed, onnx_file, onnx_session
+from casebank.search.onnx_encoder import TOKENIZER_FILE, OnnxEncoder
 
 _load_lock = threading.Lock()
 logger = logging.getLogger(__name__)
@@ -69,9 +74,25 @@ def offline_environment() -> None:
     os.environ.setdefault("TRANSFORMERS_VERBOSITY", "error")
 
 
+def _onnx_layout(path: str) -> Layout | None:
+    """The layout when the ONNX path reproduces it: the plain layout, with a fast-tokenizer file."""
+    layout = plain_layout(path)
+    if settings.EMBEDDING_BACKEND != "onnx" or layout is None or not Path(path, TOKENIZER_FILE).is_file():
+        return None
+    return layout
+
+
 @lru_cache(maxsize=1)
-def _load_model() -> Any:  # a SentenceTransformer; the library ships no types
+def _load_model() -> Any:  # an OnnxEncoder, a PlainEncoder or a SentenceTransformer
     offline_environment()
+    path = _model_name_or_path()
+    layout = _onnx_layout(path)
+    if layout is not None:
+        try:
+            session = onnx_session(path, settings.EMBEDDING_CACHE_DIR, threads=settings.EMBEDDING_THREADS)
+            return OnnxEncoder(path, layout, session)
+        except (ExportFailed, OSError) as error:  # OSError: a cache directory it cannot write
+            logger.warning("Embedding on torch instead of ONNX Runtime: %s", error)
     import torch
 
     # Web and queue workers are processes, each embedding a query or a few texts at a time: torch's
@@ -79,13 +100,25 @@ def _load_model() -> Any:  # a SentenceTransformer; the library ships no types
     # One thread: end-to-end search p99 55 -> 35 ms in the retrieval benchmark (docs/benchmarks.md).
     if settings.EMBEDDING_THREADS:
         torch.set_num_threads(settings.EMBEDDING_THREADS)
-    path = _model_name_or_path()
     layout = plain_layout(path)
     if layout is not None:
         return PlainEncoder(path, layout)
     from sentence_transformers import SentenceTransformer
 
     return SentenceTransformer(path, device="cpu")
+
+
+def prepare() -> str:
+    """Export the configured model's ONNX graph now, if the ONNX path runs it (deploys and
+    `make run` call this through `manage.py prepare_embeddings`, so no process exports at start).
+    Says what was done."""
+    offline_environment()
+    path = _model_name_or_path()
+    if _onnx_layout(path) is None:
+        return f"{model_label()} runs on torch (EMBEDDING_BACKEND={settings.EMBEDDING_BACKEND}): nothing to prepare."
+    target, exported = onnx_file(path, settings.EMBEDDING_CACHE_DIR, retry=True)
+    onnx_session(path, settings.EMBEDDING_CACHE_DIR, threads=1)  # loads, or is exported again if broken
+    return f"{model_label()}: ONNX graph {'exported to' if exported else 'already in'} {target}."
 
 
 def get_model() -> Any:

@@ -5,7 +5,9 @@ Importing sentence-transformers pulls in scikit-learn and SciPy, ~80 MB of memor
 process that embeds (a session runner's budget is 600 MB), and its `encode` adds work per
 call that a one-query embedding pays in full. For the layouts it can reproduce exactly, this
 encoder gives the same vectors (checked in tests/casebank/search/test_encoder.py); any other
-layout loads with sentence-transformers (`embeddings._load_model`).
+layout loads with sentence-transformers (`embeddings._load_model`). This is the torch backend
+(`EMBEDDING_BACKEND=torch`, and the fallback of a model that does not export); the default runs
+the same layout on ONNX Runtime (`onnx_encoder`).
 """
 from __future__ import annotations
 

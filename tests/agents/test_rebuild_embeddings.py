@@ -2,7 +2,6 @@
 from __future__ import annotations
 
 import io
-from pathlib import Path
 
 import numpy as np
 import pytest
@@ -13,40 +12,24 @@ from django.db import connection
 from agents.models import DocumentChunk
 from casebank.models import Case
 from casebank.search import embeddings
+from casebank.search.onnx_encoder import OnnxEncoder
 from casebank.search.selectors import case_search
+from tests.support.tiny_models import tiny_sentence_model
 
 pytestmark = pytest.mark.django_db
 
-WORDS = "monthly revenue region churn customers refund policy annual backups retained days".split()
 DIMENSIONS = 32
-
-
-def _tiny_sentence_model(path: Path) -> str:
-    """A one-layer BERT with mean pooling and a 32-d output: another dimension than MiniLM's 384."""
-    import torch
-    from sentence_transformers import SentenceTransformer, models
-    from transformers import BertConfig, BertModel, BertTokenizerFast
-
-    bert = path / "bert"
-    bert.mkdir()
-    (bert / "vocab.txt").write_text("\n".join(["[PAD]", "[UNK]", "[CLS]", "[SEP]", "[MASK]", *WORDS]) + "\n")
-    BertTokenizerFast(vocab_file=str(bert / "vocab.txt")).save_pretrained(bert)
-    torch.manual_seed(3)
-    BertModel(BertConfig(vocab_size=5 + len(WORDS), hidden_size=DIMENSIONS, num_hidden_layers=1,
-                         num_attention_heads=2, intermediate_size=64)).save_pretrained(bert)
-    word = models.Transformer(str(bert))
-    SentenceTransformer(modules=[word, models.Pooling(word.get_word_embedding_dimension())], device="cpu").save(str(path / "st"))
-    return str(path / "st")
 
 
 @pytest.fixture
 def switch_to_tiny_model(settings, tmp_path):
     """Configure the 32-d model, as an operator changes EMBEDDING_MODEL/EMBEDDING_DIMENSIONS."""
-    path = _tiny_sentence_model(tmp_path)
+    path = tiny_sentence_model(tmp_path, dimensions=DIMENSIONS)
 
     def switch() -> None:
         embeddings._load_model.cache_clear()
         settings.EMBEDDING_MODEL = path
+        settings.EMBEDDING_CACHE_DIR = tmp_path / "onnx"  # its ONNX graph stays out of var/
         settings.EMBEDDING_DIMENSIONS = DIMENSIONS
 
     yield switch
@@ -75,6 +58,7 @@ def test_it_reembeds_cases_and_chunks_at_the_new_dimension(make_case, knowledge,
     out = io.StringIO()
     call_command("rebuild_embeddings", "--no-progress", stdout=out)
     assert "32 dimensions" in out.getvalue()
+    assert isinstance(embeddings.get_model(), OnnxEncoder)  # the default backend, from its own exported graph
 
     assert {len(v) for v in Case.objects.values_list("embedding", flat=True)} == {DIMENSIONS}
     assert {len(v) for v in DocumentChunk.objects.values_list("embedding", flat=True)} == {DIMENSIONS}

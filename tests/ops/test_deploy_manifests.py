@@ -126,7 +126,7 @@ def test_qcluster_serves_its_metrics_and_survives_a_database_outage():
     assert "exec" not in qcluster["livenessProbe"]
     assert qcluster["livenessProbe"]["httpGet"] == {"path": "/metrics", "port": "metrics"}
     serve = (ROOT / "scripts" / "serve.sh").read_text()
-    assert re.search(r"^  qcluster\) metrics_dir qcluster; qcluster ;;$", serve, re.MULTILINE)
+    assert re.search(r"^  qcluster\) metrics_dir qcluster; prepare_embeddings; qcluster ;;$", serve, re.MULTILINE)
 
 
 def _compose_schema() -> dict:
@@ -215,6 +215,8 @@ def test_it_builds_a_non_root_image_that_serves_through_serve_sh():
     for source in re.findall(r"^COPY (?!--from)(?:--\S+ )*(\S+) ", dockerfile, re.MULTILINE):
         assert (ROOT / source).exists(), source
     assert not re.search(r"(SECRET_KEY|PASSWORD|API_KEY)=(?!collectstatic-only)", dockerfile)
+    # The embedding model's ONNX graph is exported into the image: no container exports it at start.
+    assert re.search(r"&& python manage.py prepare_embeddings \\$", dockerfile, re.MULTILINE)
 
 
 def test_it_runs_sessions_in_their_own_autoscaled_process_type():
@@ -227,7 +229,7 @@ def test_it_runs_sessions_in_their_own_autoscaled_process_type():
     compose = yaml.safe_load((DEPLOY / "compose.yaml").read_text())["services"]
     assert compose["runner"]["command"] == ["scripts/serve.sh", "runner"]
     serve = (ROOT / "scripts" / "serve.sh").read_text()
-    assert re.search(r"^  runner\) metrics_dir runner; runner ;;$", serve, re.MULTILINE)
+    assert re.search(r"^  runner\) metrics_dir runner; prepare_embeddings; runner ;;$", serve, re.MULTILINE)
     assert "run_sessions" in (ROOT / "scripts" / "serve_dev.sh").read_text()
 
 

@@ -1,5 +1,6 @@
-"""The plain encoder gives the vectors sentence-transformers gives for the same model (stored
-case and document vectors stay comparable), and takes only the layouts it can reproduce."""
+"""The plain encoder (the torch backend, `EMBEDDING_BACKEND=torch`) gives the vectors
+sentence-transformers gives for the same model (stored case and document vectors stay
+comparable), and takes only the layouts it can reproduce. The ONNX backend: test_onnx_encoder.py."""
 from __future__ import annotations
 
 import json
@@ -38,8 +39,9 @@ def test_it_gives_sentence_transformers_vectors(packaged):
     assert np.abs(ours - theirs).max() < 1e-5
 
 
-def test_it_is_what_the_packaged_model_loads_as(settings):
+def test_it_is_what_the_packaged_model_loads_as_on_the_torch_backend(settings):
     settings.EMBEDDING_MODEL = ""
+    settings.EMBEDDING_BACKEND = "torch"
     embeddings._load_model.cache_clear()
     try:
         assert isinstance(embeddings.get_model(), PlainEncoder)
@@ -68,5 +70,5 @@ def test_embedding_does_not_import_sentence_transformers():
             "from casebank.search.embeddings import embed_text; embed_text('hello'); "
             "print('sentence_transformers' in sys.modules, 'sklearn' in sys.modules)")
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=300,
-                         env={**__import__("os").environ, "EMBEDDING_MODEL": ""})
+                         env={**__import__("os").environ, "EMBEDDING_MODEL": "", "EMBEDDING_BACKEND": "torch"})
     assert out.stdout.split()[-2:] == ["False", "False"], out.stderr[-2000:]
