@@ -8,6 +8,8 @@ chunk (`Reply.chunk_delay` apart), a usage chunk when `stream_options.include_us
 `data: [DONE]`. Image content parts (`image_url` with a base64 data URL) are checked as the
 real API would: a PNG/JPEG/WebP whose bytes match its media type, beside a text part, else 400
 `invalid_request_error`; each accepted one is listed in `images` (type, SHA-256, size).
+`most_in_flight` is the most requests it was answering at once, and `user_agents` says which
+SDK client sent each request (`AsyncOpenAI/Python …` or `OpenAI/Python …`).
 """
 from __future__ import annotations
 
@@ -56,6 +58,9 @@ class OpenAIServer:
         # Every image part received, checked like the API does: (media type, sha256, bytes).
         self.images: list[tuple[str, str, int]] = []
         self.responder: Callable[[dict], Reply] | None = None
+        self.in_flight = 0
+        self.most_in_flight = 0
+        self.user_agents: list[str] = []
         server = self
 
         class Handler(BaseHTTPRequestHandler):
@@ -77,6 +82,7 @@ class OpenAIServer:
                     return
                 with server._lock:
                     server.requests.append(body)
+                    server.user_agents.append(self.headers.get("user-agent", ""))
                     server.images.extend(images)
                     if server._script:
                         reply = server._script.pop(0)
@@ -84,6 +90,13 @@ class OpenAIServer:
                         reply = server.responder(body)
                     else:
                         reply = server.default
+                server._enter()
+                try:
+                    self._answer(body, reply)
+                finally:
+                    server._leave()
+
+            def _answer(self, body: dict, reply: Reply) -> None:
                 if reply.delay:
                     time.sleep(reply.delay)
                 if reply.status != 200:
@@ -174,6 +187,15 @@ class OpenAIServer:
         self._httpd = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
         self._httpd.daemon_threads = True
         self._thread = threading.Thread(target=self._httpd.serve_forever, daemon=True)
+
+    def _enter(self) -> None:
+        with self._lock:
+            self.in_flight += 1
+            self.most_in_flight = max(self.most_in_flight, self.in_flight)
+
+    def _leave(self) -> None:
+        with self._lock:
+            self.in_flight -= 1
 
     @property
     def url(self) -> str:
