@@ -8,7 +8,7 @@ never by the suggestions' 5 per minute. When that budget is spent, a call waits 
 
 Calls are steps (`reflection.llm.steps`): a session awaits them on its runner's event loop
 (`run_async`, through the loop's shared `AsyncOpenAI`); the REST agents run them in their
-thread (`run_sync`). The wait for the budget is a `Pause` step: `asyncio.sleep` on the loop.
+thread (`run_sync`, on `openai.OpenAI`). The wait for the budget is a `Pause` step: `asyncio.sleep` on the loop.
 """
 from __future__ import annotations
 
@@ -22,12 +22,12 @@ from django.conf import settings
 from openai.types.chat import ChatCompletionMessageParam
 
 from reflection.llm import LLMClient, LLMError, LLMResult, LLMUnavailable, budgets, get_llm_client
-from reflection.llm.steps import Blocking, Pause, Steps, run_sync
+from reflection.llm.steps import Blocking, Pause, Steps
 from reflection.llm.streaming import Deltas, stream_steps
 
 __all__ = [
     "BUDGET", "BudgetExhausted", "BudgetListener", "LLMClient", "LLMError", "LLMResult", "LLMUnavailable",
-    "budget_wait_limit", "budgeted", "complete_json", "get_llm_client", "json_steps", "llm_client", "purpose",
+    "budget_wait_limit", "budgeted", "get_llm_client", "json_steps", "llm_client", "purpose",
     "register_budget", "stream_answer_steps",
 ]
 
@@ -114,14 +114,6 @@ def json_steps(*, name: str, messages: list[ChatCompletionMessageParam], schema:
         lambda timeout: client.json_steps(purpose=full, messages=messages, schema=schema, total_timeout=timeout),
         name=full, total_timeout=total_timeout, deadline=deadline, listener=listener,
     ))
-
-
-def complete_json(*, name: str, messages: list[ChatCompletionMessageParam], schema: dict,
-                  total_timeout: float | None = None, deadline: float | None = None,
-                  listener: BudgetListener | None = None, model: str = "") -> LLMResult:
-    """`json_steps` run in this thread (the REST agents)."""
-    return run_sync(json_steps(name=name, messages=messages, schema=schema, total_timeout=total_timeout,
-                               deadline=deadline, listener=listener, model=model))
 
 
 def stream_answer_steps(client: LLMClient, *, name: str, messages: list[dict], deltas: Deltas,

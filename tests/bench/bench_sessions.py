@@ -43,6 +43,12 @@ SCORES = {"scores": {"data_analysis": 0.9, "information_retrieval": 0.8}, "ratio
 STREAM_SAMPLE = 20
 
 
+class _Server(ThreadingHTTPServer):
+    # socketserver listens with a backlog of 5: a burst of connections past it would be dropped
+    # and retried a second later, which a real provider's server does not do.
+    request_queue_size = 1024
+
+
 class LLMServer:
     """Answers planner, Text2SQL, judge and (streamed) answer calls correctly, each after LLM_DELAY_S."""
 
@@ -100,7 +106,7 @@ class LLMServer:
                 self.wfile.flush()
                 self.close_connection = True
 
-        self.httpd = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
+        self.httpd = _Server(("127.0.0.1", 0), Handler)
         self.httpd.daemon_threads = True
         self.base_url = f"http://127.0.0.1:{self.httpd.server_address[1]}/v1"
         threading.Thread(target=self.httpd.serve_forever, daemon=True).start()

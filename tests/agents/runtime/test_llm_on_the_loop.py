@@ -48,8 +48,10 @@ async def _judge_calls(n: int, pool: BlockingPool, listener: Waits | None = None
 
 
 def test_twenty_calls_wait_on_the_llm_at_once_with_one_thread(llm_settings, openai_server):
-    # Each answer takes 1 s. Made in threads, one thread would hold one call at a time.
-    openai_server.default = Reply.json({"scores": {"a": 0.9}}, delay=1.0)
+    # No answer until all 20 are waiting for one. Made in threads, one thread would hold one
+    # call at a time and the 20 would never wait together.
+    openai_server.default = Reply.json({"scores": {"a": 0.9}})
+    openai_server.hold(20, timeout=20)
     pool = BlockingPool(1, name="test-bookkeeping")
     try:
         results = asyncio.run(_judge_calls(20, pool))
