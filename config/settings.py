@@ -364,7 +364,10 @@ SSE_POLL_S = env.float("SSE_POLL_S", default=0.25)
 AGENTS_RUNNER = env.bool("AGENTS_RUNNER", default=False)
 AGENTS_RUNNER_CAPACITY = env.int("AGENTS_RUNNER_CAPACITY", default=300)
 AGENTS_RUNNER_DB_THREADS = env.int("AGENTS_RUNNER_DB_THREADS", default=8)
-AGENTS_RUNNER_LLM_THREADS = env.int("AGENTS_RUNNER_LLM_THREADS", default=64)
+# The agents' blocking work (SQL, search); the LLM calls themselves are awaited on the loop.
+AGENTS_RUNNER_WORKER_THREADS = env.int("AGENTS_RUNNER_WORKER_THREADS", default=8)
+# Connections of the runner's one AsyncOpenAI pool (0: one per session it may hold, its capacity).
+AGENTS_RUNNER_LLM_CONNECTIONS = env.int("AGENTS_RUNNER_LLM_CONNECTIONS", default=0)
 AGENTS_RUNNER_LEASE_S = env.float("AGENTS_RUNNER_LEASE_S", default=30.0)
 AGENTS_RUNNER_POLL_S = env.float("AGENTS_RUNNER_POLL_S", default=0.1)
 # Sessions one API key may have queued or running at once, by tier (0: no limit); a post past
@@ -373,8 +376,8 @@ AGENTS_SESSIONS_PER_KEY = {
     "standard": env.int("AGENTS_SESSIONS_PER_KEY_STANDARD", default=20),
     "premium": env.int("AGENTS_SESSIONS_PER_KEY_PREMIUM", default=200),
 }
-# glibc malloc arenas in a runner (0: glibc's default of 8 per core). Each of its ~70 threads
-# would otherwise grow an arena of its own, which the runner's RSS pays for.
+# glibc malloc arenas in a runner (0: glibc's default of 8 per core). Each of its threads would
+# otherwise grow an arena of its own, which the runner's RSS pays for.
 AGENTS_RUNNER_MALLOC_ARENAS = env.int("AGENTS_RUNNER_MALLOC_ARENAS", default=2)
 # Where clients read `GET /api/sessions/{id}/stream` (the ASGI server); named in the refusal the
 # WSGI workers answer with. Empty: "the ASGI (SSE) port".

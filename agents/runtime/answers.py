@@ -5,7 +5,7 @@ retrieval worker's passages, so `[n]` means the same thing in the answer, the `s
 the prompt.
 
 - With an LLM: one final call writes the answer from those sources only, citing them as `[n]`,
-  streamed piece by piece to `on_delta` (the session turns them into `answer_delta` events). The
+  streamed piece by piece to `deltas` (the session turns them into `answer_delta` events). The
   evaluator's grounding check (`evaluation.grounding_problems`) must pass: every citation points
   at a given source, every number appears in the rows or passages. An answer that fails it, or
   an LLM that cannot be had, falls back to the extractive answer.
@@ -19,7 +19,6 @@ import json
 import math
 import re
 from collections import Counter
-from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -32,6 +31,8 @@ from agents.tools.vision import VISION
 from agents.tools.workers import DATA_ANALYSIS, INFORMATION_RETRIEVAL, AgentOutput
 from casebank.search.selectors import BM25_B, BM25_K1
 from casebank.search.text import tokenize
+from reflection.llm.steps import Steps
+from reflection.llm.streaming import Collected, Deltas
 
 NO_ANSWER = "No answer found."
 MAX_SENTENCES = 3
@@ -209,30 +210,25 @@ def _answer_messages(query: str, sources: list[Source]) -> list[dict]:
     ]
 
 
-def compose(
+def compose_steps(
     *,
     query: str,
     outputs: dict[str, AgentOutput],
-    on_delta: Callable[[str], None] | None = None,
+    deltas: Deltas | None = None,
     deadline: float | None = None,
     listener: BudgetListener | None = None,
-) -> Answer:
+) -> Steps[Answer]:
     """The session's answer: by the LLM when one is configured and its answer is grounded,
-    else extractive (the reason is in `problems`)."""
+    else extractive (the reason is in `problems`). The LLM's pieces go to `deltas` as they come."""
     sources = gather_sources(outputs)
     fallback = extractive(query, outputs, sources)
     client = llm.llm_client()
     if client is None or not sources:
         return fallback
-    from reflection.llm.streaming import stream_text
-
-    messages = _answer_messages(query, sources)
     try:
-        result = llm.wait_for_budget(
-            lambda timeout: stream_text(client, purpose=llm.purpose("answer"), messages=messages,
-                                        on_delta=on_delta or (lambda _piece: None), total_timeout=timeout),
-            name=llm.purpose("answer"), total_timeout=float(settings.AGENTS_AGENT_TIMEOUT_S),
-            deadline=deadline, listener=listener,
+        result = yield from llm.stream_answer_steps(
+            client, name="answer", messages=_answer_messages(query, sources), deltas=deltas or Collected(),
+            total_timeout=float(settings.AGENTS_AGENT_TIMEOUT_S), deadline=deadline, listener=listener,
         )
     except BudgetExhausted as error:
         fallback.problems.append(str(error))

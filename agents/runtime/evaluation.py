@@ -14,6 +14,7 @@ from agents.runtime import llm
 from agents.runtime.llm import BudgetListener, LLMError, LLMResult, llm_client
 from agents.tools.vision import VISION
 from agents.tools.workers import DATA_ANALYSIS, INFORMATION_RETRIEVAL, AgentOutput
+from reflection.llm.steps import Steps
 
 logger = logging.getLogger(__name__)
 JUDGE_SCHEMA = {
@@ -50,8 +51,8 @@ def heuristic_score(agent: str, output: AgentOutput) -> float:
     return 0.5
 
 
-def evaluate(*, query: str, outputs: dict[str, AgentOutput], deadline: float | None = None,
-             listener: BudgetListener | None = None) -> Evaluation:
+def evaluate_steps(*, query: str, outputs: dict[str, AgentOutput], deadline: float | None = None,
+                   listener: BudgetListener | None = None) -> Steps[Evaluation]:
     """Scores per agent; the LLM judge (if any) must answer before `deadline` (`time.monotonic()`),
     the session's, or the heuristic scores stand."""
     threshold = settings.QUALITY_THRESHOLD
@@ -62,7 +63,7 @@ def evaluate(*, query: str, outputs: dict[str, AgentOutput], deadline: float | N
     budget = float(settings.AGENTS_AGENT_TIMEOUT_S)
     if client is not None and judged:
         try:
-            answer = llm.complete_json(
+            answer = yield from llm.json_steps(
                 name="judge", messages=_judge_messages(query, judged), schema=JUDGE_SCHEMA, total_timeout=budget,
                 deadline=deadline, listener=listener,
             )

@@ -2,33 +2,41 @@
 
 Every supervisor call is made with a purpose under "supervisor." and so is metered by the
 supervisor's own budget (`AGENTS_LLM_REQUESTS_PER_MINUTE` / `AGENTS_LLM_TOKENS_PER_MINUTE`),
-never by the suggestions' 5 per minute. When that budget is spent, `complete_json` waits for it
-(up to `AGENTS_LLM_BUDGET_WAIT_S` and the session's deadline) and tells the session through
-its `BudgetListener`, instead of failing at once.
+never by the suggestions' 5 per minute. When that budget is spent, a call waits for it (up to
+`AGENTS_LLM_BUDGET_WAIT_S` and the session's deadline) and tells the session through its
+`BudgetListener`, instead of failing at once.
+
+Calls are steps (`reflection.llm.steps`): a session awaits them on its runner's event loop
+(`run_async`, through the loop's shared `AsyncOpenAI`); the REST agents run them in their
+thread (`run_sync`, on `openai.OpenAI`). The wait for the budget is a `Pause` step: `asyncio.sleep` on the loop.
 """
 from __future__ import annotations
 
 import random
 import time
 from collections.abc import Callable
+from functools import partial
 from typing import Protocol
 
 from django.conf import settings
 from openai.types.chat import ChatCompletionMessageParam
 
 from reflection.llm import LLMClient, LLMError, LLMResult, LLMUnavailable, budgets, get_llm_client
+from reflection.llm.steps import Blocking, Pause, Steps
+from reflection.llm.streaming import Deltas, stream_steps
 
 __all__ = [
     "BUDGET", "BudgetExhausted", "BudgetListener", "LLMClient", "LLMError", "LLMResult", "LLMUnavailable",
-    "budget_wait_limit",
-    "complete_json", "get_llm_client", "llm_client", "purpose", "register_budget", "wait_for_budget",
+    "budget_wait_limit", "budgeted", "get_llm_client", "json_steps", "llm_client", "purpose",
+    "register_budget", "stream_answer_steps",
 ]
 
 BUDGET = "supervisor"
 
 
 class BudgetListener(Protocol):
-    """What a session hears about its budget (it records a `budget_wait` event and `errors`)."""
+    """What a session hears about its budget (it records a `budget_wait` event and `errors`).
+    `waiting` may block (a database write: it runs as a `Blocking` step), `exhausted` must not."""
 
     def waiting(self, purpose: str, seconds: float) -> None: ...
 
@@ -59,9 +67,9 @@ def budget_wait_limit(deadline: float | None = None) -> float:
     return max(limit, 0.0)
 
 
-def wait_for_budget(call: Callable[[float | None], LLMResult], *, name: str, total_timeout: float | None = None,
-                    deadline: float | None = None, listener: BudgetListener | None = None) -> LLMResult:
-    """Run `call(total_timeout)`; while it is refused for the budget, wait and try again.
+def budgeted(call: Callable[[float | None], Steps[LLMResult]], *, name: str, total_timeout: float | None = None,
+             deadline: float | None = None, listener: BudgetListener | None = None) -> Steps[LLMResult]:
+    """The steps of `call(total_timeout)`; while it is refused for the budget, wait and try again.
 
     The wait is bounded by `AGENTS_LLM_BUDGET_WAIT_S` and `deadline` (`time.monotonic()`); the
     call's own `total_timeout` starts again after a wait, so waiting never eats the answer's time
@@ -75,7 +83,7 @@ def wait_for_budget(call: Callable[[float | None], LLMResult], *, name: str, tot
             left = deadline - time.monotonic()
             timeout = left if timeout is None else min(timeout, left)
         try:
-            return call(timeout)
+            return (yield from call(timeout))
         except LLMUnavailable as refused:
             if refused.reason != "rate_limited":
                 raise
@@ -87,21 +95,33 @@ def wait_for_budget(call: Callable[[float | None], LLMResult], *, name: str, tot
                     listener.exhausted(name, message)
                 raise BudgetExhausted(message, reason="rate_limited", retry_after=retry_after) from refused
             if listener is not None and not told:
-                listener.waiting(name, round(retry_after, 3))
+                yield Blocking(partial(listener.waiting, name, round(retry_after, 3)))
                 told = True
             # Jitter: sessions that wait for the same refill must not all retry at the same instant.
-            time.sleep(min(retry_after * random.uniform(1.0, 1.2), left) + 0.005)
+            yield Pause(min(retry_after * random.uniform(1.0, 1.2), left) + 0.005)
 
 
-def complete_json(*, name: str, messages: list[ChatCompletionMessageParam], schema: dict, total_timeout: float | None = None,
-                  deadline: float | None = None, listener: BudgetListener | None = None, model: str = "") -> LLMResult:
-    """`LLMClient.complete_json` under purpose "supervisor.<name>", waiting for its budget;
+def json_steps(*, name: str, messages: list[ChatCompletionMessageParam], schema: dict,
+               total_timeout: float | None = None, deadline: float | None = None,
+               listener: BudgetListener | None = None, model: str = "") -> Steps[LLMResult]:
+    """`LLMClient.json_steps` under purpose "supervisor.<name>", waiting for its budget;
     `model` asks another model of the endpoint than LLM_MODEL (the vision agent's)."""
     client = get_llm_client(model=model) if model else llm_client()
     if client is None:
         raise LLMUnavailable("No LLM is configured.", reason="not_configured")
     full = purpose(name)
-    return wait_for_budget(
-        lambda timeout: client.complete_json(purpose=full, messages=messages, schema=schema, total_timeout=timeout),
+    return (yield from budgeted(
+        lambda timeout: client.json_steps(purpose=full, messages=messages, schema=schema, total_timeout=timeout),
         name=full, total_timeout=total_timeout, deadline=deadline, listener=listener,
-    )
+    ))
+
+
+def stream_answer_steps(client: LLMClient, *, name: str, messages: list[dict], deltas: Deltas,
+                        total_timeout: float | None = None, deadline: float | None = None,
+                        listener: BudgetListener | None = None) -> Steps[LLMResult]:
+    """A streamed text answer under purpose "supervisor.<name>", waiting for its budget."""
+    full = purpose(name)
+    return (yield from budgeted(
+        lambda timeout: stream_steps(client, purpose=full, messages=messages, deltas=deltas, total_timeout=timeout),
+        name=full, total_timeout=total_timeout, deadline=deadline, listener=listener,
+    ))

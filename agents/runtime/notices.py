@@ -70,7 +70,8 @@ class SessionNotices:
 
 class DeltaWriter:
     """Streams the answer as `answer_delta` events, a few per second rather than one per token
-    (each event is a row the SSE stream reads)."""
+    (each event is a row the SSE stream reads). The `Deltas` of `reflection.llm.streaming`:
+    `add` only keeps the piece (it runs on the event loop), `flush` writes the event."""
 
     def __init__(self, session: Session, *, every: float = 0.1, clock: Callable[[], float] = time.monotonic) -> None:
         self.session = session
@@ -79,10 +80,10 @@ class DeltaWriter:
         self._pending: list[str] = []
         self._last = clock()
 
-    def __call__(self, piece: str) -> None:
+    def add(self, piece: str) -> bool:
+        """Keep `piece`; True when the pieces kept are due to be written."""
         self._pending.append(piece)
-        if self.clock() - self._last >= self.every:
-            self.flush()
+        return self.clock() - self._last >= self.every
 
     def flush(self) -> None:
         if not self._pending:

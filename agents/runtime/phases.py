@@ -3,30 +3,30 @@ evaluate, respond. Each reads what the phases before it left in a `SessionRun`, 
 and records it through one named transition of `agents.sessions.services` (an event: audit +
 SSE).
 
-Every phase but `execute` is blocking (database, embedding, LLM): the driver in
-`agents.runtime.supervisor` decides which thread or pool runs it. `execute` is a coroutine that
-runs the workers in the executor it is given, each with its own timeout, all within the
-session's deadline; a worker that fails or hangs costs only its own result. A hung thread cannot
-be killed: it is abandoned and may not write to the session any more.
+The phases that call the LLM (plan, evaluate, respond) are steps (`reflection.llm.steps`):
+their database work is `Blocking` (the driver in `agents.runtime.supervisor` runs it in the db
+pool) and their LLM calls are awaited on the event loop. The others are blocking functions the
+driver runs in the db pool. `execute` is a coroutine that runs the workers' steps at once, each
+with its own timeout, all within the session's deadline, their blocking work in the workers'
+pool; a worker that fails or hangs costs only its own result (a hung thread cannot be killed: it
+is abandoned, and its result is dropped).
 """
 from __future__ import annotations
 
 import asyncio
 import logging
-import threading
 import time
-from concurrent.futures import Executor
 from dataclasses import dataclass, field
+from functools import partial
 from typing import Any
 
 from django.conf import settings
-from django.db import connection
 
 from agents.models import Session
 from agents.runtime import answers
-from agents.runtime.evaluation import evaluate
+from agents.runtime.evaluation import evaluate_steps
 from agents.runtime.notices import DeltaWriter, SessionNotices
-from agents.runtime.planning import Plan, analyse, make_plan, select_agents
+from agents.runtime.planning import Plan, analyse, plan_steps, select_agents
 from agents.sessions import services
 from agents.tools.vision import VISION, Image
 from agents.tools.vision import images_load as vision_images_load
@@ -35,6 +35,7 @@ from casebank.cases import services as case_services
 from casebank.search import selectors as case_selectors
 from casebank.search.selectors import SearchHit
 from core import task_queue
+from reflection.llm.steps import Blocking, Offload, Steps, run_async
 
 logger = logging.getLogger(__name__)
 
@@ -106,11 +107,15 @@ def phase_retrieve(run: SessionRun) -> None:
     services.session_phase_enter(session=run.session, phase="plan", data={"similar_cases": similar}, timings_ms=run.timings)
 
 
-def phase_plan(run: SessionRun) -> None:
+def phase_plan(run: SessionRun) -> Steps[None]:
     t = time.monotonic()
-    plan = run.plan = make_plan(query=run.session.query, hits=run.hits, analysis=run.analysis, deadline=run.deadline,
-                                listener=run.notices, key=str(run.session.id))
+    plan = run.plan = yield from plan_steps(query=run.session.query, hits=run.hits, analysis=run.analysis,
+                                            deadline=run.deadline, listener=run.notices, key=str(run.session.id))
     run.timings["plan"] = ms_since(t)
+    yield Blocking(partial(_plan_record, run, plan))
+
+
+def _plan_record(run: SessionRun, plan: Plan) -> None:
     if plan.case is not None:
         # Returning a case to a planner counts as a use, recorded off the hot path (inline if
         # the broker is down: one UPDATE).
@@ -160,51 +165,39 @@ def _select_vision(run: SessionRun, decisions: list[dict], images: list[Image]) 
     decisions.append({"agent": VISION, "decision": "selected", "chosen": VISION, "reason": "the session has images"})
 
 
-def _run_worker(session: Session, agent_name: str, task: AgentTask, abandoned: threading.Event) -> tuple[AgentOutput, int]:
+async def _run_worker(session: Session, agent_name: str, task: AgentTask, workers: Offload) -> tuple[AgentOutput, int]:
     started = time.monotonic()
     try:
-        try:
-            output = REGISTRY[agent_name].run(task)
-        except Exception as error:  # a worker bug must not sink the session
-            logger.exception("agent %s crashed", agent_name)
-            output = AgentOutput(ok=False, error=f"{type(error).__name__}: {error}", error_type="AgentCrashed")
-        elapsed = ms_since(started)
-        if not abandoned.is_set():  # timed out: the session has moved on and must not hear from us
-            switched = output.data.get("source") == "fallback"
-            services.session_agent_result(session=session, agent=agent_name, ok=output.ok, ms=elapsed, error=output.error,
-                                          source="fallback" if switched else "",
-                                          notes=output.data.get("notes") if switched else None)
-        return output, elapsed
-    finally:
-        # Pool threads outlive the session (and a private pool's threads end without closing
-        # what they opened): give the connection back now.
-        connection.close()
+        output = await run_async(REGISTRY[agent_name].steps(task), workers)
+    except Exception as error:  # a worker bug must not sink the session
+        logger.exception("agent %s crashed", agent_name)
+        output = AgentOutput(ok=False, error=f"{type(error).__name__}: {error}", error_type="AgentCrashed")
+    elapsed = ms_since(started)
+    switched = output.data.get("source") == "fallback"
+    await workers(partial(services.session_agent_result, session=session, agent=agent_name, ok=output.ok, ms=elapsed,
+                          error=output.error, source="fallback" if switched else "",
+                          notes=output.data.get("notes") if switched else None))
+    return output, elapsed
 
 
-async def phase_execute(run: SessionRun, *, executor: Executor) -> None:
-    """Run the pending workers in parallel in `executor`, each within its own timeout."""
+async def phase_execute(run: SessionRun, *, workers: Offload) -> None:
+    """Run the pending workers at once, each within its own timeout; their blocking work goes
+    to `workers`. A worker past its timeout is cancelled: its result is dropped unrecorded."""
     agent_timeout = float(settings.AGENTS_AGENT_TIMEOUT_S)
-    loop = asyncio.get_running_loop()
-    abandoned = threading.Event()
 
     async def one(name: str, task: AgentTask) -> tuple[AgentOutput, int]:
         budget = min(agent_timeout, max(run.deadline - time.monotonic(), 0.0))
         started = time.monotonic()
         try:
-            return await asyncio.wait_for(
-                loop.run_in_executor(executor, _run_worker, run.session, name, task, abandoned), timeout=budget
-            )
+            return await asyncio.wait_for(_run_worker(run.session, name, task, workers), timeout=budget)
         except TimeoutError:
             which = "session" if budget < agent_timeout else "agent"
             return AgentOutput(ok=False, error=f"Timed out after {budget:.1f} s ({which} timeout).",
                                error_type="TimeoutError"), ms_since(started)
 
     t = time.monotonic()
-    try:
-        names = list(run.pending)
-        outcomes = await asyncio.gather(*(one(name, run.pending[name]) for name in names))
-    finally:
-        abandoned.set()
+    names = list(run.pending)
+    outcomes = await asyncio.gather(*(one(name, run.pending[name]) for name in names))
     run.executed = dict(zip(names, outcomes, strict=True))
     run.timings[f"execute_{run.iteration}"] = ms_since(t)
 
@@ -237,17 +230,19 @@ def phase_results(run: SessionRun) -> None:
         run.stopped = True
 
 
-def phase_evaluate(run: SessionRun) -> None:
+def phase_evaluate(run: SessionRun) -> Steps[None]:
     """Score the outputs; then decide which agents, if any, run again and what they are told."""
     t = time.monotonic()
-    evaluation = evaluate(query=run.session.query, outputs=run.outputs, deadline=run.deadline, listener=run.notices)
+    evaluation = yield from evaluate_steps(query=run.session.query, outputs=run.outputs, deadline=run.deadline,
+                                           listener=run.notices)
     run.timings[f"evaluate_{run.iteration}"] = ms_since(t)
     run.scores, run.passed = evaluation.scores, evaluation.passed
     threshold = float(settings.QUALITY_THRESHOLD)
-    services.session_evaluation_record(
-        session=run.session, scores=run.scores, passed=run.passed, method=evaluation.method, notes=evaluation.notes,
-        threshold=threshold, usage=evaluation.llm, timings_ms=run.timings,
-    )
+    yield Blocking(partial(
+        services.session_evaluation_record, session=run.session, scores=run.scores, passed=run.passed,
+        method=evaluation.method, notes=evaluation.notes, threshold=threshold, usage=evaluation.llm,
+        timings_ms=run.timings,
+    ))
     session = run.session
     if run.passed or run.out_of_time():
         run.pending = {}
@@ -273,15 +268,15 @@ def phase_evaluate(run: SessionRun) -> None:
         run.pending.pop(DATA_ANALYSIS)
 
 
-def phase_respond(run: SessionRun) -> None:
+def phase_respond(run: SessionRun) -> Steps[None]:
     """End the session with its answer, the single place it is written (`agents.runtime.answers`):
     extractive with citations, or written by the LLM and streamed as `answer_delta` events."""
     t = time.monotonic()
-    services.session_phase_enter(session=run.session, phase="respond", data={})
+    yield Blocking(partial(services.session_phase_enter, session=run.session, phase="respond", data={}))
     deltas = DeltaWriter(run.session)
-    answer = answers.compose(query=run.session.query, outputs=run.outputs, on_delta=deltas, deadline=run.deadline,
-                             listener=run.notices)
-    deltas.flush()
+    answer = yield from answers.compose_steps(query=run.session.query, outputs=run.outputs, deltas=deltas,
+                                              deadline=run.deadline, listener=run.notices)
+    yield Blocking(deltas.flush)
     run.timings["respond"] = ms_since(t)
     if answer.problems:
         run.notices.note("answer", "AnswerFallback", " ".join(answer.problems))
@@ -294,5 +289,5 @@ def phase_respond(run: SessionRun) -> None:
     if not run.outputs:
         errors.setdefault("selector", {"type": "NoAgent", "message": "No agent could take any step of the plan."})
     run.timings["total"] = ms_since(run.started)
-    services.session_finish(session=run.session, passed=run.passed, answer=answer.text, errors=errors,
-                            timings_ms=run.timings, answer_summary=answer.summary(), usage=answer.llm)
+    yield Blocking(partial(services.session_finish, session=run.session, passed=run.passed, answer=answer.text,
+                           errors=errors, timings_ms=run.timings, answer_summary=answer.summary(), usage=answer.llm))

@@ -11,6 +11,7 @@ import json
 import logging
 import re
 from dataclasses import dataclass, field, replace
+from functools import partial
 
 from django.conf import settings
 from openai.types.chat import ChatCompletionMessageParam
@@ -28,6 +29,7 @@ from agents.tools.workers import (
 from casebank.models import Case, CaseStatus, ReviewState
 from casebank.search.selectors import SearchHit
 from reflection.experiments.selectors import resolve_plan
+from reflection.llm.steps import Blocking, Steps, run_sync
 
 logger = logging.getLogger(__name__)
 SUPERVISOR = "supervisor"
@@ -86,18 +88,20 @@ def reusable(hit: SearchHit) -> bool:
 
 def make_plan(*, query: str, hits: list[SearchHit], analysis: dict, deadline: float | None = None,
               listener: BudgetListener | None = None, key: str = "") -> Plan:
+    """`plan_steps` run in this thread."""
+    return run_sync(plan_steps(query=query, hits=hits, analysis=analysis, deadline=deadline, listener=listener, key=key))
+
+
+def plan_steps(*, query: str, hits: list[SearchHit], analysis: dict, deadline: float | None = None,
+               listener: BudgetListener | None = None, key: str = "") -> Steps[Plan]:
     """The plan for `query`; `deadline` (a `time.monotonic()` value) is the session's. A reused
     case's plan is the version `key` (the session id) runs: while an experiment runs on the
     case, its candidate for a share of keys (`reflection.experiments.selectors.resolve_plan`)."""
     best = next((hit for hit in hits if reusable(hit)), None)
     threshold = settings.AGENTS_CASE_SIMILARITY
     if best is not None and best.similarity is not None and best.similarity >= threshold:
-        served = resolve_plan(case=best.case, key=key)
-        if not isinstance(served.plan, list):  # a text plan cannot be run step by step: the current one
-            return Plan(steps=list(best.case.plan), source="case", case=best.case, similarity=best.similarity)
-        notes = [f"experiment #{served.experiment_id}: {served.arm} arm, v{served.version}"] if served.arm else []
-        return Plan(steps=list(served.plan), source="case", case=best.case, case_version=served.version,
-                    similarity=best.similarity, notes=notes)
+        case_plan: Plan = yield Blocking(partial(_case_plan, best, key))
+        return case_plan
     notes = []
     if best is not None:
         notes.append(f"closest case {best.case.id} at similarity {best.similarity or 0:.2f} < {threshold}")
@@ -107,7 +111,7 @@ def make_plan(*, query: str, hits: list[SearchHit], analysis: dict, deadline: fl
         try:
             # One time budget for the whole call: attempts, re-asks and backoff pauses included
             # (a wait for the request budget comes before it, bounded by the session deadline).
-            answer = llm.complete_json(
+            answer = yield from llm.json_steps(
                 name="plan", messages=_plan_messages(query, hits), schema=PLAN_SCHEMA, total_timeout=budget,
                 deadline=deadline, listener=listener,
             )
@@ -118,6 +122,16 @@ def make_plan(*, query: str, hits: list[SearchHit], analysis: dict, deadline: fl
             logger.exception("LLM planner crashed")
             notes.append(f"LLM plan failed: {type(error).__name__}")
     return Plan(steps=heuristic_plan(query, analysis), source="heuristic", notes=notes)
+
+
+def _case_plan(best: SearchHit, key: str) -> Plan:
+    """The reused case's plan, in the version `key` runs (a query: the case's experiment)."""
+    served = resolve_plan(case=best.case, key=key)
+    if not isinstance(served.plan, list):  # a text plan cannot be run step by step: the current one
+        return Plan(steps=list(best.case.plan), source="case", case=best.case, similarity=best.similarity)
+    notes = [f"experiment #{served.experiment_id}: {served.arm} arm, v{served.version}"] if served.arm else []
+    return Plan(steps=list(served.plan), source="case", case=best.case, case_version=served.version,
+                similarity=best.similarity, notes=notes)
 
 
 def heuristic_plan(query: str, analysis: dict) -> list[dict]:

@@ -2,9 +2,11 @@
 
 A session mostly waits (on the LLM, on SQL, on the database), so a process per session wastes
 its memory and a worker per session caps concurrency at the worker count. Here each session is
-a coroutine (`supervisor.drive`); its blocking phases run in two bounded thread pools - `db`
-(database and embedding work) and `llm` (phases and workers that may wait on the LLM) - so the
-loop itself never blocks and the number of database connections stays bounded.
+a coroutine (`supervisor.drive`). Its LLM calls are awaited on the loop through one
+`openai.AsyncOpenAI` whose connection pool is sized to the runner's capacity
+(`AGENTS_RUNNER_LLM_CONNECTIONS`); its blocking work runs in two bounded thread pools - `db`
+(database and embedding work, the LLM calls' bookkeeping) and `workers` (the agents' SQL and
+search) - so the loop itself never blocks and the number of database connections stays bounded.
 
 The database is the source of truth. Sessions are claimed with a lease
 (`services.sessions_claim`: `FOR UPDATE SKIP LOCKED` on PostgreSQL, a conditional UPDATE on
@@ -25,45 +27,48 @@ import logging
 import os
 import signal
 import socket
-import threading
 import uuid
-from collections.abc import Callable
-from concurrent.futures import ThreadPoolExecutor, wait
 from dataclasses import dataclass
-from functools import partial
-from typing import Any, TypeVar
+from typing import Any
 
 from django.conf import settings
-from django.db import close_old_connections, connection, connections
+from django.db import connection
 
 from agents.models import Session
 from agents.runtime import supervisor
 from agents.runtime.phases import SessionRun
+from agents.runtime.pools import BlockingPool
 from agents.sessions import services, tasks
+from reflection.llm import loop_clients
 
 logger = logging.getLogger(__name__)
-T = TypeVar("T")
 # Sessions claimed per query: a burst of posts is taken in a few round trips, not hundreds.
 CLAIM_BATCH = 50
 SQLITE_DB_THREADS = 2
-SQLITE_LLM_THREADS = 8
+SQLITE_WORKER_THREADS = 4
 
 
 @dataclass(frozen=True)
 class RunnerConfig:
     capacity: int
     db_threads: int
-    llm_threads: int
+    worker_threads: int
     lease_seconds: float
     poll_seconds: float
+    llm_connections: int = 0  # the loop's LLM connection pool; 0: one per session held (capacity)
     grace_seconds: float = 20.0
+
+    @property
+    def llm_pool_size(self) -> int:
+        return self.llm_connections or self.capacity
 
     @classmethod
     def from_settings(cls, **overrides: Any) -> RunnerConfig:
         values: dict[str, Any] = {
             "capacity": int(settings.AGENTS_RUNNER_CAPACITY),
             "db_threads": int(settings.AGENTS_RUNNER_DB_THREADS),
-            "llm_threads": int(settings.AGENTS_RUNNER_LLM_THREADS),
+            "worker_threads": int(settings.AGENTS_RUNNER_WORKER_THREADS),
+            "llm_connections": int(settings.AGENTS_RUNNER_LLM_CONNECTIONS),
             "lease_seconds": float(settings.AGENTS_RUNNER_LEASE_S),
             "poll_seconds": float(settings.AGENTS_RUNNER_POLL_S),
         }
@@ -73,30 +78,8 @@ class RunnerConfig:
             # past its busy timeout. SQLite is the embedded default for a few sessions at once;
             # hundreds want PostgreSQL.
             values["db_threads"] = min(values["db_threads"], SQLITE_DB_THREADS)
-            values["llm_threads"] = min(values["llm_threads"], SQLITE_LLM_THREADS)
+            values["worker_threads"] = min(values["worker_threads"], SQLITE_WORKER_THREADS)
         return cls(**values)
-
-
-def _fresh(fn: Callable[..., T], *args: Any, **kwargs: Any) -> T:
-    # Pool threads live as long as the runner: drop a connection the server has closed or that
-    # outlived CONN_MAX_AGE before using it.
-    close_old_connections()
-    return fn(*args, **kwargs)
-
-
-def _close_connections(pool: ThreadPoolExecutor, size: int) -> None:
-    """Close the database connection of every thread of `pool` (each is bound to its thread):
-    one job per thread, held at a barrier so that no thread takes two."""
-    barrier = threading.Barrier(size, timeout=5)
-
-    def close() -> None:
-        connections.close_all()
-        try:
-            barrier.wait()
-        except threading.BrokenBarrierError:  # a hung thread never arrives: give up on it
-            pass
-
-    wait([pool.submit(close) for _ in range(size)], timeout=10)
 
 
 # mallopt's parameter number for the arena limit (glibc's malloc.h M_ARENA_MAX).
@@ -127,25 +110,16 @@ class SessionRunner:
     def __init__(self, config: RunnerConfig, *, name: str | None = None) -> None:
         self.config = config
         self.name = name or f"{socket.gethostname()}:{os.getpid()}:{uuid.uuid4().hex[:6]}"
-        self.db_pool = ThreadPoolExecutor(max_workers=config.db_threads, thread_name_prefix="runner-db")
-        self.llm_pool = ThreadPoolExecutor(max_workers=config.llm_threads, thread_name_prefix="runner-llm")
+        self.db = BlockingPool(config.db_threads, name="runner-db")
+        self.workers = BlockingPool(config.worker_threads, name="runner-workers")
         # Claims, lease renewals and hand-backs get a thread of their own: queued behind
-        # hundreds of sessions' phases in `db_pool`, a claim waited seconds (a new session's
+        # hundreds of sessions' phases in `db`, a claim waited seconds (a new session's
         # pickup) and a renewal could miss its lease.
-        self.control_pool = ThreadPoolExecutor(max_workers=1, thread_name_prefix="runner-control")
+        self.control = BlockingPool(1, name="runner-control")
         self.running: dict[uuid.UUID, asyncio.Task[None]] = {}
         self.finished = 0
         self._wake = asyncio.Event()
         self._stopping = asyncio.Event()
-
-    async def db(self, fn: Callable[..., T], *args: Any, **kwargs: Any) -> T:
-        return await asyncio.get_running_loop().run_in_executor(self.db_pool, partial(_fresh, fn, *args, **kwargs))
-
-    async def control(self, fn: Callable[..., T], *args: Any, **kwargs: Any) -> T:
-        return await asyncio.get_running_loop().run_in_executor(self.control_pool, partial(_fresh, fn, *args, **kwargs))
-
-    async def llm(self, fn: Callable[..., T], *args: Any, **kwargs: Any) -> T:
-        return await asyncio.get_running_loop().run_in_executor(self.llm_pool, partial(_fresh, fn, *args, **kwargs))
 
     def stop(self) -> None:
         self._stopping.set()
@@ -155,6 +129,8 @@ class SessionRunner:
         """Claim and run sessions until `stop()` (SIGTERM, SIGINT), then finish or hand back
         the ones in hand within `grace_seconds`. `until_idle`: return once nothing is left to
         claim and nothing runs (tests, one-off drains)."""
+        # Before any session's first call: the loop's AsyncOpenAI gets a pool of this size.
+        loop_clients.set_connections(self.config.llm_pool_size)
         if warm:
             await self.db(warm_embeddings)
         helpers = [asyncio.create_task(self._heartbeat())]
@@ -186,17 +162,15 @@ class SessionRunner:
             for helper in helpers:
                 helper.cancel()
             await asyncio.gather(*helpers, return_exceptions=True)
-            pools = ((self.db_pool, self.config.db_threads), (self.llm_pool, self.config.llm_threads), (self.control_pool, 1))
-            for pool, size in pools:
-                await asyncio.to_thread(_close_connections, pool, size)
-                # A hung worker thread is abandoned, not waited for.
-                pool.shutdown(wait=False, cancel_futures=True)
+            await loop_clients.close()
+            for pool in (self.db, self.workers, self.control):
+                await asyncio.to_thread(pool.close)
 
     async def _run_one(self, session: Session) -> None:
-        offload = supervisor.Offload(db=self._phase_db, llm=self._phase_llm, workers=self.llm_pool)
+        pools = supervisor.Pools(db=self.db, workers=self.workers)
         try:
             try:
-                await supervisor.drive(SessionRun.start(session), offload)
+                await supervisor.drive(SessionRun.start(session), pools)
             except asyncio.CancelledError:
                 raise  # a stop past the grace period: the session is handed back, not failed
             except Exception as error:
@@ -211,12 +185,6 @@ class SessionRunner:
         finally:
             self.running.pop(session.pk, None)
             self._wake.set()  # capacity is free again
-
-    async def _phase_db(self, phase: Callable[[SessionRun], None], run: SessionRun) -> None:
-        await self.db(phase, run)
-
-    async def _phase_llm(self, phase: Callable[[SessionRun], None], run: SessionRun) -> None:
-        await self.llm(phase, run)
 
     async def _heartbeat(self) -> None:
         while True:

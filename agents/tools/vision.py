@@ -4,7 +4,7 @@ Images come as base64 in JSON (`images: [{"data": "<base64>"}]`), are recognised
 bytes (PNG, JPEG, WebP; the claimed type is never trusted) and bounded in count
 (`VISION_MAX_IMAGES`) and size (`VISION_MAX_IMAGE_BYTES`, checked on the base64 length before
 decoding). They go to `VISION_MODEL` (else `LLM_MODEL`) as `image_url` content parts with the
-question, through the same client as the other agents (`agents.runtime.llm.complete_json`,
+question, through the same client as the other agents (`agents.runtime.llm.json_steps`,
 purpose `supervisor.vision`: budget, retries, breaker, an `LLMCall` row with the tokens).
 Nothing keeps an image: logs, sessions and answers hold its SHA-256, size and type only.
 """
@@ -23,6 +23,7 @@ from openai.types.chat import ChatCompletionContentPartParam, ChatCompletionMess
 from agents.runtime import llm
 from agents.runtime.llm import LLMError, llm_client
 from core.cache import layered_get, layered_set
+from reflection.llm.steps import Steps, run_sync
 
 VISION = "vision"
 # How long a session's images wait in the cache for its run: queueing plus every iteration.
@@ -148,7 +149,12 @@ def vision_messages(question: str, images: list[Image]) -> list[ChatCompletionMe
 
 def vision_answer(*, question: str, images: list[Image], listener: llm.BudgetListener | None = None) -> VisionAnswer:
     """Ask the vision model; raises `LLMError` (or `LLMUnavailable`) when it cannot answer."""
-    result = llm.complete_json(name=VISION, messages=vision_messages(question, images), schema=VISION_SCHEMA,
+    return run_sync(vision_steps(question=question, images=images, listener=listener))
+
+
+def vision_steps(*, question: str, images: list[Image], listener: llm.BudgetListener | None = None) -> Steps[VisionAnswer]:
+    """`vision_answer` as steps (a session awaits the call on its event loop)."""
+    result = yield from llm.json_steps(name=VISION, messages=vision_messages(question, images), schema=VISION_SCHEMA,
                                model=str(settings.VISION_MODEL), listener=listener)
     return VisionAnswer(answer=str(result.data["answer"]), images=[image.ref() for image in images],
                         tokens_in=result.tokens_in, tokens_out=result.tokens_out, cost_usd=result.cost_usd,
@@ -156,4 +162,4 @@ def vision_answer(*, question: str, images: list[Image], listener: llm.BudgetLis
 
 
 __all__ = ["NO_LLM_MESSAGE", "VISION", "Image", "ImageRejected", "LLMError", "VisionAnswer", "decode_images",
-           "media_type_of", "vision_answer", "vision_available"]
+           "media_type_of", "vision_answer", "vision_available", "vision_steps"]

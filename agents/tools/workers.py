@@ -1,4 +1,5 @@
-"""Worker agents. Each runs in a worker thread of the execution manager and never raises.
+"""Worker agents. Each is a sequence of steps (its LLM call awaited on the session's event loop,
+its blocking work in the workers' pool) and never raises.
 
 `availability()` says whether the agent can take a step at all (the selector substitutes or
 skips it otherwise); `run()` returns an `AgentOutput` with the result or the error.
@@ -8,6 +9,7 @@ from __future__ import annotations
 import json
 import math
 from dataclasses import asdict, dataclass, field
+from functools import partial
 from typing import Any, TypedDict
 
 from django.conf import settings
@@ -22,6 +24,7 @@ from agents.tools.concurrency import AnalyticsBusy, analytics_slot
 from agents.tools.sql_guard import PROMPT_RULES, SqlRefused, check_sql
 from casebank.search import embeddings
 from core.cache import layered_get, layered_set
+from reflection.llm.steps import Blocking, Steps, run_sync
 
 DATA_ANALYSIS = "data_analysis"
 INFORMATION_RETRIEVAL = "information_retrieval"
@@ -80,8 +83,17 @@ class Agent:
         """None when the agent can run the task, else why not."""
         return None
 
+    # An agent overrides `steps` when it calls the LLM, else `run` (one piece of blocking work).
+
+    def steps(self, task: AgentTask) -> Steps[AgentOutput]:
+        """The work as steps (`reflection.llm.steps`): a session awaits its LLM calls on the
+        runner's loop and runs the rest (`Blocking`: SQL, search) in the workers' pool."""
+        output: AgentOutput = yield Blocking(partial(self.run, task))
+        return output
+
     def run(self, task: AgentTask) -> AgentOutput:
-        raise NotImplementedError
+        """`steps` run in this thread (the REST agents)."""
+        return run_sync(self.steps(task))
 
 
 TEXT2SQL_SCHEMA = {
@@ -101,23 +113,27 @@ class DataAnalysisAgent(Agent):
             return None
         return NO_LLM_MESSAGE
 
-    def run(self, task: AgentTask) -> AgentOutput:
-        tokens_in = tokens_out = 0
-        cost, model, explanation = 0.0, "", ""
-        sql = task.sql
+    def steps(self, task: AgentTask) -> Steps[AgentOutput]:
+        usage: _Usage = {"tokens_in": 0, "tokens_out": 0, "cost_usd": 0.0, "model": ""}
+        sql, explanation = task.sql, ""
         if not sql:
-            client = llm_client()
-            if client is None:
+            if llm_client() is None:
                 return AgentOutput(ok=False, error=NO_LLM_MESSAGE, error_type="LLMUnavailable")
             try:
+                messages = yield Blocking(partial(self._messages, task))  # reads the analytics schema
                 # The execution manager enforces the agent's time budget; the client keeps its own.
-                answer = llm.complete_json(name="text2sql", messages=self._messages(task), schema=TEXT2SQL_SCHEMA,
-                                           listener=task.listener)
+                answer = yield from llm.json_steps(name="text2sql", messages=messages, schema=TEXT2SQL_SCHEMA,
+                                                   listener=task.listener)
             except LLMError as error:
                 return AgentOutput(ok=False, error=str(error), error_type=type(error).__name__)
             sql, explanation = answer.data["sql"], answer.data.get("explanation", "")
-            tokens_in, tokens_out, cost, model = answer.tokens_in, answer.tokens_out, answer.cost_usd, answer.model
-        usage: _Usage = {"tokens_in": tokens_in, "tokens_out": tokens_out, "cost_usd": cost, "model": model}
+            usage = {"tokens_in": answer.tokens_in, "tokens_out": answer.tokens_out, "cost_usd": answer.cost_usd,
+                     "model": answer.model}
+        output: AgentOutput = yield Blocking(partial(self._answer, task, sql, explanation, usage))
+        return output
+
+    def _answer(self, task: AgentTask, sql: str, explanation: str, usage: _Usage) -> AgentOutput:
+        """Run `sql` (guarded, cached) and say what came of it."""
         try:
             # In a session (the runtime's threads, not a web worker) a busy limit is waited for.
             wait_s = float(settings.ANALYTICS_SLOT_WAIT_S) if task.slot_wait_s is None else task.slot_wait_s
@@ -262,11 +278,11 @@ class VisionAgent(Agent):
             return "no images were given"
         return None if vision.vision_available() else vision.NO_LLM_MESSAGE
 
-    def run(self, task: AgentTask) -> AgentOutput:
+    def steps(self, task: AgentTask) -> Steps[AgentOutput]:
         if not task.images:
             return AgentOutput(ok=False, error="The session's images are no longer available.", error_type="ImagesGone")
         try:
-            answer = vision.vision_answer(question=task.query, images=task.images, listener=task.listener)
+            answer = yield from vision.vision_steps(question=task.query, images=task.images, listener=task.listener)
         except LLMError as error:
             return AgentOutput(ok=False, error=str(error), error_type=type(error).__name__)
         return AgentOutput(ok=True, data={"answer": answer.answer, "images": answer.images},

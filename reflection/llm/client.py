@@ -2,6 +2,9 @@
 
 The official `openai` SDK does the HTTP; its own retries are off so that ours (exponential
 backoff, a schema check of the answer) are the only ones and every attempt is accounted for.
+A call is written once as steps (`reflection.llm.steps`): `complete_json` runs them in the
+calling thread on `openai.OpenAI`; `run_async(client.json_steps(...))` awaits them on the event
+loop on the loop's shared `openai.AsyncOpenAI`.
 """
 from __future__ import annotations
 
@@ -10,7 +13,7 @@ import logging
 import time
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
-from functools import lru_cache
+from functools import lru_cache, partial
 from typing import Any
 
 import jsonschema
@@ -24,6 +27,7 @@ from reflection.llm import budgets, ratelimit
 from reflection.llm.breaker import BreakerOpen, CircuitBreaker
 from reflection.llm.errors import LLMError, LLMUnavailable
 from reflection.llm.models import LLMCall, LLMOutcome
+from reflection.llm.steps import Blocking, Pause, Send, Steps, run_sync
 
 logger = logging.getLogger(__name__)
 
@@ -81,11 +85,6 @@ class _Call:
     def deadline(self) -> float | None:
         return None if self.total_timeout is None else self.started + self.total_timeout
 
-    def remaining(self) -> float | None:
-        """Seconds left before the deadline; None without one."""
-        deadline = self.deadline
-        return None if deadline is None else deadline - time.monotonic()
-
 
 @lru_cache(maxsize=64)
 def _validator(schema_json: str) -> Any:
@@ -130,7 +129,9 @@ class LLMClient:
         self.breaker = breaker or CircuitBreaker("llm", failures=5, reset_seconds=60)
         self.price_input_per_1k = price_input_per_1k
         self.price_output_per_1k = price_output_per_1k
-        self._sdk = openai.OpenAI(api_key=api_key, base_url=base_url or None, max_retries=0, timeout=timeout)
+        # What the loop's `AsyncOpenAI` of this endpoint is made with (`loop_clients.async_sdk`).
+        self.sdk_options: dict[str, Any] = {"api_key": api_key, "base_url": base_url or None, "timeout": timeout}
+        self.sdk = openai.OpenAI(api_key=api_key, base_url=base_url or None, max_retries=0, timeout=timeout)
 
     # -- public -------------------------------------------------------------------------
 
@@ -154,15 +155,19 @@ class LLMClient:
         used up) and `LLMError` when the calls failed (provider errors or invalid output after
         all attempts, or the deadline reached).
         """
+        return run_sync(self.json_steps(purpose=purpose, messages=messages, schema=schema, timeout=timeout,
+                                        total_timeout=total_timeout))
+
+    def json_steps(self, *, purpose: str, messages: list[ChatCompletionMessageParam], schema: dict[str, Any],
+                   timeout: float | None = None, total_timeout: float | None = None) -> Steps[LLMResult]:
+        """The steps of `complete_json`: `run_async(client.json_steps(...), offload)` awaits the
+        call on the running loop (`openai.AsyncOpenAI`, its bookkeeping through `offload`);
+        larger steps compose it with `yield from`."""
         if not messages:
             raise ValueError("messages must not be empty")
         _validator_for(schema)  # a bad schema is the caller's bug: SchemaError before any request
         started = time.monotonic()
-        try:
-            self.breaker.before_call()
-        except BreakerOpen as exc:
-            self._record(purpose, LLMOutcome.BREAKER_OPEN, _Attempts(), started, str(exc))
-            raise LLMUnavailable("The LLM circuit breaker is open.", reason="breaker_open", retry_after=exc.retry_after) from None
+        yield Blocking(partial(self.breaker_check, purpose, started))
         call = _Call(
             purpose=purpose,
             schema=schema,
@@ -172,33 +177,38 @@ class LLMClient:
             total_timeout=total_timeout,
         )
         while call.attempts.count < self.attempts and not call.out_of_time:
-            result = self._attempt(call)
+            result = yield from self._attempt(call)
             if result is not None:
                 return result
-        raise self._failure(call)
+        error = yield Blocking(partial(self._failure, call))
+        raise error
 
-    def _attempt(self, call: _Call) -> LLMResult | None:
+    def breaker_check(self, purpose: str, started: float) -> None:
+        """Raise `LLMUnavailable` (and record the refusal) while the circuit breaker is open."""
+        try:
+            self.breaker.before_call()
+        except BreakerOpen as exc:
+            self._record(purpose, LLMOutcome.BREAKER_OPEN, _Attempts(), started, str(exc))
+            raise LLMUnavailable("The LLM circuit breaker is open.", reason="breaker_open", retry_after=exc.retry_after) from None
+
+    def _attempt(self, call: _Call) -> Steps[LLMResult | None]:
         """One request and its answer: the result, or None when another attempt may follow
         (after a transient error or an invalid answer; `call.out_of_time` says if time is up)."""
-        remaining = call.remaining()
-        if remaining is not None and remaining < MIN_ATTEMPT_SECONDS:
+        per_attempt = yield from self.claim_attempt(call.purpose, call.attempts, call.started, call.conversation,
+                                                    call.deadline, call.request_timeout)
+        if per_attempt is None:
             call.out_of_time = True
             return None
-        self._take_slot(call.purpose, call.attempts, call.started, call.conversation)
-        call.attempts.count += 1
-        per_attempt = call.request_timeout if remaining is None else min(call.request_timeout, remaining)
         try:
-            response = self._sdk.chat.completions.create(
-                model=self.model,
-                messages=call.conversation,
-                response_format={"type": "json_object"},
-                timeout=per_attempt,
-            )
+            response = yield Send(self, {"model": self.model, "messages": call.conversation,
+                                         "response_format": {"type": "json_object"}, "timeout": per_attempt})
         except _TRANSIENT as exc:
-            self._after_transient(call, exc)
+            call.last_invalid = False
+            call.out_of_time = yield from self.after_transient(call.attempts, exc, call.deadline)
             return None
         except openai.APIStatusError as exc:
-            raise self._refused(call, exc) from exc
+            error = yield Blocking(partial(self.refused, call.purpose, call.attempts, call.started, exc))
+            raise error from exc
 
         # getattr: an OpenAI-compatible server may leave out `usage` (and `model`), and the SDK
         # builds its answer without validation, so a missing field is a missing attribute.
@@ -211,39 +221,63 @@ class LLMClient:
         except ValueError as exc:
             self._ask_again(call, content, exc)
             return None
-
-        self.breaker.record_success()
-        cost = self._cost(call.attempts)
-        self._record(call.purpose, LLMOutcome.OK, call.attempts, call.started, "\n".join(call.attempts.errors))
+        yield Blocking(partial(self.succeeded, call.purpose, call.attempts, call.started))
         return LLMResult(
             data=data,
             model=getattr(response, "model", None) or self.model,
             tokens_in=call.attempts.tokens_in,
             tokens_out=call.attempts.tokens_out,
-            cost_usd=cost,
+            cost_usd=self._cost(call.attempts),
         )
 
     # -- failure handling: retry, backoff, breaker ----------------------------------------
 
-    def _after_transient(self, call: _Call, exc: Exception) -> None:
-        """The provider is busy or briefly down: pause before the next attempt (backoff,
-        `Retry-After`), unless that pause would end past the deadline."""
-        call.last_invalid = False
-        call.attempts.errors.append(f"attempt {call.attempts.count}: {type(exc).__name__}: {exc}")
-        if call.attempts.count >= self.attempts:
-            return
-        delay = self._delay(call.attempts.count, exc)
-        if call.deadline is not None and time.monotonic() + delay + MIN_ATTEMPT_SECONDS > call.deadline:
-            call.out_of_time = True
-            return
-        time.sleep(delay)
+    def claim_attempt(
+        self, purpose: str, attempts: _Attempts, started: float, conversation: Sequence[Mapping[str, object]],
+        deadline: float | None, request_timeout: float | None = None,
+    ) -> Steps[float | None]:
+        """Before a request: its timeout (`request_timeout`, else the client's, cut to the
+        deadline), after claiming it from the budget (`LLMUnavailable` when that is spent);
+        None when too little time is left before `deadline` to start it."""
+        remaining = None if deadline is None else deadline - time.monotonic()
+        if remaining is not None and remaining < MIN_ATTEMPT_SECONDS:
+            return None
+        yield Blocking(partial(self._take_slot, purpose, attempts, started, conversation))
+        attempts.count += 1
+        limit = self.timeout if request_timeout is None else request_timeout
+        return limit if remaining is None else min(limit, remaining)
 
-    def _refused(self, call: _Call, exc: openai.APIStatusError) -> LLMError:
+    def after_transient(self, attempts: _Attempts, exc: Exception, deadline: float | None) -> Steps[bool]:
+        """The provider is busy or briefly down: pause before the next attempt (backoff,
+        `Retry-After`). True when time is up: that pause would end past the deadline."""
+        attempts.errors.append(f"attempt {attempts.count}: {type(exc).__name__}: {exc}")
+        if attempts.count >= self.attempts:
+            return False
+        delay = self._delay(attempts.count, exc)
+        if deadline is not None and time.monotonic() + delay + MIN_ATTEMPT_SECONDS > deadline:
+            return True
+        yield Pause(delay)
+        return False
+
+    def refused(self, purpose: str, attempts: _Attempts, started: float, exc: openai.APIStatusError) -> LLMError:
         """400/401/403/404: another try would get the same answer, so the call ends here."""
-        call.attempts.errors.append(f"attempt {call.attempts.count}: HTTP {exc.status_code}: {exc}")
+        attempts.errors.append(f"attempt {attempts.count}: HTTP {exc.status_code}: {exc}")
         self.breaker.record_failure()
-        self._record(call.purpose, LLMOutcome.ERROR, call.attempts, call.started, "\n".join(call.attempts.errors))
+        self._record(purpose, LLMOutcome.ERROR, attempts, started, "\n".join(attempts.errors))
         return LLMError(f"The LLM refused the request (HTTP {exc.status_code}).")
+
+    def succeeded(self, purpose: str, attempts: _Attempts, started: float) -> None:
+        self.breaker.record_success()
+        self._record(purpose, LLMOutcome.OK, attempts, started, "\n".join(attempts.errors))
+
+    def answered_badly(self, purpose: str, attempts: _Attempts, started: float) -> None:
+        """The endpoint answered, so it is up: bad output does not trip the breaker."""
+        self.breaker.record_success()
+        self._record(purpose, LLMOutcome.INVALID_OUTPUT, attempts, started, "\n".join(attempts.errors))
+
+    def failed(self, purpose: str, attempts: _Attempts, started: float, detail: str) -> None:
+        self.breaker.record_failure()
+        self._record(purpose, LLMOutcome.ERROR, attempts, started, detail)
 
     @staticmethod
     def _ask_again(call: _Call, content: str | None, exc: ValueError) -> None:
@@ -268,12 +302,9 @@ class LLMClient:
             self._record(call.purpose, LLMOutcome.ERROR, attempts, call.started, detail)
             return LLMError(f"No time left for an LLM call within {call.total_timeout:.1f} s.")
         if call.last_invalid:
-            # The endpoint answered, so it is up: bad output does not trip the breaker.
-            self.breaker.record_success()
-            self._record(call.purpose, LLMOutcome.INVALID_OUTPUT, attempts, call.started, detail)
+            self.answered_badly(call.purpose, attempts, call.started)
             return LLMError(f"The LLM gave no valid JSON in {attempts.count} attempts.")
-        self.breaker.record_failure()
-        self._record(call.purpose, LLMOutcome.ERROR, attempts, call.started, detail)
+        self.failed(call.purpose, attempts, call.started, detail)
         if call.out_of_time:
             return LLMError(f"The LLM gave no answer within {call.total_timeout:.1f} s ({attempts.count} attempt(s)).")
         return LLMError(f"The LLM failed {attempts.count} times: {attempts.errors[-1] if attempts.errors else ''}")

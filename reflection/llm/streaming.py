@@ -4,93 +4,116 @@ The same resilience as `LLMClient.complete_json`: the purpose's budget is claime
 request, the circuit breaker is asked first and told the outcome, and the call is accounted as
 one `LLMCall` row. A transient error before the first token is retried with backoff; once text
 has been handed to the caller a failure ends the call (the caller already showed that text).
+Written as steps (`reflection.llm.steps`): `stream_text` runs them in this thread,
+`run_async(stream_steps(...))` on the event loop.
 """
 from __future__ import annotations
 
 import time
-from collections.abc import Callable
+from dataclasses import dataclass, field
+from functools import partial
+from typing import Any, Protocol
 
 import openai
 
-from reflection.llm.breaker import BreakerOpen
-from reflection.llm.client import _TRANSIENT, MIN_ATTEMPT_SECONDS, LLMClient, LLMResult, _Attempts
-from reflection.llm.errors import LLMError, LLMUnavailable
-from reflection.llm.models import LLMOutcome
+from reflection.llm.client import _TRANSIENT, LLMClient, LLMResult, _Attempts
+from reflection.llm.errors import LLMError
+from reflection.llm.steps import Blocking, NextChunk, Send, Steps, run_sync
 
 
-def stream_text(
-    client: LLMClient,
-    *,
-    purpose: str,
-    messages: list[dict],
-    on_delta: Callable[[str], None],
-    total_timeout: float | None = None,
-) -> LLMResult:
-    """Stream one text answer; `on_delta(text)` gets each piece as it arrives.
+class Deltas(Protocol):
+    """Where the pieces go. `add` must not block (it runs on the event loop under
+    `astream_text`) and says when the pieces held should be flushed; `flush` may block (it
+    runs as a `Blocking` step: a database write)."""
+
+    def add(self, piece: str) -> bool: ...
+
+    def flush(self) -> None: ...
+
+
+class Collected:
+    """`Deltas` that only keeps the pieces (no flushing)."""
+
+    def __init__(self) -> None:
+        self.pieces: list[str] = []
+
+    def add(self, piece: str) -> bool:
+        self.pieces.append(piece)
+        return False
+
+    def flush(self) -> None:
+        pass
+
+
+@dataclass
+class _Read:
+    """What one streamed attempt has brought so far."""
+
+    model: str
+    parts: list[str] = field(default_factory=list)
+
+    def absorb(self, chunk: Any, attempts: _Attempts) -> list[str]:
+        """Take one chunk's model and usage; its text pieces, in order."""
+        self.model = getattr(chunk, "model", None) or self.model
+        usage = getattr(chunk, "usage", None)
+        if usage is not None:
+            attempts.tokens_in += getattr(usage, "prompt_tokens", 0) or 0
+            attempts.tokens_out += getattr(usage, "completion_tokens", 0) or 0
+        pieces = [piece for choice in chunk.choices or [] if (piece := getattr(choice.delta, "content", None))]
+        self.parts.extend(pieces)
+        return pieces
+
+
+def stream_text(client: LLMClient, *, purpose: str, messages: list[dict], deltas: Deltas,
+                total_timeout: float | None = None) -> LLMResult:
+    """Stream one text answer; `deltas` gets each piece as it arrives.
 
     Returns an `LLMResult` whose `data` is `{"text": <the whole answer>}`. Raises
     `LLMUnavailable` (breaker open, budget spent) before anything is sent, `LLMError` when the
     provider failed."""
+    return run_sync(stream_steps(client, purpose=purpose, messages=messages, deltas=deltas, total_timeout=total_timeout))
+
+
+def stream_steps(client: LLMClient, *, purpose: str, messages: list[dict], deltas: Deltas,
+                 total_timeout: float | None = None) -> Steps[LLMResult]:
+    """The steps of `stream_text`, for callers that compose them (`yield from`)."""
     if not messages:
         raise ValueError("messages must not be empty")
     started = time.monotonic()
     deadline = None if total_timeout is None else started + total_timeout
-    try:
-        client.breaker.before_call()
-    except BreakerOpen as exc:
-        client._record(purpose, LLMOutcome.BREAKER_OPEN, _Attempts(), started, str(exc))
-        raise LLMUnavailable("The LLM circuit breaker is open.", reason="breaker_open", retry_after=exc.retry_after) from None
+    yield Blocking(partial(client.breaker_check, purpose, started))
     attempts = _Attempts()
     while attempts.count < client.attempts:
-        remaining = None if deadline is None else deadline - time.monotonic()
-        if remaining is not None and remaining < MIN_ATTEMPT_SECONDS:
+        per_attempt = yield from client.claim_attempt(purpose, attempts, started, messages, deadline)
+        if per_attempt is None:
             break
-        client._take_slot(purpose, attempts, started, messages)
-        attempts.count += 1
-        per_attempt = client.timeout if remaining is None else min(client.timeout, remaining)
-        parts: list[str] = []
-        model = client.model
+        read = _Read(model=client.model)
         try:
-            stream = client._sdk.chat.completions.create(  # type: ignore[call-overload]  # plain dict messages
-                model=client.model, messages=messages, stream=True, stream_options={"include_usage": True},
-                timeout=per_attempt,
-            )
-            for chunk in stream:
-                model = getattr(chunk, "model", None) or model
-                usage = getattr(chunk, "usage", None)
-                if usage is not None:
-                    attempts.tokens_in += getattr(usage, "prompt_tokens", 0) or 0
-                    attempts.tokens_out += getattr(usage, "completion_tokens", 0) or 0
-                for choice in chunk.choices or []:
-                    piece = getattr(choice.delta, "content", None)
-                    if piece:
-                        parts.append(piece)
-                        on_delta(piece)
+            stream = yield Send(client, {"model": client.model, "messages": messages, "stream": True,
+                                         "stream_options": {"include_usage": True}, "timeout": per_attempt})
+            while (chunk := (yield NextChunk(stream))) is not None:
+                for piece in read.absorb(chunk, attempts):
+                    if deltas.add(piece):
+                        yield Blocking(deltas.flush)
         except _TRANSIENT as exc:
-            attempts.errors.append(f"attempt {attempts.count}: {type(exc).__name__}: {exc}")
-            if parts or attempts.count >= client.attempts:
+            if read.parts:  # text already shown: a retry would show it twice
+                attempts.errors.append(f"attempt {attempts.count}: {type(exc).__name__}: {exc}")
                 break
-            delay = client._delay(attempts.count, exc)
-            if deadline is not None and time.monotonic() + delay + MIN_ATTEMPT_SECONDS > deadline:
+            out_of_time = yield from client.after_transient(attempts, exc, deadline)
+            if out_of_time or attempts.count >= client.attempts:
                 break
-            time.sleep(delay)
             continue
         except openai.APIStatusError as exc:
-            attempts.errors.append(f"attempt {attempts.count}: HTTP {exc.status_code}: {exc}")
-            client.breaker.record_failure()
-            client._record(purpose, LLMOutcome.ERROR, attempts, started, "\n".join(attempts.errors))
-            raise LLMError(f"The LLM refused the request (HTTP {exc.status_code}).") from exc
-        text = "".join(parts)
+            error = yield Blocking(partial(client.refused, purpose, attempts, started, exc))
+            raise error from exc
+        text = "".join(read.parts)
         if not text.strip():
             attempts.errors.append(f"attempt {attempts.count}: empty answer")
-            client.breaker.record_success()
-            client._record(purpose, LLMOutcome.INVALID_OUTPUT, attempts, started, "\n".join(attempts.errors))
+            yield Blocking(partial(client.answered_badly, purpose, attempts, started))
             raise LLMError("The LLM streamed an empty answer.")
-        client.breaker.record_success()
-        client._record(purpose, LLMOutcome.OK, attempts, started, "\n".join(attempts.errors))
-        return LLMResult(data={"text": text}, model=model, tokens_in=attempts.tokens_in,
+        yield Blocking(partial(client.succeeded, purpose, attempts, started))
+        return LLMResult(data={"text": text}, model=read.model, tokens_in=attempts.tokens_in,
                          tokens_out=attempts.tokens_out, cost_usd=client._cost(attempts))
     detail = "\n".join(attempts.errors) or "no time left"
-    client.breaker.record_failure()
-    client._record(purpose, LLMOutcome.ERROR, attempts, started, detail)
+    yield Blocking(partial(client.failed, purpose, attempts, started, detail))
     raise LLMError(f"The LLM stream failed after {attempts.count} attempt(s): {attempts.errors[-1] if attempts.errors else detail}")

@@ -43,6 +43,12 @@ SCORES = {"scores": {"data_analysis": 0.9, "information_retrieval": 0.8}, "ratio
 STREAM_SAMPLE = 20
 
 
+class _Server(ThreadingHTTPServer):
+    # socketserver listens with a backlog of 5: a burst of connections past it would be dropped
+    # and retried a second later, which a real provider's server does not do.
+    request_queue_size = 1024
+
+
 class LLMServer:
     """Answers planner, Text2SQL, judge and (streamed) answer calls correctly, each after LLM_DELAY_S."""
 
@@ -100,7 +106,7 @@ class LLMServer:
                 self.wfile.flush()
                 self.close_connection = True
 
-        self.httpd = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
+        self.httpd = _Server(("127.0.0.1", 0), Handler)
         self.httpd.daemon_threads = True
         self.base_url = f"http://127.0.0.1:{self.httpd.server_address[1]}/v1"
         threading.Thread(target=self.httpd.serve_forever, daemon=True).start()
@@ -158,11 +164,13 @@ def _wave(n: int, *, api: str, sse: str, key: str, runner: psutil.Process, llm: 
     calls_before = llm.calls
     cpu_before = runner.cpu_times()
     peak_rss = [runner.memory_info().rss]
+    peak_threads = [runner.num_threads()]
     stop = threading.Event()
 
     def sample() -> None:
         while not stop.is_set():
             peak_rss[0] = max(peak_rss[0], runner.memory_info().rss)
+            peak_threads[0] = max(peak_threads[0], runner.num_threads())
             time.sleep(0.2)
 
     sampler = threading.Thread(target=sample, daemon=True)
@@ -210,7 +218,7 @@ def _wave(n: int, *, api: str, sse: str, key: str, runner: psutil.Process, llm: 
             errors[name] = errors.get(name, 0) + 1
     return {
         "n": n, "wall": wall, "posting": posting, "statuses": statuses, "latencies": latencies, "pickup": pickup, "streams": streams,
-        "rss_mb": peak_rss[0] / 2**20, "cpu_s": (cpu_after.user + cpu_after.system) - (cpu_before.user + cpu_before.system),
+        "rss_mb": peak_rss[0] / 2**20, "threads": peak_threads[0], "cpu_s": (cpu_after.user + cpu_after.system) - (cpu_before.user + cpu_before.system),
         "llm_calls": llm.calls - calls_before, "budget_failures": budget_failures, "errors": errors,
     }
 
@@ -222,7 +230,7 @@ def _line(result: dict[str, Any]) -> str:
         f"| {percentile(lat, 0.5):.2f} / {percentile(lat, 0.95):.2f} / {percentile(lat, 0.99):.2f} s "
         f"| {percentile(pick, 0.5) * 1000:.0f} / {percentile(pick, 0.95) * 1000:.0f} ms "
         f"| {percentile(streams, 0.5) * 1000:.0f} / {percentile(streams, 0.95) * 1000:.0f} ms ({len(streams)} streams) "
-        f"| {result['rss_mb']:.0f} MB | {result['cpu_s']:.1f} s | {result['llm_calls']} |"
+        f"| {result['rss_mb']:.0f} MB | {result['threads']} | {result['cpu_s']:.1f} s | {result['llm_calls']} |"
     )
 
 
@@ -288,7 +296,8 @@ def run(context: dict[str, Any]) -> str:
 
     first = results[0] if results else None
     lines = [
-        "One `manage.py run_sessions` process (capacity 1000; 8 database threads, 64 LLM-bound threads), "
+        "One `manage.py run_sessions` process (capacity 1000; 8 database threads, 8 worker threads, its LLM "
+        "calls awaited on the event loop through one AsyncOpenAI pool of 1,000 connections), "
         "sessions posted through gunicorn (4 workers) by 16 client threads, "
         f"{STREAM_SAMPLE} of them read over SSE from uvicorn. Every LLM call is answered after "
         f"{LLM_DELAY_S} s: planner, Text2SQL, judge, streamed answer (4 calls, {4 * LLM_DELAY_S:.1f} s of waiting "
@@ -296,10 +305,11 @@ def run(context: dict[str, Any]) -> str:
         "All finished = from the first post until the last session ended, posting (one key, its posts "
         "counted against its quota one at a time) included; latency = post to finished; pickup = post to the runner's first event (database timestamps); "
         "first SSE event = post to the first event past `queued` read by a real client; RSS is the runner's peak "
-        "with the embedding model loaded; CPU is the runner's user+system time in the wave.",
+        "with the embedding model loaded, threads its peak thread count; CPU is the runner's user+system time "
+        "in the wave.",
         "",
-        "| sessions | all finished | status | latency p50 / p95 / p99 | pickup p50 / p95 | first SSE event p50 / p95 | runner RSS | runner CPU | LLM calls |",
-        "|---|---|---|---|---|---|---|---|---|",
+        "| sessions | all finished | status | latency p50 / p95 / p99 | pickup p50 / p95 | first SSE event p50 / p95 | runner RSS | runner threads | runner CPU | LLM calls |",
+        "|---|---|---|---|---|---|---|---|---|---|",
         *[_line(r) for r in results],
         "",
         *[f"Errors with {r['n']}: " + (", ".join(f"{k} × {v}" for k, v in sorted(r["errors"].items())) or "none") + "."

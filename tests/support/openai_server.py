@@ -8,6 +8,10 @@ chunk (`Reply.chunk_delay` apart), a usage chunk when `stream_options.include_us
 `data: [DONE]`. Image content parts (`image_url` with a base64 data URL) are checked as the
 real API would: a PNG/JPEG/WebP whose bytes match its media type, beside a text part, else 400
 `invalid_request_error`; each accepted one is listed in `images` (type, SHA-256, size).
+`most_in_flight` is the most requests it was answering at once, and `user_agents` says which
+SDK client sent each request (`AsyncOpenAI/Python …` or `OpenAI/Python …`). `hold(n)` makes each
+request wait until n are in flight before it is answered (for at most `timeout` seconds, after
+which the server stops holding): a test of concurrency that no timing can pass by luck.
 """
 from __future__ import annotations
 
@@ -47,6 +51,12 @@ class Reply:
         return cls(status=status, **kw)
 
 
+class _Server(ThreadingHTTPServer):
+    # socketserver listens with a backlog of 5: a burst of connections past it is dropped and
+    # retried a second later, which a real provider's server does not do.
+    request_queue_size = 1024
+
+
 class OpenAIServer:
     def __init__(self) -> None:
         self._lock = threading.Lock()
@@ -56,6 +66,11 @@ class OpenAIServer:
         # Every image part received, checked like the API does: (media type, sha256, bytes).
         self.images: list[tuple[str, str, int]] = []
         self.responder: Callable[[dict], Reply] | None = None
+        self.in_flight = 0
+        self.most_in_flight = 0
+        self.user_agents: list[str] = []
+        self._hold_for, self._hold_timeout = 0, 0.0
+        self._arrived = threading.Condition(self._lock)
         server = self
 
         class Handler(BaseHTTPRequestHandler):
@@ -77,6 +92,7 @@ class OpenAIServer:
                     return
                 with server._lock:
                     server.requests.append(body)
+                    server.user_agents.append(self.headers.get("user-agent", ""))
                     server.images.extend(images)
                     if server._script:
                         reply = server._script.pop(0)
@@ -84,6 +100,14 @@ class OpenAIServer:
                         reply = server.responder(body)
                     else:
                         reply = server.default
+                server._enter()
+                server._held()
+                try:
+                    self._answer(body, reply)
+                finally:
+                    server._leave()
+
+            def _answer(self, body: dict, reply: Reply) -> None:
                 if reply.delay:
                     time.sleep(reply.delay)
                 if reply.status != 200:
@@ -171,9 +195,33 @@ class OpenAIServer:
                 except (BrokenPipeError, ConnectionResetError):
                     pass  # the client gave up (timeout test)
 
-        self._httpd = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
+        self._httpd = _Server(("127.0.0.1", 0), Handler)
         self._httpd.daemon_threads = True
         self._thread = threading.Thread(target=self._httpd.serve_forever, daemon=True)
+
+    def hold(self, requests: int, *, timeout: float = 30.0) -> None:
+        self._hold_for, self._hold_timeout = requests, timeout
+
+    def _enter(self) -> None:
+        with self._lock:
+            self.in_flight += 1
+            self.most_in_flight = max(self.most_in_flight, self.in_flight)
+            if self._hold_for and self.in_flight >= self._hold_for:
+                self._release()
+
+    def _held(self) -> None:
+        with self._arrived:
+            if not self._arrived.wait_for(lambda: not self._hold_for, timeout=self._hold_timeout):
+                self._release()  # they do not come together: answer everyone from now on
+
+    def _release(self) -> None:
+        # Once, for all: the first answered must not make the others wait again as it leaves.
+        self._hold_for = 0
+        self._arrived.notify_all()
+
+    def _leave(self) -> None:
+        with self._lock:
+            self.in_flight -= 1
 
     @property
     def url(self) -> str:

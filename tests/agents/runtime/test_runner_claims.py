@@ -72,7 +72,7 @@ def test_a_runner_runs_many_sessions_at_once_and_logs_each_once(runner_mode, kno
         # on a SQLite file is covered by test_runner_process.py.
         pytest.skip("PostgreSQL; run through scripts/run_tests.py")
     made = _sessions(6)
-    runner = SessionRunner(RunnerConfig(capacity=10, db_threads=3, llm_threads=6, lease_seconds=30, poll_seconds=0.05))
+    runner = SessionRunner(RunnerConfig(capacity=10, db_threads=3, worker_threads=6, lease_seconds=30, poll_seconds=0.05))
     asyncio.run(runner.serve(warm=False, until_idle=True))
     assert runner.finished == 6
     for session in made:

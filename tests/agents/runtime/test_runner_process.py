@@ -122,6 +122,23 @@ def test_one_runner_holds_many_sessions_at_once(env, llm):
     assert logs == 20
 
 
+def test_a_runner_with_one_thread_per_pool_awaits_many_sessions_llm_calls_at_once(env, llm):
+    """The LLM calls are awaited on the runner's event loop through one AsyncOpenAI, not made in
+    threads: with one thread for the agents' work and one for the database, the sessions still
+    wait on the LLM together (on SQLite too)."""
+    llm.default = Reply.json(PLAN)
+    llm.hold(20, timeout=50)  # no planner answer until the 20 sessions all wait for one
+    ids = _post_sessions(env, 20)
+    with runner(env, "--capacity", "20", "--worker-threads", "1", "--db-threads", "1") as process:
+        _wait_for(lambda: _finished(env["DATABASE_URL"], ids), 240, "all sessions to be logged")
+        assert process.poll() is None
+    # In threads, one thread would have held one call at a time.
+    assert llm.most_in_flight == 20
+    assert llm.user_agents and all(agent.startswith("AsyncOpenAI/Python") for agent in llm.user_agents)
+    (logs,) = _rows(env["DATABASE_URL"], "SELECT COUNT(*) FROM reflection_executionlog")[0]
+    assert logs == 20
+
+
 def test_a_runner_killed_mid_session_loses_nothing(env, llm):
     url = env["DATABASE_URL"]
     llm.default = Reply.json(PLAN, delay=60)  # the first runner hangs in the planner

@@ -1,6 +1,7 @@
 """The LLM's answer reaches an SSE client token by token, while it is being written: a real
 HTTP client reads `/api/sessions/{id}/stream` from uvicorn, the session runs in another process
-and its answer call streams from the scripted OpenAI-compatible server through the `openai` SDK."""
+(a django-q2 task's `run_session`, or a session runner) and its answer call streams from the
+scripted OpenAI-compatible server through the `openai` SDK's `AsyncOpenAI`."""
 from __future__ import annotations
 
 import http.client
@@ -11,6 +12,7 @@ import threading
 import pytest
 
 from agents.demo import data as demo_data
+from tests.agents.runtime.test_runner_process import runner
 from tests.agents.sessions.test_session_stream import _manage, read_events, standalone_database
 from tests.bench.support import server
 from tests.support.openai_server import OpenAIServer, Reply
@@ -29,16 +31,18 @@ def scripted(body: dict) -> Reply:
 
 
 @pytest.mark.django_db
-def test_it_streams_the_answer_token_by_token_over_sse(tmp_path):
+@pytest.mark.parametrize("runs_in", ["task", "runner"])
+def test_it_streams_the_answer_token_by_token_over_sse(tmp_path, runs_in):
     analytics = tmp_path / "analytics.sqlite3"
     demo_data.create_demo_analytics_db(analytics)
     with standalone_database(tmp_path) as url, OpenAIServer() as llm:
         llm.responder = scripted
         env = {**os.environ, "DATABASE_URL": url, "DJANGO_SETTINGS_MODULE": "config.settings", "Q_SYNC": "1",
-               "OPENAI_API_KEY": "", "LLM_MODEL": "", "SSE_POLL_S": "0.05"}
+               "OPENAI_API_KEY": "", "LLM_MODEL": "", "SSE_POLL_S": "0.05", "REDIS_URL": "",
+               "AGENTS_RUNNER": "1" if runs_in == "runner" else "0", "RUNNER_LOG_DIR": str(tmp_path / "logs")}
         _manage(env, "migrate", "--noinput")
         key = _manage(env, "create_api_key", "answer-stream").strip().split()[-1]
-        with server(kind="uvicorn", workers=1, extra_env={k: env[k] for k in ("DATABASE_URL", "OPENAI_API_KEY", "LLM_MODEL", "SSE_POLL_S")}) as (base, _):
+        with server(kind="uvicorn", workers=1, extra_env={k: env[k] for k in ("DATABASE_URL", "OPENAI_API_KEY", "LLM_MODEL", "SSE_POLL_S", "AGENTS_RUNNER")}) as (base, _):
             host, port = base.removeprefix("http://").split(":")
             client = http.client.HTTPConnection(host, int(port), timeout=30)
             client.request("POST", "/api/sessions/", body=json.dumps({"query": "Which region had the highest revenue?", "sql": SQL}),
@@ -53,8 +57,12 @@ def test_it_streams_the_answer_token_by_token_over_sse(tmp_path):
             reader.start()
             runner_env = {**env, "OPENAI_API_KEY": "test-key", "OPENAI_BASE_URL": llm.base_url, "LLM_MODEL": "test-model",
                           "LLM_RETRY_ATTEMPTS": "1", "ANALYTICS_DATABASE_URL": f"sqlite:///{analytics}"}
-            _manage(runner_env, "shell", "-c", f"from agents.sessions.tasks import run_session; run_session('{session_id}')")
-            reader.join(60)
+            if runs_in == "task":
+                _manage(runner_env, "shell", "-c", f"from agents.sessions.tasks import run_session; run_session('{session_id}')")
+                reader.join(60)
+            else:
+                with runner(runner_env):
+                    reader.join(120)
             assert not reader.is_alive()
 
             kinds = [e["event"] for e in events]
