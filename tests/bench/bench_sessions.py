@@ -25,6 +25,7 @@ from pathlib import Path
 from typing import Any
 
 import psutil
+from django.conf import settings
 
 from agents.demo import data as demo_data
 from agents.knowledge.services import documents_load_path
@@ -234,6 +235,11 @@ def _line(result: dict[str, Any]) -> str:
     )
 
 
+# Sessions one runner holds at once (`--capacity`): the product's default (AGENTS_RUNNER_CAPACITY, 300)
+# unless BENCH_RUNNER_CAPACITY sets another. Past it, posted sessions wait queued in the database.
+CAPACITY = int(os.environ.get("BENCH_RUNNER_CAPACITY", "0")) or int(settings.AGENTS_RUNNER_CAPACITY)
+
+
 def run(context: dict[str, Any]) -> str:
     out = context["stdout"]
     documents_load_path(demo_data.DEMO_DOCS_DIR)
@@ -260,7 +266,7 @@ def run(context: dict[str, Any]) -> str:
         log = open(Path(directory) / "runner.log", "wb")  # noqa: SIM115
         # BENCH_RUNNER_WRAP runs the runner under a profiler, e.g. "py-spy record -o runner.svg --".
         wrap = shlex.split(os.environ.get("BENCH_RUNNER_WRAP", ""))
-        process = subprocess.Popen([*wrap, sys.executable, "manage.py", "run_sessions", "--capacity", "1000"],
+        process = subprocess.Popen([*wrap, sys.executable, "manage.py", "run_sessions", "--capacity", str(CAPACITY)],
                                    cwd=ROOT, env=runner_env, stdout=log, stderr=subprocess.STDOUT)
         try:
             runner = psutil.Process(process.pid)
@@ -296,8 +302,9 @@ def run(context: dict[str, Any]) -> str:
 
     first = results[0] if results else None
     lines = [
-        "One `manage.py run_sessions` process (capacity 1000; 8 database threads, 8 worker threads, its LLM "
-        "calls awaited on the event loop through one AsyncOpenAI pool of 1,000 connections), "
+        f"One `manage.py run_sessions` process (capacity {CAPACITY}: it holds that many sessions at once, the "
+        "rest wait queued in the database; 8 database threads, 8 worker threads, its LLM "
+        f"calls awaited on the event loop through one AsyncOpenAI pool of {CAPACITY:,} connections), "
         "sessions posted through gunicorn (4 workers) by 16 client threads, "
         f"{STREAM_SAMPLE} of them read over SSE from uvicorn. Every LLM call is answered after "
         f"{LLM_DELAY_S} s: planner, Text2SQL, judge, streamed answer (4 calls, {4 * LLM_DELAY_S:.1f} s of waiting "
