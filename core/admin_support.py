@@ -1,13 +1,16 @@
 """Admin building blocks shared by every app (reflection and agents import them; never the reverse)."""
 from __future__ import annotations
 
+from collections.abc import Callable
 from typing import Any
 
-from django.contrib import admin
+from django.contrib import admin, messages
 from django.contrib.admin.utils import flatten
 from django.db.models import QuerySet
 from django.http import HttpRequest
 from django.template.response import TemplateResponse
+
+from core.errors import DomainError
 
 
 class ReadOnlyAdminMixin:
@@ -61,3 +64,26 @@ def decision_page(model_admin: admin.ModelAdmin, request: HttpRequest, queryset:
         "opts": model_admin.model._meta,
     }
     return note, TemplateResponse(request, template, context)
+
+
+def apply_to_each(model_admin: admin.ModelAdmin, request: HttpRequest, queryset: QuerySet, change: Callable[[Any], Any], *,
+                  history: Callable[[Any], str], success: str, failure: str,
+                  name: Callable[[Any], str] = lambda obj: f"#{obj.pk}") -> None:
+    """Run an admin action's service, `change(obj)`, on each selected object.
+
+    Each result goes to the admin history as `history(result)`; one message counts the done
+    (`success`, formatted with `done`), another lists the refused (a `DomainError`: its message,
+    after `failure` and the object's `name`), so one refusal never stops the rest."""
+    done, refused = 0, []
+    for obj in queryset:
+        try:
+            result = change(obj)
+        except DomainError as exc:
+            refused.append(f"{name(obj)}: {exc.message}")
+            continue
+        done += 1
+        model_admin.log_change(request, result, history(result))
+    if done:
+        model_admin.message_user(request, success.format(done=done), messages.SUCCESS)
+    if refused:
+        model_admin.message_user(request, f"{failure}: " + "; ".join(refused), messages.ERROR)

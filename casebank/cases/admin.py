@@ -19,7 +19,7 @@ from casebank.cases import services
 from casebank.cases.plan_editor import PlanField
 from casebank.models import Case, CaseReviewChange, CaseStatus, CaseStatusChange, CaseVersion, PendingCase
 from casebank.search.ranking import track_record
-from core.admin_support import HistoryInline, ReadOnlyAdminMixin, decision_page
+from core.admin_support import HistoryInline, ReadOnlyAdminMixin, apply_to_each, decision_page
 from core.errors import DomainError
 
 STATUS_COLOURS: dict[str, str] = {
@@ -363,19 +363,9 @@ class PendingCaseAdmin(CaseColumnsMixin, ReadOnlyAdminMixin, admin.ModelAdmin):
         if page is not None:
             return page
         service = services.case_review_approve if verb == "approve" else services.case_review_reject
-        done, refused = 0, []
-        for case in queryset:
-            try:
-                service(case=case, actor=request.user.get_username(), note=note)
-            except DomainError as error:
-                refused.append(f"{case.title}: {error.message}")
-                continue
-            done += 1
-            self.log_change(request, case, f"Review: {verb}d" + (f": {note}" if note else ""))
-        if done:
-            self.message_user(request, f"{done} case(s) {verb}d.", messages.SUCCESS)
-        if refused:
-            self.message_user(request, "Not changed: " + "; ".join(refused), messages.ERROR)
+        apply_to_each(self, request, queryset, lambda case: service(case=case, actor=request.user.get_username(), note=note),
+                      success=f"{{done}} case(s) {verb}d.", failure="Not changed", name=lambda case: case.title,
+                      history=lambda case: f"Review: {verb}d" + (f": {note}" if note else ""))
         return None
 
     @admin.action(description="Approve selected cases as reusable plans…", permissions=["review"])

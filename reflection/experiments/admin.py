@@ -9,15 +9,14 @@ from __future__ import annotations
 from collections.abc import Callable
 
 from django.conf import settings
-from django.contrib import admin, messages
+from django.contrib import admin
 from django.contrib.admin.utils import unquote
 from django.db.models import QuerySet
 from django.http import HttpRequest, HttpResponse
 from django.utils.html import format_html
 from django.utils.safestring import SafeString
 
-from core.admin_support import ReadOnlyAdminMixin, decision_page
-from core.errors import DomainError
+from core.admin_support import ReadOnlyAdminMixin, apply_to_each, decision_page
 from reflection.experiments import services
 from reflection.experiments.ramp import next_share
 from reflection.experiments.rendering import arms_html, ramp_html, statistic_html, statistic_svg, status_badge
@@ -127,23 +126,15 @@ class ExperimentAdmin(ReadOnlyAdminMixin, admin.ModelAdmin):
                                    noun="experiment")
         if page is not None:
             return page
-        done, refused = 0, []
-        for experiment in queryset:
-            try:
-                if rollback:
-                    result = services.experiment_rollback(experiment=experiment, acting_user=request.user, note=note)
-                else:
-                    result = services.experiment_promote(experiment=experiment, acting_user=request.user, note=note)
-            except DomainError as exc:
-                refused.append(f"#{experiment.pk}: {exc.message}")
-                continue
-            done += 1
-            self.log_change(request, result, f"{result.get_status_display()}: {note}" if note else result.get_status_display())
         past = "rolled back" if rollback else "promoted"
-        if done:
-            self.message_user(request, f"{done} experiment(s) {past}.", messages.SUCCESS)
-        if refused:
-            self.message_user(request, f"Not {past}: " + "; ".join(refused), messages.ERROR)
+
+        def decide(experiment: Experiment) -> Experiment:
+            if rollback:
+                return services.experiment_rollback(experiment=experiment, acting_user=request.user, note=note)
+            return services.experiment_promote(experiment=experiment, acting_user=request.user, note=note)
+
+        apply_to_each(self, request, queryset, decide, success=f"{{done}} experiment(s) {past}.", failure=f"Not {past}",
+                      history=lambda result: f"{result.get_status_display()}: {note}" if note else result.get_status_display())
         return None
 
     @admin.action(description="Roll back selected experiments (with a note)…", permissions=["approve"])
@@ -164,19 +155,9 @@ class ExperimentAdmin(ReadOnlyAdminMixin, admin.ModelAdmin):
                                    noun="experiment")
         if page is not None:
             return page
-        changed, refused = 0, []
-        for experiment in queryset:
-            try:
-                result = change(experiment, note)
-            except DomainError as exc:
-                refused.append(f"#{experiment.pk}: {exc.message}")
-                continue
-            changed += 1
-            self.log_change(request, result, f"Ramp: {done} (share {result.candidate_share:.0%})" + (f": {note}" if note else ""))
-        if changed:
-            self.message_user(request, f"{changed} experiment(s): {done}.", messages.SUCCESS)
-        if refused:
-            self.message_user(request, "Not changed: " + "; ".join(refused), messages.ERROR)
+        apply_to_each(self, request, queryset, lambda experiment: change(experiment, note),
+                      success=f"{{done}} experiment(s): {done}.", failure="Not changed",
+                      history=lambda result: f"Ramp: {done} (share {result.candidate_share:.0%})" + (f": {note}" if note else ""))
         return None
 
     @admin.action(description="Advance selected ramps to their next share…", permissions=["approve"])

@@ -17,7 +17,7 @@ from django.db.models import QuerySet
 from django.http import HttpRequest, HttpResponse
 from django.utils.html import format_html
 
-from core.admin_support import HistoryInline, ReadOnlyAdminMixin, decision_page
+from core.admin_support import HistoryInline, ReadOnlyAdminMixin, apply_to_each, decision_page
 from core.errors import DomainError
 from reflection.experiments.rendering import status_badge, verdict_html
 from reflection.experiments.services import ROLLBACK_FROM
@@ -258,19 +258,10 @@ class SuggestionAdmin(SuggestionAdminBase):
                                    noun="suggestion")
         if page is not None:
             return page
-        done, refused = 0, []
-        for suggestion in queryset:
-            try:
-                result = services.suggestion_rollback(suggestion=suggestion, acting_user=request.user, note=note)
-            except DomainError as exc:
-                refused.append(f"#{suggestion.pk}: {exc.message}")
-                continue
-            done += 1
-            self.log_change(request, result, f"Rolled back (case at v{result.rolled_back_version}): {note}")
-        if done:
-            self.message_user(request, f"{done} suggestion(s) rolled back.", messages.SUCCESS)
-        if refused:
-            self.message_user(request, "Not rolled back: " + "; ".join(refused), messages.ERROR)
+        apply_to_each(self, request, queryset,
+                      lambda suggestion: services.suggestion_rollback(suggestion=suggestion, acting_user=request.user, note=note),
+                      success="{done} suggestion(s) rolled back.", failure="Not rolled back",
+                      history=lambda result: f"Rolled back (case at v{result.rolled_back_version}): {note}")
         return None
 
 
