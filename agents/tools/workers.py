@@ -260,7 +260,9 @@ class InformationRetrievalAgent(Agent):
         if not passages:
             return AgentOutput(ok=False, error="No passage matched the query.", error_type="RetrievalEmpty",
                                data={"context": "", "sources": [], "confidence": 0.0})
-        confidence = round(sum(p.match for p in passages[:3]) / min(3, len(passages)), 4)
+        # How well the best passage matches: one passage that answers is an answer, and the
+        # weaker ones that come with it (a mean of the top three failed such sessions) are not a doubt.
+        confidence = round(max(p.match for p in passages), 4)
         context = "\n\n".join(f"[{i}] {p.title}\n{p.text}" for i, p in enumerate(passages, start=1))
         # Passages kept apart too, so the answer can quote and cite sentences of each.
         return AgentOutput(ok=True, data={"context": context, "sources": [p.source for p in passages],

@@ -28,6 +28,21 @@ def test_it_answers_with_the_policy_text_and_cites_it_without_an_llm(api, knowle
     assert state["results"]["answer"]["sources"][0] == {**state["results"]["answer"]["sources"][0], "n": 1,
                                                         "title": "Refund policy", "type": "document"}
     assert "{'agent'" not in answer  # no case plan printed as a Python dict
+    # The policy says nothing of enterprise customers: its match (about 0.5) stays below the bar,
+    # a second round searches wider, the third would change nothing, so the session stops there.
+    assert (state["status"], state["passed"], state["iteration"]) == ("failed", False, 3)
+    assert state["errors"]["iterations"]["type"] == "NoProgress"
+
+
+def test_a_question_one_passage_answers_passes_at_once_without_an_llm(api, knowledge, no_llm):
+    state = run(api, "How do I escalate a P1 incident to the on-call engineer?")
+    # The escalation procedure matches it well (0.83); the two passages after it do not (about
+    # 0.3). Before, the retrieval's confidence was the mean of the top three, so this session
+    # failed after three rounds with the right answer; now it is the best passage's match.
+    assert (state["status"], state["passed"], state["iteration"]) == ("completed", True, 1)
+    assert state["results"]["information_retrieval"]["confidence"] >= 0.6
+    assert "PagerDuty" in state["answer"] and "[1] Incident escalation procedure" in state["answer"]
+    assert state["created_case_id"] is not None  # a success with no close case: a case pending review
 
 
 @pytest.mark.parametrize("query", ["purple elephant banana quantum sandwich",

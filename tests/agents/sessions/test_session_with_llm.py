@@ -136,15 +136,13 @@ def test_it_falls_back_to_the_heuristic_plan_and_judge_when_the_llm_fails(api, s
     retrieval = state["results"]["information_retrieval"]
     assert state["scores"] == {"information_retrieval": round(retrieval["confidence"], 4)}
     assert (state["tokens_in"], state["tokens_out"], state["cost_usd"], state["model"]) == (0, 0, 0.0, "")
-    # Its confidence stays below the bar, so it is retried (wider search); the third round
-    # returns what the second did, so it is not judged again and the session fails, with no new
-    # case, and the answer (its LLM call failed too) is extractive.
-    assert (state["status"], state["passed"], state["iteration"]) == ("failed", False, 3)
-    assert state["errors"]["iterations"]["type"] == "NoProgress"
+    # The escalation procedure answers it (the retrieval's confidence is its best match), so the
+    # heuristic judge passes it in one round; the answer (its LLM call failed too) is extractive.
+    assert (state["status"], state["passed"], state["iteration"]) == ("completed", True, 1)
     assert state["results"]["answer"]["method"] == "extractive" and "PagerDuty" in state["answer"]
-    assert retrieval["confidence"] < 0.6 and state["created_case_id"] is None
+    assert retrieval["confidence"] >= 0.6 and state["created_case_id"] is not None
     assert all(e.data["method"] == "heuristic" and any("LLM judge failed" in n for n in e.data["notes"])
                for e in SessionEvent.objects.filter(session_id=state["id"], kind="evaluation"))
     calls = sorted(LLMCall.objects.values_list("purpose", "outcome"))
-    assert calls == [("supervisor.answer", "error")] + [("supervisor.judge", "error")] * 2 + [("supervisor.plan", "error")]
-    assert len(session_llm.requests) == 4
+    assert calls == [("supervisor.answer", "error"), ("supervisor.judge", "error"), ("supervisor.plan", "error")]
+    assert len(session_llm.requests) == 3
