@@ -172,6 +172,19 @@ def redis_queue(redis_server, monkeypatch):
     task_queue.reset_broker_backoff()
 
 
+@pytest.fixture(scope="session")
+def migrated_template(tmp_path_factory):
+    """One migrated database of the suite's kind (a SQLite file, or a database on the suite's
+    PostgreSQL server), which each test that runs the product in other processes copies:
+    migrating costs seconds a test, copying not (`tests.ops.qcluster_support.cluster_database`)."""
+    from tests.ops.qcluster_support import cluster_database, cluster_env, manage
+
+    base = tmp_path_factory.mktemp("migrated-template")
+    with cluster_database(base) as database:
+        manage(cluster_env(base, database, timeout=3, retry=4), "migrate", "--noinput", "-v", "0")
+        yield database
+
+
 @pytest.fixture
 def on_postgres() -> bool:
     return connection.vendor == "postgresql"

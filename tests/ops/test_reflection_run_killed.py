@@ -62,11 +62,11 @@ print(run.pk)
 
 
 @pytest.fixture(params=["orm", "redis"])
-def cluster(request, tmp_path, cluster_template):
+def cluster(request, tmp_path, migrated_template):
     signal_dir = tmp_path / "signals"
     signal_dir.mkdir()
     redis = RedisServer(tmp_path) if request.param == "redis" else None
-    with cluster_database(tmp_path, template=cluster_template) as database:
+    with cluster_database(tmp_path, template=migrated_template) as database:
         try:
             if redis is not None:
                 redis.start()

@@ -11,14 +11,13 @@ import sys
 import time
 import urllib.error
 import urllib.request
-from pathlib import Path
 
 import pytest
 from django.apps import apps
 from django.conf import settings
 
 from casebank.search import embeddings
-from tests.ops.qcluster_support import ROOT
+from tests.ops.qcluster_support import ROOT, cluster_database
 
 
 def _free_port() -> int:
@@ -35,13 +34,12 @@ def _ready(url: str) -> tuple[int, dict]:
         return error.code, json.loads(error.read())
 
 
-def _serve_until_ready(tmp_path: Path, *, warm: bool) -> tuple[list[dict], dict]:
-    """A real `runserver` on its own SQLite file (the warm-up does not depend on the database):
-    every answer of /health/ready until the first 200, and that one."""
+def _serve_until_ready(database_url: str, *, warm: bool) -> tuple[list[dict], dict]:
+    """A real `runserver` on a migrated database of its own (the warm-up does not depend on the
+    database): every answer of /health/ready until the first 200, and that one."""
     env = {"PATH": os.environ.get("PATH", "/usr/bin:/bin"), "DJANGO_SETTINGS_MODULE": "config.settings",
-           "DATABASE_URL": f"sqlite:///{tmp_path / 'web.sqlite3'}", "LOG_LEVEL": "WARNING",
+           "DATABASE_URL": database_url, "LOG_LEVEL": "WARNING",
            "EMBEDDINGS_WARM_ON_START": "1" if warm else "0", "DJANGO_SECRET_KEY": settings.SECRET_KEY}
-    subprocess.run([sys.executable, "manage.py", "migrate", "--noinput", "-v", "0"], cwd=ROOT, env=env, check=True)
     port = _free_port()
     server = subprocess.Popen([sys.executable, "manage.py", "runserver", "--noreload", f"127.0.0.1:{port}"],
                               cwd=ROOT, env=env, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
@@ -66,15 +64,17 @@ def _serve_until_ready(tmp_path: Path, *, warm: bool) -> tuple[list[dict], dict]
     raise AssertionError("unreachable")
 
 
-def test_the_web_server_is_ready_only_with_the_model_loaded(tmp_path):
-    refusals, body = _serve_until_ready(tmp_path, warm=True)
+def test_the_web_server_is_ready_only_with_the_model_loaded(tmp_path, migrated_template):
+    with cluster_database(tmp_path, template=migrated_template) as database:
+        refusals, body = _serve_until_ready(database.url, warm=True)
     assert body["checks"]["embeddings"] == {"status": "up", "model": embeddings.model_label()}
     # While it loaded (cold torch import + model: seconds), readiness said why it was not ready.
     assert all(r == {"status": "down", "reason": "embedding model loading"} for r in refusals)
 
 
-def test_without_the_setting_readiness_does_not_wait_for_the_model(tmp_path):
-    refusals, body = _serve_until_ready(tmp_path, warm=False)
+def test_without_the_setting_readiness_does_not_wait_for_the_model(tmp_path, migrated_template):
+    with cluster_database(tmp_path, template=migrated_template) as database:
+        refusals, body = _serve_until_ready(database.url, warm=False)
     assert "embeddings" not in body["checks"] and refusals == []
 
 

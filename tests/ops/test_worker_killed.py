@@ -52,12 +52,12 @@ print(json.dumps(ids))
 
 
 @pytest.fixture(params=["orm", "redis"])
-def cluster(request, tmp_path, cluster_template):
+def cluster(request, tmp_path, migrated_template):
     broker = request.param
     signal_dir = tmp_path / "signals"
     signal_dir.mkdir()
     redis = RedisServer(tmp_path) if broker == "redis" else None
-    with cluster_database(tmp_path, template=cluster_template) as database:
+    with cluster_database(tmp_path, template=migrated_template) as database:
         try:
             if redis is not None:
                 redis.start()
@@ -110,8 +110,8 @@ def test_it_stores_every_log_exactly_once_when_a_worker_is_killed_mid_write(clus
 
 
 @pytest.fixture
-def orm_cluster(tmp_path, cluster_template):
-    with cluster_database(tmp_path, template=cluster_template) as database:
+def orm_cluster(tmp_path, migrated_template):
+    with cluster_database(tmp_path, template=migrated_template) as database:
         with qcluster(cluster_env(tmp_path, database, timeout=3, retry=4)):
             yield tmp_path / "q_stats"
 

@@ -17,10 +17,9 @@ from tests.agents.sessions.test_session_stream import _manage, standalone_databa
 from tests.bench.support import server
 
 
-def test_the_uvicorn_app_serves_mcp_beside_django(tmp_path: Path):
-    with standalone_database(tmp_path) as url:
+def test_the_uvicorn_app_serves_mcp_beside_django(tmp_path: Path, migrated_template):
+    with standalone_database(tmp_path, migrated_template) as url:
         env = {**os.environ, "DATABASE_URL": url, "DJANGO_SETTINGS_MODULE": "config.settings"}
-        _manage(env, "migrate", "--noinput")
         key = _manage(env, "create_api_key", "asgi").strip().split()[-1]
         with server(kind="uvicorn", workers=1, extra_env={"DATABASE_URL": url}) as (base, _):
             with urllib.request.urlopen(f"{base}/health/live", timeout=10) as response:

@@ -21,10 +21,9 @@ CREATE_CASE = (
 )
 
 
-def test_the_stdio_server_serves_the_tools_with_the_key_from_the_environment(tmp_path: Path):
-    with standalone_database(tmp_path) as url:
+def test_the_stdio_server_serves_the_tools_with_the_key_from_the_environment(tmp_path: Path, migrated_template):
+    with standalone_database(tmp_path, migrated_template) as url:
         env = {**os.environ, "DATABASE_URL": url, "DJANGO_SETTINGS_MODULE": "config.settings", "LOG_LEVEL": "WARNING"}
-        _manage(env, "migrate", "--noinput")
         key = _manage(env, "create_api_key", "desktop").strip().split()[-1]
         case_id = _manage(env, "shell", "-c", CREATE_CASE).strip().splitlines()[-1]
         server = StdioServerParameters(
@@ -63,12 +62,12 @@ def test_the_stdio_server_serves_the_tools_with_the_key_from_the_environment(tmp
     (["--key", "cl_not-a-key"], {}, "Invalid or revoked API key"),
     ([], {"CASELOOP_API_KEY": "cl_not-a-key"}, "Invalid or revoked API key"),
 ])
-def test_it_refuses_to_start_without_a_valid_key(tmp_path: Path, arguments, extra, message):
+def test_it_refuses_to_start_without_a_valid_key(tmp_path: Path, arguments, extra, message, migrated_template):
     env = {name: value for name, value in os.environ.items() if name != "CASELOOP_API_KEY"}
-    env |= {"DATABASE_URL": f"sqlite:///{tmp_path / 'empty.sqlite3'}", "DJANGO_SETTINGS_MODULE": "config.settings", **extra}
-    if arguments or extra:  # a key to look up: the table must exist
-        subprocess.run([sys.executable, "manage.py", "migrate", "--noinput"], cwd=ROOT, env=env, capture_output=True,
-                       check=True, timeout=300)
-    result = subprocess.run([sys.executable, "manage.py", "mcp_stdio", *arguments], cwd=ROOT, env=env,
-                            capture_output=True, text=True, timeout=120, stdin=subprocess.DEVNULL)
+    with standalone_database(tmp_path, migrated_template) as migrated:
+        # A key to look up needs the tables; with no key at all, an empty database.
+        url = migrated if arguments or extra else f"sqlite:///{tmp_path / 'empty.sqlite3'}"
+        env |= {"DATABASE_URL": url, "DJANGO_SETTINGS_MODULE": "config.settings", **extra}
+        result = subprocess.run([sys.executable, "manage.py", "mcp_stdio", *arguments], cwd=ROOT, env=env,
+                                capture_output=True, text=True, timeout=120, stdin=subprocess.DEVNULL)
     assert result.returncode != 0 and message in result.stderr and result.stdout == ""

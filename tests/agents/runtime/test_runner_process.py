@@ -50,15 +50,14 @@ def llm() -> Iterator[OpenAIServer]:
 
 
 @pytest.fixture
-def env(tmp_path, llm) -> Iterator[dict[str, str]]:
-    with standalone_database(tmp_path) as url:
+def env(tmp_path, llm, migrated_template) -> Iterator[dict[str, str]]:
+    with standalone_database(tmp_path, migrated_template) as url:
         values = {
             **os.environ, "DATABASE_URL": url, "DJANGO_SETTINGS_MODULE": "config.settings", "AGENTS_RUNNER": "1",
             "OPENAI_API_KEY": "test-key", "OPENAI_BASE_URL": llm.base_url, "LLM_MODEL": "test-model",
             "LLM_CALLS_PER_MINUTE": "1000", "LLM_RETRY_ATTEMPTS": "1", "LLM_TIMEOUT_SECONDS": "60",
             "AGENTS_MAX_ITERATIONS": "1", "REDIS_URL": "", "Q_SYNC": "1", "RUNNER_LOG_DIR": str(tmp_path / "logs"),
         }
-        _manage(values, "migrate", "--noinput")
         yield values
 
 

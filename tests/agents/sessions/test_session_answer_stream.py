@@ -32,15 +32,14 @@ def scripted(body: dict) -> Reply:
 
 @pytest.mark.django_db
 @pytest.mark.parametrize("runs_in", ["task", "runner"])
-def test_it_streams_the_answer_token_by_token_over_sse(tmp_path, runs_in):
+def test_it_streams_the_answer_token_by_token_over_sse(tmp_path, runs_in, migrated_template):
     analytics = tmp_path / "analytics.sqlite3"
     demo_data.create_demo_analytics_db(analytics)
-    with standalone_database(tmp_path) as url, OpenAIServer() as llm:
+    with standalone_database(tmp_path, migrated_template) as url, OpenAIServer() as llm:
         llm.responder = scripted
         env = {**os.environ, "DATABASE_URL": url, "DJANGO_SETTINGS_MODULE": "config.settings", "Q_SYNC": "1",
                "OPENAI_API_KEY": "", "LLM_MODEL": "", "SSE_POLL_S": "0.05", "REDIS_URL": "",
                "AGENTS_RUNNER": "1" if runs_in == "runner" else "0", "RUNNER_LOG_DIR": str(tmp_path / "logs")}
-        _manage(env, "migrate", "--noinput")
         key = _manage(env, "create_api_key", "answer-stream").strip().split()[-1]
         with server(kind="uvicorn", workers=1, extra_env={k: env[k] for k in ("DATABASE_URL", "OPENAI_API_KEY", "LLM_MODEL", "SSE_POLL_S", "AGENTS_RUNNER")}) as (base, _):
             host, port = base.removeprefix("http://").split(":")

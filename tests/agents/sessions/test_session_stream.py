@@ -16,14 +16,12 @@ import uuid
 from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
-from urllib.parse import quote
 
-import psycopg
 import pytest
 from django.conf import settings
-from django.db import connection
 
 from tests.bench.support import server
+from tests.ops.qcluster_support import ClusterDatabase, cluster_database
 
 ROOT = Path(settings.BASE_DIR)
 
@@ -35,23 +33,10 @@ def _manage(env: dict, *args: str, timeout: float = 180) -> str:
 
 
 @contextmanager
-def standalone_database(tmp_path: Path) -> Iterator[str]:
-    if connection.vendor != "postgresql":
-        yield f"sqlite:///{tmp_path / 'sse.sqlite3'}"
-        return
-    db = connection.settings_dict
-    name = f"sse_{uuid.uuid4().hex[:10]}"
-    host = db.get("HOST") or db.get("OPTIONS", {}).get("host", "")
-    user, password = quote(db.get("USER") or "postgres"), quote(db.get("PASSWORD") or "")
-    base = (f"postgres://{user}:{password}@/{{}}?host={quote(host)}" if host.startswith("/")
-            else f"postgres://{user}:{password}@{host}:{db.get('PORT') or 5432}/{{}}")
-    with psycopg.connect(base.format("postgres"), autocommit=True) as admin:
-        admin.execute(f'CREATE DATABASE "{name}"')
-    try:
-        yield base.format(name)
-    finally:
-        with psycopg.connect(base.format("postgres"), autocommit=True) as admin:
-            admin.execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
+def standalone_database(tmp_path: Path, template: ClusterDatabase) -> Iterator[str]:
+    """A migrated database of its own: a copy of the session's `migrated_template`."""
+    with cluster_database(tmp_path, template=template) as database:
+        yield database.url
 
 
 def read_events(base: str, key: str, session_id: str, *, last_event_id: int | None = None,
@@ -98,11 +83,10 @@ def read_events(base: str, key: str, session_id: str, *, last_event_id: int | No
 
 
 @pytest.mark.django_db
-def test_it_streams_every_phase_live_and_replays_after_last_event_id(tmp_path):
-    with standalone_database(tmp_path) as url:
+def test_it_streams_every_phase_live_and_replays_after_last_event_id(tmp_path, migrated_template):
+    with standalone_database(tmp_path, migrated_template) as url:
         env = {**os.environ, "DATABASE_URL": url, "DJANGO_SETTINGS_MODULE": "config.settings", "Q_SYNC": "1",
                "OPENAI_API_KEY": "", "LLM_MODEL": "", "SSE_KEEPALIVE_S": "0.3"}
-        _manage(env, "migrate", "--noinput")
         key = _manage(env, "create_api_key", "sse-test").strip().split()[-1]
         with server(kind="uvicorn", workers=1, extra_env={k: env[k] for k in ("DATABASE_URL", "OPENAI_API_KEY", "LLM_MODEL", "SSE_KEEPALIVE_S")}) as (base, _):
             # Queued through the API (uvicorn has no sync queue: the task waits in the broker).
