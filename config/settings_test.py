@@ -26,3 +26,11 @@ if "shared" in CACHES and "SHARED_CACHE_DIR" not in os.environ:
     os.environ["SHARED_CACHE_DIR"] = _shared_dir
     atexit.register(shutil.rmtree, _shared_dir, ignore_errors=True)
     CACHES = {**CACHES, "shared": {**CACHES["shared"], "LOCATION": _shared_dir}}
+
+if DATABASES["default"]["ENGINE"] == "django.db.backends.sqlite3":  # noqa: F405
+    # The test database is a file, as in production, not Django's in-memory default: that one's
+    # shared cache locks whole tables across connections and fails at once ("database table is
+    # locked") when a session's agent threads write together, where a file waits (WAL, timeout).
+    _test_db_dir = tempfile.mkdtemp(prefix="caseloop-test-db-")
+    atexit.register(shutil.rmtree, _test_db_dir, ignore_errors=True)
+    DATABASES["default"]["TEST"] = {"NAME": os.path.join(_test_db_dir, "test.sqlite3")}  # noqa: F405

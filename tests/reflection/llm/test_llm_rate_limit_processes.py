@@ -27,7 +27,7 @@ def _database_url(tmp_path: Path, template: ClusterDatabase) -> Iterator[str]:
         parts = urlsplit(os.environ["DATABASE_URL"])
         yield urlunsplit(parts._replace(path="/" + settings.DATABASES["default"]["NAME"]))
         return
-    # pytest-django's SQLite test database lives in memory: give the workers a shared file.
+    # SQLite: the workers share a database file of their own, a copy of the migrated template.
     with cluster_database(tmp_path, template=template) as database:
         yield database.url
 
