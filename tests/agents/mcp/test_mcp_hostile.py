@@ -137,8 +137,6 @@ def test_many_clients_searching_at_once_each_get_their_own_answer(mcp_url, make_
         assert found["examples"][0]["id"] == str((revenue, password)[n % 2].pk)
 
 
-@pytest.mark.postgres(reason="concurrent writers: the SQLite test database lives in memory, where shared-cache "
-                             "table locks refuse a second writer instead of waiting as the file database does")
 def test_many_clients_logging_at_once_each_store_their_run(mcp_url, make_key, make_case):
     case = make_case()
     keys = [make_key() for _ in range(8)]

@@ -6,7 +6,6 @@ import asyncio
 from datetime import timedelta
 
 import pytest
-from django.db import connection
 from django.utils import timezone
 
 from agents.models import Session, SessionEvent
@@ -67,10 +66,6 @@ def test_it_hands_back_what_it_did_not_finish(runner_mode):
 
 
 def test_a_runner_runs_many_sessions_at_once_and_logs_each_once(runner_mode, knowledge, no_llm):
-    if connection.vendor != "postgresql":
-        # The in-memory test database's shared cache locks whole tables across threads; a runner
-        # on a SQLite file is covered by test_runner_process.py.
-        pytest.skip("PostgreSQL; run through scripts/run_tests.py")
     made = _sessions(6)
     runner = SessionRunner(RunnerConfig(capacity=10, db_threads=3, worker_threads=6, lease_seconds=30, poll_seconds=0.05))
     asyncio.run(runner.serve(warm=False, until_idle=True))
