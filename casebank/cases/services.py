@@ -140,8 +140,10 @@ def case_create(
         raise InvalidInput("Invalid case.", errors={"status": [f"One of {CaseStatus.values}."]})
     if review_state not in (ReviewState.APPROVED, ReviewState.PENDING):
         raise InvalidInput("Invalid case.", errors={"review_state": ["A new case is approved or pending."]})
-    # Embedding is CPU work: do it before the transaction so no lock waits on it.
-    embedding = embed_text(search_text(title, query))
+    # Embedding is CPU work: do it before the transaction so no lock waits on it. A pending case is
+    # out of vector search until approved, so its vector waits for the approval (`_case_review`):
+    # a session's end does not pay the model's CPU for a case that no search may read yet.
+    embedding = embed_text(search_text(title, query)) if review_state == ReviewState.APPROVED else None
     with transaction.atomic():
         case = Case(
             title=title.strip(),
@@ -365,7 +367,12 @@ def _case_review(*, case: Case, to_state: str, actor: str, note: str) -> Case:
         locked.review_state = to_state
         locked.updated_at = timezone.now()
         locked.updated_by = actor
-        locked.save(update_fields=["review_state", "updated_at", "updated_by"])
+        fields = ["review_state", "updated_at", "updated_by"]
+        if to_state == ReviewState.APPROVED:
+            # Its vector, from the text being approved (in the lock: an edit cannot slip between).
+            locked.embedding = embed_text(search_text(locked.title, locked.query))
+            fields.append("embedding")
+        locked.save(update_fields=fields)
         bank_changed()
     return locked
 

@@ -2,12 +2,15 @@
 decided in their own admin queue with a permission, audited, and visible in the API."""
 from __future__ import annotations
 
+import numpy as np
 import pytest
 from django.contrib.admin.models import LogEntry
 
 from casebank.cases import services
 from casebank.models import Case, CaseReviewChange, ReviewState
+from casebank.search.embeddings import embed_text
 from casebank.search.selectors import case_search
+from casebank.search.services import search_text
 from core.errors import Conflict, InvalidInput
 
 pytestmark = pytest.mark.django_db
@@ -22,8 +25,18 @@ def pending(make_case):
                      tags=["from-session"], review_state=ReviewState.PENDING)
 
 
+def test_a_pending_case_gets_its_vector_when_approved_not_before(pending):
+    # No search may read a pending case's vector, so a session's end does not compute one.
+    assert Case.objects.get(pk=pending.pk).embedding is None
+    services.case_review_approve(case=pending, actor="reviewer")
+    stored = Case.objects.get(pk=pending.pk).embedding
+    expected = embed_text(search_text(pending.title, pending.query))
+    assert stored is not None and np.allclose(np.asarray(stored, dtype=np.float32), expected, atol=1e-5)
 
 
+def test_a_rejected_case_never_gets_a_vector(pending):
+    services.case_review_reject(case=pending, actor="reviewer", note="wrong plan")
+    assert Case.objects.get(pk=pending.pk).embedding is None
 
 
 @pytest.mark.parametrize("mode", ["vector", "bm25", "hybrid"])
