@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from typing import Any
 
-from drf_spectacular.utils import OpenApiParameter, extend_schema
+from drf_spectacular.utils import OpenApiParameter, extend_schema, extend_schema_view
 from rest_framework import permissions, serializers
 from rest_framework.pagination import PageNumberPagination
 from rest_framework.request import Request
@@ -284,13 +284,10 @@ class ExperimentChangeApi(APIView):
 CHANGE_RESPONSES = {200: ExperimentDetailSerializer, 409: ErrorSerializer}
 
 
+@extend_schema_view(post=extend_schema(request=ExperimentNoteInput, responses=CHANGE_RESPONSES,
+                                       summary="Promote the candidate to current (awaiting review, inconclusive, or overriding a rollback; else 409)"))
 class ExperimentPromoteApi(ExperimentChangeApi):
     doing = "Promoting an experiment"
-
-    @extend_schema(request=ExperimentNoteInput, responses=CHANGE_RESPONSES,
-                   summary="Promote the candidate to current (awaiting review, inconclusive, or overriding a rollback; else 409)")
-    def post(self, request: Request, experiment_id: int) -> Response:
-        return super().post(request, experiment_id)
 
     def change(self, experiment: Experiment, data: dict[str, Any], user: Any) -> Experiment:
         return services.experiment_promote(experiment=experiment, acting_user=user, note=data["note"])
@@ -300,14 +297,11 @@ class ExperimentRollbackInput(StrictSerializer):
     note = TextField(max_length=MAX_NOTE, help_text="Why; required, as in admin.")
 
 
+@extend_schema_view(post=extend_schema(request=ExperimentRollbackInput, responses=CHANGE_RESPONSES,
+                                       summary="Roll back: stop serving the candidate (a note is required; a promoted one is undone)"))
 class ExperimentRollbackApi(ExperimentChangeApi):
     doing = "Rolling an experiment back"
     input_serializer = ExperimentRollbackInput
-
-    @extend_schema(request=ExperimentRollbackInput, responses=CHANGE_RESPONSES,
-                   summary="Roll back: stop serving the candidate (a note is required; a promoted one is undone)")
-    def post(self, request: Request, experiment_id: int) -> Response:
-        return super().post(request, experiment_id)
 
     def change(self, experiment: Experiment, data: dict[str, Any], user: Any) -> Experiment:
         return services.experiment_rollback(experiment=experiment, acting_user=user, note=data["note"])
@@ -317,14 +311,11 @@ class ExperimentShareInput(ExperimentNoteInput):
     share = NumberField(min_value=0.0001, max_value=0.9999, help_text="The candidate's share of keys, 0 < share < 1.")
 
 
+@extend_schema_view(post=extend_schema(request=ExperimentShareInput, responses=CHANGE_RESPONSES,
+                                       summary="Set the candidate's share now (a new ramp step; the ramp holds there until resumed)"))
 class ExperimentShareApi(ExperimentChangeApi):
     doing = "Setting an experiment's share"
     input_serializer = ExperimentShareInput
-
-    @extend_schema(request=ExperimentShareInput, responses=CHANGE_RESPONSES,
-                   summary="Set the candidate's share now (a new ramp step; the ramp holds there until resumed)")
-    def post(self, request: Request, experiment_id: int) -> Response:
-        return super().post(request, experiment_id)
 
     def change(self, experiment: Experiment, data: dict[str, Any], user: Any) -> Experiment:
         return services.experiment_set_share(experiment=experiment, share=data["share"], acting_user=user,
@@ -337,14 +328,11 @@ class ExperimentRampInput(ExperimentNoteInput):
         "it again."))
 
 
+@extend_schema_view(post=extend_schema(request=ExperimentRampInput, responses=CHANGE_RESPONSES,
+                                       summary="Advance, hold or resume the canary's ramp (409 when not running, or advance at the last step)"))
 class ExperimentRampApi(ExperimentChangeApi):
     doing = "Changing an experiment's ramp"
     input_serializer = ExperimentRampInput
-
-    @extend_schema(request=ExperimentRampInput, responses=CHANGE_RESPONSES,
-                   summary="Advance, hold or resume the canary's ramp (409 when not running, or advance at the last step)")
-    def post(self, request: Request, experiment_id: int) -> Response:
-        return super().post(request, experiment_id)
 
     def change(self, experiment: Experiment, data: dict[str, Any], user: Any) -> Experiment:
         if data["action"] == "advance":
