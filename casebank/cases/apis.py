@@ -12,7 +12,6 @@ from typing import Any
 
 from drf_spectacular.utils import extend_schema
 from rest_framework import serializers, status
-from rest_framework.pagination import PageNumberPagination
 from rest_framework.request import Request
 from rest_framework.response import Response
 from rest_framework.views import APIView
@@ -23,6 +22,7 @@ from casebank.cases import read_cache, selectors, services
 from casebank.models import Case, CaseStatus, ReviewState
 from casebank.search.ranking import track_record
 from core.audit import admin_history_record
+from core.pagination import NumberedPagination
 
 ADD_PERMISSION = "casebank.add_case"
 CHANGE_PERMISSION = "casebank.change_case"
@@ -74,12 +74,6 @@ class CaseOutputSerializer(serializers.ModelSerializer):
         return round(track_record(case.reuse_helped, case.reuse_harmed), 4)
 
 
-class CasePagination(PageNumberPagination):
-    page_size = 50
-    page_size_query_param = "page_size"
-    max_page_size = 200
-
-
 class CaseContentInput(serializers.Serializer):
     title = serializers.CharField(max_length=200)
     query = serializers.CharField(max_length=10_000)
@@ -91,7 +85,7 @@ class CaseContentInput(serializers.Serializer):
 class CaseListCreateApi(APIView):
     required_scopes = {"GET": Scope.CASES_READ, "POST": Scope.CASES_WRITE}
     # Read by the schema generator only (the view paginates by hand): documents the page envelope.
-    pagination_class = CasePagination
+    pagination_class = NumberedPagination
 
     class FilterSerializer(serializers.Serializer):
         status = serializers.ChoiceField(choices=CaseStatus.choices, required=False)
@@ -114,7 +108,7 @@ class CaseListCreateApi(APIView):
         filters = self.FilterSerializer(data=request.query_params)
         filters.is_valid(raise_exception=True)
         cases = selectors.case_list(**filters.validated_data)
-        paginator = CasePagination()
+        paginator = NumberedPagination()
         page = paginator.paginate_queryset(cases, request, view=self)
         return paginator.get_paginated_response(CaseOutputSerializer(page, many=True).data)
 

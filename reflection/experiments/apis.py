@@ -6,7 +6,6 @@ from typing import Any
 
 from drf_spectacular.utils import OpenApiParameter, extend_schema, extend_schema_view
 from rest_framework import permissions, serializers
-from rest_framework.pagination import PageNumberPagination
 from rest_framework.request import Request
 from rest_framework.response import Response
 from rest_framework.views import APIView
@@ -20,6 +19,7 @@ from casebank.search.apis import assignment_key_of
 from core.api_errors import ErrorSerializer
 from core.audit import admin_history_record
 from core.errors import InvalidInput, NotFound
+from core.pagination import NumberedPagination
 from core.strict_input import NumberField, StrictSerializer, TextField
 from reflection.experiments import services
 from reflection.experiments.ramp import next_share
@@ -218,16 +218,10 @@ def experiment_detail(experiment: Experiment) -> dict[str, Any]:
     }
 
 
-class ExperimentPagination(PageNumberPagination):
-    page_size = 50
-    page_size_query_param = "page_size"
-    max_page_size = 200
-
-
 class ExperimentListApi(APIView):
     required_scopes = Scope.REFLECTION
     permission_classes = [permissions.IsAuthenticated, RequiredScopes, CanReadExperiments]
-    pagination_class = ExperimentPagination  # read by the schema generator (the view paginates by hand)
+    pagination_class = NumberedPagination  # read by the schema generator (the view paginates by hand)
 
     class FilterSerializer(serializers.Serializer):
         status = serializers.ChoiceField(choices=ExperimentStatus.choices, required=False)
@@ -240,7 +234,7 @@ class ExperimentListApi(APIView):
         filters.is_valid(raise_exception=True)
         experiments = experiment_list(status=filters.validated_data.get("status"),
                                       case_id=filters.validated_data.get("case"))
-        paginator = ExperimentPagination()
+        paginator = NumberedPagination()
         page = paginator.paginate_queryset(experiments, request, view=self) or []
         return paginator.get_paginated_response(ExperimentSerializer([experiment_summary(e) for e in page], many=True).data)
 

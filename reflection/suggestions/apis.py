@@ -9,7 +9,6 @@ from __future__ import annotations
 
 from drf_spectacular.utils import OpenApiParameter, extend_schema, extend_schema_field
 from rest_framework import permissions, serializers, status
-from rest_framework.pagination import PageNumberPagination
 from rest_framework.request import Request
 from rest_framework.response import Response
 from rest_framework.views import APIView
@@ -17,6 +16,7 @@ from rest_framework.views import APIView
 from casebank.access.permissions import RequiredScopes
 from casebank.access.scopes import Scope
 from core.errors import Conflict
+from core.pagination import NumberedPagination
 from reflection.models import Experiment, ExperimentStatus, Suggestion, SuggestionStatus
 from reflection.suggestions import selectors, services
 from reflection.suggestions.generation import suggestion_generate_explained
@@ -111,12 +111,6 @@ class SuggestionDetailOutputSerializer(SuggestionOutputSerializer):
         fields = [*SuggestionOutputSerializer.Meta.fields, "evidence"]
 
 
-class SuggestionPagination(PageNumberPagination):
-    page_size = 50
-    page_size_query_param = "page_size"
-    max_page_size = 200
-
-
 class SuggestionListApi(APIView):
     required_scopes = Scope.REFLECTION
     permission_classes = [permissions.IsAuthenticated, RequiredScopes, CanReview]
@@ -133,7 +127,7 @@ class SuggestionListApi(APIView):
         suggestions = selectors.suggestion_list(
             case_id=request.query_params.get("case"), status=request.query_params.get("status")
         )
-        paginator = SuggestionPagination()
+        paginator = NumberedPagination()
         page = paginator.paginate_queryset(suggestions, request, view=self)
         return paginator.get_paginated_response(SuggestionOutputSerializer(page, many=True).data)
 
