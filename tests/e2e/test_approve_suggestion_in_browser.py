@@ -2,12 +2,11 @@
 plan becomes candidate v2 on a canary, and the experiment page shows it beside v1."""
 from __future__ import annotations
 
-import re
-
 from playwright.sync_api import Page, expect
 
 from casebank.models import Case, CaseVersion
 from reflection.models import Experiment, Suggestion, SuggestionStatus
+from tests.e2e.admin_login import log_in
 from tests.reflection.suggestion_helpers import PLAN, REVISED, make_suggestion
 
 
@@ -16,11 +15,7 @@ def test_it_approves_a_pending_suggestion_and_shows_its_experiment(page: Page, m
     case = make_case(plan=PLAN)
     suggestion = make_suggestion(case)
 
-    page.goto("/admin/login/?next=/admin/")
-    page.fill("#id_username", "reviewer")
-    page.fill("#id_password", "pw")
-    page.get_by_role("button", name="Log in").click()
-    expect(page).to_have_url(re.compile(r"/admin/$"))
+    log_in(page, "reviewer")
 
     page.goto(f"/admin/reflection/pendingsuggestion/{suggestion.pk}/change/")
     expect(page.locator("body")).to_contain_text("Proposed plan")

@@ -2,14 +2,13 @@
 link lands on the admin list of exactly those rows."""
 from __future__ import annotations
 
-import re
-
 from playwright.sync_api import Page, expect
 
 from agents.models import Session, SessionStatus
 from casebank.models import Case, CaseStatus
 from reflection.models import Suggestion, SuggestionStatus, Verification
 from tests.config.dashboard_data import fill_loop
+from tests.e2e.admin_login import log_in
 
 FIGURES = {
     # figure key: the database's own count of the rows it stands for
@@ -26,11 +25,7 @@ FIGURES = {
 
 def test_it_shows_the_databases_counts_and_links_to_the_filtered_lists(page: Page, make_case, superuser):
     fill_loop(make_case)
-    page.goto("/admin/login/?next=/admin/")
-    page.fill("#id_username", "root")
-    page.fill("#id_password", "pw")
-    page.get_by_role("button", name="Log in").click()
-    expect(page).to_have_url(re.compile(r"/admin/$"))
+    log_in(page, "root")
     expect(page.locator("#dashboard svg").first).to_be_visible()
 
     for key, expected in FIGURES.items():

@@ -2,13 +2,13 @@
 rule's reason), and a reviewer setting the share through the confirmation page."""
 from __future__ import annotations
 
-import re
 from datetime import timedelta
 
 from playwright.sync_api import Page, expect
 
 from reflection.experiments.services import experiment_evaluate
 from reflection.models import Experiment
+from tests.e2e.admin_login import log_in
 from tests.reflection.experiments.support import approved_experiment, backdated_runs
 
 
@@ -21,11 +21,7 @@ def test_a_reviewer_reads_the_ramp_and_sets_the_share(page: Page, make_case, rev
     assert experiment.candidate_share == 0.5  # the ramp rule moved it
 
     page.set_viewport_size({"width": 1440, "height": 900})
-    page.goto("/admin/login/?next=/admin/")
-    page.fill("#id_username", "reviewer")
-    page.fill("#id_password", "pw")
-    page.get_by_role("button", name="Log in").click()
-    expect(page).to_have_url(re.compile(r"/admin/$"))
+    log_in(page, "reviewer")
 
     page.goto(f"/admin/reflection/experiment/{experiment.pk}/change/")
     steps = page.locator("table.experiment-steps")

@@ -3,12 +3,11 @@ at 1,440 px, rolls the canary back through the confirmation page with a note, an
 the suggestion then read "Rolled back"."""
 from __future__ import annotations
 
-import re
-
 from playwright.sync_api import Page, expect
 
 from reflection.experiments.services import experiment_evaluate
 from reflection.models import Experiment, ExperimentStatus, Suggestion, SuggestionStatus
+from tests.e2e.admin_login import log_in
 from tests.reflection.experiments.support import approved_experiment, backdated_runs
 
 
@@ -21,11 +20,7 @@ def test_it_rolls_back_a_canary_with_a_note(page: Page, make_case, reviewer, tmp
         backdated_runs(experiment.case_id, version=2, runs=8, successes=5, age=timedelta(hours=hours))
         experiment = experiment_evaluate(experiment=experiment)
     page.set_viewport_size({"width": 1440, "height": 900})
-    page.goto("/admin/login/?next=/admin/")
-    page.fill("#id_username", "reviewer")
-    page.fill("#id_password", "pw")
-    page.get_by_role("button", name="Log in").click()
-    expect(page).to_have_url(re.compile(r"/admin/$"))
+    log_in(page, "reviewer")
 
     page.goto(f"/admin/reflection/experiment/{experiment.pk}/change/")
     expect(page.locator("table.experiment-arms")).to_contain_text("90")

@@ -3,23 +3,19 @@ view and back, save; the case gets the plan that was on screen."""
 from __future__ import annotations
 
 import json
-import re
 
 import pytest
 from playwright.sync_api import Page, expect
 
 from casebank.models import Case
+from tests.e2e.admin_login import log_in
 
 pytestmark = pytest.mark.django_db(transaction=True)
 
 
 def test_it_adds_moves_and_saves_steps_and_keeps_the_json_view_in_step(page: Page, make_case, superuser):
     case = make_case(plan=[{"agent": "data_analysis", "action": "Sum revenue"}])
-    page.goto(f"/admin/login/?next=/admin/casebank/case/{case.pk}/change/")
-    page.fill("#id_username", "root")
-    page.fill("#id_password", "pw")
-    page.get_by_role("button", name="Log in").click()
-    expect(page).to_have_url(re.compile(r"/change/$"))
+    log_in(page, "root", next_path=f"/admin/casebank/case/{case.pk}/change/")
 
     rows = page.locator(".plan-step")
     page.get_by_role("button", name="Add step").click()
