@@ -23,7 +23,7 @@ from core.pagination import NumberedPagination
 from core.strict_input import NumberField, StrictSerializer, TextField
 from reflection.experiments import services
 from reflection.experiments.ramp import next_share
-from reflection.experiments.rendering import wilson_interval
+from reflection.experiments.readout import experiment_arms, looked_step_counts
 from reflection.experiments.selectors import experiment_get, experiment_list, resolve_plan
 from reflection.experiments.sequential import Outcome
 from reflection.experiments.services import MAX_NOTE
@@ -169,24 +169,9 @@ class ExperimentDetailSerializer(ExperimentSerializer):
     looks = LookSerializer(many=True, help_text=f"The statistic over time, oldest first (the latest {MAX_LOOKS}).")
 
 
-def _counts(row: Any, arm: str) -> dict[str, int] | None:
-    runs, successes = (row.get(f"{arm}_runs"), row.get(f"{arm}_successes")) if isinstance(row, dict) else (None, None)
-    return {"runs": runs, "successes": successes} if isinstance(runs, int) and isinstance(successes, int) else None
-
-
 def experiment_summary(experiment: Experiment) -> dict[str, Any]:
     """The experiment as its last look left it (`Experiment.detail`)."""
     detail = experiment.detail or {}
-    arms = []
-    for arm, version, share in (("current", experiment.base_version, 1 - experiment.candidate_share),
-                                ("candidate", experiment.candidate_version, experiment.candidate_share)):
-        counts = detail.get(arm)
-        if not isinstance(counts, dict):
-            counts = {}
-        runs, successes = int(counts.get("runs") or 0), int(counts.get("successes") or 0)
-        interval = wilson_interval(successes, runs)
-        arms.append({"arm": arm, "version": version, "share": share, "runs": runs, "successes": successes,
-                     "success_rate": successes / runs if runs else None, "interval": list(interval) if interval else None})
     statistic = None
     if "likelihood_ratio" in detail:
         statistic = {name: detail.get(name) for name in ("test", "outcome", "difference", "interval", "likelihood_ratio",
@@ -194,14 +179,15 @@ def experiment_summary(experiment: Experiment) -> dict[str, Any]:
     return {
         "id": experiment.pk, "suggestion_id": experiment.suggestion_id, "case_id": experiment.case_id,
         "status": experiment.status, "flagged": experiment.flagged, "base_version": experiment.base_version,
-        "candidate_version": experiment.candidate_version, "share": experiment.candidate_share, "arms": arms,
+        "candidate_version": experiment.candidate_version, "share": experiment.candidate_share,
+        "arms": experiment_arms(experiment),
         "statistic": statistic, "started_at": experiment.started_at, "decided_at": experiment.decided_at,
         "decided_by": experiment.decided_by, "decision_note": experiment.decision_note,
     }
 
 
 def experiment_detail(experiment: Experiment) -> dict[str, Any]:
-    looked = {row.get("number"): row for row in (experiment.detail or {}).get("steps") or [] if isinstance(row, dict)}
+    looked = looked_step_counts(experiment)
     steps = list(experiment.steps.order_by("number"))
     looks = list(experiment.looks.order_by("-looked_at")[:MAX_LOOKS])[::-1]
     return {
@@ -211,8 +197,7 @@ def experiment_detail(experiment: Experiment) -> dict[str, Any]:
             "next_share": next_share(ramp=experiment.ramp, share=experiment.candidate_share),
             "steps": [{"number": step.number, "share": step.share, "started_at": step.started_at,
                        "started_by": step.started_by, "reason": step.reason,
-                       "current": _counts(looked.get(step.number), "current"),
-                       "candidate": _counts(looked.get(step.number), "candidate")} for step in steps],
+                       **looked.get(step.number, {"current": None, "candidate": None})} for step in steps],
         },
         "looks": [{name: getattr(look, name) for name in LOOK_FIELDS} for look in looks],
     }

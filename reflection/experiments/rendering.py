@@ -9,26 +9,14 @@ from django.utils.html import escape, format_html, format_html_join
 from django.utils.safestring import SafeString, mark_safe
 
 from reflection.experiments.ramp import next_share
+from reflection.experiments.readout import experiment_arms, looked_step_counts
 from reflection.models import Experiment, ExperimentLook, ExperimentStatus, ExperimentStep
 
-Z_95 = 1.959964
 STATUS_COLOURS: dict[str, str] = {
     ExperimentStatus.RUNNING: "#9a6700", ExperimentStatus.AWAITING_REVIEW: "#0969da",
     ExperimentStatus.PROMOTED: "#1a7f37", ExperimentStatus.ROLLED_BACK: "#cf222e",
     ExperimentStatus.INCONCLUSIVE: "#6e7781", ExperimentStatus.SUPERSEDED: "#6e7781",
 }
-
-
-def wilson_interval(successes: int, runs: int, *, z: float = Z_95) -> tuple[float, float] | None:
-    """The Wilson score interval of a success rate (95 % by default); None without runs. Unlike
-    rate ± z·se it stays inside 0..1 and is not of width zero at 0 % or 100 %."""
-    if runs <= 0:
-        return None
-    rate = successes / runs
-    denominator = 1 + z * z / runs
-    centre = (rate + z * z / (2 * runs)) / denominator
-    half = z * math.sqrt(rate * (1 - rate) / runs + z * z / (4 * runs * runs)) / denominator
-    return max(0.0, centre - half), min(1.0, centre + half)
 
 
 def _pct(value: float | None) -> str:
@@ -42,19 +30,9 @@ def status_badge(experiment: Experiment) -> SafeString:
 
 def arms_html(experiment: Experiment) -> SafeString:
     """One row per arm: version, share of traffic, runs, successes, rate and its 95 % interval."""
-    detail = experiment.detail or {}
-    rows = []
-    for label, arm, version, share in (
-        ("Current", "current", experiment.base_version, 1 - experiment.candidate_share),
-        ("Candidate", "candidate", experiment.candidate_version, experiment.candidate_share),
-    ):
-        counts = detail.get(arm) or {}
-        runs = int(counts.get("runs") or 0)
-        rate = counts.get("success_rate")
-        successes = int(counts.get("successes") or 0)
-        interval = wilson_interval(successes, runs)
-        rows.append((label, version, f"{share:.0%}", f"{runs:,}", f"{successes:,}", _pct(rate),
-                     f"{_pct(interval[0])} – {_pct(interval[1])}" if interval else "—"))
+    rows = [(arm["arm"].capitalize(), arm["version"], f"{arm['share']:.0%}", f"{arm['runs']:,}", f"{arm['successes']:,}",
+             _pct(arm["success_rate"]), f"{_pct(arm['interval'][0])} – {_pct(arm['interval'][1])}" if arm["interval"] else "—")
+            for arm in experiment_arms(experiment)]
     table = format_html_join("", "<tr><th>{}</th><td>v{}</td><td>{}</td><td>{}</td><td>{}</td><td>{}</td><td>{}</td></tr>", rows)
     return format_html(
         '<table class="experiment-arms"><tr><th>Arm</th><th>Version</th><th>Traffic</th><th>Runs</th>'
@@ -73,15 +51,15 @@ def ramp_html(experiment: Experiment, steps: Sequence[ExperimentStep]) -> SafeSt
         state = "at its last step"
     else:
         state = f"next: {following:.0%}, automatically once the ramp rule allows"
-    looked = {row.get("number"): row for row in (experiment.detail or {}).get("steps") or [] if isinstance(row, dict)}
+    looked = looked_step_counts(experiment)
 
-    def arm(row: dict, name: str) -> str:
-        runs, successes = row.get(f"{name}_runs"), row.get(f"{name}_successes")
-        return f"{successes:,}/{runs:,}" if isinstance(runs, int) and isinstance(successes, int) else "—"
+    def arm(step: ExperimentStep, name: str) -> str:
+        counts = looked.get(step.number, {}).get(name)
+        return f"{counts['successes']:,}/{counts['runs']:,}" if counts else "—"
 
     rows = format_html_join("", "<tr><td>{}</td><td>{}</td><td>{}</td><td>{}</td><td>{}</td><td>{}</td><td>{}</td></tr>", (
         (step.number, f"{step.share:.0%}", f"{step.started_at:%Y-%m-%d %H:%M}", step.started_by, step.reason,
-         arm(looked.get(step.number, {}), "current"), arm(looked.get(step.number, {}), "candidate"))
+         arm(step, "current"), arm(step, "candidate"))
         for step in steps
     ))
     return format_html(

@@ -8,7 +8,7 @@ import pytest
 from django.contrib.admin.models import LogEntry
 
 from casebank.models import Case
-from reflection.experiments.rendering import wilson_interval
+from reflection.experiments.readout import wilson_interval
 from reflection.experiments.services import experiment_evaluate
 from reflection.models import Experiment, ExperimentStatus, SuggestionStatus
 from tests.reflection.experiments.support import approved_experiment, keys, send_runs, suggestion_of
